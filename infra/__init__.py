@@ -1,0 +1,7 @@
+"""Local infrastructure: a real single-node Apache Kafka broker, and the whole stack for ``make run``."""
+
+from infra.broker import BrokerConfig, LocalBroker
+from infra.classpath import resolve_classpath
+from infra.errors import InfraError
+
+__all__ = ["BrokerConfig", "InfraError", "LocalBroker", "resolve_classpath"]

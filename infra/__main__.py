@@ -1,0 +1,74 @@
+"""``python -m infra up | down | status | jars`` — manage the local Kafka broker."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from infra.broker import BrokerConfig, LocalBroker
+from infra.classpath import resolve_classpath
+from infra.errors import InfraError
+from kappaml.kafka import KafkaSettings
+from kappaml.logging import configure_logging
+from kappaml.topics import Topics, ensure_topics
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
+    p.add_argument("command", choices=["up", "down", "status", "jars"])
+    p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")))
+    p.add_argument("--controller-port", type=int,
+                   default=int(env("KAPPAML_BROKER_CONTROLLER_PORT", "9093")))
+    p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")))
+    p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"))
+    p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
+    p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")))
+    p.add_argument("--no-topics", action="store_true", help="up: do not create the project's topics")
+    p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        config = BrokerConfig(host=args.host, port=args.port, controller_port=args.controller_port,
+                              data_dir=args.data_dir / "kafka", heap=args.heap)
+        broker = LocalBroker(config)
+        out = sys.stdout
+        if args.command == "jars":
+            out.write(f"{resolve_classpath()}\n")
+        elif args.command == "up":
+            started = broker.start()
+            if not args.no_topics:
+                topics = Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions)
+                ensure_topics(KafkaSettings(bootstrap_servers=config.bootstrap), topics.specs())
+            state = "started" if started else "already running"
+            out.write(f"kafka {state}: bootstrap {config.bootstrap} (pid {broker.pid()}, "
+                      f"data {broker.data_dir})\n")
+        elif args.command == "down":
+            stopped = broker.stop()
+            out.write("kafka stopped\n" if stopped else "kafka was not running\n")
+        else:
+            pid = broker.pid()
+            if pid is None:
+                out.write(f"kafka: not running (data {broker.data_dir})\n")
+                return 3
+            ready = broker.is_ready()
+            out.write(f"kafka: running, pid {pid}, bootstrap {config.bootstrap}, "
+                      f"{'answering' if ready else 'NOT answering'}, data {broker.data_dir}\n")
+            if ready:
+                for name, parts in broker.topics().items():
+                    out.write(f"  topic {name} ({parts} partitions)\n")
+    except (InfraError, ValueError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

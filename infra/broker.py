@@ -1,0 +1,260 @@
+"""A single-node Apache Kafka broker (KRaft, broker + controller in one JVM) run from Maven jars."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from infra.classpath import require_java, resolve_classpath
+from infra.errors import InfraError
+from kappaml.logging import get_logger
+
+__all__ = ["BrokerConfig", "LocalBroker"]
+
+log = get_logger(__name__)
+
+_LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = {level}
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = {level}
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    data_dir: Path = field(default_factory=lambda: Path(".kappaml"))
+    heap: str = "1g"
+    start_timeout: float = 90.0
+    log_level: str = "INFO"
+    # Fewer internal partitions than Kafka's default 50 make the first group and the first
+    # transaction coordinator come up in well under a second on a laptop-sized node.
+    internal_partitions: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("port", "controller_port"):
+            value = getattr(self, name)
+            if not 0 < value < 65536:
+                raise ValueError(f"{name} must be in 1..65535, got {value}")
+        if self.port == self.controller_port:
+            raise ValueError("port and controller_port must differ")
+        if not self.heap[:-1].isdigit() or self.heap[-1].lower() not in "mg":
+            raise ValueError(f"heap must look like 512m or 1g, got {self.heap!r}")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class LocalBroker:
+    """Start, stop and inspect one local broker whose files all live under ``data_dir``."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir.resolve()
+        self.pid_file = self.data_dir / "broker.pid"
+        self.log_file = self.data_dir / "broker.log"
+        self.props_file = self.data_dir / "server.properties"
+        self.log_dirs = self.data_dir / "kraft-logs"
+        self.cluster_id_file = self.data_dir / "cluster.id"
+
+    # -- inspection ---------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """The broker's pid if it is alive, else None (a stale pid file is ignored)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        # A zombie child still answers kill(0); treat it as dead.
+        stat = Path(f"/proc/{pid}/stat")
+        if stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z":
+            return None
+        return pid
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def is_ready(self, timeout: float = 2.0) -> bool:
+        try:
+            # log_level 0: a probe of a broker still starting must not spam "connection refused".
+            admin = AdminClient({"bootstrap.servers": self.config.bootstrap,
+                                 "socket.timeout.ms": 1000, "log_level": 0})
+            admin.list_topics(timeout=timeout)
+            return True
+        except Exception:
+            return False
+
+    def topics(self) -> dict[str, int]:
+        admin = AdminClient({"bootstrap.servers": self.config.bootstrap})
+        md = admin.list_topics(timeout=10)
+        return {
+            name: len(t.partitions) for name, t in sorted(md.topics.items())
+            if not name.startswith("__")
+        }
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no broker log yet)"
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> bool:
+        """Start the broker and wait until it answers; return False if it was already up."""
+        if self.is_running():
+            if not self.is_ready(timeout=self.config.start_timeout):
+                raise InfraError(f"broker pid {self.pid()} runs but does not answer on "
+                                 f"{self.config.bootstrap}; see {self.log_file}")
+            return False
+        for port in (self.config.port, self.config.controller_port):
+            if _port_in_use(self.config.host, port):
+                raise InfraError(f"port {self.config.host}:{port} is taken by another process; "
+                                 "stop it or choose another port (--port / --controller-port)")
+        java = require_java()
+        libs = resolve_classpath()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        self._format_storage(java, libs)
+
+        t0 = time.monotonic()
+        with open(self.log_file, "ab") as out:
+            proc = subprocess.Popen(
+                [java, *self._jvm_opts(), "-cp", f"{libs}/*", "kafka.Kafka", str(self.props_file)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in the caller's terminal must not kill it
+            )
+        self.pid_file.write_text(str(proc.pid))
+        deadline = t0 + self.config.start_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise InfraError(f"Kafka exited with code {proc.returncode} while starting; "
+                                 f"last lines of {self.log_file}:\n{self.log_tail()}")
+            if self.is_ready(timeout=1.0):
+                log.info("kafka ready", bootstrap=self.config.bootstrap, pid=proc.pid,
+                         seconds=round(time.monotonic() - t0, 2))
+                return True
+            time.sleep(0.3)
+        self.stop()
+        raise InfraError(f"Kafka did not answer on {self.config.bootstrap} within "
+                         f"{self.config.start_timeout:.0f}s; last lines of {self.log_file}:\n"
+                         f"{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM, wait for a clean shutdown, SIGKILL after ``timeout``. False if not running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid() is not None:
+            _reap(pid)
+            time.sleep(0.2)
+        if self.pid() is not None:
+            log.warning("kafka did not stop in time; killing it", pid=pid)
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    # -- files --------------------------------------------------------------------------
+    def _jvm_opts(self) -> list[str]:
+        heap = self.config.heap
+        return [
+            f"-Xmx{heap}", f"-Xms{min(256, _megabytes(heap))}m",
+            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+        ]
+
+    def _write_config(self) -> None:
+        c = self.config
+        n = c.internal_partitions
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{c.host}:{c.controller_port}",
+            "listeners": f"PLAINTEXT://{c.host}:{c.port},CONTROLLER://{c.host}:{c.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{c.host}:{c.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.log_dirs),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "false",
+            # One node: internal topics must not wait for replicas that will never exist.
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": str(n),
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": str(n),
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "log.retention.hours": "-1",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+            "message.max.bytes": str(16 * 1024 * 1024),
+        }
+        self.props_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(level=c.log_level))
+
+    def _format_storage(self, java: str, libs: Path) -> None:
+        if (self.log_dirs / "meta.properties").exists():
+            return
+        if not self.cluster_id_file.exists():
+            # Kafka's Uuid text form: 16 random bytes, base64url, no padding.
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            self.cluster_id_file.write_text(cid)
+        cid = self.cluster_id_file.read_text().strip()
+        proc = subprocess.run(
+            [java, "-Xmx256m", "-cp", f"{libs}/*",
+             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+             "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(self.props_file)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise InfraError(f"formatting Kafka storage failed: {(proc.stdout + proc.stderr).strip()}")
+        log.info("kafka storage formatted", cluster_id=cid, log_dirs=str(self.log_dirs))
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _megabytes(heap: str) -> int:
+    return int(heap[:-1]) * (1024 if heap[-1].lower() == "g" else 1)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

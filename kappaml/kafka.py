@@ -1,0 +1,87 @@
+"""Kafka connection settings shared by every program.
+
+Security settings pass straight through to the Kafka clients, so the same programs run
+against a local PLAINTEXT broker and a real SASL/TLS cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["KafkaSettings"]
+
+_SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_ca_location: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers.strip():
+            raise ValueError("bootstrap_servers must not be empty")
+        if self.security_protocol.upper() not in _SECURITY_PROTOCOLS:
+            raise ValueError(
+                f"security_protocol {self.security_protocol!r} is not one of "
+                f"{sorted(_SECURITY_PROTOCOLS)}"
+            )
+        if self.security_protocol.upper().startswith("SASL") and not self.sasl_mechanism:
+            raise ValueError(f"security_protocol {self.security_protocol} needs a sasl_mechanism")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> KafkaSettings:
+        """Read ``KAPPAML_KAFKA_*`` variables; explicit keyword overrides win over the env."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:
+            raw = env.get(f"KAPPAML_KAFKA_{name.upper()}")
+            if raw:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka properties (confluent-kafka, and Quix Streams' extra config)."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_ca_location,
+        }
+        config.update({k: v for k, v in optional.items() if v})
+        return config
+
+    def spark_options(self) -> dict[str, str]:
+        """Options for Spark's Kafka source (Java client names, ``kafka.`` prefixed)."""
+        options = {
+            "kafka.bootstrap.servers": self.bootstrap_servers,
+            "kafka.security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            options["kafka.sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            module = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule"
+                if self.sasl_mechanism and self.sasl_mechanism.startswith("SCRAM")
+                else "org.apache.kafka.common.security.plain.PlainLoginModule"
+            )
+            options["kafka.sasl.jaas.config"] = (
+                f'{module} required username="{self.sasl_username}" '
+                f'password="{self.sasl_password or ""}";'
+            )
+        if self.ssl_ca_location:
+            options["kafka.ssl.truststore.type"] = "PEM"
+            options["kafka.ssl.truststore.location"] = self.ssl_ca_location
+        return options

@@ -1,0 +1,122 @@
+"""The project's topics, declared in one place, and their idempotent provisioning."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from kappaml.kafka import KafkaSettings
+from kappaml.logging import get_logger
+
+__all__ = ["TopicSpec", "Topics", "ensure_topics"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > 249:
+            raise ValueError(f"invalid topic name {self.name!r}")
+        if self.partitions < 1:
+            raise ValueError(f"topic {self.name}: partitions must be >= 1, got {self.partitions}")
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Names and layout of every topic; ``prefix`` lets several pipelines share a broker."""
+
+    prefix: str = "kappaml"
+    raw_partitions: int = 4
+
+    @property
+    def raw(self) -> str:
+        return f"{self.prefix}.raw"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}.dlq"
+
+    @property
+    def predictions(self) -> str:
+        return f"{self.prefix}.predictions"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.prefix}.metrics"
+
+    @property
+    def models(self) -> str:
+        return f"{self.prefix}.models"
+
+    def specs(self) -> list[TopicSpec]:
+        # Outputs are partitioned like the input so per-key order is kept end to end.
+        n = self.raw_partitions
+        return [
+            TopicSpec(self.raw, n),
+            TopicSpec(self.dlq, 1),
+            TopicSpec(self.predictions, n),
+            TopicSpec(self.metrics, 1),
+            # Compacted: the newest snapshot per (key, version) is kept for ever.
+            TopicSpec(
+                self.models,
+                n,
+                {"cleanup.policy": "compact", "max.message.bytes": str(16 * 1024 * 1024)},
+            ),
+        ]
+
+
+def ensure_topics(
+    kafka: KafkaSettings,
+    specs: Iterable[TopicSpec],
+    *,
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    Existing topics are left alone (their partition count is checked, not changed).
+    """
+    admin = AdminClient(kafka.client_config())
+    existing = admin.list_topics(timeout=timeout).topics
+    wanted = list(specs)
+    for spec in wanted:
+        have = existing.get(spec.name)
+        if have is not None and len(have.partitions) != spec.partitions:
+            log.warning(
+                "topic has a different partition count",
+                topic=spec.name,
+                have=len(have.partitions),
+                want=spec.partitions,
+            )
+    missing = [s for s in wanted if s.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(s.name, num_partitions=s.partitions, replication_factor=replication_factor,
+                     config=dict(s.config))
+            for s in missing
+        ],
+        operation_timeout=timeout,
+        request_timeout=timeout,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            # Another process may have created it between our list and create.
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    if created:
+        log.info("topics created", topics=sorted(created))
+    return created
