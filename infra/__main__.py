@@ -1,4 +1,4 @@
-"""``python -m infra up | down | status | jars`` — manage the local Kafka broker."""
+"""``python -m infra up | down | status | jars | run`` — the local Kafka broker, and the whole stack."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from infra.broker import BrokerConfig, LocalBroker
 from infra.classpath import resolve_classpath
 from infra.errors import InfraError
+from infra.stack import Stack, default_programs
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import configure_logging
 from kappaml.topics import Topics, ensure_topics
@@ -18,7 +19,8 @@ from kappaml.topics import Topics, ensure_topics
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
-    p.add_argument("command", choices=["up", "down", "status", "jars"])
+    p.add_argument("command", choices=["up", "down", "status", "jars", "run"],
+                   help="up/down/status: the broker; jars: resolve its classpath; run: everything")
     p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")))
     p.add_argument("--controller-port", type=int,
@@ -28,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
     p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")))
     p.add_argument("--no-topics", action="store_true", help="up: do not create the project's topics")
+    p.add_argument("--csv", default=env("KAPPAML_CSV"),
+                   help="run: replay this CSV instead of the embedded synthetic data set")
+    p.add_argument("--sse-port", type=int, default=int(env("KAPPAML_SSE_PORT", "8000")))
+    p.add_argument("--ui-port", type=int, default=int(env("KAPPAML_UI_PORT", "8501")))
     p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
     return p
 
@@ -40,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                               data_dir=args.data_dir / "kafka", heap=args.heap)
         broker = LocalBroker(config)
         out = sys.stdout
+        if args.command == "run":
+            programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port)
+            return Stack(broker, programs, args.data_dir / "logs").run()
         if args.command == "jars":
             out.write(f"{resolve_classpath()}\n")
         elif args.command == "up":

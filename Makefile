@@ -1,0 +1,37 @@
+# The two set-up commands of the README: `make run` and `make test`.
+# Both create the venv, install the package and resolve the Kafka jars themselves.
+# Downloads are cached outside the repository (pip: ~/.cache/pip, Maven: ~/.m2 and
+# ~/.cache/kappaml), so later runs on the same machine are fast.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.kappaml-installed
+
+.PHONY: run test setup lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+	@$(PY) -m infra jars >/dev/null
+
+run: setup
+	$(PY) -m infra run
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy kappaml infra
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .kappaml .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,108 @@
+"""``python -m infra run``: the whole pipeline on one machine, for ``make run``.
+
+Starts Kafka (unless one already answers), then every program of the pipeline as a child
+process, prints what runs where, and on Ctrl-C or SIGTERM stops them all in reverse order.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.broker import LocalBroker
+from kappaml.logging import get_logger
+
+__all__ = ["Program", "Stack", "default_programs"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    argv: tuple[str, ...]
+    url: str = ""
+    module: str = ""  # skipped when this module is not in the tree yet
+
+    def available(self) -> bool:
+        return not self.module or importlib.util.find_spec(self.module) is not None
+
+
+def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: int) -> list[Program]:
+    py = sys.executable
+    kafka = ("--bootstrap", bootstrap)
+    source = ("--csv", csv) if csv else ()
+    return [
+        Program("sse-server", (py, "-m", "producer", "serve", "--port", str(sse_port), *source),
+                f"http://127.0.0.1:{sse_port}/events", "producer.__main__"),
+        Program("ingest", (py, "-m", "producer", "ingest", "--url",
+                           f"http://127.0.0.1:{sse_port}/events", *source, *kafka),
+                "", "producer.__main__"),
+        Program("processor", (py, "-m", "processor", *kafka), "", "processor.__main__"),
+        Program("ui", (py, "-m", "streamlit", "run", str(Path("ui") / "app.py"),
+                       "--server.port", str(ui_port), "--server.headless", "true",
+                       "--browser.gatherUsageStats", "false"),
+                f"http://127.0.0.1:{ui_port}", "ui.app"),
+    ]
+
+
+class Stack:
+    def __init__(self, broker: LocalBroker, programs: list[Program], log_dir: Path) -> None:
+        self.broker = broker
+        self.programs = [p for p in programs if p.available()]
+        self.log_dir = log_dir
+        self._procs: list[tuple[Program, subprocess.Popen[bytes]]] = []
+        self._started_kafka = False
+        self._stopping = False
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._started_kafka = self.broker.start()
+            lines = [f"  kafka        {self.broker.config.bootstrap}  (log {self.broker.log_file})"]
+            for program in self.programs:
+                out = open(self.log_dir / f"{program.name}.log", "ab")  # noqa: SIM115 - owned by child
+                proc = subprocess.Popen(program.argv, stdout=out, stderr=subprocess.STDOUT)
+                self._procs.append((program, proc))
+                where = program.url or "-"
+                lines.append(f"  {program.name:<12} {where}  (log {out.name})")
+            sys.stdout.write("kappaml is running:\n" + "\n".join(lines) + "\nCtrl-C stops everything.\n")
+            sys.stdout.flush()
+            return self._watch()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            self._shutdown()
+
+    def _request_stop(self) -> None:
+        self._stopping = True
+
+    def _watch(self) -> int:
+        while not self._stopping:
+            for program, proc in self._procs:
+                if proc.poll() is not None:
+                    log.error("program exited; stopping the stack", program=program.name,
+                              code=proc.returncode, log=str(self.log_dir / f"{program.name}.log"))
+                    return 1
+            time.sleep(0.5)
+        return 0
+
+    def _shutdown(self) -> None:
+        for program, proc in reversed(self._procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    log.warning("program did not stop in time; killing it", program=program.name)
+                    proc.kill()
+                    proc.wait()
+        if self._started_kafka:
+            self.broker.stop()
+        sys.stdout.write("kappaml stopped.\n")

@@ -1,0 +1,65 @@
+"""One prequential step for one key: skip duplicates, predict, then learn, then score.
+
+The live processor and the Spark replay both call :func:`learn_step` on a :class:`KeyState`,
+so the two cannot drift apart: the same examples in the same order give the same model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from kappaml.dataset import Dataset
+from kappaml.evaluation import PrequentialMetrics
+from kappaml.models import build_model
+from kappaml.records import Example
+from kappaml.seen import SeenIds
+
+__all__ = ["KeyState", "StepResult", "learn_step"]
+
+
+@dataclass
+class KeyState:
+    """Everything derived from one key's events: the model, its metrics, what it has learned."""
+
+    key: str
+    spec: str
+    version: str
+    model: Any
+    metrics: PrequentialMetrics = field(default_factory=PrequentialMetrics)
+    seen: SeenIds = field(default_factory=SeenIds)
+    learned: int = 0
+    skipped: int = 0
+    last_offset: int = -1
+
+    @classmethod
+    def new(cls, key: str, dataset: Dataset, spec: str, version: str) -> KeyState:
+        return cls(key=key, spec=spec, version=version, model=build_model(spec, dataset))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    y_true: float
+    y_pred: float
+
+    @property
+    def error(self) -> float:
+        return self.y_pred - self.y_true
+
+
+def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | None:
+    """Test-then-train on one example; None when its row id was already learned (skipped)."""
+    if example.id in state.seen:
+        state.skipped += 1
+        return None
+    y_pred = state.model.predict_one(example.x)
+    # A model that has not seen data yet may answer None; score it as 0, as River's
+    # evaluate.progressive_val_score would fail on it, so the metric stays defined.
+    y_pred = float(y_pred) if y_pred is not None and math.isfinite(y_pred) else 0.0
+    state.model.learn_one(example.x, example.y)
+    state.metrics.update(example.y, y_pred)
+    state.seen.add(example.id)
+    state.learned += 1
+    state.last_offset = offset
+    return StepResult(y_true=example.y, y_pred=y_pred)
