@@ -1,0 +1,189 @@
+"""The replay's settings: one frozen object built from ``KAPPAML_*`` env vars and CLI flags.
+
+``python -m spark_batch replay`` and ``spark-submit spark_batch/replay.py`` parse the same
+flags with :func:`build_parser`; the launcher validates everything before paying for a JVM,
+then hands the resolved values to the job with :meth:`ReplaySettings.to_argv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kappaml.dataset import Dataset, load
+from kappaml.kafka import KafkaSettings
+from kappaml.topics import Topics
+
+__all__ = ["ReplaySettings", "build_parser", "default_version", "parse_until", "settings_from_args"]
+
+_MEMORY = re.compile(r"\d+[kmgt]", re.IGNORECASE)
+_LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(?:,\d+)?\])?")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def default_version(now: datetime | None = None) -> str:
+    return "replay-" + (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_until(text: str) -> dict[int, int]:
+    """``"0:1200,1:1180"`` -> {0: 1200, 1: 1180}: per partition, the offset to stop before."""
+    until: dict[int, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        partition, sep, offset = part.partition(":")
+        if not sep or not partition.strip().isdigit() or not offset.strip().isdigit():
+            raise ValueError(f"--until expects PARTITION:OFFSET[,PARTITION:OFFSET...], got {text!r}")
+        p = int(partition)
+        if p in until:
+            raise ValueError(f"--until names partition {p} twice")
+        until[p] = int(offset)
+    if not until:
+        raise ValueError("--until is empty: give PARTITION:OFFSET pairs, e.g. 0:1200,1:1180")
+    return until
+
+
+def _master_cores(master: str) -> int:
+    m = _LOCAL_MASTER.fullmatch(master)
+    if m is None:
+        return 4  # a cluster: a few tasks per executor core is Spark's own advice
+    if m.group(1) is None:
+        return 1
+    if m.group(1) == "*":
+        return os.cpu_count() or 2
+    return max(1, int(m.group(1)))
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    kafka: KafkaSettings
+    topics: Topics
+    dataset: Dataset
+    dataset_ref: str  # what the user named (built-in name or TOML path): handed on to the job
+    spec: str
+    version: str
+    output_dir: Path
+    until: Mapping[int, int] | None = None
+    master: str = "local[2]"
+    driver_memory: str = "1g"
+    shuffle_partitions: int = 2
+    publish: bool = True
+    log_level: str = "INFO"
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _VERSION.fullmatch(self.version):
+            raise ValueError(
+                f"version {self.version!r}: use 1-64 letters, digits, '.', '_' or '-' "
+                "(it names a folder and prefixes snapshot keys)"
+            )
+        if not _MEMORY.fullmatch(self.driver_memory):
+            raise ValueError(f"driver memory must look like 1g or 768m, got {self.driver_memory!r}")
+        if not self.master.strip():
+            raise ValueError("master must not be empty")
+        if self.shuffle_partitions < 1:
+            raise ValueError(f"shuffle partitions must be >= 1, got {self.shuffle_partitions}")
+        if self.until is not None and any(p < 0 or o < 0 for p, o in self.until.items()):
+            raise ValueError("--until partitions and offsets must be >= 0")
+        from kappaml.models import SPECS  # noqa: PLC0415 - the registry pulls in River
+
+        if self.spec not in SPECS:
+            raise ValueError(f"unknown model spec {self.spec!r}: choose one of {sorted(SPECS)}")
+
+    def to_argv(self) -> list[str]:
+        """Flags that rebuild these settings in the job (Kafka security stays in the env)."""
+        argv = [
+            "--bootstrap", self.kafka.bootstrap_servers,
+            "--topic-prefix", self.topics.prefix,
+            "--dataset", self.dataset_ref,
+            "--model-spec", self.spec,
+            "--version", self.version,
+            "--output-dir", str(self.output_dir),
+            "--master", self.master,
+            "--driver-memory", self.driver_memory,
+            "--shuffle-partitions", str(self.shuffle_partitions),
+            "--log-level", self.log_level,
+        ]
+        if self.until:
+            argv += ["--until", ",".join(f"{p}:{o}" for p, o in sorted(self.until.items()))]
+        if not self.publish:
+            argv.append("--no-publish")
+        for k, v in self.spark_conf.items():
+            argv += ["--spark-conf", f"{k}={v}"]
+        return argv
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Rebuild every key's model from the whole raw topic with Spark, "
+        "write a report and publish the models as snapshots.",
+    )
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAPPAML_KAFKA_BOOTSTRAP_SERVERS)")
+    p.add_argument("--topic-prefix", help="topic name prefix (env KAPPAML_TOPIC_PREFIX, default kappaml)")
+    p.add_argument("--dataset", help="built-in dataset name or TOML path (env KAPPAML_DATASET, default co2)")
+    p.add_argument("--model-spec", help="model spec name (env KAPPAML_MODEL_SPEC, default the live one)")
+    p.add_argument("--version", help="model version to publish as (env KAPPAML_REPLAY_VERSION, "
+                   "default replay-<UTC time>)")
+    p.add_argument("--until", help="per partition, stop before this offset: 0:1200,1:1180 "
+                   "(default: the latest committed offsets, pinned at start)")
+    p.add_argument("--output-dir", help="report folder (env KAPPAML_REPLAY_OUTPUT_DIR, "
+                   "default .kappaml/replay/<version>)")
+    p.add_argument("--master", help="Spark master (env KAPPAML_SPARK_MASTER, default local[2])")
+    p.add_argument("--driver-memory",
+                   help="Spark driver memory (env KAPPAML_SPARK_DRIVER_MEMORY, default 1g)")
+    p.add_argument("--shuffle-partitions", type=int,
+                   help="parallel key groups (env KAPPAML_SPARK_SHUFFLE_PARTITIONS, "
+                   "default: the master's cores)")
+    p.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra Spark setting, repeatable")
+    p.add_argument("--no-publish", action="store_true", help="write the report only, publish no snapshot")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env KAPPAML_LOG_LEVEL, default INFO)")
+    return p
+
+
+def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:
+    conf: dict[str, str] = {}
+    for pair in pairs:
+        k, sep, v = pair.partition("=")
+        if not sep or not k.strip():
+            raise ValueError(f"--spark-conf expects KEY=VALUE, got {pair!r}")
+        conf[k.strip()] = v.strip()
+    return conf
+
+
+def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ReplaySettings:
+    """Flags win over ``KAPPAML_*`` env vars, which win over the defaults."""
+    env = os.environ if env is None else env
+
+    def pick(flag: object, name: str, default: str | None) -> str | None:
+        if flag is not None:
+            return str(flag)
+        return env.get(name) or default
+
+    from kappaml.models import DEFAULT_SPEC  # noqa: PLC0415
+
+    dataset_ref = pick(args.dataset, "KAPPAML_DATASET", "co2") or "co2"
+    version = pick(args.version, "KAPPAML_REPLAY_VERSION", None) or default_version()
+    master = pick(args.master, "KAPPAML_SPARK_MASTER", "local[2]") or "local[2]"
+    shuffle = pick(args.shuffle_partitions, "KAPPAML_SPARK_SHUFFLE_PARTITIONS", None)
+    output = pick(args.output_dir, "KAPPAML_REPLAY_OUTPUT_DIR", None)
+    return ReplaySettings(
+        kafka=KafkaSettings.from_env(env, bootstrap_servers=args.bootstrap),
+        topics=Topics(prefix=pick(args.topic_prefix, "KAPPAML_TOPIC_PREFIX", "kappaml") or "kappaml"),
+        dataset=load(dataset_ref),
+        dataset_ref=dataset_ref,
+        spec=pick(args.model_spec, "KAPPAML_MODEL_SPEC", DEFAULT_SPEC) or DEFAULT_SPEC,
+        version=version,
+        output_dir=Path(output) if output else Path(".kappaml") / "replay" / version,
+        until=parse_until(args.until) if args.until else None,
+        master=master,
+        driver_memory=pick(args.driver_memory, "KAPPAML_SPARK_DRIVER_MEMORY", "1g") or "1g",
+        shuffle_partitions=int(shuffle) if shuffle else _master_cores(master),
+        publish=not args.no_publish,
+        log_level=(pick(args.log_level, "KAPPAML_LOG_LEVEL", "INFO") or "INFO").upper(),
+        spark_conf=_spark_conf(args.spark_conf),
+    )
