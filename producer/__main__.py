@@ -1,0 +1,95 @@
+"""``python -m producer serve|ingest``: replay a CSV as SSE, and ingest that stream into Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from kappaml import synthetic
+from kappaml.csvsource import CsvHeaderError
+from kappaml.logging import configure_logging, get_logger
+from producer.settings import DEFAULT_CACHE_DIR, IngestSettings, ServeSettings, add_dataset_flags, env_default
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__)
+    parser.add_argument("--log-level", default=env_default(env, "LOG_LEVEL", "INFO"),
+                        help="DEBUG, INFO, WARNING or ERROR (env KAPPAML_LOG_LEVEL)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="replay a CSV as Server-Sent Events (Litestar + uvicorn)")
+    add_dataset_flags(serve, env)
+    serve.add_argument("--host", default=env_default(env, "SSE_HOST", "127.0.0.1"),
+                       help="bind address (env KAPPAML_SSE_HOST)")
+    serve.add_argument("--port", type=int, default=int(env_default(env, "SSE_PORT", "8000")),
+                       help="port (env KAPPAML_SSE_PORT)")
+    serve.add_argument("--max-clients", type=int, default=int(env_default(env, "SSE_MAX_CLIENTS", "64")),
+                       help="concurrent streams; more get HTTP 503 (env KAPPAML_SSE_MAX_CLIENTS)")
+    serve.add_argument("--heartbeat", type=float, default=float(env_default(env, "SSE_HEARTBEAT", "15")),
+                       help="seconds of silence before a comment heartbeat (env KAPPAML_SSE_HEARTBEAT)")
+    serve.add_argument("--retry-ms", type=int, default=int(env_default(env, "SSE_RETRY_MS", "3000")),
+                       help="reconnection delay hinted to clients")
+    serve.add_argument("--cache-dir", default=env_default(env, "CACHE_DIR", str(DEFAULT_CACHE_DIR)),
+                       help="where the synthetic CSV is generated (env KAPPAML_CACHE_DIR)")
+    serve.add_argument("--synthetic-rows", type=int,
+                       default=int(env_default(env, "SYNTHETIC_ROWS", str(synthetic.DEFAULT_ROWS))),
+                       help="rows of the synthetic data (env KAPPAML_SYNTHETIC_ROWS)")
+    serve.add_argument("--seed", type=int, default=int(env_default(env, "SYNTHETIC_SEED", "42")),
+                       help="seed of the synthetic data (env KAPPAML_SYNTHETIC_SEED)")
+
+    ingest = commands.add_parser("ingest", help="follow the SSE stream into the raw Kafka topic")
+    ingest.add_argument("--url", default=env_default(env, "SSE_URL", "http://127.0.0.1:8000/events"),
+                        help="the SSE endpoint (env KAPPAML_SSE_URL)")
+    add_dataset_flags(ingest, env)
+    ingest.add_argument("--bootstrap", default=None,
+                        help="Kafka bootstrap servers (env KAPPAML_KAFKA_BOOTSTRAP_SERVERS)")
+    ingest.add_argument("--topic-prefix", default=env_default(env, "TOPIC_PREFIX", "kappaml"),
+                        help="topic name prefix (env KAPPAML_TOPIC_PREFIX)")
+    ingest.add_argument("--raw-partitions", type=int, default=int(env_default(env, "RAW_PARTITIONS", "4")),
+                        help="partitions of the raw topic when it is created (env KAPPAML_RAW_PARTITIONS)")
+    ingest.add_argument("--rate", type=float, default=float(env_default(env, "INGEST_RATE", "0")),
+                        help="rows/s asked of the server; 0 = as fast as possible (env KAPPAML_INGEST_RATE)")
+    ingest.add_argument("--commit-every", type=int,
+                        default=int(env_default(env, "INGEST_COMMIT_EVERY", "10000")),
+                        help="rows per Kafka transaction at most (env KAPPAML_INGEST_COMMIT_EVERY)")
+    ingest.add_argument("--commit-interval", type=float,
+                        default=float(env_default(env, "INGEST_COMMIT_INTERVAL", "0.5")),
+                        help="seconds per Kafka transaction at most (env KAPPAML_INGEST_COMMIT_INTERVAL)")
+    ingest.add_argument("--log-interval", type=float,
+                        default=float(env_default(env, "LOG_INTERVAL", "5")),
+                        help="seconds between progress lines (env KAPPAML_LOG_INTERVAL)")
+    ingest.add_argument("--max-backoff", type=float, default=5.0,
+                        help="longest pause between reconnection attempts, seconds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    args = build_parser(env).parse_args(argv)
+    try:
+        configure_logging(args.log_level)
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    log = get_logger("producer")
+    try:
+        if args.command == "serve":
+            settings = ServeSettings.from_args(args)
+            from producer.serve import run_serve
+
+            return run_serve(settings)
+        ingest_settings = IngestSettings.from_args(args, env)
+        from producer.ingest import run_ingest
+
+        return run_ingest(ingest_settings)
+    except (ValueError, CsvHeaderError) as exc:
+        log.error("bad configuration", error=str(exc))
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

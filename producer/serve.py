@@ -1,0 +1,48 @@
+"""``producer serve``: the Litestar SSE app under uvicorn, with a prompt graceful stop."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from kappaml.csvsource import CsvTable
+from kappaml.logging import get_logger
+from producer.server import create_app
+from producer.settings import ServeSettings
+
+__all__ = ["run_serve"]
+
+log = get_logger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """Ends open streams at SIGTERM/Ctrl-C: uvicorn alone would wait for them to finish."""
+
+    def __init__(self, config: uvicorn.Config, stop) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(config)
+        self._stop_streams = stop
+
+    def handle_exit(self, sig: int, frame) -> None:  # type: ignore[no-untyped-def]
+        self._stop_streams.set()
+        super().handle_exit(sig, frame)
+
+
+def run_serve(settings: ServeSettings) -> int:
+    table = CsvTable(settings.csv, settings.dataset)
+    app = create_app(table, settings.server)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # kappaml.logging owns the handlers
+        access_log=False,
+        # Streams beyond max_clients get a clear 503 from the app; this is the hard cap on sockets.
+        limit_concurrency=settings.server.max_clients + 32,
+        timeout_graceful_shutdown=5,
+        h11_max_incomplete_event_size=16 * 1024,
+    )
+    log.info("serving", url=f"http://{settings.host}:{settings.port}/events", csv=str(settings.csv),
+             dataset=settings.dataset.name, synthetic=settings.dataset.synthetic,
+             columns=len(table.header))
+    server = _Server(config, app.state.streams.stop)
+    server.run()
+    return 0

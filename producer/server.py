@@ -1,0 +1,165 @@
+"""The Litestar app replaying one configured CSV as Server-Sent Events.
+
+Routes: ``GET /events`` (the stream), ``GET /health``, ``GET /dataset`` (the declaration, so an
+ingest can learn what it reads) and Litestar's OpenAPI schema under ``/schema``. No request
+parameter names a file: the app serves the one table it was built with.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+from litestar import Litestar, get
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
+from litestar.response import Stream
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+
+from kappaml.csvsource import CsvTable
+from kappaml.logging import get_logger
+from producer.replay import Replay, ReplayParams
+
+__all__ = ["ServerConfig", "create_app"]
+
+log = get_logger(__name__)
+
+MAX_RATE = 1_000_000.0
+# Ids are positions in the (possibly looped) file: 2**53 keeps them exact in every JSON reader.
+MAX_ID = 2**53
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    max_clients: int = 64
+    heartbeat: float = 15.0
+    retry_ms: int = 3000
+    batch_rows: int = 512
+
+    def __post_init__(self) -> None:
+        if self.max_clients < 1:
+            raise ValueError(f"max_clients must be >= 1, got {self.max_clients}")
+        if not 0 < self.heartbeat <= 3600:
+            raise ValueError(f"heartbeat must be in (0, 3600] s, got {self.heartbeat}")
+        if self.retry_ms < 0:
+            raise ValueError(f"retry_ms must be >= 0, got {self.retry_ms}")
+        if self.batch_rows < 1:
+            raise ValueError(f"batch_rows must be >= 1, got {self.batch_rows}")
+
+
+class _Streams:
+    """Counts live streams and tells them to finish when the server stops."""
+
+    def __init__(self, max_clients: int) -> None:
+        self.max_clients = max_clients
+        self.active = 0
+        self.served = 0
+        self.stop = threading.Event()
+
+    async def guard(self, stream: AsyncIterator[bytes], params: ReplayParams) -> AsyncIterator[bytes]:
+        self.active += 1
+        self.served += 1
+        log.info("stream opened", first_id=params.first_id, rate=params.rate, loop=params.loop,
+                 active=self.active)
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            self.active -= 1
+            # A client that went away cancels us here: close the file handle right now.
+            await stream.aclose()  # type: ignore[attr-defined]
+            log.info("stream closed", active=self.active)
+
+
+def _parse_last_event_id(value: str | None) -> int | None:
+    if value is None or value.strip() == "":
+        return None
+    text = value.strip()
+    if not text.isdigit() or int(text) > MAX_ID:
+        raise ValidationException(
+            detail=f"Last-Event-ID must be a row id (an integer between 0 and {MAX_ID}), got {value[:40]!r}"
+        )
+    return int(text)
+
+
+def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
+    """The app serving ``table``; ``app.state.streams.stop.set()`` ends every stream."""
+    config = config or ServerConfig()
+    replay = Replay(table, heartbeat=config.heartbeat, retry_ms=config.retry_ms, batch_rows=config.batch_rows)
+    streams = _Streams(config.max_clients)
+    dataset = table.dataset
+
+    @get(
+        "/events",
+        media_type="text/event-stream",
+        summary="Replay the CSV as Server-Sent Events",
+        description=(
+            "One `record` event per valid row (id = row id, data = the raw-topic JSON record), one "
+            "`invalid` event per bad row (data: id, row, column, value, reason), and an `end` event at "
+            "the end of the file unless `loop=true`. Send `Last-Event-ID` to resume right after an id."
+        ),
+    )
+    async def events(
+        rate: Annotated[float, Parameter(ge=0, le=MAX_RATE, description="rows/s, 0 = as fast as read")] = 0.0,
+        loop: Annotated[bool, Parameter(description="start over at the end of the file")] = False,
+        start: Annotated[int, Parameter(ge=1, le=MAX_ID, description="first row id to send")] = 1,
+        last_event_id: Annotated[
+            str | None,
+            Parameter(header="Last-Event-ID", max_length=64, description="resume after this id"),
+        ] = None,
+    ) -> Stream:
+        params = ReplayParams(rate=rate, loop=loop, start=start,
+                              last_event_id=_parse_last_event_id(last_event_id))
+        if streams.active >= streams.max_clients:
+            raise HTTPException(
+                status_code=HTTP_503_SERVICE_UNAVAILABLE,
+                detail=f"too many clients: {streams.active} streams open (max {streams.max_clients})",
+                headers={"Retry-After": "1"},
+            )
+        if streams.stop.is_set():
+            raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, detail="server is stopping")
+        return Stream(
+            streams.guard(replay.stream(params, streams.stop), params),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @get("/health", summary="Liveness and what is being served")
+    async def health() -> dict[str, Any]:
+        return {
+            "status": "stopping" if streams.stop.is_set() else "ok",
+            "dataset": dataset.name,
+            "synthetic": dataset.synthetic,
+            "rows": table.n_rows,
+            "active_streams": streams.active,
+            "streams_served": streams.served,
+            "max_clients": streams.max_clients,
+        }
+
+    @get("/dataset", summary="The declaration of the served data set")
+    async def declaration() -> dict[str, Any]:
+        return {
+            "name": dataset.name,
+            "features": [asdict(f) for f in dataset.features],
+            "target": dataset.target,
+            "key": dataset.key,
+            "id_column": dataset.id_column,
+            "description": dataset.description,
+            "synthetic": dataset.synthetic,
+            "units": dict(dataset.units),
+        }
+
+    app = Litestar(
+        route_handlers=[events, health, declaration],
+        openapi_config=OpenAPIConfig(title="kappaml producer", version="0.1.0"),
+        # Only GETs are served: any request body is a mistake or an attack.
+        request_max_body_size=1024,
+        on_shutdown=[lambda: streams.stop.set()],
+        debug=False,
+    )
+    app.state.streams = streams
+    app.state.table = table
+    return app

@@ -1,0 +1,154 @@
+"""Settings of ``producer serve`` and ``producer ingest``: env (``KAPPAML_*``) overridden by flags.
+
+Each program builds exactly one frozen settings object in ``__main__``; nothing below reads
+the environment after that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kappaml import synthetic
+from kappaml.dataset import Dataset, Feature, load
+from kappaml.kafka import KafkaSettings
+from kappaml.topics import Topics
+from producer.server import ServerConfig
+
+__all__ = ["IngestSettings", "ServeSettings", "add_dataset_flags", "dataset_from_args"]
+
+DEFAULT_CACHE_DIR = Path(".kappaml") / "cache"
+
+
+def env_default(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    value = env.get(f"KAPPAML_{name}")
+    return value if value not in (None, "") else default
+
+
+def add_dataset_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    group = parser.add_argument_group(
+        "data set", "a built-in name or TOML file (--dataset), or a declaration from flags (--target ...)"
+    )
+    group.add_argument("--csv", default=env_default(env, "CSV", None),
+                       help="CSV file to replay (env KAPPAML_CSV); default: the synthetic CO2 data")
+    group.add_argument("--dataset", default=env_default(env, "DATASET", None),
+                       help="built-in name (co2, co2-synthetic) or path of a .toml declaration "
+                            "(env KAPPAML_DATASET); default: co2 with --csv, co2-synthetic without")
+    group.add_argument("--name", default="csv", help="data set name for a declaration from flags")
+    group.add_argument("--target", help="target column: declares the data set from these flags")
+    group.add_argument("--numeric", default="", help="comma-separated numeric feature columns")
+    group.add_argument("--categorical", default="", help="comma-separated categorical feature columns")
+    group.add_argument("--boolean", default="", help="comma-separated boolean feature columns")
+    group.add_argument("--key", help="key column: one model per value (default: one global model)")
+    group.add_argument("--id-column", help="row id column (default: the 1-based row number)")
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def dataset_from_args(args: argparse.Namespace) -> Dataset | None:
+    """The declaration the flags ask for, or None when they leave it open."""
+    if args.dataset and args.target:
+        raise ValueError("give either --dataset or a declaration from flags (--target ...), not both")
+    if args.dataset:
+        if args.dataset == synthetic.SYNTHETIC_NAME:
+            return synthetic.dataset()
+        return load(args.dataset)
+    if args.target:
+        features = [Feature(n, "numeric") for n in _names(args.numeric)]
+        features += [Feature(n, "categorical") for n in _names(args.categorical)]
+        features += [Feature(n, "boolean") for n in _names(args.boolean)]
+        return Dataset(name=args.name, features=tuple(features), target=args.target,
+                       key=args.key, id_column=args.id_column)
+    if args.csv:
+        return load("co2")
+    return None
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    dataset: Dataset
+    csv: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    server: ServerConfig = field(default_factory=ServerConfig)
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be in 1..65535, got {self.port}")
+        if not self.host:
+            raise ValueError("host must not be empty")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ServeSettings:
+        dataset = dataset_from_args(args)
+        if args.csv:
+            csv = Path(args.csv)
+        elif dataset is None or dataset.name == synthetic.SYNTHETIC_NAME:
+            dataset = synthetic.dataset()
+            csv = synthetic.ensure_csv(Path(args.cache_dir), args.synthetic_rows, args.seed)
+        else:
+            raise ValueError(f"dataset {dataset.name!r} needs --csv (only {synthetic.SYNTHETIC_NAME!r} "
+                             "is generated)")
+        assert dataset is not None
+        return cls(
+            dataset=dataset,
+            csv=csv,
+            host=args.host,
+            port=args.port,
+            server=ServerConfig(max_clients=args.max_clients, heartbeat=args.heartbeat,
+                                retry_ms=args.retry_ms),
+            log_level=args.log_level,
+        )
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    url: str
+    kafka: KafkaSettings
+    topics: Topics
+    dataset: Dataset | None = None  # None: ask the server (GET /dataset)
+    rate: float = 0.0
+    commit_every: int = 10_000
+    commit_interval: float = 0.5
+    log_interval: float = 5.0
+    max_backoff: float = 5.0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
+        if not (math.isfinite(self.rate) and self.rate >= 0):
+            raise ValueError(f"rate must be >= 0, got {self.rate}")
+        if self.commit_every < 1:
+            raise ValueError(f"commit_every must be >= 1, got {self.commit_every}")
+        if not 0 < self.commit_interval <= 60:
+            raise ValueError(f"commit_interval must be in (0, 60] s, got {self.commit_interval}")
+        if self.log_interval <= 0:
+            raise ValueError(f"log_interval must be > 0 s, got {self.log_interval}")
+        if self.max_backoff <= 0:
+            raise ValueError(f"max_backoff must be > 0 s, got {self.max_backoff}")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> IngestSettings:
+        env = os.environ if env is None else env
+        return cls(
+            url=args.url,
+            kafka=KafkaSettings.from_env(env, bootstrap_servers=args.bootstrap),
+            topics=Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions),
+            dataset=dataset_from_args(args),
+            rate=args.rate,
+            commit_every=args.commit_every,
+            commit_interval=args.commit_interval,
+            log_interval=args.log_interval,
+            max_backoff=args.max_backoff,
+            log_level=args.log_level,
+        )

@@ -1,0 +1,194 @@
+"""The Quix Streams source that ingests an SSE replay into Kafka, each row exactly once.
+
+Guarantees, layer by layer:
+
+* The SSE server gives every row a stable position id and resumes after ``Last-Event-ID``.
+* This source produces the records of a batch *and* the batch's last event id (its source
+  state, changelogged by Quix Streams) in one Kafka transaction. After a crash the open
+  transaction is aborted (``read_committed`` readers never see it) and the source resumes
+  from the id committed with the last records that did become visible: no gap, no duplicate
+  in the raw topic. This needs the transactional producer that ``producer.ingest`` wires in;
+  with a plain (non-transactional) producer the source degrades to at-least-once.
+* Every raw record also carries its row id (JSON ``id`` and header ``row_id``), so a
+  consumer can drop a duplicate whatever its origin (the processor's duplicate rule).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from quixstreams.sources import StatefulSource
+
+from kappaml.dataset import Dataset
+from kappaml.logging import configure_logging, get_logger
+from kappaml.records import InvalidRecord, extract
+from producer.follower import Event, Follower
+
+__all__ = ["SSESource"]
+
+log = get_logger(__name__)
+
+LAST_ID = "last_event_id"
+_loads = json.loads
+
+
+class SSESource(StatefulSource):
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        dataset: Dataset,
+        dlq_topic: str,
+        transactional: bool = True,
+        validate: bool = True,
+        commit_every: int = 10_000,
+        commit_interval: float = 0.5,
+        log_interval: float = 5.0,
+        max_backoff: float = 5.0,
+        log_level: str = "INFO",
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(name, shutdown_timeout=shutdown_timeout)
+        self.url = url
+        self.dataset = dataset
+        self.dlq_topic = dlq_topic
+        self.transactional = transactional
+        self.validate = validate
+        self.commit_every = commit_every
+        self.commit_interval = commit_interval
+        self.log_interval = log_interval
+        self.max_backoff = max_backoff
+        self.log_level = log_level
+        # Counters of this run (not state: the raw topic itself is the record of what was produced).
+        self.produced = 0
+        self.invalid = 0
+        self.committed_id: str | None = None
+
+    # ------------------------------------------------------------------ Kafka side
+
+    def _begin(self) -> None:
+        if self.transactional:
+            self.producer.begin_transaction()
+
+    def _commit(self, last_id: str | None) -> None:
+        """Make everything produced so far, and ``last_id`` with it, durable (and visible)."""
+        if last_id is not None and last_id != self.committed_id:
+            self.state.set(LAST_ID, last_id)
+        self.flush()  # state -> changelog (inside the transaction), then the producer queue
+        if self.transactional:
+            self.producer.commit_transaction(positions=[], group_metadata=None)  # type: ignore[arg-type]
+        self.committed_id = last_id
+
+    def _dead_letter(self, event: Event, details: dict[str, Any]) -> None:
+        value = {"stage": "producer", "source": self.dataset.name, "id": event.id,
+                 "ts": time.time_ns() // 1_000_000, **details}
+        self.producer.produce(
+            topic=self.dlq_topic,
+            key=event.id.encode(),
+            value=json.dumps(value, ensure_ascii=False, default=str).encode(),
+            headers=[("row_id", event.id.encode())],
+        )
+        self.invalid += 1
+
+    def _record(self, event: Event) -> None:
+        try:
+            record = _loads(event.data)
+            if self.validate:
+                example = extract(self.dataset, record)
+                key, row_id, ts = example.key, example.id, example.ts
+            else:
+                key, row_id, ts = record["key"], record["id"], record.get("ts")
+        except InvalidRecord as exc:
+            self._dead_letter(event, {"reason": f"record from the SSE stream is invalid: {exc.reason}",
+                                      "column": exc.column, "value": exc.value, "row": None})
+            return
+        except (ValueError, KeyError, TypeError) as exc:
+            self._dead_letter(event, {"reason": f"record from the SSE stream is not a JSON record: {exc}",
+                                      "value": event.data[:200], "row": None})
+            return
+        self.produce(
+            value=event.data.encode(),
+            key=key.encode(),
+            headers=[("row_id", str(row_id).encode())],
+            timestamp=ts,
+        )
+        self.produced += 1
+
+    def _invalid(self, event: Event) -> None:
+        try:
+            details = _loads(event.data)
+            if not isinstance(details, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            details = {"reason": "invalid row (unparseable details)", "value": event.data[:200]}
+        details.pop("id", None)
+        details.setdefault("reason", "invalid row")
+        details.setdefault("row", None)
+        self._dead_letter(event, details)
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> None:
+        # Sources run in a spawned process: logging must be set up again here.
+        configure_logging(self.log_level)
+        last_id: str | None = self.state.get(LAST_ID, None)
+        self.committed_id = last_id
+        log.info("ingest starting", url=self.url, resume_after=last_id, dataset=self.dataset.name,
+                 transactional=self.transactional)
+        follower = Follower(self.url, last_id, max_backoff=self.max_backoff)
+        follower.start()
+        pending = 0
+        last_commit = last_log = started = time.monotonic()
+        logged_rows = 0
+        ended = False
+        self._begin()
+        try:
+            while self.running and not ended:
+                for event in follower.drain(timeout=min(0.2, self.commit_interval)):
+                    kind = event.kind
+                    if kind == "record":
+                        self._record(event)
+                    elif kind == "invalid":
+                        self._invalid(event)
+                    else:  # end
+                        ended = True
+                        break
+                    last_id = event.id
+                    pending += 1
+                now = time.monotonic()
+                if pending and (pending >= self.commit_every or now - last_commit >= self.commit_interval):
+                    self._commit(last_id)
+                    self._begin()
+                    pending, last_commit = 0, now
+                if now - last_log >= self.log_interval:
+                    total = self.produced + self.invalid
+                    log.info("ingest progress", rows=self.produced, invalid=self.invalid,
+                             rate=round((total - logged_rows) / (now - last_log)), last_event_id=last_id)
+                    logged_rows, last_log = total, now
+                if follower.finished and not ended:
+                    if follower.error is not None:
+                        raise follower.error
+                    break
+            self._commit(last_id)
+        except BaseException:
+            if self.transactional:
+                try:
+                    self.producer.abort_transaction(timeout=5)
+                except Exception as exc:  # the original error matters more
+                    log.warning("could not abort the open transaction", error=str(exc))
+            raise
+        finally:
+            follower.stop()
+        elapsed = time.monotonic() - started
+        log.info("ingest finished" if ended else "ingest stopped", rows=self.produced, invalid=self.invalid,
+                 last_event_id=last_id, seconds=round(elapsed, 2),
+                 rate=round((self.produced + self.invalid) / elapsed) if elapsed > 0 else None)
+
+    def cleanup(self, failed: bool) -> None:
+        # run() commits (or aborts) itself; a plain flush here would try to write outside
+        # a transaction on the transactional producer.
+        if not failed and not self.transactional:
+            super().cleanup(failed)
