@@ -54,8 +54,8 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
         state.skipped += 1
         return None
     y_pred = state.model.predict_one(example.x)
-    # A model that has not seen data yet may answer None; score it as 0, as River's
-    # evaluate.progressive_val_score would fail on it, so the metric stays defined.
+    # Some River models answer None before their first example: score that as 0 so the
+    # prequential metric stays defined and identical in the processor and the replay.
     y_pred = float(y_pred) if y_pred is not None and math.isfinite(y_pred) else 0.0
     state.model.learn_one(example.x, example.y)
     state.metrics.update(example.y, y_pred)
