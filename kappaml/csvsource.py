@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kappaml.dataset import Dataset
-from kappaml.records import InvalidRecord, parse_row
+from kappaml.records import InvalidRecord, RowParser
 
 __all__ = ["CsvHeaderError", "CsvTable", "Row"]
 
@@ -101,7 +101,8 @@ class CsvTable:
             )
         self.header: tuple[str, ...] = tuple(columns)
         # Only declared columns are looked at; undeclared extra columns are carried but ignored.
-        self._positions = tuple((c, columns.index(c)) for c in self.dataset.columns)
+        self._parser = RowParser(self.dataset)
+        self._positions = tuple(columns.index(c) for c in self._parser.columns)
         self._signature = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         # _offsets[i] = byte offset of row i * index_every + 1.
         self._offsets: list[int] = [data_start]
@@ -202,7 +203,7 @@ class CsvTable:
                 f"{kind} columns: expected {len(self.header)} fields, got {len(fields)}",
                 row=number, value=text))
         try:
-            values = parse_row(self.dataset, {c: fields[i] for c, i in self._positions}, row=number)
+            values = self._parser.parse_fields(fields, self._positions, number)
         except InvalidRecord as exc:
             return Row(number, None, exc)
         return Row(number, values, None)

@@ -25,6 +25,7 @@ from kappaml.dataset import GLOBAL_KEY, Dataset
 __all__ = [
     "Example",
     "InvalidRecord",
+    "RowParser",
     "decode",
     "encode_record",
     "extract",
@@ -99,6 +100,15 @@ class Example:
 
 
 def _parse_number(text: str, column: str, row: int | None, what: str = "value") -> float:
+    # Fast path for the common case; float() alone would also take "1_0", "nan" and non-ASCII digits.
+    if text.isascii() and "_" not in text:
+        try:
+            number = float(text)
+        except ValueError:
+            pass
+        else:
+            if number - number == 0.0:  # finite
+                return number
     stripped = text.strip()
     if not stripped:
         raise InvalidRecord(f"missing {what}", row=row, column=column, value=text)
@@ -113,11 +123,68 @@ def _parse_number(text: str, column: str, row: int | None, what: str = "value") 
     return number
 
 
+def _parse_bool(text: str, column: str, row: int | None) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    if not lowered:
+        raise InvalidRecord("missing value", row=row, column=column, value=text)
+    raise InvalidRecord("not a boolean (True/False/1/0)", row=row, column=column, value=text)
+
+
 def _parse_text(text: str, column: str, row: int | None, what: str) -> str:
     stripped = text.strip()
     if not stripped:
         raise InvalidRecord(f"missing {what}", row=row, column=column, value=text)
     return stripped
+
+
+def _parse_bool_fast(text: str, column: str, row: int | None, what: str) -> bool:
+    flag = _BOOL_FAST.get(text)
+    return flag if flag is not None else _parse_bool(text, column, row)
+
+
+_BOOL_FAST = {"True": True, "False": False, "true": True, "false": False, "1": True, "0": False}
+_CONVERTERS: dict[str, Any] = {"numeric": _parse_number, "boolean": _parse_bool_fast, "text": _parse_text}
+
+
+class RowParser:
+    """``parse_row`` for one data set, with the per-column work planned once (the producer's hot path)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        # (column, kind, what-it-is for messages) in the order of the typed row.
+        plan: list[tuple[str, str, str]] = [
+            (f.name, "text", "category") if f.kind == "categorical" else (f.name, f.kind, "value")
+            for f in dataset.features
+        ]
+        plan.append((dataset.target, "numeric", "target"))
+        plan += [(c, "text", w) for c, w in ((dataset.key, "key"), (dataset.id_column, "id")) if c]
+        self.columns = tuple(c for c, _, _ in plan)
+        self._plan = tuple((c, _CONVERTERS[kind], what) for c, kind, what in plan)
+
+    def parse(self, fields: Mapping[str, str], row: int | None = None) -> dict[str, Any]:
+        """Typed values of one CSV row, keyed by the declared columns (features, target, key, id)."""
+        values: dict[str, Any] = {}
+        for column, convert, what in self._plan:
+            try:
+                text = fields[column]
+            except KeyError:
+                reason = "missing target column" if what == "target" else "missing column"
+                raise InvalidRecord(reason, row=row, column=column) from None
+            values[column] = convert(text, column, row, what)
+        return values
+
+    def parse_fields(
+        self, texts: list[str], positions: tuple[int, ...], row: int | None = None
+    ) -> dict[str, Any]:
+        """Like ``parse`` for a split CSV line; ``positions[i]`` is the field of ``self.columns[i]``."""
+        return {
+            column: convert(texts[pos], column, row, what)
+            for (column, convert, what), pos in zip(self._plan, positions, strict=True)
+        }
 
 
 def parse_row(dataset: Dataset, fields: Mapping[str, str], row: int | None = None) -> dict[str, Any]:
@@ -127,38 +194,8 @@ def parse_row(dataset: Dataset, fields: Mapping[str, str], row: int | None = Non
     ignored). Numeric features and the target become floats, booleans bools, categoricals,
     the key and the id column stripped non-empty strings.
     """
-    values: dict[str, Any] = {}
-    for feature in dataset.features:
-        name = feature.name
-        try:
-            text = fields[name]
-        except KeyError:
-            raise InvalidRecord("missing column", row=row, column=name) from None
-        if feature.kind == "numeric":
-            values[name] = _parse_number(text, name, row)
-        elif feature.kind == "boolean":
-            lowered = text.strip().lower()
-            if lowered in _TRUE:
-                values[name] = True
-            elif lowered in _FALSE:
-                values[name] = False
-            elif not lowered:
-                raise InvalidRecord("missing value", row=row, column=name, value=text)
-            else:
-                raise InvalidRecord("not a boolean (True/False/1/0)", row=row, column=name, value=text)
-        else:
-            values[name] = _parse_text(text, name, row, "category")
-    target = dataset.target
-    if target not in fields:
-        raise InvalidRecord("missing target column", row=row, column=target)
-    values[target] = _parse_number(fields[target], target, row, "target")
-    for column, what in ((dataset.key, "key"), (dataset.id_column, "id")):
-        if column is None:
-            continue
-        if column not in fields:
-            raise InvalidRecord("missing column", row=row, column=column)
-        values[column] = _parse_text(fields[column], column, row, what)
-    return values
+    return RowParser(dataset).parse(fields, row)
+
 
 
 # --------------------------------------------------------------------------- values -> raw record

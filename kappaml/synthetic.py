@@ -38,7 +38,9 @@ from pathlib import Path
 
 from kappaml.dataset import Dataset, builtin
 
-__all__ = ["CO2_FACTORS", "SYNTHETIC_NAME", "dataset", "ensure_csv", "rows", "write_csv"]
+__all__ = [
+    "CO2_FACTORS", "COLUMNS", "FUEL_COLUMNS", "SYNTHETIC_NAME", "dataset", "ensure_csv", "rows", "write_csv",
+]
 
 SYNTHETIC_NAME = "co2-synthetic"
 DEFAULT_ROWS = 7_385
@@ -65,12 +67,13 @@ _CYLINDERS: dict[int, tuple[float, tuple[float, ...]]] = {
 }
 _MPG_IMPERIAL = 282.481  # (L/100 km) -> miles per imperial gallon
 
-# The CO2 declaration's columns, in the order of co2_processed.csv.
-_FEATURES = ("Engine_Size", "Cylinders", "Fuel_Consumption_City", "Fuel_Consumption_Hwy",
-             "Fuel_Consumption_Comb", "Fuel_Consumption_Comb-1")
-_TARGET = "CO2_Emissions"
+# The CO2 declaration's columns, in the order of co2_processed.csv (named here and in co2.toml only).
+CITY, HIGHWAY, COMBINED = "Fuel_Consumption_City", "Fuel_Consumption_Hwy", "Fuel_Consumption_Comb"
+TARGET = "CO2_Emissions"
+_FEATURES = ("Engine_Size", "Cylinders", CITY, HIGHWAY, COMBINED, "Fuel_Consumption_Comb-1")
 _FUELS = ("D", "E", "N", "X", "Z")
-COLUMNS: tuple[str, ...] = (*_FEATURES, _TARGET, *(f"Fuel_Type_{f}" for f in _FUELS))
+FUEL_COLUMNS: dict[str, str] = {f: f"Fuel_Type_{f}" for f in _FUELS}
+COLUMNS: tuple[str, ...] = (*_FEATURES, TARGET, *FUEL_COLUMNS.values())
 
 
 def dataset() -> Dataset:

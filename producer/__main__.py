@@ -51,6 +51,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="partitions of the raw topic when it is created (env KAPPAML_RAW_PARTITIONS)")
     ingest.add_argument("--rate", type=float, default=float(env_default(env, "INGEST_RATE", "0")),
                         help="rows/s asked of the server; 0 = as fast as possible (env KAPPAML_INGEST_RATE)")
+    ingest.add_argument("--validate", action="store_true",
+                        help="validate every record against the declaration here (slower); by default "
+                             "the server validates rows and the processor validates records")
     ingest.add_argument("--commit-every", type=int,
                         default=int(env_default(env, "INGEST_COMMIT_EVERY", "10000")),
                         help="rows per Kafka transaction at most (env KAPPAML_INGEST_COMMIT_EVERY)")

@@ -123,6 +123,7 @@ def run_ingest(settings: IngestSettings) -> int:
         url=stream_url(settings.url, settings.rate),
         dataset=dataset,
         dlq_topic=topics.dlq,
+        validate=settings.validate,
         commit_every=settings.commit_every,
         commit_interval=settings.commit_interval,
         log_interval=settings.log_interval,

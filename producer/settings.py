@@ -116,6 +116,7 @@ class IngestSettings:
     topics: Topics
     dataset: Dataset | None = None  # None: ask the server (GET /dataset)
     rate: float = 0.0
+    validate: bool = False
     commit_every: int = 10_000
     commit_interval: float = 0.5
     log_interval: float = 5.0
@@ -146,6 +147,7 @@ class IngestSettings:
             topics=Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions),
             dataset=dataset_from_args(args),
             rate=args.rate,
+            validate=args.validate,
             commit_every=args.commit_every,
             commit_interval=args.commit_interval,
             log_interval=args.log_interval,
