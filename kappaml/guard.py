@@ -1,0 +1,71 @@
+"""A wrapper that keeps any River regressor's answers finite and plausible.
+
+SGD models, trees with linear leaves and forests can answer None before they learn, or blow
+up on an unlucky stream. ``Guarded`` answers the running mean of the target instead of
+None/NaN/inf, clips answers to the seen target range widened by its width on both sides,
+refuses non-finite targets, and counts (instead of raising) arithmetic errors of the inner
+model on extreme inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from river import base
+
+__all__ = ["Guarded"]
+
+
+class Guarded(base.Wrapper, base.Regressor):
+    def __init__(self, regressor: base.Regressor, clip: bool = True) -> None:
+        if not isinstance(regressor, base.Regressor):
+            raise ValueError(f"Guarded wraps a River regressor, got {type(regressor).__name__}")
+        self.regressor = regressor
+        self.clip = bool(clip)
+        self._n = 0
+        self._y_min = math.inf
+        self._y_max = -math.inf
+        self._y_mean = 0.0
+        self.n_guarded = 0  # predictions replaced because the inner model gave None/non-finite
+        self.n_skipped = 0  # examples not learned: non-finite target or an arithmetic error
+
+    @property
+    def _wrapped_model(self) -> base.Regressor:
+        return self.regressor
+
+    def _fallback(self) -> float:
+        return self._y_mean if math.isfinite(self._y_mean) else 0.0
+
+    def predict_one(self, x: dict, **kwargs: Any) -> float:
+        try:
+            y = self.regressor.predict_one(x, **kwargs)
+            y = float(y) if y is not None else math.nan
+        except (ArithmeticError, ValueError, TypeError):
+            y = math.nan
+        if not math.isfinite(y):
+            self.n_guarded += 1
+            return self._fallback()
+        if self.clip and self._n:
+            width = self._y_max - self._y_min
+            y = min(max(y, self._y_min - width), self._y_max + width)
+        return y if math.isfinite(y) else self._fallback()
+
+    def learn_one(self, x: dict, y: float, **kwargs: Any) -> None:
+        try:
+            y = float(y)
+        except (TypeError, ValueError, OverflowError):
+            y = math.nan
+        if not math.isfinite(y):
+            self.n_skipped += 1
+            return
+        try:
+            self.regressor.learn_one(x, y, **kwargs)
+        except ArithmeticError:
+            # Overflow deep in an inner model on extreme values: count it, keep serving.
+            self.n_skipped += 1
+            return
+        self._n += 1
+        self._y_min = min(self._y_min, y)
+        self._y_max = max(self._y_max, y)
+        self._y_mean += (y - self._y_mean) / self._n
