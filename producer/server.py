@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from litestar import Litestar, get
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
@@ -108,7 +108,7 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
         start: Annotated[int, Parameter(ge=1, le=MAX_ID, description="first row id to send")] = 1,
         last_event_id: Annotated[
             str | None,
-            Parameter(header="Last-Event-ID", max_length=64, description="resume after this id"),
+            HeaderParameter(name="Last-Event-ID", max_length=64, description="resume after this id"),
         ] = None,
     ) -> Stream:
         params = ReplayParams(rate=rate, loop=loop, start=start,
