@@ -34,8 +34,9 @@ class KeyState:
     last_offset: int = -1
 
     @classmethod
-    def new(cls, key: str, dataset: Dataset, spec: str, version: str) -> KeyState:
-        return cls(key=key, spec=spec, version=version, model=build_model(spec, dataset))
+    def new(cls, key: str, dataset: Dataset, spec: str, version: str, window: int = 500) -> KeyState:
+        return cls(key=key, spec=spec, version=version, model=build_model(spec, dataset),
+                   metrics=PrequentialMetrics(window=window))
 
 
 @dataclass(frozen=True)

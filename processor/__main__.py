@@ -1,0 +1,81 @@
+"""``python -m processor``: learn online from the raw topic, exactly once.
+
+Every flag has a ``KAPPAML_*`` environment variable; the flag wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from kappaml.dataset import load
+from kappaml.kafka import KafkaSettings
+from kappaml.logging import configure_logging
+from kappaml.models import DEFAULT_SPEC, SPECS
+from kappaml.topics import Topics
+from processor.app import Processor
+from processor.settings import ProcessorSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m processor", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers "
+                   "(default: KAPPAML_KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
+    p.add_argument("--dataset", default=env("KAPPAML_DATASET", "co2"),
+                   help="built-in dataset name or path of a TOML declaration")
+    p.add_argument("--model-spec", default=env("KAPPAML_MODEL_SPEC", DEFAULT_SPEC),
+                   choices=sorted(SPECS))
+    p.add_argument("--model-version", default=env("KAPPAML_MODEL_VERSION", "v1"))
+    p.add_argument("--group", default=env("KAPPAML_PROCESSOR_GROUP", ""),
+                   help="consumer group (default: <prefix>-processor-<version>)")
+    p.add_argument("--guarantee", choices=["exactly-once", "at-least-once"],
+                   default=env("KAPPAML_PROCESSING_GUARANTEE", "exactly-once"))
+    p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
+    p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")))
+    p.add_argument("--state-dir", type=Path,
+                   default=Path(env("KAPPAML_STATE_DIR", os.path.join(env("KAPPAML_DATA_DIR", ".kappaml"),
+                                                                      "state"))))
+    p.add_argument("--commit-interval", type=float,
+                   default=float(env("KAPPAML_COMMIT_INTERVAL", "1.0")),
+                   help="seconds between checkpoints (also the metrics and snapshot period)")
+    p.add_argument("--metrics-window", type=int, default=int(env("KAPPAML_METRICS_WINDOW", "500")))
+    p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="stop once no message arrived for this long (0: run until stopped)")
+    p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        settings = ProcessorSettings(
+            dataset=load(args.dataset),
+            model_spec=args.model_spec,
+            model_version=args.model_version,
+            kafka=KafkaSettings.from_env(bootstrap_servers=args.bootstrap),
+            topics=Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions),
+            consumer_group=args.group,
+            guarantee=args.guarantee,
+            state_dir=args.state_dir,
+            commit_interval=args.commit_interval,
+            metrics_window=args.metrics_window,
+        )
+        processor = Processor(settings)
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    # Quix Streams stops gracefully on SIGTERM/SIGINT itself; make SIGTERM behave like Ctrl-C
+    # even when a parent process has set it to be ignored.
+    signal.signal(signal.SIGTERM, lambda *_: processor.stop())
+    processor.run(idle_timeout=args.exit_when_idle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The processor's one frozen settings object (built in ``__main__`` from env and flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from kappaml.dataset import Dataset
+from kappaml.kafka import KafkaSettings
+from kappaml.topics import Topics
+
+__all__ = ["Guarantee", "ProcessorSettings"]
+
+Guarantee = Literal["exactly-once", "at-least-once"]
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    dataset: Dataset
+    model_spec: str
+    model_version: str = "v1"
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    topics: Topics = field(default_factory=Topics)
+    consumer_group: str = ""  # empty: one group per model version, so versions run side by side
+    guarantee: Guarantee = "exactly-once"
+    state_dir: Path = Path(".kappaml/state")
+    # Also the period of metrics and model snapshots: both are written at every checkpoint.
+    commit_interval: float = 1.0
+    metrics_window: int = 500
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    progress_interval: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.guarantee not in ("exactly-once", "at-least-once"):
+            raise ValueError(f"guarantee must be exactly-once or at-least-once, got {self.guarantee!r}")
+        if self.commit_interval <= 0:
+            raise ValueError(f"commit_interval must be > 0 seconds, got {self.commit_interval}")
+        if self.metrics_window < 1:
+            raise ValueError(f"metrics_window must be >= 1, got {self.metrics_window}")
+        if not self.model_version or "/" in self.model_version:
+            raise ValueError(f"model_version must be non-empty without '/', got {self.model_version!r}")
+
+    @property
+    def group(self) -> str:
+        return self.consumer_group or f"{self.topics.prefix}-processor-{self.model_version}"

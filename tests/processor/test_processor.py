@@ -1,0 +1,193 @@
+"""The processor against the real broker: outputs, poison messages, duplicates, crashes, keys."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kappaml import synthetic
+from kappaml.dataset import Dataset, Feature, builtin
+from kappaml.fingerprint import fingerprint
+from kappaml.kafka import KafkaSettings
+from kappaml.learner import KeyState, learn_step
+from kappaml.models import DEFAULT_SPEC
+from kappaml.records import decode
+from kappaml.snapshot import Snapshot
+from kappaml.topics import Topics
+from processor import Processor, ProcessorSettings
+from tests.conftest import REPO
+from tests.kafka_helpers import json_values, produce_bytes, produce_raw, read_all, typed_rows
+
+pytestmark = pytest.mark.kafka
+
+
+def synthetic_rows(tmp_path: Path, n: int, seed: int = 7) -> list[dict]:
+    csv_path = synthetic.write_csv(tmp_path / "synthetic.csv", n_rows=n, seed=seed)
+    return typed_rows(synthetic.dataset(), csv_path)
+
+
+def reference_states(settings: KafkaSettings, topics: Topics, dataset: Dataset, spec: str,
+                     version: str = "v1") -> dict[str, KeyState]:
+    """An uninterrupted, in-process run over the raw topic: what the processor must end up with."""
+    states: dict[str, KeyState] = {}
+    raw = sorted(read_all(settings, topics.raw), key=lambda m: (m[2], m[3]))
+    for key, value, _partition, offset in raw:
+        try:
+            example = decode(dataset, value)
+        except ValueError:
+            continue
+        if key is None or example.key != key.decode():
+            continue
+        ks = states.setdefault(example.key, KeyState.new(example.key, dataset, spec, version))
+        learn_step(ks, example, offset)
+    return states
+
+
+def latest_snapshots(settings: KafkaSettings, topics: Topics) -> dict[str, Snapshot]:
+    latest: dict[str, Snapshot] = {}
+    for _k, value, _p, _o in read_all(settings, topics.models):
+        snap = Snapshot.decode(value)
+        if snap.key not in latest or snap.learned >= latest[snap.key].learned:
+            latest[snap.key] = snap
+    return latest
+
+
+def make_settings(kafka: KafkaSettings, topics: Topics, tmp_path: Path, dataset: Dataset,
+                  **kw) -> ProcessorSettings:
+    return ProcessorSettings(dataset=dataset, model_spec=kw.pop("model_spec", DEFAULT_SPEC),
+                             kafka=kafka, topics=topics, state_dir=tmp_path / "state", **kw)
+
+
+def test_predicts_learns_and_publishes_every_output(kafka_settings, topics, tmp_path):
+    dataset = builtin("co2")
+    rows = synthetic_rows(tmp_path, 400)
+    produce_raw(kafka_settings, topics.raw, dataset, rows)
+    # Poison: not JSON, a wrong type, a missing target, and a key that does not match.
+    produce_bytes(kafka_settings, topics.raw, [
+        (b"__all__", b"\xff\xfenot json"),
+        (b"__all__", b'{"id": 900, "key": "__all__", "ts": 1, "source": "x", "row": {"Engine_Size": "big"}}'),
+        (None, b"{}"),
+    ])
+    # At-least-once upstream: the first 25 rows arrive twice; they must be learned once.
+    produce_raw(kafka_settings, topics.raw, dataset, rows[:25])
+
+    Processor(make_settings(kafka_settings, topics, tmp_path, dataset)).run(idle_timeout=4)
+
+    predictions = json_values(read_all(kafka_settings, topics.predictions, expect=400))
+    assert sorted(p["id"] for p in predictions) == list(range(1, 401))
+    for p in predictions:
+        assert math.isclose(p["error"], p["y_pred"] - p["y_true"])
+        assert p["version"] == "v1" and p["key"] == "__all__"
+
+    dead = json_values(read_all(kafka_settings, topics.dlq, expect=3))
+    assert len(dead) == 3
+    assert all(d["reason"] and d["source"]["topic"] == topics.raw for d in dead)
+    assert {d["value_encoding"] for d in dead} == {"base64", "utf-8"}
+
+    reference = reference_states(kafka_settings, topics, dataset, DEFAULT_SPEC)["__all__"]
+    assert reference.learned == 400 and reference.skipped == 25
+    snap = latest_snapshots(kafka_settings, topics)["__all__"]
+    assert snap.origin == "live" and snap.learned == 400
+    assert snap.fingerprint == fingerprint(reference.model) == fingerprint(snap.model)
+
+    metrics = json_values(read_all(kafka_settings, topics.metrics))
+    final = [m for m in metrics if m["scope"] == "key" and m["learned"] == 400]
+    assert final and final[-1]["skipped"] == 25
+    overall = [m for m in metrics if m["scope"] == "overall"]
+    assert overall and overall[-1]["learned"] == 400 and overall[-1]["invalid"] == 3
+
+
+def _start(topics: Topics, kafka: KafkaSettings, state_dir: Path, *extra: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "processor", "--bootstrap", kafka.bootstrap_servers,
+            "--topic-prefix", topics.prefix, "--raw-partitions", str(topics.raw_partitions),
+            "--state-dir", str(state_dir), "--commit-interval", "0.5", "--log-level", "WARNING",
+            *extra]
+    return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for_predictions(kafka: KafkaSettings, topics: Topics, n: int, timeout: float = 180) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = read_all(kafka, topics.predictions, timeout=20)
+        if len(got) >= n:
+            return got
+        time.sleep(1)
+    raise AssertionError(f"only {len(got)} of {n} predictions after {timeout}s")
+
+
+def test_sigkill_mid_stream_loses_and_repeats_nothing(kafka_settings, topics, tmp_path):
+    dataset = builtin("co2")
+    rows = synthetic_rows(tmp_path, 6000, seed=11)
+    produce_raw(kafka_settings, topics.raw, dataset, rows)
+    state_dir = tmp_path / "state"
+    kills = 0
+    for delay in (2.5, 3.0, 3.5):
+        proc = _start(topics, kafka_settings, state_dir)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    done = len(read_all(kafka_settings, topics.predictions, timeout=10))
+    assert done < len(rows), "the kills landed after the stream ended; the test proves nothing"
+    proc = _start(topics, kafka_settings, state_dir, "--exit-when-idle", "5")
+    try:
+        predictions = _wait_for_predictions(kafka_settings, topics, len(rows))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    ids = sorted(v["id"] for v in json_values(predictions))
+    assert ids == list(range(1, len(rows) + 1)), "exactly one prediction per row (read_committed)"
+    reference = reference_states(kafka_settings, topics, dataset, DEFAULT_SPEC)["__all__"]
+    snap = latest_snapshots(kafka_settings, topics)["__all__"]
+    assert snap.learned == len(rows) == reference.learned
+    assert snap.fingerprint == fingerprint(reference.model)
+
+
+def test_per_key_models_across_partitions_and_two_instances(kafka_settings, topics, tmp_path):
+    base = builtin("co2")
+    dataset = replace(base, name="fleet", key="vehicle",
+                      features=(*base.features, Feature("Make", "categorical")))
+    rows = synthetic_rows(tmp_path, 2000, seed=5)
+    for i, row in enumerate(rows):
+        row["vehicle"] = f"v{i % 6}"
+        row["Make"] = "ACME" if i % 3 else "Globex"
+    produce_raw(kafka_settings, topics.raw, dataset, rows)
+    toml = tmp_path / "fleet.toml"
+    feats = ",\n".join(f'{{ name = "{f.name}", kind = "{f.kind}" }}' for f in dataset.features)
+    toml.write_text(f'name = "fleet"\ntarget = "{dataset.target}"\nkey = "vehicle"\n'
+                    f"features = [\n{feats}\n]\n")
+    procs = [_start(topics, kafka_settings, tmp_path / f"state{i}", "--dataset", str(toml),
+                    "--exit-when-idle", "8") for i in range(2)]
+    try:
+        predictions = json_values(_wait_for_predictions(kafka_settings, topics, len(rows)))
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        stderr = [proc.communicate(timeout=60)[1] for proc in procs]
+    assert sorted(p["id"] for p in predictions) == list(range(1, len(rows) + 1))
+    assert len({p["partition"] for p in predictions}) == 2, "keys must spread over both partitions"
+    reference = reference_states(kafka_settings, topics, dataset, DEFAULT_SPEC)
+    snaps = latest_snapshots(kafka_settings, topics)
+    assert set(snaps) == set(reference) == {f"v{i}" for i in range(6)}
+    for key, ks in reference.items():
+        assert snaps[key].fingerprint == fingerprint(ks.model), key
+    assert all(b"Traceback" not in err for err in stderr), stderr
+
+
+def test_co2_end_to_end_meets_the_rmse_goal(kafka_settings, topics, tmp_path, co2_csv):
+    dataset = builtin("co2")
+    rows = typed_rows(dataset, co2_csv)
+    assert len(rows) == 7385
+    produce_raw(kafka_settings, topics.raw, dataset, rows)
+    Processor(make_settings(kafka_settings, topics, tmp_path, dataset)).run(idle_timeout=4)
+    predictions = json_values(read_all(kafka_settings, topics.predictions, expect=7385))
+    assert len(predictions) == 7385
+    rmse = math.sqrt(sum(p["error"] ** 2 for p in predictions) / len(predictions))
+    assert rmse <= 5.0, rmse
