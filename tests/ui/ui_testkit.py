@@ -1,0 +1,250 @@
+"""Helpers of the UI tests: headless Chromium over the DevTools protocol, subprocess servers,
+and writers of the pipeline's output records (in the processor's formats)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Producer
+from websockets.sync.client import ClientConnection, connect
+
+from kappaml.dataset import Dataset
+from kappaml.fingerprint import fingerprint
+from kappaml.kafka import KafkaSettings
+from kappaml.models import build_model
+from kappaml.records import extract
+from kappaml.snapshot import Snapshot, snapshot_key
+from kappaml.topics import Topics
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+    "--window-size=1400,1800", "--hide-scrollbars",
+)
+REPO = Path(__file__).resolve().parents[2]
+
+
+# ------------------------------------------------------------------------------ browser
+class Browser:
+    """One headless Chromium with one page, driven over the DevTools protocol (a websocket)."""
+
+    def __init__(self, profile: Path) -> None:
+        self.profile = profile
+        self.proc = subprocess.Popen(
+            [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+             "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self._ids = itertools.count(1)
+        self.ws: ClientConnection | None = None
+        try:
+            port = self._devtools_port()
+            self.ws = connect(self._page_socket(port), max_size=None, open_timeout=20)
+            self.call("Page.enable")
+            self.call("Runtime.enable")
+        except BaseException:
+            self.close()
+            raise
+
+    def _devtools_port(self) -> int:
+        marker = self.profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromium exited with code {self.proc.returncode}")
+            if marker.exists():
+                text = marker.read_text().split("\n")
+                if text and text[0].strip().isdigit():
+                    return int(text[0])
+            time.sleep(0.1)
+        raise TimeoutError("chromium did not open its DevTools port")
+
+    @staticmethod
+    def _page_socket(port: int) -> str:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json()
+            pages = [t for t in targets if t.get("type") == "page"]
+            if pages:
+                return pages[0]["webSocketDebuggerUrl"]
+            time.sleep(0.1)
+        raise TimeoutError("chromium has no page target")
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        assert self.ws is not None
+        ident = next(self._ids)
+        self.ws.send(json.dumps({"id": ident, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=60))
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+
+    def goto(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"javascript failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 60.0) -> Any:
+        """Poll a JavaScript expression until it is truthy; its value."""
+        deadline = time.monotonic() + timeout
+        value: Any = None
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.25)
+        raise TimeoutError(f"not true within {timeout:.0f} s: {expression} (last value {value!r})")
+
+    def dom(self) -> str:
+        return str(self.evaluate("document.documentElement.outerHTML"))
+
+    def screenshot(self, path: Path) -> Path:
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def close(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+# ------------------------------------------------------------------------------ subprocesses
+def start_program(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = open(log, "wb")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen(argv, cwd=REPO, env={**os.environ, **env}, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_program(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def streamlit_argv(port: int) -> list[str]:
+    return [sys.executable, "-m", "streamlit", "run", str(REPO / "ui" / "app.py"), "--server.port", str(port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none"]
+
+
+def ui_env(kafka: KafkaSettings, topics: Topics, dataset: str = "co2") -> dict[str, str]:
+    return {"KAPPAML_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "KAPPAML_TOPIC_PREFIX": topics.prefix, "KAPPAML_DATASET": dataset,
+            "KAPPAML_LOG_LEVEL": "WARNING"}
+
+
+def tmpdir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+# ------------------------------------------------------------------------------ pipeline records
+class Pipeline:
+    """Writes what a processor (and a replay) would write, computed with real models and metrics."""
+
+    def __init__(self, kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> None:
+        self.topics = topics
+        self.dataset = dataset
+        self.producer = Producer({**kafka.client_config(), "linger.ms": 5,
+                                  "message.max.bytes": 16 * 1024 * 1024})
+
+    def learn(self, rows: Iterable[dict[str, Any]], *, version: str = "v1", spec: str = "rls",
+              origin: str = "live", metrics_every: int = 50, start_ts: int | None = None) -> Snapshot:
+        """Predict-then-learn over ``rows`` (typed rows of the dataset, one global key), writing
+        predictions, per-key and overall metrics, and a final model snapshot."""
+        from kappaml.evaluation import PrequentialMetrics
+
+        model = build_model(spec, self.dataset)
+        metrics = PrequentialMetrics(window=100)
+        ts0 = start_ts if start_ts is not None else int(time.time() * 1000) - 600_000
+        last = -1
+        for i, row in enumerate(rows):
+            example = extract(self.dataset, {"id": i + 1, "key": "__all__", "ts": ts0 + i * 100, "row": row})
+            y_pred = model.predict_one(example.x)
+            y_pred = float(y_pred) if y_pred is not None else 0.0
+            model.learn_one(example.x, example.y)
+            metrics.update(example.y, y_pred)
+            ts = ts0 + i * 100
+            partition = i % self.topics.raw_partitions
+            last = i
+            self._json(self.topics.predictions, example.key, {
+                "key": example.key, "id": example.id, "y_true": example.y, "y_pred": y_pred,
+                "error": y_pred - example.y, "version": version, "spec": spec, "partition": partition,
+                "offset": i, "event_ts": ts, "processed_ts": ts + 7}, partition=partition)
+            if (i + 1) % metrics_every == 0:
+                values = metrics.get()
+                self._json(self.topics.metrics, example.key, {
+                    "scope": "key", "key": example.key, "version": version, "spec": spec,
+                    "learned": i + 1, "skipped": 0, "last_offset": i, **values, "ts": ts})
+                self._json(self.topics.metrics, "__overall__", {
+                    "scope": "overall", "key": "__overall__", "version": version, "spec": spec,
+                    "instance": "test", "keys": 1, "learned": i + 1, "skipped": 0, "invalid": 0,
+                    "rmse": values["rmse"], "mae": values["mae"], "throughput": 500.0,
+                    "latency_ms": {"p50": 5, "p95": 9, "p99": 12}, "ts": ts})
+        snapshot = Snapshot(key="__all__", version=version, spec=spec, origin=origin,  # type: ignore[arg-type]
+                            partition=0, offset=last, learned=last + 1, fingerprint=fingerprint(model),
+                            model=model, created_at=ts0 + last * 100)
+        self.producer.produce(self.topics.models, key=snapshot_key(version, "__all__").encode(),
+                              value=snapshot.encode(), partition=0)
+        self.flush()
+        return snapshot
+
+    def dead_letters(self, reasons: list[str], stage: str = "processor") -> None:
+        for i, reason in enumerate(reasons):
+            self._json(self.topics.dlq, None, {
+                "stage": stage, "reason": reason, "detail": {},
+                "source": {"topic": self.topics.raw, "partition": 0, "offset": 10_000 + i},
+                "key": "__all__", "value": "{not json", "value_encoding": "utf-8",
+                "ts": int(time.time() * 1000)})
+        self.flush()
+
+    def _json(self, topic: str, key: str | None, value: dict[str, Any], partition: int = 0) -> None:
+        self.producer.produce(topic, key=key.encode() if key is not None else None,
+                              value=json.dumps(value).encode(), partition=partition)
+        self.producer.poll(0)
+
+    def flush(self) -> None:
+        assert self.producer.flush(30) == 0

@@ -1,0 +1,138 @@
+"""Store contents -> tidy pandas frames for the charts and tables (pure functions, no Streamlit)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from ui.store import OVERALL_KEY
+
+__all__ = [
+    "METRICS",
+    "WINDOWS",
+    "dlq_frame",
+    "latest_metrics_frame",
+    "metrics_frame",
+    "model_keys",
+    "predictions_frame",
+]
+
+# (label, field of the cumulative value, field of the rolling value); see kappaml.evaluation.
+METRICS: tuple[tuple[str, str, str], ...] = (
+    ("RMSE", "rmse", "rolling_rmse"),
+    ("MAE", "mae", "rolling_mae"),
+    ("R²", "r2", "rolling_r2"),
+)
+WINDOWS = ("cumulative", "rolling")
+
+_METRIC_COLUMNS = ["version", "key", "spec", "messages", "time", "metric", "window", "value"]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def model_keys(series_keys: Iterable[tuple[str, str]]) -> list[str]:
+    """The model keys with metrics, overall first."""
+    keys = sorted({key for _version, key in series_keys if key != OVERALL_KEY})
+    return ([OVERALL_KEY] if any(k == OVERALL_KEY for _v, k in series_keys) else []) + keys
+
+
+def metrics_frame(series: Mapping[tuple[str, str], list[dict[str, Any]]], key: str) -> pd.DataFrame:
+    """Long format: one row per (record, metric, window) of one model key, every version.
+
+    ``messages`` is the number of predictions scored (``n``; overall records: ``learned``).
+    Values that are not defined yet (None: e.g. R² before two examples) are left out.
+    """
+    rows: list[dict[str, Any]] = []
+    for (version, series_key), records in series.items():
+        if series_key != key:
+            continue
+        for record in records:
+            messages = _number(record.get("n", record.get("learned")))
+            ts = _number(record.get("ts"))
+            for label, cumulative, rolling in METRICS:
+                for window, name in zip(WINDOWS, (cumulative, rolling), strict=True):
+                    value = _number(record.get(name))
+                    if value is None:
+                        continue
+                    rows.append({
+                        "version": version, "key": key, "spec": str(record.get("spec", "")),
+                        "messages": messages, "time": ts, "metric": label, "window": window,
+                        "value": value,
+                    })
+    frame = pd.DataFrame(rows, columns=_METRIC_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
+    return frame
+
+
+def latest_metrics_frame(series: Mapping[tuple[str, str], list[dict[str, Any]]], key: str) -> pd.DataFrame:
+    """The newest record of each version of one key: one row per version, for the summary table."""
+    rows = []
+    for (version, series_key), records in sorted(series.items()):
+        if series_key != key or not records:
+            continue
+        last = records[-1]
+        row: dict[str, Any] = {"version": version, "spec": last.get("spec"),
+                               "messages": last.get("n", last.get("learned"))}
+        for label, cumulative, rolling in METRICS:
+            row[label] = _number(last.get(cumulative))
+            row[f"{label} (rolling)"] = _number(last.get(rolling))
+        row["updated"] = pd.to_datetime(last.get("ts"), unit="ms", utc=True) if last.get("ts") else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+_PREDICTION_COLUMNS = ["version", "key", "id", "y_true", "y_pred", "error", "partition", "offset",
+                       "event_ts", "processed_ts", "latency_ms"]
+
+
+def predictions_frame(records: list[dict[str, Any]], *, key: str | None = None,
+                      version: str | None = None) -> pd.DataFrame:
+    """Predictions with a numeric truth and prediction, newest last; optionally one key/version."""
+    rows = []
+    for r in records:
+        if key is not None and r.get("key") != key:
+            continue
+        if version is not None and r.get("version") != version:
+            continue
+        y_true, y_pred = _number(r.get("y_true")), _number(r.get("y_pred"))
+        if y_true is None or y_pred is None:
+            continue
+        event_ts, processed_ts = _number(r.get("event_ts")), _number(r.get("processed_ts"))
+        rows.append({
+            "version": str(r.get("version", "")), "key": str(r.get("key", "")), "id": str(r.get("id", "")),
+            "y_true": y_true, "y_pred": y_pred, "error": y_pred - y_true,
+            "partition": r.get("partition"), "offset": r.get("offset"),
+            "event_ts": event_ts, "processed_ts": processed_ts,
+            "latency_ms": processed_ts - event_ts if event_ts is not None and processed_ts is not None
+            else None,
+        })
+    frame = pd.DataFrame(rows, columns=_PREDICTION_COLUMNS)
+    for column in ("event_ts", "processed_ts"):
+        frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
+    return frame
+
+
+def dlq_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The newest dead letters first: when, which stage, why, where from."""
+    rows = []
+    for r in reversed(records):
+        source = r.get("source") if isinstance(r.get("source"), dict) else {}
+        where = (f"{source.get('topic')}[{source.get('partition')}]@{source.get('offset')}"
+                 if source else "")
+        ts = _number(r.get("ts"))
+        rows.append({
+            "time": pd.to_datetime(ts, unit="ms", utc=True) if ts is not None else None,
+            "stage": str(r.get("stage", "?")),
+            "reason": str(r.get("reason", "(no reason given)")),
+            "source": where,
+            "key": None if r.get("key") is None else str(r.get("key")),
+        })
+    return pd.DataFrame(rows, columns=["time", "stage", "reason", "source", "key"])

@@ -1,0 +1,132 @@
+"""Streamlit glue shared by the pages: settings, the cached reader, status and empty-state messages."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import streamlit as st
+
+from kappaml.dataset import Dataset
+from kappaml.logging import configure_logging
+from ui.reader import LiveReader
+from ui.settings import UISettings
+from ui.store import StoreView
+
+__all__ = ["dataset", "explain_no_data", "reader", "ready", "settings", "sidebar"]
+
+
+@st.cache_resource(show_spinner=False)
+def _configure_logging_once() -> bool:
+    configure_logging(os.environ.get("KAPPAML_LOG_LEVEL", "INFO"))
+    return True
+
+
+def settings() -> UISettings:
+    """The settings from the environment; a bad value stops the page with the reason."""
+    _configure_logging_once()
+    try:
+        return UISettings.from_env()
+    except ValueError as exc:
+        st.error(f"**Invalid UI configuration:** {exc}. Check the `KAPPAML_*` environment variables.")
+        st.stop()
+        raise  # unreachable: st.stop() raises; keeps type checkers honest
+
+
+@st.cache_resource(show_spinner=False)
+def _dataset(name: str) -> Dataset:
+    from kappaml.dataset import load
+
+    return load(name)
+
+
+def dataset(s: UISettings) -> Dataset:
+    try:
+        return _dataset(s.dataset_name)
+    except ValueError as exc:
+        st.error(f"**Cannot load the dataset declaration {s.dataset_name!r}:** {exc}. "
+                 "Set `KAPPAML_DATASET` to a built-in name (e.g. `co2`) or a `.toml` path.")
+        st.stop()
+        raise
+
+
+def _release(reader: LiveReader) -> None:
+    reader.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_release)
+def _reader(identity: str, _settings: UISettings) -> LiveReader:
+    # ``identity`` (the settings' repr) is the cache key: one reader per configuration,
+    # shared by every session and page of this Streamlit server.
+    return LiveReader(_settings).start()
+
+
+def reader(s: UISettings) -> LiveReader:
+    return _reader(repr(s), s)
+
+
+def view(s: UISettings) -> StoreView:
+    return reader(s).store.view()
+
+
+def ready(v: StoreView, s: UISettings) -> bool:
+    """Show why there is nothing to see (Kafka down, still connecting); True when the page can render."""
+    status = v.status
+    bootstrap = s.kafka.bootstrap_servers
+    if status.checked_at == 0.0:
+        st.info(f"Connecting to Kafka at `{bootstrap}`…")
+        return False
+    if not status.connected:
+        st.error(
+            f"**Kafka is not reachable** at `{bootstrap}`.\n\n{status.error}\n\n"
+            "Start it with `make run` (the whole pipeline) or `python -m infra up` (the broker only). "
+            "This page keeps checking every second and shows the data again as soon as Kafka is back."
+        )
+        return False
+    if status.missing_topics:
+        missing = ", ".join(f"`{t}`" for t in status.missing_topics)
+        st.warning(
+            f"Topics not created yet on `{bootstrap}`: {missing}. They appear when the pipeline "
+            "starts (`make run`, or `python -m infra up` which provisions them)."
+        )
+    if not v.loaded:
+        st.info("Reading the topics…")
+        return False
+    return True
+
+
+def explain_no_data(s: UISettings, what: str) -> None:
+    """The empty state: what to start so that ``what`` appears."""
+    t = s.topics
+    st.info(
+        f"**No {what} yet.** This UI reads `{t.predictions}`, `{t.metrics}`, `{t.models}` and `{t.dlq}` "
+        f"on Kafka at `{s.kafka.bootstrap_servers}` (prefix from `KAPPAML_TOPIC_PREFIX`).\n\n"
+        "To produce data, start the pipeline:\n"
+        "- everything at once: `make run`\n"
+        "- or step by step: `python -m infra up` (Kafka), `python -m producer serve` (CSV as SSE), "
+        "`python -m producer ingest` (SSE into the raw topic), `python -m processor` (predict, learn, "
+        "publish metrics and model snapshots).\n\n"
+        "This page refreshes by itself once data arrives."
+    )
+
+
+def sidebar(s: UISettings) -> None:
+    """Settings and a live connection line (its own fragment, so it refreshes with the status)."""
+    st.sidebar.markdown(
+        f"**Kafka** `{s.kafka.bootstrap_servers}`  \n**Topic prefix** `{s.prefix}`  \n"
+        f"**Dataset** `{s.dataset_name}`"
+    )
+    st.sidebar.caption("Set with KAPPAML_KAFKA_BOOTSTRAP_SERVERS, KAPPAML_TOPIC_PREFIX, KAPPAML_DATASET.")
+    with st.sidebar:
+        _connection_line(s)
+
+
+@st.fragment(run_every=2)
+def _connection_line(s: UISettings) -> None:
+    status = reader(s).store.status()
+    if status.checked_at == 0.0:
+        st.caption("Kafka: connecting…")
+    elif status.connected:
+        st.caption(f"Kafka: connected (checked {max(0.0, time.time() - status.checked_at):.0f} s ago)")
+    else:
+        st.caption("Kafka: **not reachable**, retrying")

@@ -1,0 +1,294 @@
+"""A background thread that tails the project's topics into a ``LiveStore``.
+
+One consumer, manually assigned (no group, nothing committed), reads the recent tail of the
+predictions, metrics and dead-letter topics and the whole compacted models topic. Every couple
+of seconds it also looks at the cluster: topic end offsets, the processors' consumer-group lag,
+and whether Kafka answers at all. Nothing here raises into a page: problems become the store's
+status, and the thread keeps retrying until Kafka is back.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+
+from kappaml.logging import get_logger
+from ui.settings import UISettings
+from ui.store import (
+    GroupLag,
+    KafkaStatus,
+    LiveStore,
+    PipelineInfo,
+    SnapshotRef,
+    TopicInfo,
+)
+
+__all__ = ["LiveReader", "ReaderLimits"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ReaderLimits:
+    """How far back the reader starts on each topic, and how often it looks at the cluster."""
+
+    metrics_backlog: int = 50_000
+    predictions_backlog: int = 5_000
+    dlq_backlog: int = 200
+    poll_timeout: float = 0.2
+    refresh_every: float = 2.0
+    request_timeout: float = 3.0
+
+    def __post_init__(self) -> None:
+        for name in ("metrics_backlog", "predictions_backlog", "dlq_backlog"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("poll_timeout", "refresh_every", "request_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+
+
+class LiveReader:
+    def __init__(self, settings: UISettings, limits: ReaderLimits | None = None,
+                 store: LiveStore | None = None) -> None:
+        self.settings = settings
+        self.limits = limits or ReaderLimits()
+        self.store = store or LiveStore(predictions_cap=self.limits.predictions_backlog,
+                                        dlq_cap=self.limits.dlq_backlog)
+        topics = settings.topics
+        self._roles = {
+            topics.raw: "raw",
+            topics.predictions: "predictions",
+            topics.metrics: "metrics",
+            topics.models: "models",
+            topics.dlq: "dlq",
+        }
+        self._backlog = {
+            "predictions": self.limits.predictions_backlog,
+            "metrics": self.limits.metrics_backlog,
+            "dlq": self.limits.dlq_backlog,
+            "models": None,  # compacted: read it all, the newest snapshot per key wins
+        }
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"kappaml-ui-reader-{settings.prefix}",
+                                        daemon=True)
+        self._assigned: set[tuple[str, int]] = set()
+        self._pending_load = True
+        self._last_raw: tuple[float, int] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> LiveReader:
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait_loaded(self, timeout: float) -> bool:
+        """Block (tests, never pages) until the initial backlog has been read."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            view = self.store.view()
+            if view.loaded:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # -- the thread ------------------------------------------------------------------------
+    def _client_config(self) -> dict[str, Any]:
+        return {
+            **self.settings.kafka.client_config(),
+            # librdkafka logs every refused connection to stderr; the status line says it once.
+            "log_level": 2,
+            "error_cb": self._on_error,
+            "reconnect.backoff.max.ms": 2000,
+            "socket.connection.setup.timeout.ms": int(self.limits.request_timeout * 1000),
+        }
+
+    def _on_error(self, err: KafkaError) -> None:
+        log.debug("kafka client error", error=str(err))
+
+    def _run(self) -> None:
+        consumer = Consumer({
+            **self._client_config(),
+            "group.id": f"kappaml-ui-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            # The processor writes in transactions: aborted output must never show.
+            "isolation.level": "read_committed",
+        })
+        admin = AdminClient(self._client_config())
+        next_refresh = 0.0
+        try:
+            while not self._stop.is_set():
+                if time.monotonic() >= next_refresh:
+                    next_refresh = time.monotonic() + self.limits.refresh_every
+                    self._refresh(consumer, admin)
+                if not self._assigned:
+                    self._stop.wait(self.limits.poll_timeout)
+                    continue
+                try:
+                    batch = consumer.consume(num_messages=1000, timeout=self.limits.poll_timeout)
+                except KafkaException as exc:
+                    log.warning("consume failed", error=str(exc))
+                    self._stop.wait(self.limits.poll_timeout)
+                    continue
+                self._dispatch(batch)
+                if not batch and self._pending_load:
+                    self._pending_load = False
+                    self.store.set_loaded()
+        except Exception:  # a last net: the pages show the status, the log keeps the trace
+            log.exception("ui reader stopped by an unexpected error")
+            self.store.set_status(KafkaStatus(False, "the UI's Kafka reader failed; see the UI log",
+                                              time.time()))
+        finally:
+            consumer.close()
+
+    def _refresh(self, consumer: Consumer, admin: AdminClient) -> None:
+        timeout = self.limits.request_timeout
+        try:
+            metadata = consumer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else exc
+            text = error.str() if isinstance(error, KafkaError) else str(error)
+            self.store.set_status(KafkaStatus(
+                False, f"Kafka at {self.settings.kafka.bootstrap_servers} is not reachable ({text})",
+                time.time()))
+            return
+        present = {name: md for name, md in metadata.topics.items()
+                   if name in self._roles and md.error is None}
+        missing = tuple(name for name in self._roles if name not in present)
+        self.store.set_status(KafkaStatus(True, None, time.time(), missing))
+        try:
+            topic_infos = self._assign_and_measure(consumer, present)
+            groups = self._group_lags(admin, topic_infos)
+        except KafkaException as exc:
+            log.info("cluster look-up failed; retrying", error=str(exc))
+            return
+        self.store.set_pipeline(PipelineInfo(
+            topics=tuple(topic_infos), groups=tuple(groups),
+            raw_rate=self._raw_rate(topic_infos), taken_at=time.time()))
+
+    def _assign_and_measure(self, consumer: Consumer, present: dict[str, Any]) -> list[TopicInfo]:
+        timeout = self.limits.request_timeout
+        infos: list[TopicInfo] = []
+        new: list[TopicPartition] = []
+        for name, role in self._roles.items():
+            if name not in present:
+                continue
+            starts: dict[int, int] = {}
+            ends: dict[int, int] = {}
+            for partition in sorted(present[name].partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(name, partition),
+                                                           timeout=timeout, cached=False)
+                starts[partition], ends[partition] = low, high
+                if role != "raw" and (name, partition) not in self._assigned:
+                    backlog = self._backlog[role]
+                    start = low if backlog is None else max(low, high - backlog)
+                    new.append(TopicPartition(name, partition, start))
+            infos.append(TopicInfo(name=name, role=role, start_offsets=starts, end_offsets=ends))
+        if new:
+            consumer.incremental_assign(new)
+            self._assigned.update((tp.topic, tp.partition) for tp in new)
+            self._pending_load = True
+            log.info("ui reader assigned", partitions=[f"{tp.topic}[{tp.partition}]@{tp.offset}"
+                                                      for tp in new])
+        return infos
+
+    def _group_lags(self, admin: AdminClient, infos: list[TopicInfo]) -> list[GroupLag]:
+        raw = next((t for t in infos if t.role == "raw"), None)
+        if raw is None:
+            return []
+        timeout = self.limits.request_timeout
+        prefix = self.settings.processor_group("")
+        listing = admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout + 1)
+        lags: list[GroupLag] = []
+        for group in sorted(g.group_id for g in listing.valid if g.group_id.startswith(prefix)):
+            request = [ConsumerGroupTopicPartitions(group)]
+            futures = admin.list_consumer_group_offsets(request, request_timeout=timeout)
+            result = futures[group].result(timeout=timeout + 1)
+            committed = {tp.partition: tp.offset for tp in result.topic_partitions or ()
+                         if tp.topic == raw.name and tp.offset >= 0}
+            lag = {p: max(0, end - committed.get(p, raw.start_offsets.get(p, 0)))
+                   for p, end in raw.end_offsets.items()}
+            lags.append(GroupLag(group=group, version=group[len(prefix):], committed=committed, lag=lag))
+        return lags
+
+    def _raw_rate(self, infos: list[TopicInfo]) -> float | None:
+        raw = next((t for t in infos if t.role == "raw"), None)
+        if raw is None:
+            return None
+        now, total = time.monotonic(), sum(raw.end_offsets.values())
+        previous, self._last_raw = self._last_raw, (now, total)
+        if previous is None or now <= previous[0]:
+            return None
+        return max(0.0, (total - previous[1]) / (now - previous[0]))
+
+    # -- messages --------------------------------------------------------------------------
+    def _dispatch(self, batch: list[Message]) -> None:
+        predictions: list[dict[str, Any]] = []
+        for msg in batch:
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    log.debug("fetch error", error=str(msg.error()))
+                continue
+            role = self._roles.get(msg.topic() or "")
+            if role == "models":
+                self._on_snapshot(msg)
+                continue
+            value = msg.value()
+            try:
+                record = json.loads(value) if value is not None else None
+            except (ValueError, UnicodeDecodeError):
+                record = None
+            if not isinstance(record, dict):
+                if role == "dlq":
+                    record = {"stage": "?", "reason": "dead letter that is not a JSON object"}
+                else:
+                    self.store.unreadable(f"{msg.topic()}[{msg.partition()}]@{msg.offset()}")
+                    continue
+            if role == "predictions":
+                predictions.append(record)
+            elif role == "metrics":
+                self.store.add_metrics(record)
+            elif role == "dlq":
+                self.store.add_dead_letter(record)
+        if predictions:
+            self.store.add_predictions(predictions)
+
+    def _on_snapshot(self, msg: Message) -> None:
+        raw_key = msg.key()
+        try:
+            version, _, key = (raw_key or b"").decode("utf-8").partition("/")
+        except UnicodeDecodeError:
+            version, key = "", ""
+        if not version or not key:
+            self.store.unreadable(f"{msg.topic()}[{msg.partition()}]@{msg.offset()} (key)")
+            return
+        value = msg.value()
+        if value is None:  # tombstone: the snapshot was deleted
+            self.store.drop_snapshot(version, key)
+            return
+        self.store.put_snapshot(SnapshotRef(version=version, key=key, partition=msg.partition(),
+                                            offset=msg.offset(), value=value, received_at=time.time()))

@@ -1,0 +1,55 @@
+"""The UI's one frozen settings object, read from ``KAPPAML_*`` environment variables.
+
+Streamlit passes no program flags to the script, so the environment is the configuration;
+the sidebar shows what was read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from kappaml.dataset import Dataset, load
+from kappaml.kafka import KafkaSettings
+from kappaml.topics import Topics
+
+__all__ = ["UISettings"]
+
+
+@dataclass(frozen=True)
+class UISettings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    prefix: str = "kappaml"
+    dataset_name: str = "co2"
+    # Seconds without a metrics record after which the processor counts as not alive.
+    alive_after: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c in self.prefix for c in " /\\"):
+            raise ValueError(f"topic prefix must be non-empty without spaces or slashes, got {self.prefix!r}")
+        if not self.dataset_name:
+            raise ValueError("dataset must not be empty")
+        if self.alive_after <= 0:
+            raise ValueError(f"alive_after must be > 0 seconds, got {self.alive_after}")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(prefix=self.prefix)
+
+    def dataset(self) -> Dataset:
+        return load(self.dataset_name)
+
+    def processor_group(self, version: str) -> str:
+        """The processor's consumer group of one model version (see ``ProcessorSettings.group``)."""
+        return f"{self.prefix}-processor-{version}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> UISettings:
+        env = os.environ if env is None else env
+        return cls(
+            kafka=KafkaSettings.from_env(env),
+            prefix=env.get("KAPPAML_TOPIC_PREFIX") or "kappaml",
+            dataset_name=env.get("KAPPAML_DATASET") or "co2",
+            alive_after=float(env.get("KAPPAML_UI_ALIVE_AFTER") or 10.0),
+        )

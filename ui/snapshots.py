@@ -1,0 +1,58 @@
+"""Model snapshots for the Predict page: headers to choose from, decoded models to predict with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from kappaml.snapshot import Snapshot, read_header
+from ui.store import SnapshotRef
+
+__all__ = ["SnapshotChoice", "choices", "load_model"]
+
+
+@dataclass(frozen=True)
+class SnapshotChoice:
+    ref: SnapshotRef
+    header: dict[str, Any]
+
+    @property
+    def created_at(self) -> int:
+        value = self.header.get("created_at")
+        return value if isinstance(value, int) else 0
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _header(version: str, key: str, partition: int, offset: int, _value: bytes) -> dict[str, Any] | str:
+    # (version, key, partition, offset) identifies the bytes: a Kafka record never changes.
+    try:
+        return read_header(_value)
+    except ValueError as exc:
+        return str(exc)
+
+
+def choices(snapshots: dict[tuple[str, str], SnapshotRef]) -> tuple[list[SnapshotChoice], list[str]]:
+    """Readable snapshots (newest first) and the problems of the unreadable ones."""
+    good: list[SnapshotChoice] = []
+    problems: list[str] = []
+    for (version, key), ref in snapshots.items():
+        header = _header(version, key, ref.partition, ref.offset, ref.value)
+        if isinstance(header, str):
+            problems.append(f"{version}/{key} (offset {ref.offset}): {header}")
+        else:
+            good.append(SnapshotChoice(ref, header))
+    good.sort(key=lambda c: (c.created_at, c.ref.received_at), reverse=True)
+    return good, problems
+
+
+@st.cache_resource(show_spinner="Loading the model snapshot…", max_entries=16)
+def _decode(version: str, key: str, partition: int, offset: int, _value: bytes) -> Snapshot:
+    # Decoding verifies the pickle digest and re-computes the fingerprint.
+    return Snapshot.decode(_value)
+
+
+def load_model(ref: SnapshotRef) -> Snapshot:
+    """The decoded snapshot; ValueError with the reason when it is corrupt."""
+    return _decode(ref.version, ref.key, ref.partition, ref.offset, ref.value)
