@@ -5,12 +5,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 
 from kappaml import synthetic
 from kappaml.csvsource import CsvHeaderError
 from kappaml.logging import configure_logging, get_logger
-from producer.settings import DEFAULT_CACHE_DIR, IngestSettings, ServeSettings, add_dataset_flags, env_default
+from producer.settings import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_STATE_DIR,
+    IngestSettings,
+    ServeSettings,
+    add_dataset_flags,
+    env_default,
+)
+
+# quixstreams (imported lazily below) pulls in authlib, which warns about httpx on import, also
+# in the spawned source process (which imports this module again): noise, nothing to act on.
+warnings.filterwarnings("ignore", message="The httpx module is deprecated")
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -63,6 +75,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     ingest.add_argument("--log-interval", type=float,
                         default=float(env_default(env, "LOG_INTERVAL", "5")),
                         help="seconds between progress lines (env KAPPAML_LOG_INTERVAL)")
+    ingest.add_argument("--state-dir", default=env_default(env, "STATE_DIR", str(DEFAULT_STATE_DIR)),
+                        help="Quix Streams state directory (env KAPPAML_STATE_DIR); the source state "
+                             "itself lives in Kafka (changelog), this only holds local metadata")
     ingest.add_argument("--max-backoff", type=float, default=5.0,
                         help="longest pause between reconnection attempts, seconds")
     return parser

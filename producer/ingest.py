@@ -116,6 +116,7 @@ def run_ingest(settings: IngestSettings) -> int:
         },
         consumer_extra_config=client,
         loglevel=None,  # kappaml.logging already routes the stdlib loggers
+        state_dir=settings.state_dir,
         auto_create_topics=True,
     )
     source = SSESource(

@@ -24,6 +24,9 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame) -> None:  # type: ignore[no-untyped-def]
         self._stop_streams.set()
         super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal after its graceful shutdown (exit status -15); a clean stop
+        # on request is a success, so exit 0 instead.
+        self._captured_signals.clear()
 
 
 def run_serve(settings: ServeSettings) -> int:

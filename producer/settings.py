@@ -23,6 +23,7 @@ from producer.server import ServerConfig
 __all__ = ["IngestSettings", "ServeSettings", "add_dataset_flags", "dataset_from_args"]
 
 DEFAULT_CACHE_DIR = Path(".kappaml") / "cache"
+DEFAULT_STATE_DIR = Path(".kappaml") / "state"
 
 
 def env_default(env: Mapping[str, str], name: str, default: str | None) -> str | None:
@@ -121,6 +122,7 @@ class IngestSettings:
     commit_interval: float = 0.5
     log_interval: float = 5.0
     max_backoff: float = 5.0
+    state_dir: Path = DEFAULT_STATE_DIR
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -152,5 +154,6 @@ class IngestSettings:
             commit_interval=args.commit_interval,
             log_interval=args.log_interval,
             max_backoff=args.max_backoff,
+            state_dir=Path(args.state_dir),
             log_level=args.log_level,
         )
