@@ -46,6 +46,36 @@ def _frame(tag: bytes, payload: bytes) -> bytes:
     return tag + len(payload).to_bytes(8, "little") + payload
 
 
+def _scalar(obj: Any) -> bytes | None:
+    """The encoding of an immutable leaf (or a tuple of them), None for anything else.
+
+    The hot path: model state is mostly dicts of str keys and float values.
+    """
+    t = type(obj)
+    if t is float:
+        return b"f" + _FLOAT.pack(obj)
+    if t is str:
+        return _frame(b"s", obj.encode("utf-8", "surrogatepass"))
+    if t is int:
+        return _frame(b"i", str(obj).encode())
+    if obj is None:
+        return b"N"
+    if t is bool:
+        return b"T" if obj else b"F"
+    if t is tuple:
+        parts = [_scalar(v) for v in obj]
+        if None in parts:
+            return None
+        return b"(" + len(obj).to_bytes(8, "little") + b"".join(parts) + b")"  # type: ignore[arg-type]
+    if t is bytes or t is bytearray:
+        return _frame(b"b", bytes(obj))
+    if t is complex:
+        return b"j" + _FLOAT.pack(obj.real) + _FLOAT.pack(obj.imag)
+    if isinstance(obj, np.generic) and not isinstance(obj, np.object_):
+        return _frame(b"g", obj.dtype.str.encode()) + _frame(b"", obj.tobytes())
+    return None
+
+
 class _Walker:
     """Writes the canonical encoding of one object graph into ``sink`` (an ``update`` callable)."""
 
@@ -54,6 +84,8 @@ class _Walker:
         # id -> (visit number, object): the object is kept alive so its id cannot be reused
         # by a temporary (e.g. a state dict built by __getstate__) during the walk.
         self._memo: dict[int, tuple[int, Any]] = {}
+        # Trees repeat the same feature-name keys in every node: encode each str once.
+        self._str_keys: dict[str, bytes] = {}
 
     def _seen(self, obj: Any) -> bool:
         entry = self._memo.get(id(obj))
@@ -64,77 +96,99 @@ class _Walker:
         return False
 
     def walk(self, root: Any) -> None:
+        # An explicit stack: deep trees would exceed the recursion limit.
         stack: list[Any] = [(root,)]
         write = self._sink
         while stack:
             item = stack.pop()
-            if isinstance(item, bytes):
+            if type(item) is bytes:
                 write(item)
                 continue
-            obj = item[0]
-            children = self._encode(obj)
+            children = self._encode(item[0])
             if children:
                 stack.extend(reversed(children))
 
     def _key(self, key: Any) -> bytes:
         """The canonical bytes of a dict key or set member, to sort by and to write."""
+        if type(key) is str:
+            encoded = self._str_keys.get(key)
+            if encoded is None:
+                encoded = self._str_keys[key] = _frame(b"s", key.encode("utf-8", "surrogatepass"))
+            return encoded
+        encoded = _scalar(key)
+        if encoded is not None:
+            return encoded
         parts: list[bytes] = []
         _Walker(parts.append).walk(key)
         return b"".join(parts)
 
+    @staticmethod
+    def _sequence(values: Any, tail: bytes) -> list[Any]:
+        """Children for a run of values: consecutive leaves merged into one literal."""
+        out: list[Any] = []
+        run: list[bytes] = []
+        for value in values:
+            encoded = _scalar(value)
+            if encoded is not None:
+                run.append(encoded)
+                continue
+            if run:
+                out.append(b"".join(run))
+                run = []
+            out.append((value,))
+        run.append(tail)
+        out.append(b"".join(run))
+        return out
+
     def _encode(self, obj: Any) -> list[Any] | None:
-        """Write obj's scalar encoding, or its header; return its children (bytes or (obj,))."""
-        write = self._sink
-        if obj is None:
-            write(b"N")
-        elif obj is True or obj is False:
-            write(b"T" if obj else b"F")
-        elif type(obj) is int:
-            write(_frame(b"i", str(obj).encode()))
-        elif type(obj) is float:
-            write(b"f" + _FLOAT.pack(obj))
-        elif type(obj) is str:
-            write(_frame(b"s", obj.encode("utf-8", "surrogatepass")))
-        elif type(obj) in (bytes, bytearray):
-            write(_frame(b"b", bytes(obj)))
-        elif type(obj) is complex:
-            write(b"j" + _FLOAT.pack(obj.real) + _FLOAT.pack(obj.imag))
-        elif isinstance(obj, np.generic):
-            write(_frame(b"g", obj.dtype.str.encode()) + _frame(b"", obj.tobytes()))
-        elif isinstance(obj, np.ndarray):
-            return self._array(obj)
-        elif type(obj) is tuple:
-            write(b"(" + len(obj).to_bytes(8, "little"))
-            return [(v,) for v in obj] + [b")"]
-        elif type(obj) is list:
+        """Write obj's encoding or header; return its children (literal bytes or (obj,))."""
+        encoded = _scalar(obj)
+        if encoded is not None:
+            self._sink(encoded)
+            return None
+        t = type(obj)
+        if t is tuple:
+            self._sink(b"(" + len(obj).to_bytes(8, "little"))
+            return self._sequence(obj, b")")
+        if t is list:
             if self._seen(obj):
                 return None
-            write(b"[" + len(obj).to_bytes(8, "little"))
-            return [(v,) for v in obj] + [b"]"]
-        elif type(obj) is dict:
+            self._sink(b"[" + len(obj).to_bytes(8, "little"))
+            return self._sequence(obj, b"]")
+        if t is dict:
             if self._seen(obj):
                 return None
-            return self._dict(b"{", obj)
-        elif type(obj) in (set, frozenset):
-            if type(obj) is set and self._seen(obj):
+            return self._dict(obj)
+        if t is set or t is frozenset:
+            if t is set and self._seen(obj):
                 return None
             members = sorted(self._key(m) for m in obj)
-            write(b"<" + len(members).to_bytes(8, "little") + b"".join(members) + b">")
-        elif isinstance(obj, type) or isinstance(obj, _FUNCTION_TYPES) or isinstance(obj, types.ModuleType):
-            write(_frame(b"c", _qualname(obj)))
-        else:
-            return self._object(obj)
-        return None
+            self._sink(b"<" + len(members).to_bytes(8, "little") + b"".join(members) + b">")
+            return None
+        if isinstance(obj, np.ndarray):
+            return self._array(obj)
+        if isinstance(obj, (type, types.ModuleType, *_FUNCTION_TYPES)):
+            self._sink(_frame(b"c", _qualname(obj)))
+            return None
+        return self._object(obj)
 
-    def _dict(self, tag: bytes, mapping: Any) -> list[Any]:
+    def _dict(self, mapping: dict) -> list[Any]:
         # Sorted by key encoding only; equal encodings (distinct but equal objects) keep order.
-        items = sorted(((self._key(k), v) for k, v in _items(mapping)), key=lambda kv: kv[0])
-        self._sink(tag + len(items).to_bytes(8, "little"))
+        items = sorted(((self._key(k), v) for k, v in dict.items(mapping)), key=lambda kv: kv[0])
+        self._sink(b"{" + len(items).to_bytes(8, "little"))
         out: list[Any] = []
+        run: list[bytes] = []
         for key, value in items:
-            out.append(key)
+            run.append(key)
+            encoded = _scalar(value)
+            if encoded is not None:
+                run.append(encoded)
+                continue
+            out.append(b"".join(run))
+            run = []
             out.append((value,))
-        out.append(b"}")
+        run.append(b"}")
+        out.append(b"".join(run))
         return out
 
     def _array(self, arr: np.ndarray) -> list[Any] | None:
@@ -144,15 +198,14 @@ class _Walker:
         header = _frame(b"a", arr.dtype.str.encode() + order) + _frame(b"", repr(arr.shape).encode())
         if arr.dtype.hasobject:
             self._sink(header)
-            return [(v,) for v in arr.ravel(order="C").tolist()] + [b"a"]
+            return self._sequence(arr.ravel(order="C").tolist(), b"a")
         self._sink(header + _frame(b"", np.ascontiguousarray(arr).tobytes()))
         return None
 
     def _object(self, obj: Any) -> list[Any] | None:
         if self._seen(obj):
             return None
-        write = self._sink
-        write(_frame(b"o", _qualname(type(obj))))
+        self._sink(_frame(b"o", _qualname(type(obj))))
         if isinstance(obj, deque):
             return [(obj.maxlen,), (list(obj),)]
         if isinstance(obj, dict):  # defaultdict, OrderedDict, Counter...: items plus instance state
@@ -162,7 +215,7 @@ class _Walker:
         except Exception as exc:
             raise TypeError(f"cannot fingerprint a {type(obj).__qualname__}: {exc}") from exc
         if isinstance(reduced, str):  # a global singleton, pickled by name
-            write(_frame(b"r", reduced.encode()))
+            self._sink(_frame(b"r", reduced.encode()))
             return None
         reduced = tuple(reduced) + (None,) * (6 - len(reduced))
         func, args, state, list_items, dict_items, _setter = reduced[:6]
@@ -172,10 +225,6 @@ class _Walker:
         if dict_items is not None:
             children.append((dict(dict_items),))
         return children
-
-
-def _items(mapping: Any) -> Any:
-    return dict.items(mapping) if isinstance(mapping, dict) else mapping.items()
 
 
 def state_digest(obj: Any) -> bytes:

@@ -3,8 +3,8 @@
 SGD models, trees with linear leaves and forests can answer None before they learn, or blow
 up on an unlucky stream. ``Guarded`` answers the running mean of the target instead of
 None/NaN/inf, clips answers to the seen target range widened by its width on both sides,
-refuses non-finite targets, and counts (instead of raising) arithmetic errors of the inner
-model on extreme inputs.
+keeps rows with non-finite or absurdly large (``MAX_ABS``) numbers away from the inner
+model, and counts (instead of raising) arithmetic errors of the inner model.
 """
 
 from __future__ import annotations
@@ -14,7 +14,18 @@ from typing import Any
 
 from river import base
 
-__all__ = ["Guarded"]
+__all__ = ["MAX_ABS", "Guarded"]
+
+# Inputs beyond this magnitude overflow inside linear models (squares, outer products).
+MAX_ABS = 1e100
+
+
+def _usable(x: dict) -> bool:
+    """False when a numeric value of x is NaN, infinite or beyond MAX_ABS."""
+    for value in x.values():
+        if isinstance(value, (int, float)) and not abs(value) <= MAX_ABS:
+            return False
+    return True
 
 
 class Guarded(base.Wrapper, base.Regressor):
@@ -38,6 +49,9 @@ class Guarded(base.Wrapper, base.Regressor):
         return self._y_mean if math.isfinite(self._y_mean) else 0.0
 
     def predict_one(self, x: dict, **kwargs: Any) -> float:
+        if not _usable(x):
+            self.n_guarded += 1
+            return self._fallback()
         try:
             y = self.regressor.predict_one(x, **kwargs)
             y = float(y) if y is not None else math.nan
@@ -56,7 +70,7 @@ class Guarded(base.Wrapper, base.Regressor):
             y = float(y)
         except (TypeError, ValueError, OverflowError):
             y = math.nan
-        if not math.isfinite(y):
+        if not abs(y) <= MAX_ABS or not _usable(x):
             self.n_skipped += 1
             return
         try:

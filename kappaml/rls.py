@@ -32,6 +32,11 @@ __all__ = ["RecursiveLeastSquares"]
 
 # Beyond this x'Px an update cancels catastrophically in float64: such rows are refused.
 _MAX_GAIN = 1e15
+# Values beyond this magnitude are refused (learning) or answered with the mean (predicting):
+# their squares and products with the covariance would overflow.
+MAX_ABS = 1e100
+# A numeric's first non-zero magnitude sets its prior, clamped so the prior stays finite.
+_SCALE_RANGE = (1e-8, 1e8)
 
 
 def _positive(name: str, value: float) -> float:
@@ -62,9 +67,9 @@ class RecursiveLeastSquares(base.Regressor):
     clip
         Clip predictions to the seen target range widened by its width on both sides.
 
-    Rows with a non-finite or non-numeric value, or so extreme that the update would be
-    numerically meaningless, are not learned (counted in ``n_skipped``); predictions are
-    always finite.
+    Rows with a non-numeric, non-finite or absurdly large (``MAX_ABS``) value, or so extreme
+    that the update would be numerically meaningless, are not learned (counted in
+    ``n_skipped``); predictions are always finite.
     """
 
     def __init__(
@@ -137,8 +142,8 @@ class RecursiveLeastSquares(base.Regressor):
             ind = [float(x.get(name, 0.0)) for name in self.indicators]
         except (TypeError, ValueError, OverflowError):
             return None
-        # A sum is non-finite when a term is (or when huge terms overflow: refused as well).
-        if not math.isfinite(sum(num) + sum(ind)):
+        # NaN fails the comparison too.
+        if not max(map(abs, num + ind), default=0.0) <= MAX_ABS:
             return None
         return num, ind
 
@@ -170,9 +175,8 @@ class RecursiveLeastSquares(base.Regressor):
             for j in [j for j in self._unscaled if num[j] != 0.0]:
                 changed = True
                 self._unscaled.remove(j)
-                prior = self.prior / (num[j] * num[j])
-                if not (math.isfinite(prior) and prior > 0.0):
-                    prior = self.prior
+                scale = min(max(abs(num[j]), _SCALE_RANGE[0]), _SCALE_RANGE[1])
+                prior = self.prior / (scale * scale)
                 self._col_prior[j + 1] = prior
                 # Every weight on column j+1 of v is still at its prior: re-set it.
                 cols = range(j + 1, self._w.size, self._nv) if self.interactions else [j + 1]
@@ -221,7 +225,7 @@ class RecursiveLeastSquares(base.Regressor):
         except (TypeError, ValueError, OverflowError):
             y = math.nan
         values = self._values(x)
-        if values is None or not math.isfinite(y):
+        if values is None or not abs(y) <= MAX_ABS:
             self._skipped += 1
             return
         changed = self._grow(x, values[0])
@@ -239,11 +243,7 @@ class RecursiveLeastSquares(base.Regressor):
             self._skipped += 1
             return
         denom = 1.0 + gain
-        step = Pv * (err / denom)
-        if not math.isfinite(float(step.sum())):
-            self._skipped += 1
-            return
-        self._w += step
+        self._w += Pv * (err / denom)
         self._P = blas.dger(-1.0 / denom, Pv, Pv, a=self._P, overwrite_a=1)
         self._n += 1
         self._y_min = min(self._y_min, y)
