@@ -9,11 +9,12 @@ new version from. The same checks turn a missing broker, topic or data into one 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ClusterMetadata, OffsetSpec
 
 from kappaml.kafka import KafkaSettings
 from spark_batch.errors import ReplayError
@@ -70,6 +71,18 @@ def _offsets(admin: AdminClient, topic: str, partitions: list[int], spec: Offset
     return {tp.partition: fut.result().offset for tp, fut in futures.items()}
 
 
+def _metadata(admin: AdminClient, timeout: float, down: list[str]) -> ClusterMetadata | None:
+    """Cluster metadata, or None once every broker refused (fast) or ``timeout`` passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        except KafkaException:
+            admin.poll(0)  # serves error_cb
+            if down or time.monotonic() >= deadline:
+                return None
+
+
 def pin_offsets(
     kafka: KafkaSettings,
     topic: str,
@@ -78,16 +91,18 @@ def pin_offsets(
     timeout: float = 15.0,
 ) -> OffsetRange:
     """Check broker and topic, and return the pinned range; every failure is a ReplayError."""
+    down: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE):
+            down.append(err.str())
+
     # librdkafka would print its own retry lines; every failure here becomes one ReplayError.
-    config = {**kafka.client_config(), "log_level": "0",
-              "socket.connection.setup.timeout.ms": str(int(timeout * 1000))}
-    admin = AdminClient(config)
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise ReplayError(
-            f"cannot reach the Kafka broker at {kafka.bootstrap_servers}: {exc.args[0].str()}"
-        ) from None
+    admin = AdminClient({**kafka.client_config(), "log_level": "0", "error_cb": on_error})
+    metadata = _metadata(admin, timeout, down)
+    if metadata is None:
+        detail = down[-1] if down else f"no answer within {timeout:.0f} s"
+        raise ReplayError(f"cannot reach the Kafka broker at {kafka.bootstrap_servers}: {detail}")
     info = metadata.topics.get(topic)
     if info is None or info.error is not None:
         known = sorted(t for t in metadata.topics if not t.startswith("__"))

@@ -167,7 +167,8 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
     from kappaml.models import DEFAULT_SPEC  # noqa: PLC0415
 
     dataset_ref = pick(args.dataset, "KAPPAML_DATASET", "co2") or "co2"
-    version = pick(args.version, "KAPPAML_REPLAY_VERSION", None) or default_version()
+    version = pick(args.version, "KAPPAML_REPLAY_VERSION", None)
+    version = default_version() if version is None else version
     master = pick(args.master, "KAPPAML_SPARK_MASTER", "local[2]") or "local[2]"
     shuffle = pick(args.shuffle_partitions, "KAPPAML_SPARK_SHUFFLE_PARTITIONS", None)
     output = pick(args.output_dir, "KAPPAML_REPLAY_OUTPUT_DIR", None)

@@ -1,0 +1,154 @@
+"""Spark batch replay: rebuild every key's model from the whole raw topic.
+
+    spark-submit --jars <connector jars> spark_batch/replay.py [--model-spec NAME] [--version V]
+                 [--until P:OFFSET,...] [...]
+
+or, with the connector, Python files and settings filled in: ``python -m spark_batch replay``.
+Reads the pinned range of the raw topic (read_committed), rebuilds each key in offset order
+with the processor's own ``learn_step``, writes ``summary.json`` + ``predictions.parquet``
+and publishes each model to the snapshot topic with ``origin=replay``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+if __name__ == "__main__" and __package__ in (None, ""):
+    # Run as a file by spark-submit: its folder is sys.path[0] and its modules would shadow
+    # top-level names; import the package from the repository root instead (when not installed).
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    sys.path.insert(0, str(_here.parent))
+
+from kappaml.logging import configure_logging, get_logger  # noqa: E402
+from spark_batch.errors import ReplayError  # noqa: E402
+from spark_batch.settings import ReplaySettings, build_parser, settings_from_args  # noqa: E402
+
+__all__ = ["main", "run_replay"]
+
+log = get_logger("spark_batch.replay")
+
+
+def run_replay(settings: ReplaySettings) -> dict:
+    """The whole replay; returns the summary document (also written to the output folder)."""
+    from pyspark.errors import PySparkException  # noqa: PLC0415 - keep --help free of a JVM
+
+    from spark_batch import job, report  # noqa: PLC0415
+    from spark_batch.connector import connector_jars  # noqa: PLC0415
+    from spark_batch.offsets import pin_offsets  # noqa: PLC0415
+    from spark_batch.publish import SnapshotPublisher  # noqa: PLC0415
+
+    started = time.monotonic()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    topic = settings.topics.raw
+    pinned = pin_offsets(settings.kafka, topic, settings.until)
+    log.info("replay range pinned", topic=topic, version=settings.version, spec=settings.spec,
+             start=pinned.to_dict()["start"], end=pinned.to_dict()["end"])
+    out = settings.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    # A summary from an earlier run must not vouch for this one if it fails half-way.
+    (out / report.SUMMARY).unlink(missing_ok=True)
+
+    jars = [] if job.under_spark_submit() else connector_jars()
+    spark = job.spark_session(settings, jars)
+    try:
+        keyed = job.by_key(job.read_raw(spark, settings, pinned), settings)
+        with job.StageProgress(spark):
+            counts = job.count_keys(keyed)
+        if counts.rows == 0:
+            raise ReplayError(f"topic {topic!r} has no committed records in the pinned range "
+                              "(only transaction markers or aborted writes): nothing to replay")
+        log.info("replay planned", keys=counts.keys, rows=counts.rows, tasks=settings.shuffle_partitions)
+        run = job.rebuild(keyed, settings, counts.keys)
+        predictions = out / report.PREDICTIONS
+        with job.StageProgress(spark):
+            run.rows().write.mode("overwrite").parquet(str(predictions))
+        totals = report.row_totals(run.rows())
+        statuses = totals.statuses
+
+        publisher = (
+            SnapshotPublisher(settings.kafka, settings.topics.models, settings.version)
+            if settings.publish else None
+        )
+        keys = []
+        for i, row in enumerate(run.models(), start=1):
+            summary = json.loads(row["summary"])
+            if publisher is not None and row["snapshot"] is not None:
+                publisher.publish(row["key"], bytes(row["snapshot"]))
+            keys.append(summary)
+            if i % 1000 == 0 or i == counts.keys:
+                log.info("replay progress", keys_done=i, keys_total=counts.keys)
+        if publisher is not None:
+            publisher.flush()
+        run.release()
+    except PySparkException as exc:
+        raise ReplayError(_spark_error(exc)) from None
+    finally:
+        spark.stop()
+
+    models = sum(1 for k in keys if k.get("fingerprint"))
+    doc = {
+        "version": settings.version,
+        "spec": settings.spec,
+        "origin": "replay",
+        "dataset": settings.dataset.name,
+        "topic": topic,
+        "models_topic": settings.topics.models if settings.publish else None,
+        "published": models if settings.publish else 0,
+        # Cut-over: a new version continues each partition from offsets.end (exclusive).
+        "offsets": {**pinned.to_dict(), "until": (
+            {str(p): o for p, o in sorted(settings.until.items())} if settings.until else None)},
+        "totals": {"rows": counts.rows, "keys": counts.keys, "models": models,
+                   "learned": statuses["learned"], "duplicates": statuses["duplicate"],
+                   "invalid": statuses["invalid"]},
+        "metrics": totals.metrics,
+        "invalid_reasons": totals.invalid_reasons,
+        "predictions": report.PREDICTIONS,
+        "spark": {"master": settings.master, "shuffle_partitions": settings.shuffle_partitions},
+        "started_at": started_at,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    path = report.write_summary(out, doc, keys)
+    log.info("replay done", keys=counts.keys, rows=counts.rows, models=models,
+             learned=statuses["learned"], duplicates=statuses["duplicate"],
+             invalid=statuses["invalid"], seconds=doc["seconds"], summary=str(path))
+    return {**doc, "keys": keys}
+
+
+def _spark_error(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "kafka" in text.lower() and ("data source" in text.lower() or "DATA_SOURCE_NOT_FOUND" in text):
+        return ("Spark's Kafka connector is not on the classpath: run `python -m spark_batch replay`, "
+                "or pass the jars of `python -m spark_batch jars` to spark-submit --jars")
+    return f"Spark failed: {text}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser("spark-submit spark_batch/replay.py")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    configure_logging(settings.log_level)
+    # py4j logs every gateway connection it closes at INFO.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        run_replay(settings)
+    except ReplayError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    if shutil.which("java") is None:
+        sys.stderr.write("error: Java not found on PATH: Spark needs a JDK 17+\n")
+        sys.exit(1)
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Helpers for the replay tests: write raw records transactionally, and the reference replay.
+
+The reference is deliberately written here from the shared contracts only (no spark_batch
+code): read the topic with a plain consumer, apply the processor's rules message by message
+in offset order, one ``learn_step`` at a time per (partition, key).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, IsolationLevel, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from kappaml.dataset import Dataset
+from kappaml.kafka import KafkaSettings
+from kappaml.records import InvalidRecord, decode, encode_record, make_record, model_key, parse_row
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+Message = tuple[bytes | None, bytes | None]  # (kafka key, value)
+
+
+def record_message(dataset: Dataset, number: int, row: Mapping[str, Any], ts: int | None = None) -> Message:
+    """A raw-topic message exactly as the ingest writes it."""
+    record = make_record(dataset, number, row, ts if ts is not None else 1_700_000_000_000 + number)
+    return model_key(dataset, row).encode("utf-8"), encode_record(record)
+
+
+def csv_messages(path: Path, dataset: Dataset, limit: int | None = None) -> list[Message]:
+    out: list[Message] = []
+    with path.open(newline="", encoding="utf-8") as fh:
+        for number, fields in enumerate(csv.DictReader(fh), start=1):
+            if limit is not None and number > limit:
+                break
+            out.append(record_message(dataset, number, parse_row(dataset, fields, number)))
+    return out
+
+
+def produce_transactions(
+    kafka: KafkaSettings,
+    topic: str,
+    batches: Sequence[Sequence[Message]],
+    *,
+    abort: Iterable[int] = (),
+) -> None:
+    """Write each batch in its own transaction; batches whose index is in ``abort`` are aborted
+    after reaching the log, so a read_committed reader must skip them."""
+    aborted = set(abort)
+    producer = Producer({
+        **kafka.client_config(),
+        "transactional.id": f"test-raw-{uuid.uuid4().hex[:8]}",
+        "linger.ms": 5,
+    })
+    producer.init_transactions(30)
+    for i, batch in enumerate(batches):
+        producer.begin_transaction()
+        for key, value in batch:
+            headers = {}
+            if value is not None and value.startswith(b"{"):
+                try:
+                    headers = {"row_id": str(json.loads(value)["id"])}
+                except (ValueError, KeyError, TypeError):
+                    headers = {}
+            producer.produce(topic, key=key, value=value, headers=headers)
+            producer.poll(0)
+        if i in aborted:
+            assert producer.flush(30) == 0  # on the log first, then aborted
+            producer.abort_transaction(30)
+        else:
+            producer.commit_transaction(30)
+    assert producer.flush(30) == 0
+
+
+def chunks(messages: Sequence[Message], size: int) -> list[Sequence[Message]]:
+    return [messages[i:i + size] for i in range(0, len(messages), size)]
+
+
+def committed_ends(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    admin = AdminClient(kafka.client_config())
+    md = admin.list_topics(topic, timeout=10).topics[topic]
+    futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in md.partitions},
+                                 isolation_level=IsolationLevel.READ_COMMITTED)
+    return {tp.partition: f.result().offset for tp, f in futures.items()}
+
+
+def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 30.0) -> list[Any]:
+    """Every committed message of ``topic``, as confluent-kafka Message objects, per partition in order."""
+    consumer = Consumer({
+        **kafka.client_config(),
+        "group.id": f"ref-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+    })
+    ends = committed_ends(kafka, topic)
+    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+    out: list[Any] = []
+    remaining = {p for p, end in ends.items() if end > 0}
+    deadline = time.monotonic() + timeout
+    try:
+        while remaining and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                if msg.error():
+                    raise AssertionError(f"consumer error: {msg.error()}")
+                out.append(msg)
+            for tp in consumer.position([TopicPartition(topic, p) for p in list(remaining)]):
+                if tp.offset >= ends[tp.partition]:
+                    remaining.discard(tp.partition)
+    finally:
+        consumer.close()
+    assert not remaining, f"partitions {remaining} not read to their end within {timeout}s"
+    return out
+
+
+@dataclass
+class Outcome:
+    status: str  # learned | duplicate | invalid
+    y_pred: float | None = None
+
+
+@dataclass
+class Reference:
+    states: dict[tuple[int, str], Any] = field(default_factory=dict)  # KeyState per (partition, key)
+    outcomes: dict[tuple[int, int], Outcome] = field(default_factory=dict)  # (partition, offset)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes.values() if o.status == status)
+
+
+def sequential_replay(
+    messages: Iterable[Any],
+    dataset: Dataset,
+    spec: str,
+    version: str,
+    until: Mapping[int, int] | None = None,
+    states: dict[tuple[int, str], Any] | None = None,
+) -> Reference:
+    """The processor's per-message rules, applied in offset order with plain Python."""
+    from kappaml.learner import KeyState, learn_step
+
+    ref = Reference(states=states if states is not None else {})
+    ordered = sorted(messages, key=lambda m: (m.partition(), m.offset()))
+    for msg in ordered:
+        p, off = msg.partition(), msg.offset()
+        if until is not None and off >= until.get(p, 1 << 62):
+            continue
+        try:
+            key = msg.key().decode("utf-8") if msg.key() is not None else None
+            example = decode(dataset, msg.value())
+            if key is None or example.key != key:
+                raise InvalidRecord("key mismatch")
+        except (InvalidRecord, UnicodeDecodeError):
+            ref.outcomes[(p, off)] = Outcome("invalid")
+            continue
+        state = ref.states.get((p, key))
+        if state is None:
+            state = ref.states[(p, key)] = KeyState.new(key, dataset, spec, version)
+        result = learn_step(state, example, off)
+        ref.outcomes[(p, off)] = Outcome("duplicate") if result is None else Outcome("learned", result.y_pred)
+    return ref
+
+
+def fingerprints(ref: Reference) -> dict[tuple[int, str], str]:
+    from kappaml.fingerprint import fingerprint
+
+    return {slot: fingerprint(s.model) for slot, s in ref.states.items()}
+
+
+# ---------------------------------------------------------------- a keyed synthetic data set
+
+FLEET_TOML = """\
+name = "fleet"
+description = "synthetic per-vehicle consumption, for replay tests"
+target = "fuel"
+key = "vehicle"
+id_column = "trip"
+features = [
+  { name = "km", kind = "numeric" },
+  { name = "load", kind = "numeric" },
+  { name = "road", kind = "categorical" },
+  { name = "winter", kind = "boolean" },
+]
+"""
+
+
+def fleet_rows(n: int, vehicles: int, seed: int = 7) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    base = {f"veh-{v:03d}": rng.uniform(4.0, 12.0) for v in range(vehicles)}
+    rows = []
+    for i in range(n):
+        vehicle = f"veh-{rng.randrange(vehicles):03d}"
+        km = rng.uniform(1, 300)
+        load = rng.uniform(0, 2)
+        road = rng.choice(["city", "highway", "mixed"])
+        winter = rng.random() < 0.3
+        fuel = km * (base[vehicle] + 1.5 * load + (2.0 if road == "city" else 0.0)) / 100
+        fuel += (0.8 if winter else 0.0) + rng.gauss(0, 0.3)
+        rows.append({"km": km, "load": load, "road": road, "winter": winter, "fuel": fuel,
+                     "vehicle": vehicle, "trip": f"t{i + 1:06d}"})
+    return rows
+
+
+# ---------------------------------------------------------------- running the replay
+
+def run_cli(args: Sequence[str], timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+    """``python -m spark_batch ...`` as a user runs it, from the repository root."""
+    env = {**os.environ, "KAPPAML_LOG_LEVEL": "INFO"}
+    return subprocess.run([sys.executable, "-m", "spark_batch", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def base_args(kafka: KafkaSettings, prefix: str, out: Path, dataset: str, version: str) -> list[str]:
+    return [
+        "replay", "--bootstrap", kafka.bootstrap_servers, "--topic-prefix", prefix,
+        "--dataset", dataset, "--version", version, "--output-dir", str(out),
+        "--spark-conf", "spark.ui.enabled=false",
+    ]

@@ -1,0 +1,115 @@
+"""The per-key function Spark runs, checked without Spark against the sequential reference."""
+
+from __future__ import annotations
+
+import json
+import random
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from replay_support import FLEET_TOML, fleet_rows, record_message, sequential_replay
+
+from kappaml.dataset import Dataset
+from kappaml.fingerprint import fingerprint
+from kappaml.models import DEFAULT_SPEC
+from kappaml.snapshot import Snapshot
+from spark_batch.rebuild import KeyRebuild, rebuild_key
+
+
+class _Msg(SimpleNamespace):
+    """Just enough of confluent_kafka.Message for the reference."""
+
+    def key(self):
+        return self.k
+
+    def value(self):
+        return self.v
+
+    def partition(self):
+        return self.p
+
+    def offset(self):
+        return self.o
+
+
+@pytest.fixture
+def fleet(tmp_path) -> Dataset:
+    path = tmp_path / "fleet.toml"
+    path.write_text(FLEET_TOML)
+    return Dataset.from_toml(path)
+
+
+def _one_key_messages(fleet: Dataset) -> list[tuple[bytes | None, bytes | None]]:
+    rows = [r for r in fleet_rows(400, 3) if r["vehicle"] == "veh-001"]
+    messages = [record_message(fleet, i + 1, r) for i, r in enumerate(rows)]
+    bad_target = json.loads(messages[5][1])
+    bad_target["row"]["fuel"] = "lots"
+    other_key = json.loads(messages[6][1])
+    other_key["key"] = other_key["row"]["vehicle"] = "veh-002"
+    return [
+        *messages[:20],
+        messages[3], messages[4],  # duplicates: same row ids again
+        (b"veh-001", b"not json"),
+        (b"veh-001", json.dumps(bad_target).encode()),
+        (b"veh-001", json.dumps(other_key).encode()),  # record's key is not the message key
+        (b"veh-001", None),  # tombstone
+        *messages[20:],
+    ]
+
+
+def _frame(messages, partition=1, start=100):
+    return pd.DataFrame({
+        "key": [k for k, _ in messages],
+        "partition": [partition] * len(messages),
+        "offset": list(range(start, start + len(messages))),
+        "value": [v for _, v in messages],
+    })
+
+
+def test_rebuild_equals_sequential_learn_step_in_any_input_order(fleet):
+    messages = _one_key_messages(fleet)
+    frame = _frame(messages)
+    ref = sequential_replay(
+        [_Msg(k=k, v=v, p=1, o=100 + i) for i, (k, v) in enumerate(messages)], fleet, DEFAULT_SPEC, "v1"
+    )
+    (state,) = ref.states.values()
+
+    shuffled = frame.sample(frac=1.0, random_state=random.Random(3).randrange(1000))
+    out = rebuild_key(shuffled, fleet, DEFAULT_SPEC, "v1")
+    rows, model = out[out.kind == "row"], out[out.kind == "model"].iloc[0]
+    assert list(rows.offset) == sorted(frame.offset)  # replayed in offset order
+    for r in rows.itertuples():
+        expected = ref.outcomes[(1, r.offset)]
+        assert r.status == expected.status, r
+        if expected.status == "learned":
+            assert r.y_pred == expected.y_pred  # bit-identical predictions
+        else:
+            assert pd.isna(r.y_pred)
+    invalid = rows[rows.status == "invalid"]
+    assert len(invalid) == 4 and invalid.reason.notna().all()
+    assert "does not match the message key" in " ".join(invalid.reason)
+    assert (rows.status == "duplicate").sum() == 2
+
+    summary = json.loads(model.summary)
+    snap = Snapshot.decode(model.snapshot)
+    assert summary["fingerprint"] == snap.fingerprint == fingerprint(state.model)
+    assert (summary["key"], summary["partition"], summary["offset"]) == ("veh-001", 1, state.last_offset)
+    assert (summary["learned"], summary["duplicates"], summary["invalid"]) == (state.learned, 2, 4)
+    assert (snap.origin, snap.version, snap.spec, snap.partition, snap.offset, snap.learned) == (
+        "replay", "v1", DEFAULT_SPEC, 1, state.last_offset, state.learned)
+    assert summary["metrics"]["n"] == state.metrics.get()["n"] == state.learned
+
+
+def test_a_key_without_valid_records_has_no_model(fleet):
+    out = KeyRebuild(fleet, DEFAULT_SPEC, "v1", keys_total=1)(_frame([(b"\xff\xfe", b"{}"), (None, b"x")]))
+    rows, model = out[out.kind == "row"], out[out.kind == "model"].iloc[0]
+    assert list(rows.status) == ["invalid", "invalid"]
+    assert rows.reason.iloc[0].startswith("key is not UTF-8")
+    assert model.snapshot is None and json.loads(model.summary)["learned"] == 0
+
+
+def test_rows_of_two_partitions_are_refused(fleet):
+    frame = pd.concat([_frame([(b"a", b"x")], partition=0), _frame([(b"a", b"x")], partition=1)])
+    with pytest.raises(ValueError, match="one partition"):
+        rebuild_key(frame, fleet, DEFAULT_SPEC, "v1")
