@@ -22,16 +22,22 @@ def _x(x: XAxis) -> alt.X:
     return alt.X("messages:Q", title="messages scored (count)")
 
 
-def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None) -> alt.Chart:
-    """One metric over messages or time: a line per version, solid cumulative, dashed rolling."""
+def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *,
+                 log: bool = False) -> alt.Chart:
+    """One metric over messages or time: a line per version, solid cumulative, dashed rolling.
+
+    ``log``: a symmetric-log value axis, so the large errors of the first untrained predictions
+    do not flatten the rest of the curve.
+    """
     data = frame[frame["metric"] == metric]
     y_title = f"{metric} (unitless)" if metric == "R²" else with_unit(metric, unit)
+    scale = alt.Scale(type="symlog") if log else alt.Scale(zero=False)
     return (
         alt.Chart(data, title=f"{metric}: cumulative and rolling, every model version")
         .mark_line(point=len(data) < 60)
         .encode(
             x=_x(x),
-            y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False)),
+            y=alt.Y("value:Q", title=y_title + (", log scale" if log else ""), scale=scale),
             color=alt.Color("version:N", title="model version"),
             strokeDash=alt.StrokeDash(
                 "window:N", title="window",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from kappaml.dataset import GLOBAL_KEY
 from ui import live
 from ui.charts import metric_chart
 from ui.frames import latest_metrics_frame, metrics_frame, model_keys
@@ -22,7 +23,9 @@ st.caption(
 
 
 def _label(key: str) -> str:
-    return "overall (all keys)" if key == OVERALL_KEY else key
+    if key == OVERALL_KEY:
+        return "overall (all keys)"
+    return f"{key} (the global model)" if key == GLOBAL_KEY else key
 
 
 @st.fragment(run_every=1)
@@ -34,10 +37,14 @@ def body() -> None:
     if not keys:
         live.explain_no_data(settings, "metrics")
         return
-    left, right = st.columns([2, 1])
-    key = left.selectbox("Model key", keys, format_func=_label, key="eval_key")
-    x = right.radio("Horizontal axis", ["messages", "time"], horizontal=True, key="eval_x",
-                    format_func=lambda v: "messages scored" if v == "messages" else "time")
+    # A data set without a key column has one global model: its per-key record is the overall
+    # figure with rolling values and R² on top, so it is the better first view.
+    default = keys.index(GLOBAL_KEY) if GLOBAL_KEY in keys and len(keys) <= 2 else 0
+    left, middle, right = st.columns([2, 1, 1])
+    key = left.selectbox("Model key", keys, index=default, format_func=_label, key="eval_key")
+    x = middle.radio("Horizontal axis", ["messages", "time"], horizontal=True, key="eval_x",
+                     format_func=lambda v: "messages scored" if v == "messages" else "time")
+    log = right.toggle("Log scale for RMSE/MAE", value=True, key="eval_log")
     frame = metrics_frame(view.metrics, key)
     st.dataframe(latest_metrics_frame(view.metrics, key), hide_index=True, width="stretch")
     if frame.empty:
@@ -47,9 +54,9 @@ def body() -> None:
         st.caption("The processor's overall record carries cumulative figures; pick a key for rolling ones.")
     first, second = st.columns(2)
     with first:
-        st.altair_chart(metric_chart(frame, "RMSE", x, unit), width="stretch")
+        st.altair_chart(metric_chart(frame, "RMSE", x, unit, log=log), width="stretch")
     with second:
-        st.altair_chart(metric_chart(frame, "MAE", x, unit), width="stretch")
+        st.altair_chart(metric_chart(frame, "MAE", x, unit, log=log), width="stretch")
     if (frame["metric"] == "R²").any():
         st.altair_chart(metric_chart(frame, "R²", x, unit), width="stretch")
 

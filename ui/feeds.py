@@ -1,0 +1,292 @@
+"""Live SSE feeds of the predictions and metrics topics, served by Litestar.
+
+``GET /streams/predictions`` and ``GET /streams/metrics`` relay every record of their topic as
+one Server-Sent Event (``event: prediction`` / ``event: metrics``, data = the record's JSON).
+The event id is the topic position after the event (``ui.position``): a client that reconnects
+with ``Last-Event-ID`` (browsers do it by themselves) resumes exactly after the last event it
+saw. ``?from=end`` (default) starts at the end of the topic, ``?from=beginning`` at its start.
+``GET /`` is a small page showing a feed in the browser with ``EventSource``.
+
+Each stream has its own manually assigned consumer (no consumer group, nothing committed).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import anyio
+import anyio.lowlevel
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from litestar import Litestar, MediaType, get
+from litestar.exceptions import HTTPException
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_503_SERVICE_UNAVAILABLE
+
+from kappaml.logging import get_logger
+from ui.position import MAX_ID_LENGTH, Position, parse_position
+from ui.settings import UISettings
+
+__all__ = ["FeedConfig", "create_feeds_app"]
+
+log = get_logger(__name__)
+
+Start = Literal["end", "beginning"]
+
+# Module level: the handlers' annotations are resolved by name (postponed evaluation).
+LastIdHeader = Annotated[str | None, Parameter(header="Last-Event-ID", max_length=MAX_ID_LENGTH,
+                                               description="resume right after the event with this id")]
+LastIdQuery = Annotated[str | None, Parameter(
+    query="last_event_id", max_length=MAX_ID_LENGTH,
+    description="same as the Last-Event-ID header, for clients that cannot set headers")]
+StartQuery = Annotated[Start, Parameter(query="from",
+                                        description="where a new stream starts: end (default) or beginning")]
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    max_clients: int = 32
+    heartbeat: float = 15.0
+    retry_ms: int = 2000
+    poll_timeout: float = 0.25
+    request_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_clients < 1:
+            raise ValueError(f"max_clients must be >= 1, got {self.max_clients}")
+        if not 0 < self.heartbeat <= 3600:
+            raise ValueError(f"heartbeat must be in (0, 3600] s, got {self.heartbeat}")
+        if self.retry_ms < 0:
+            raise ValueError(f"retry_ms must be >= 0, got {self.retry_ms}")
+        if not 0 < self.poll_timeout <= 5:
+            raise ValueError(f"poll_timeout must be in (0, 5] s, got {self.poll_timeout}")
+        if self.request_timeout <= 0:
+            raise ValueError(f"request_timeout must be > 0 s, got {self.request_timeout}")
+
+
+@dataclass(frozen=True)
+class _Opened:
+    consumer: Consumer
+    start: dict[int, int]
+    gaps: list[dict[str, Any]]
+
+
+class _Feeds:
+    def __init__(self, settings: UISettings, config: FeedConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.active = 0
+        self.served = 0
+        self.stop = threading.Event()
+
+    def _consumer(self) -> Consumer:
+        return Consumer({
+            **self.settings.kafka.client_config(),
+            "group.id": f"kappaml-feed-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "log_level": 2,
+            "error_cb": lambda _err: None,  # the stream goes quiet and resumes; the 503 says it at connect
+            "reconnect.backoff.max.ms": 2000,
+        })
+
+    def open(self, topic: str, resume: Position | None, start: Start) -> _Opened:
+        """Assign a fresh consumer at the requested position (blocking: run in a worker thread)."""
+        timeout = self.config.request_timeout
+        consumer = self._consumer()
+        try:
+            try:
+                metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else exc
+                text = error.str() if isinstance(error, KafkaError) else str(error)
+                raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "2"},
+                                    detail=f"Kafka at {self.settings.kafka.bootstrap_servers} is not "
+                                           f"reachable ({text})") from None
+            if metadata is None or metadata.error is not None or not metadata.partitions:
+                raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"},
+                                    detail=f"topic {topic} does not exist yet: start the pipeline")
+            partitions = sorted(metadata.partitions)
+            marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout,
+                                                       cached=False) for p in partitions}
+            begin, gaps = self._start_offsets(topic, marks, resume, start)
+            consumer.assign([TopicPartition(topic, p, o) for p, o in begin.items()])
+            return _Opened(consumer, begin, gaps)
+        except BaseException:
+            consumer.close()
+            raise
+
+    @staticmethod
+    def _start_offsets(topic: str, marks: dict[int, tuple[int, int]], resume: Position | None,
+                       start: Start) -> tuple[dict[int, int], list[dict[str, Any]]]:
+        if resume is None:
+            return {p: (low if start == "beginning" else high) for p, (low, high) in marks.items()}, []
+        wanted = resume.as_dict()
+        unknown = sorted(set(wanted) - set(marks))
+        if unknown:
+            raise HTTPException(status_code=HTTP_400_BAD_REQUEST,
+                                detail=f"Last-Event-ID names partition(s) {unknown} but topic {topic} has "
+                                       f"partitions 0..{max(marks)}: it is not an id of this feed")
+        begin: dict[int, int] = {}
+        gaps: list[dict[str, Any]] = []
+        for p, (low, high) in marks.items():
+            if p not in wanted:  # a partition added since the client's id was made
+                begin[p] = low
+                continue
+            offset = wanted[p]
+            if offset > high:
+                raise HTTPException(status_code=HTTP_400_BAD_REQUEST,
+                                    detail=f"Last-Event-ID is ahead of topic {topic}: partition {p} "
+                                           f"offset {offset} is past its end offset {high}; it is not an "
+                                           "id of this feed")
+            if offset < low:  # deleted by retention: say so instead of skipping in silence
+                gaps.append({"partition": p, "requested": offset, "resumed_at": low, "lost": low - offset})
+                offset = low
+            begin[p] = offset
+        return begin, gaps
+
+    async def stream(self, opened: _Opened, event: str) -> AsyncIterator[ServerSentEventMessage]:
+        consumer, position = opened.consumer, dict(opened.start)
+        self.active += 1
+        self.served += 1
+        log.info("feed stream opened", feed=event, start=Position.of(position).encode(), active=self.active)
+        try:
+            yield ServerSentEventMessage(data=None, comment="kappaml feed")
+            retry: int | None = self.config.retry_ms  # sent once, with the first event
+            for gap in opened.gaps:
+                log.warning("feed resumed after a retention gap", **gap)
+                yield ServerSentEventMessage(event="gap", data=json.dumps(gap))
+            quiet_since = time.monotonic()
+            while not self.stop.is_set():
+                batch = await anyio.to_thread.run_sync(
+                    lambda: consumer.consume(num_messages=500, timeout=self.config.poll_timeout))
+                sent = 0
+                for msg in batch:
+                    if msg.error() is not None:
+                        continue
+                    position[msg.partition()] = msg.offset() + 1
+                    value = msg.value()
+                    if value is None:
+                        continue
+                    sent += 1
+                    yield ServerSentEventMessage(data=value.decode("utf-8", "replace"), event=event,
+                                                 id=Position.of(position).encode(), retry=retry)
+                    retry = None
+                    if sent % 16 == 0:
+                        # Writes to a socket do not yield to the event loop: without this, a
+                        # backlog would be written on for a while after the client went away.
+                        await anyio.lowlevel.checkpoint()
+                now = time.monotonic()
+                if sent:
+                    quiet_since = now
+                elif now - quiet_since >= self.config.heartbeat:
+                    # Keeps proxies from timing out and finds clients that went away.
+                    quiet_since = now
+                    yield ServerSentEventMessage(data=None, comment="keep-alive")
+        finally:
+            self.active -= 1
+            # A client that went away cancels us: the shield lets the consumer close anyway.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(consumer.close)
+            log.info("feed stream closed", feed=event, active=self.active)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>kappaml live feed</title>
+<style>body{font-family:sans-serif;margin:2em}li{font-family:monospace;font-size:12px}</style></head>
+<body><h1>kappaml live feed: <span id="feed"></span></h1>
+<p>Connection: <b id="status">connecting</b> &middot; events received: <b id="count">0</b>
+&middot; last event id: <code id="last-id">-</code></p>
+<ol id="events" reversed></ol>
+<script>
+const params = new URLSearchParams(location.search);
+const feed = params.get("feed") === "metrics" ? "metrics" : "predictions";
+const start = params.get("from") === "beginning" ? "beginning" : "end";
+const type = feed === "predictions" ? "prediction" : "metrics";
+document.getElementById("feed").textContent = feed;
+const list = document.getElementById("events");
+let count = 0;
+const source = new EventSource("/streams/" + feed + "?from=" + start);
+source.onopen = () => { document.getElementById("status").textContent = "open"; };
+source.onerror = () => { document.getElementById("status").textContent = "reconnecting"; };
+source.addEventListener(type, (e) => {
+  count += 1;
+  document.getElementById("count").textContent = String(count);
+  document.getElementById("last-id").textContent = e.lastEventId;
+  const item = document.createElement("li");
+  item.className = "event";
+  item.dataset.id = e.lastEventId;
+  item.textContent = e.data;
+  list.prepend(item);
+  while (list.children.length > 100) list.removeChild(list.lastChild);
+});
+</script></body></html>
+"""
+
+
+def create_feeds_app(settings: UISettings, config: FeedConfig | None = None) -> Litestar:
+    """The feeds app; ``app.state.feeds.stop.set()`` ends every stream."""
+    config = config or FeedConfig()
+    feeds = _Feeds(settings, config)
+    topics = settings.topics
+
+    async def _serve(topic: str, event: str, header_id: str | None, query_id: str | None,
+                     start: Start) -> ServerSentEvent:
+        raw = header_id if header_id is not None and header_id.strip() else query_id
+        try:
+            resume = parse_position(raw) if raw is not None and raw.strip() else None
+        except ValueError as exc:
+            raise HTTPException(status_code=HTTP_400_BAD_REQUEST, detail=str(exc)) from None
+        if feeds.stop.is_set():
+            raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, detail="server is stopping")
+        if feeds.active >= config.max_clients:
+            raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"},
+                                detail=f"too many clients: {feeds.active} streams open "
+                                       f"(max {config.max_clients})")
+        opened = await anyio.to_thread.run_sync(feeds.open, topic, resume, start)
+        return ServerSentEvent(feeds.stream(opened, event),
+                               headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @get("/streams/predictions", summary="Predictions as Server-Sent Events (event: prediction)")
+    async def predictions(
+        last_event_id: LastIdHeader = None,
+        last_event_id_query: LastIdQuery = None,
+        start: StartQuery = "end",
+    ) -> ServerSentEvent:
+        return await _serve(topics.predictions, "prediction", last_event_id, last_event_id_query, start)
+
+    @get("/streams/metrics", summary="Metrics as Server-Sent Events (event: metrics)")
+    async def metrics(
+        last_event_id: LastIdHeader = None,
+        last_event_id_query: LastIdQuery = None,
+        start: StartQuery = "end",
+    ) -> ServerSentEvent:
+        return await _serve(topics.metrics, "metrics", last_event_id, last_event_id_query, start)
+
+    @get("/", media_type=MediaType.HTML, summary="A page showing a feed with EventSource")
+    async def page() -> str:
+        return _PAGE
+
+    @get("/health", summary="Liveness and stream counts")
+    async def health() -> dict[str, Any]:
+        return {"status": "stopping" if feeds.stop.is_set() else "ok", "prefix": settings.prefix,
+                "active_streams": feeds.active, "streams_served": feeds.served,
+                "max_clients": config.max_clients}
+
+    app = Litestar(
+        route_handlers=[predictions, metrics, page, health],
+        request_max_body_size=1024,
+        on_shutdown=[lambda: feeds.stop.set()],
+        debug=False,
+    )
+    app.state.feeds = feeds
+    return app
