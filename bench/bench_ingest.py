@@ -178,12 +178,16 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=300_000, help="rows for the throughput run")
     parser.add_argument("--gb", type=float, default=1.0, help="CSV size for the memory run (0: skip)")
     parser.add_argument("--bootstrap", help="an existing broker (default: start one in /tmp)")
+    parser.add_argument("--rows-only", action="store_true", help="skip the memory run")
+    parser.add_argument("--memory-only", action="store_true", help="skip the throughput run")
     args = parser.parse_args()
     results: dict = {"cpus": os.cpu_count(), "load_avg_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="kappaml-bench-") as tmp:
         work = Path(tmp)
         broker = None
-        if args.bootstrap:
+        if args.memory_only:
+            pass
+        elif args.bootstrap:
             kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
         else:
             from infra.broker import BrokerConfig, LocalBroker
@@ -193,15 +197,16 @@ def main() -> int:
             broker.start()
             kafka = KafkaSettings(bootstrap_servers=broker.config.bootstrap)
         try:
-            results["throughput"] = bench_throughput(args.rows, kafka, work)
-            print(json.dumps(results["throughput"]), flush=True)  # noqa: T201 - a CLI report
+            if not args.memory_only:
+                results["throughput"] = bench_throughput(args.rows, kafka, work)
+                print(json.dumps(results["throughput"]), flush=True)  # noqa: T201 - a CLI report
         finally:
             if broker is not None:
                 broker.stop()
-        if args.gb > 0:
+        if args.gb > 0 and not args.rows_only:
             results["memory"] = bench_memory(args.gb, work)
             print(json.dumps(results["memory"]), flush=True)  # noqa: T201
-    out = REPO / "bench" / "results" / "ingest.json"
+    out = REPO / "bench" / "results" / ("ingest-memory.json" if args.memory_only else "ingest.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {out}")  # noqa: T201

@@ -67,6 +67,7 @@ class CsvTable:
         self.index_every = index_every
         self.max_line_bytes = max_line_bytes
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()  # one full scan at a time; later callers reuse it
         self._load_header()
 
     # ------------------------------------------------------------------ header and index
@@ -139,14 +140,16 @@ class CsvTable:
 
     def count_rows(self) -> int:
         """The number of rows (scans the rest of the file once, building the index on the way)."""
-        if self._n_rows is None:
-            first, offset = self._nearest(1 << 62)
-            with self.path.open("rb") as fh:
-                fh.seek(offset)
-                for _ in self._lines(fh, first):
-                    pass
-        assert self._n_rows is not None
-        return self._n_rows
+        self._check_unchanged()
+        with self._count_lock:
+            if self._n_rows is None:
+                first, offset = self._nearest(1 << 62)
+                with self.path.open("rb") as fh:
+                    fh.seek(offset)
+                    for _ in self._lines(fh, first):
+                        pass
+            assert self._n_rows is not None
+            return self._n_rows
 
     @property
     def index_entries(self) -> int:

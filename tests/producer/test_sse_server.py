@@ -288,3 +288,17 @@ def test_only_get_is_served(server: ThreadServer) -> None:
     response = httpx.post(server.url, content=b"x" * 100_000, timeout=10)
     assert response.status_code == 405
     assert httpx.get(f"{server.base}/health", timeout=10).status_code == 200
+
+
+def test_key_and_id_column_in_records_and_across_loop_passes(data_dir: Path) -> None:
+    ds = Dataset(name="shops", features=(Feature("price"),), target="sales", key="shop", id_column="uid")
+    path = write_csv(data_dir / "shops.csv", "uid,shop,price,sales", ["u1,north,1,10", "u2,south,2,20"])
+    with serve_file(path, ds) as s:
+        events = read_events(s.url, params={"loop": "true"}, limit=5)
+    records = [json.loads(e.data) for e in events]
+    assert [e.id for e in events] == ["1", "2", "3", "4", "5"]  # positions, for Last-Event-ID
+    # The record id is the id column's value; from the second pass on it is marked with the pass,
+    # so a looped row is a new example, not a duplicate to drop.
+    assert [r["id"] for r in records] == ["u1", "u2", "u1#1", "u2#1", "u1#2"]
+    assert [r["key"] for r in records] == ["north", "south", "north", "south", "north"]
+    assert all(extract(ds, r).key == r["row"]["shop"] for r in records)
