@@ -20,7 +20,7 @@ setup: $(STAMP)
 	@$(PY) -m infra jars >/dev/null
 
 run: setup
-	$(PY) -m infra run
+	$(PY) -m infra run $(ARGS)
 
 test: setup
 	$(PY) -m ruff check .

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-topics", action="store_true", help="up: do not create the project's topics")
     p.add_argument("--csv", default=env("KAPPAML_CSV"),
                    help="run: replay this CSV instead of the embedded synthetic data set")
+    p.add_argument("--rate", type=float, default=float(env("KAPPAML_RUN_RATE", "100")),
+                   help="run: rows per second replayed from the CSV (0: as fast as possible)")
     p.add_argument("--sse-port", type=int, default=int(env("KAPPAML_SSE_PORT", "8000")))
     p.add_argument("--ui-port", type=int, default=int(env("KAPPAML_UI_PORT", "8501")))
     p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         broker = LocalBroker(config)
         out = sys.stdout
         if args.command == "run":
-            programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port)
+            programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port, args.rate)
             return Stack(broker, programs, args.data_dir / "logs").run()
         if args.command == "jars":
             out.write(f"{resolve_classpath()}\n")

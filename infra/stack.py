@@ -33,15 +33,19 @@ class Program:
         return not self.module or importlib.util.find_spec(self.module) is not None
 
 
-def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: int) -> list[Program]:
+def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: int,
+                     rate: float = 100.0) -> list[Program]:
+    """The pipeline of ``make run``: the CSV is replayed at ``rate`` rows/s, in a loop, so the
+    dashboard shows a model learning live rather than a backlog processed in a second."""
     py = sys.executable
     kafka = ("--bootstrap", bootstrap)
     source = ("--csv", csv) if csv else ()
+    events = f"http://127.0.0.1:{sse_port}/events"
     return [
         Program("sse-server", (py, "-m", "producer", "serve", "--port", str(sse_port), *source),
-                f"http://127.0.0.1:{sse_port}/events", "producer.__main__"),
-        Program("ingest", (py, "-m", "producer", "ingest", "--url",
-                           f"http://127.0.0.1:{sse_port}/events", *source, *kafka),
+                events, "producer.__main__"),
+        Program("ingest", (py, "-m", "producer", "ingest", "--url", f"{events}?rate={rate:g}&loop=true",
+                           *source, *kafka),
                 "", "producer.__main__"),
         Program("processor", (py, "-m", "processor", *kafka), "", "processor.__main__"),
         Program("ui", (py, "-m", "streamlit", "run", str(Path("ui") / "app.py"),
@@ -85,15 +89,24 @@ class Stack:
 
     def _watch(self) -> int:
         while not self._stopping:
-            for program, proc in self._procs:
-                if proc.poll() is not None:
-                    log.error("program exited; stopping the stack", program=program.name,
-                              code=proc.returncode, log=str(self.log_dir / f"{program.name}.log"))
-                    return 1
+            for program, proc in list(self._procs):
+                if proc.poll() is None:
+                    continue
+                logfile = str(self.log_dir / f"{program.name}.log")
+                if proc.returncode == 0:
+                    # e.g. an ingest that reached the end of a CSV: done, not broken.
+                    log.info("program finished", program=program.name, log=logfile)
+                    self._procs.remove((program, proc))
+                    continue
+                log.error("program failed; stopping the stack", program=program.name,
+                          code=proc.returncode, log=logfile)
+                return 1
             time.sleep(0.5)
         return 0
 
     def _shutdown(self) -> None:
+        # A second Ctrl-C must not abandon children and the broker half-stopped.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for program, proc in reversed(self._procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

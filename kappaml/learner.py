@@ -13,10 +13,17 @@ from typing import Any
 from kappaml.dataset import Dataset
 from kappaml.evaluation import PrequentialMetrics
 from kappaml.models import build_model
-from kappaml.records import Example
+from kappaml.records import Example, InvalidRecord
 from kappaml.seen import SeenIds
 
-__all__ = ["KeyState", "StepResult", "learn_step"]
+__all__ = ["KeyState", "ModelError", "StepResult", "learn_step"]
+
+
+class ModelError(InvalidRecord):
+    """The model raised on this example: it goes where invalid records go, with the reason.
+
+    A subclass of ``InvalidRecord`` so the processor and the replay route it the same way.
+    """
 
 
 @dataclass
@@ -54,11 +61,14 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
     if example.id in state.seen:
         state.skipped += 1
         return None
-    y_pred = state.model.predict_one(example.x)
-    # Some River models answer None before their first example: score that as 0 so the
-    # prequential metric stays defined and identical in the processor and the replay.
-    y_pred = float(y_pred) if y_pred is not None and math.isfinite(y_pred) else 0.0
-    state.model.learn_one(example.x, example.y)
+    try:
+        y_pred = state.model.predict_one(example.x)
+        # Some River models answer None before their first example: score that as 0 so the
+        # prequential metric stays defined and identical in the processor and the replay.
+        y_pred = float(y_pred) if y_pred is not None and math.isfinite(y_pred) else 0.0
+        state.model.learn_one(example.x, example.y)
+    except Exception as exc:  # noqa: BLE001 - any model failure is reported, never fatal
+        raise ModelError(f"model {state.spec} failed: {type(exc).__name__}: {exc}") from exc
     state.metrics.update(example.y, y_pred)
     state.seen.add(example.id)
     state.learned += 1

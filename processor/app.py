@@ -16,7 +16,7 @@ from quixstreams.state import State
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from kappaml.fingerprint import fingerprint
-from kappaml.learner import KeyState, learn_step
+from kappaml.learner import KeyState, ModelError, learn_step
 from kappaml.logging import get_logger
 from kappaml.records import InvalidRecord, decode
 from kappaml.snapshot import Snapshot, snapshot_key
@@ -92,7 +92,13 @@ class Processor:
             self._send_dead_letter(exc, ctx.partition, ctx.offset, key, value)
             return None
         ks = self.cache.get(ctx.partition, model_key, state)
-        result = learn_step(ks, example, ctx.offset)
+        try:
+            result = learn_step(ks, example, ctx.offset)
+        except ModelError as exc:
+            log.error("model failed on a message; sent to the dead-letter topic", key=model_key,
+                      partition=ctx.partition, offset=ctx.offset, reason=exc.reason)
+            self._send_dead_letter(exc, ctx.partition, ctx.offset, key, value)
+            return None
         if result is None:
             return None
         processed = now_ms()

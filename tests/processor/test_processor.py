@@ -191,3 +191,4 @@ def test_co2_end_to_end_meets_the_rmse_goal(kafka_settings, topics, tmp_path, co
     assert len(predictions) == 7385
     rmse = math.sqrt(sum(p["error"] ** 2 for p in predictions) / len(predictions))
     assert rmse <= 5.0, rmse
+
