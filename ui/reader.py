@@ -52,12 +52,13 @@ class ReaderLimits:
     poll_timeout: float = 0.2
     refresh_every: float = 2.0
     request_timeout: float = 3.0
+    load_timeout: float = 15.0
 
     def __post_init__(self) -> None:
         for name in ("metrics_backlog", "predictions_backlog", "dlq_backlog"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("poll_timeout", "refresh_every", "request_timeout"):
+        for name in ("poll_timeout", "refresh_every", "request_timeout", "load_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
 
@@ -87,7 +88,9 @@ class LiveReader:
         self._thread = threading.Thread(target=self._run, name=f"kappaml-ui-reader-{settings.prefix}",
                                         daemon=True)
         self._assigned: set[tuple[str, int]] = set()
-        self._pending_load = True
+        # Partitions assigned but not yet read to their end: "loaded" once this is empty.
+        self._unread: set[tuple[str, int]] = set()
+        self._load_deadline: float | None = None
         self._last_raw: tuple[float, int] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -126,7 +129,9 @@ class LiveReader:
         }
 
     def _on_error(self, err: KafkaError) -> None:
-        log.debug("kafka client error", error=str(err))
+        # Refused connections repeat many times a second while Kafka is down; the status
+        # (from the metadata look-ups) reports that once, in words.
+        pass
 
     def _run(self) -> None:
         consumer = Consumer({
@@ -135,6 +140,7 @@ class LiveReader:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
             # The processor writes in transactions: aborted output must never show.
             "isolation.level": "read_committed",
         })
@@ -155,8 +161,11 @@ class LiveReader:
                     self._stop.wait(self.limits.poll_timeout)
                     continue
                 self._dispatch(batch)
-                if not batch and self._pending_load:
-                    self._pending_load = False
+                if self._load_deadline is not None and (
+                        not self._unread or time.monotonic() > self._load_deadline):
+                    # A partition fed faster than it is read never reaches its end: do not
+                    # keep the pages waiting on it.
+                    self._load_deadline = None
                     self.store.set_loaded()
         except Exception:  # a last net: the pages show the status, the log keeps the trace
             log.exception("ui reader stopped by an unexpected error")
@@ -208,10 +217,15 @@ class LiveReader:
                     start = low if backlog is None else max(low, high - backlog)
                     new.append(TopicPartition(name, partition, start))
             infos.append(TopicInfo(name=name, role=role, start_offsets=starts, end_offsets=ends))
+        if not self._assigned and not new:
+            # Nothing to read yet (no topics): the pages may say so instead of "reading".
+            self.store.set_loaded()
         if new:
             consumer.incremental_assign(new)
             self._assigned.update((tp.topic, tp.partition) for tp in new)
-            self._pending_load = True
+            self._unread.update((tp.topic, tp.partition) for tp in new)
+            if self._load_deadline is None:
+                self._load_deadline = time.monotonic() + self.limits.load_timeout
             log.info("ui reader assigned", partitions=[f"{tp.topic}[{tp.partition}]@{tp.offset}"
                                                       for tp in new])
         return infos
@@ -250,7 +264,9 @@ class LiveReader:
         predictions: list[dict[str, Any]] = []
         for msg in batch:
             if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:  # noqa: SLF001
+                if msg.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                    self._unread.discard((msg.topic() or "", msg.partition() or 0))
+                else:
                     log.debug("fetch error", error=str(msg.error()))
                 continue
             role = self._roles.get(msg.topic() or "")

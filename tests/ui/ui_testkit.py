@@ -192,7 +192,8 @@ class Pipeline:
                                   "message.max.bytes": 16 * 1024 * 1024})
 
     def learn(self, rows: Iterable[dict[str, Any]], *, version: str = "v1", spec: str = "rls",
-              origin: str = "live", metrics_every: int = 50, start_ts: int | None = None) -> Snapshot:
+              origin: str = "live", metrics_every: int = 50,
+              start_ts: int | None = None) -> tuple[Snapshot, dict[str, Any]]:
         """Predict-then-learn over ``rows`` (typed rows of the dataset, one global key), writing
         predictions, per-key and overall metrics, and a final model snapshot."""
         from kappaml.evaluation import PrequentialMetrics
@@ -230,7 +231,15 @@ class Pipeline:
         self.producer.produce(self.topics.models, key=snapshot_key(version, "__all__").encode(),
                               value=snapshot.encode(), partition=0)
         self.flush()
-        return snapshot
+        return snapshot, metrics.get()
+
+    def overall(self, version: str, ts: int, **fields: Any) -> None:
+        """One overall metrics record (e.g. a fresh one: the processor is alive)."""
+        self._json(self.topics.metrics, "__overall__", {
+            "scope": "overall", "key": "__overall__", "version": version, "spec": "rls", "instance": "test",
+            "keys": 1, "learned": 0, "skipped": 0, "invalid": 0, "rmse": None, "mae": None,
+            "throughput": 0.0, "latency_ms": {}, "ts": ts, **fields})
+        self.flush()
 
     def dead_letters(self, reasons: list[str], stage: str = "processor") -> None:
         for i, reason in enumerate(reasons):
@@ -248,3 +257,37 @@ class Pipeline:
 
     def flush(self) -> None:
         assert self.producer.flush(30) == 0
+
+
+def synthetic_rows(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Typed rows of the seeded synthetic CO2 generator (the co2 declaration's columns)."""
+    from kappaml import synthetic
+    from kappaml.dataset import builtin
+    from kappaml.records import parse_row
+
+    dataset = builtin("co2")
+    return [parse_row(dataset, dict(zip(synthetic.COLUMNS, fields, strict=True)), i)
+            for i, fields in enumerate(synthetic.rows(n, seed), start=1)]
+
+
+def chart_data(element: Any) -> tuple[dict[str, Any], Any]:
+    """(vega-lite spec, first dataset as a DataFrame) of an AppTest chart element."""
+    import pyarrow as pa
+
+    spec = json.loads(element.proto.spec)
+    datasets = element.proto.datasets
+    if not datasets:
+        return spec, None
+    table = pa.ipc.open_stream(datasets[0].data.data).read_all()
+    return spec, table.to_pandas()
+
+
+def commit_group(kafka: KafkaSettings, group: str, topic: str, offsets: dict[int, int]) -> None:
+    """Commit ``offsets`` for a consumer group, as a processor of that group would."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**kafka.client_config(), "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+    finally:
+        consumer.close()

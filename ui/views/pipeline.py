@@ -25,16 +25,20 @@ def _offsets(offsets: dict[int, int]) -> str:
     return ", ".join(f"{p}: {o:,}" for p, o in sorted(offsets.items()))
 
 
+def _age(record: dict[str, object]) -> float | None:
+    """Seconds since the processor stamped this metrics record."""
+    ts = record.get("ts")
+    return (time.time() * 1000 - ts) / 1000 if isinstance(ts, (int, float)) else None
+
+
 def _processor_status(view: StoreView) -> None:
     latest = view.latest_overall()
     if not latest:
         st.warning("**Processor: no metrics seen.** It publishes a metrics record about every second "
                    "while data flows; start it with `python -m processor` (or `make run`).")
         return
-    now_ms = time.time() * 1000
     for version, record in sorted(latest.items()):
-        ts = record.get("ts")
-        age = (now_ms - ts) / 1000 if isinstance(ts, (int, float)) else None
+        age = _age(record)
         who = f"version **{version}** (`{record.get('spec', '?')}`, instance `{record.get('instance', '?')}`)"
         if age is not None and age <= settings.alive_after:
             st.success(f"**Processor alive:** {who}, last metrics {max(age, 0):.1f} s ago.")
@@ -68,9 +72,10 @@ def body() -> None:
     a, b, c, d = st.columns(4)
     a.metric("Ingest rate (messages/s)", "-" if info.raw_rate is None else f"{info.raw_rate:,.1f}")
     a.caption("appended to the raw topic")
+    alive = [r for r in latest.values() if _age(r) is not None and _age(r) <= settings.alive_after]
     b.metric("Processor throughput (messages/s)",
-             f"{sum(float(r.get('throughput') or 0) for r in latest.values()):,.1f}" if latest else "-")
-    b.caption("latest overall metrics, all versions")
+             f"{sum(float(r.get('throughput') or 0) for r in alive):,.1f}" if alive else "-")
+    b.caption("latest overall metrics of the live versions")
     c.metric("Consumer lag (messages)", f"{total_lag:,}" if info.groups else "-")
     c.caption("processor groups on the raw topic")
     d.metric("Dead letters", f"{dlq_topic.messages:,}" if dlq_topic else "-")
