@@ -22,6 +22,8 @@ its weights are still untouched, so it is exact too. The intercept gets a very w
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -106,10 +108,15 @@ class RecursiveLeastSquares(base.Regressor):
             raise ValueError(f"{dim} weights needed for the numeric and boolean features, max_dim={max_dim}")
         self._nv = nv
         self._nu = nu
+        # The values x contributes, "sources": [1, numerics..., indicators..., admitted levels...];
+        # weight k multiplies sources[_iu[k]] * sources[_iv[k]].
+        self._names = (*self.numeric, *self.indicators)
+        self._n_sources = 1 + len(self._names)
+        self._levels: list[dict[str, int]] = [{} for _ in self.categorical]  # level -> source index
+        self._iu, self._iv = self._layout()
         # Prior variance of the weights on column j of v; numerics get theirs when first non-zero.
         self._col_prior = [self.prior] * nv
         self._unscaled = list(range(len(self.numeric)))  # numerics not yet seen non-zero
-        self._levels: list[dict[str, int]] = [{} for _ in self.categorical]  # level -> index in u
         diag = np.full(dim, self.prior)
         diag[0] = self.intercept_prior
         # Fortran order: BLAS dger updates it in place.
@@ -120,8 +127,10 @@ class RecursiveLeastSquares(base.Regressor):
         self._y_min = math.inf
         self._y_max = -math.inf
         self._y_mean = 0.0
-        # (x, its vector, raw w.x) of the last predict_one: learn_one on the same x reuses it.
-        self._cache: tuple[dict, np.ndarray, float] | None = None
+        # (values read, categorical values, vector, raw w.x) of the last predict_one:
+        # learn_one on the same x reuses them.
+        self._cache: tuple[tuple, tuple, np.ndarray, float] | None = None
+        self._getter: Callable[[dict], tuple] | None = None  # built lazily, not pickled
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
@@ -129,69 +138,97 @@ class RecursiveLeastSquares(base.Regressor):
         # fingerprints.
         state = self.__dict__.copy()
         state["_cache"] = None
+        state["_getter"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
     # ------------------------------------------------------------------ encoding
-    def _values(self, x: dict) -> tuple[list[float], list[float]] | None:
-        """(numerics, indicators) as floats, missing -> 0; None if one is not a finite number."""
+    def _layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Source indices of the two factors of every weight (see ``_iu``/``_iv``)."""
+        u_src = [0, *range(1 + len(self.numeric), 1 + len(self._names))]
+        # Levels get increasing source indices as they are admitted: appended blocks.
+        u_src.extend(sorted(i for levels in self._levels for i in levels.values()))
+        v_src = list(range(1 + len(self.numeric)))
+        if self.interactions:
+            iu = [i for i in u_src for _ in v_src]
+            iv = [j for _ in u_src for j in v_src]
+        else:
+            iu = [0] * len(v_src) + u_src[1:]
+            iv = v_src + [0] * (len(u_src) - 1)
+        return np.array(iu, dtype=np.intp), np.array(iv, dtype=np.intp)
+
+    def _make_getter(self) -> Callable[[dict], tuple]:
+        names = self._names
+        if len(names) >= 2:
+            return operator.itemgetter(*names)
+        if len(names) == 1:
+            name = names[0]
+            return lambda x: (x[name],)
+        return lambda x: ()
+
+    def _read(self, x: dict) -> tuple | None:
+        """The numeric and indicator values of x (missing -> 0); None if one is unusable."""
+        getter = self._getter
+        if getter is None:
+            getter = self._getter = self._make_getter()
         try:
-            num = [float(x.get(name, 0.0)) for name in self.numeric]
-            ind = [float(x.get(name, 0.0)) for name in self.indicators]
+            values = getter(x)
+            # NaN fails the comparison too; a str raises TypeError.
+            if max(map(abs, values), default=0.0) <= MAX_ABS:
+                return values
+        except (KeyError, TypeError):
+            pass
+        try:  # the slow path: absent keys and numbers of other types
+            values = tuple(float(x.get(name, 0.0)) for name in self._names)
         except (TypeError, ValueError, OverflowError):
             return None
-        # NaN fails the comparison too.
-        if not max(map(abs, num + ind), default=0.0) <= MAX_ABS:
+        return values if max(map(abs, values), default=0.0) <= MAX_ABS else None
+
+    def _categories(self, x: dict) -> tuple:
+        return tuple(x.get(name) for name in self.categorical)
+
+    def _encode(self, values: tuple, categories: tuple) -> np.ndarray | None:
+        """The regression vector under the current layout (unseen levels -> 0)."""
+        try:
+            sources = np.array((1.0, *values), dtype=float)
+        except (TypeError, ValueError, OverflowError):
             return None
-        return num, ind
-
-    def _encode(self, x: dict, values: tuple[list[float], list[float]]) -> np.ndarray:
-        """The regression vector of x under the current layout (unseen levels -> 0)."""
-        num, ind = values
-        v = np.array([1.0, *num])
         if self.categorical:
-            u = np.zeros(self._nu)
-            u[0] = 1.0
-            u[1 : 1 + len(ind)] = ind
-            for name, levels in zip(self.categorical, self._levels, strict=True):
-                index = levels.get(str(x.get(name)))
+            sources = np.concatenate((sources, np.zeros(self._n_sources - sources.size)))
+            for value, levels in zip(categories, self._levels, strict=True):
+                index = levels.get(str(value)) if value is not None else None
                 if index is not None:
-                    u[index] = 1.0
-        else:
-            u = np.array([1.0, *ind])
-        if self.interactions:
-            return np.multiply.outer(u, v).ravel()
-        return np.concatenate((v, u[1:]))
+                    sources[index] = 1.0
+        return sources.take(self._iu) * sources.take(self._iv)
 
-    def _grow(self, x: dict, num: list[float]) -> bool:
+    def _grow(self, values: tuple, categories: tuple) -> bool:
         """Set the prior of numerics first seen non-zero; admit new levels.
 
         True when the layout or a prior changed (an earlier encoding of x is then stale).
         """
         changed = False
         if self._unscaled:
-            for j in [j for j in self._unscaled if num[j] != 0.0]:
+            for j in [j for j in self._unscaled if values[j] != 0.0]:
                 changed = True
                 self._unscaled.remove(j)
-                scale = min(max(abs(num[j]), _SCALE_RANGE[0]), _SCALE_RANGE[1])
+                scale = min(max(abs(float(values[j])), _SCALE_RANGE[0]), _SCALE_RANGE[1])
                 prior = self.prior / (scale * scale)
                 self._col_prior[j + 1] = prior
                 # Every weight on column j+1 of v is still at its prior: re-set it.
-                cols = range(j + 1, self._w.size, self._nv) if self.interactions else [j + 1]
-                for k in cols:
+                for k in np.flatnonzero(self._iv == j + 1):
                     self._P[k, k] = prior
-        for name, levels in zip(self.categorical, self._levels, strict=True):
-            value = x.get(name)
+        for value, levels in zip(categories, self._levels, strict=True):
             if value is None or str(value) in levels:
                 continue
             block = self._nv if self.interactions else 1
             dim = self._w.size
             if dim + block > self.max_dim:
-                continue  # no room: this level keeps the all-zero code
+                continue  # no room: this level keeps the all-zero code of unseen levels
             changed = True
-            levels[str(value)] = self._nu
+            levels[str(value)] = self._n_sources
+            self._n_sources += 1
             self._nu += 1
             # The new weights never mattered before (their feature was 0): a prior block.
             P = np.zeros((dim + block, dim + block), order="F")
@@ -199,16 +236,18 @@ class RecursiveLeastSquares(base.Regressor):
             P[dim:, dim:] = np.diag(self._col_prior if self.interactions else [self.prior])
             self._P = P
             self._w = np.concatenate((self._w, np.zeros(block)))
+            self._iu, self._iv = self._layout()
         return changed
 
     # ------------------------------------------------------------------ river API
     def predict_one(self, x: dict) -> float:
-        values = self._values(x)
-        if values is None:
+        values = self._read(x)
+        categories = self._categories(x) if self.categorical else ()
+        vec = self._encode(values, categories) if values is not None else None
+        if vec is None:
             return self._fallback()
-        vec = self._encode(x, values)
         raw = float(self._w.dot(vec))
-        self._cache = (dict(x), vec, raw)
+        self._cache = (values, categories, vec, raw)
         y = raw
         if self.clip and self._n:
             width = self._y_max - self._y_min
@@ -224,16 +263,30 @@ class RecursiveLeastSquares(base.Regressor):
             y = float(y)
         except (TypeError, ValueError, OverflowError):
             y = math.nan
-        values = self._values(x)
+        values = None
+        if cache is not None and self._getter is not None:
+            try:
+                values = self._getter(x)
+            except KeyError:
+                values = None
+            if values != cache[0]:
+                values = None  # not the x just predicted: read and check it properly
+        if values is None:
+            values = self._read(x)
         if values is None or not abs(y) <= MAX_ABS:
             self._skipped += 1
             return
-        changed = self._grow(x, values[0])
+        categories = self._categories(x) if self.categorical else ()
+        changed = self._grow(values, categories)
         # predict_one then learn_one on the same x is the hot path: reuse its encoding.
-        if cache is not None and not changed and cache[0] == x:
-            vec, raw = cache[1], cache[2]
+        if cache is not None and not changed and cache[0] == values and cache[1] == categories:
+            vec: np.ndarray | None = cache[2]
+            raw = cache[3]
         else:
-            vec = self._encode(x, values)
+            vec = self._encode(values, categories)
+            if vec is None:
+                self._skipped += 1
+                return
             raw = float(self._w.dot(vec))
         Pv = self._P.dot(vec)
         gain = float(vec.dot(Pv))
