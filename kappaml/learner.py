@@ -6,8 +6,10 @@ so the two cannot drift apart: the same examples in the same order give the same
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kappaml.dataset import Dataset
@@ -16,7 +18,23 @@ from kappaml.models import build_model
 from kappaml.records import Example, InvalidRecord
 from kappaml.seen import SeenIds
 
-__all__ = ["KeyState", "ModelError", "StepResult", "learn_step"]
+__all__ = ["MODEL_CODE", "IncompatibleState", "KeyState", "ModelError", "StepResult", "learn_step"]
+
+
+def _model_code() -> str:
+    """A hash of the kappaml package's source: the code a stored state's pickle depends on.
+
+    Conservative on purpose: any change to the shared domain code makes old states
+    untrusted, and the fix (a new model version, rebuilt from the log) is always safe.
+    """
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class IncompatibleState(RuntimeError):
+    """A stored state was pickled by other model code; it cannot be trusted to load right."""
 
 
 class ModelError(InvalidRecord):
@@ -39,11 +57,20 @@ class KeyState:
     learned: int = 0
     skipped: int = 0
     last_offset: int = -1
+    code: str = ""
 
     @classmethod
     def new(cls, key: str, dataset: Dataset, spec: str, version: str, window: int = 500) -> KeyState:
         return cls(key=key, spec=spec, version=version, model=build_model(spec, dataset),
-                   metrics=PrequentialMetrics(window=window))
+                   metrics=PrequentialMetrics(window=window), code=MODEL_CODE)
+
+    def check_compatible(self) -> None:
+        if self.code != MODEL_CODE:
+            raise IncompatibleState(
+                f"the stored state of key {self.key!r} (version {self.version}) was written by other "
+                f"model code ({self.code or 'unknown'}, now {MODEL_CODE}); run the new code as a new "
+                "--model-version, which rebuilds its models from the log"
+            )
 
 
 @dataclass(frozen=True)
@@ -74,3 +101,6 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
     state.learned += 1
     state.last_offset = offset
     return StepResult(y_true=example.y, y_pred=y_pred)
+
+
+MODEL_CODE = _model_code()

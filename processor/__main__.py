@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kappaml.dataset import load
 from kappaml.kafka import KafkaSettings
+from kappaml.learner import IncompatibleState
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
 from kappaml.topics import Topics
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     # Quix Streams stops gracefully on SIGTERM/SIGINT itself; make SIGTERM behave like Ctrl-C
     # even when a parent process has set it to be ignored.
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())
-    processor.run(idle_timeout=args.exit_when_idle)
+    try:
+        processor.run(idle_timeout=args.exit_when_idle)
+    except IncompatibleState as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 3
     return 0
 
 

@@ -50,7 +50,10 @@ class ModelCache:
         ks = self._live.get(slot)
         stored_stamp = state.get(_STAMP)
         if ks is None or self._flushed.get(slot) != stored_stamp:
-            ks = state.get(_STATE) or self._new_state(key)
+            stored = state.get(_STATE)
+            if stored is not None:
+                stored.check_compatible()
+            ks = stored or self._new_state(key)
             self._live[slot] = ks
             self._flushed[slot] = stored_stamp
         self._dirty[slot] = state

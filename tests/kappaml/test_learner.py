@@ -29,3 +29,13 @@ def test_a_model_that_raises_is_a_model_error_and_learns_nothing():
         learn_step(ks, _example(1), offset=0)
     assert isinstance(info.value, InvalidRecord)  # routed like any bad record
     assert ks.learned == 0 and 1 not in ks.seen
+
+
+def test_state_from_other_model_code_is_refused_with_a_clear_error():
+    from kappaml.learner import IncompatibleState
+
+    ks = KeyState.new("k", builtin("co2"), "rls", "v1")
+    ks.check_compatible()
+    ks.code = "0123456789abcdef"
+    with pytest.raises(IncompatibleState, match="new --model-version"):
+        ks.check_compatible()
