@@ -72,9 +72,9 @@ class InteractionEncoder(base.Transformer):
             if value != 0.0:
                 active.append(name)
         for name in self.categorical:
-            value = x.get(name)
-            if value is not None:
-                key = f"{name}={value}"
+            level = x.get(name)
+            if level is not None:
+                key = f"{name}={level}"
                 out[key] = 1.0
                 active.append(key)
         if self.interactions:

@@ -29,7 +29,8 @@ def _usable(x: dict) -> bool:
 
 
 class Guarded(base.Wrapper, base.Regressor):
-    def __init__(self, regressor: base.Regressor, clip: bool = True) -> None:
+    def __init__(self, regressor: base.Estimator, clip: bool = True) -> None:
+        # A Pipeline ending in a regressor counts as one (River's isinstance says so).
         if not isinstance(regressor, base.Regressor):
             raise ValueError(f"Guarded wraps a River regressor, got {type(regressor).__name__}")
         self.regressor = regressor
@@ -42,7 +43,7 @@ class Guarded(base.Wrapper, base.Regressor):
         self.n_skipped = 0  # examples not learned: non-finite target or an arithmetic error
 
     @property
-    def _wrapped_model(self) -> base.Regressor:
+    def _wrapped_model(self) -> base.Estimator:
         return self.regressor
 
     def _fallback(self) -> float:

@@ -242,8 +242,10 @@ class RecursiveLeastSquares(base.Regressor):
     # ------------------------------------------------------------------ river API
     def predict_one(self, x: dict) -> float:
         values = self._read(x)
+        if values is None:
+            return self._fallback()
         categories = self._categories(x) if self.categorical else ()
-        vec = self._encode(values, categories) if values is not None else None
+        vec = self._encode(values, categories)
         if vec is None:
             return self._fallback()
         raw = float(self._w.dot(vec))
@@ -280,14 +282,13 @@ class RecursiveLeastSquares(base.Regressor):
         changed = self._grow(values, categories)
         # predict_one then learn_one on the same x is the hot path: reuse its encoding.
         if cache is not None and not changed and cache[0] == values and cache[1] == categories:
-            vec: np.ndarray | None = cache[2]
-            raw = cache[3]
+            vec, raw = cache[2], cache[3]
         else:
-            vec = self._encode(values, categories)
-            if vec is None:
+            encoded = self._encode(values, categories)
+            if encoded is None:
                 self._skipped += 1
                 return
-            raw = float(self._w.dot(vec))
+            vec, raw = encoded, float(self._w.dot(encoded))
         Pv = self._P.dot(vec)
         gain = float(vec.dot(Pv))
         err = y - raw
