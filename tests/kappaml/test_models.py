@@ -55,6 +55,31 @@ def toy_stream(n: int, seed: int) -> list[tuple[dict, float]]:
     return out
 
 
+# Wide enough that the RLS covariance (~370 x 370 once 30 levels are in) uses threaded BLAS.
+WIDE = Dataset.from_dict(
+    {
+        "name": "wide",
+        "target": "t",
+        "features": [{"name": f"n{i}", "kind": "numeric"} for i in range(10)]
+        + [{"name": f"b{i}", "kind": "boolean"} for i in range(3)]
+        + [{"name": "level", "kind": "categorical"}],
+    }
+)
+
+
+def wide_stream(n: int, seed: int) -> list[tuple[dict, float]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        x: dict = {f"n{i}": rng.gauss(i, 1 + i) for i in range(10)}
+        x.update({f"b{i}": float(rng.random() < 0.5) for i in range(3)})
+        level = rng.randrange(30)
+        x["level"] = f"L{level}"
+        y = sum(x[f"n{i}"] * (i % 3 - 1 + level / 30) for i in range(10)) + 5 * x["b0"] + rng.gauss(0, 1)
+        out.append((x, y))
+    return out
+
+
 def examples(dataset: Dataset, fields: list[dict[str, str]]) -> list[tuple[dict, float]]:
     out = []
     for i, row in enumerate(fields, 1):
@@ -219,36 +244,39 @@ def test_non_finite_targets_are_not_learned(spec: str) -> None:
     assert prequential(dirty, stream[30:]) == prequential(clean, stream[30:])
 
 
-def test_replay_in_another_process_gives_the_same_fingerprints() -> None:
-    """A fresh interpreter with another hash seed (like a Spark worker) rebuilds the same models."""
-    n = 150
-    script = textwrap.dedent(
-        f"""
-        import json, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_models import TOY, toy_stream, prequential, co2_synthetic_stream
-        from kappaml.dataset import builtin
-        from kappaml.fingerprint import fingerprint
-        from kappaml.models import SPECS, build_model
-        out = {{}}
-        for spec in sorted(SPECS):
-            m = build_model(spec, TOY); prequential(m, toy_stream({n}, seed=10))
-            c = build_model(spec, builtin("co2")); prequential(c, co2_synthetic_stream({n}))
-            out[spec] = [fingerprint(m), fingerprint(c)]
-        print(json.dumps(out))
-        """
-    )
-    env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+def _fingerprints(n: int) -> dict[str, list[str]]:
+    out = {}
     for spec in SPEC_NAMES:
         m = build_model(spec, TOY)
         prequential(m, toy_stream(n, seed=10))
         c = build_model(spec, builtin("co2"))
         prequential(c, co2_synthetic_stream(n))
-        assert theirs[spec] == [fingerprint(m), fingerprint(c)], spec
+        out[spec] = [fingerprint(m), fingerprint(c)]
+    for spec in ("rls", "rls_additive", "linear"):
+        w = build_model(spec, WIDE)
+        prequential(w, wide_stream(4 * n, seed=11))
+        out[spec].append(fingerprint(w))
+    return out
+
+
+def test_replay_in_another_process_gives_the_same_fingerprints() -> None:
+    """A fresh interpreter (like a Spark worker) with another hash seed and one BLAS thread
+    rebuilds bit-identical models."""
+    n = 150
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_models import _fingerprints
+        print(json.dumps(_fingerprints({n})))
+        """
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    assert theirs == _fingerprints(n)
 
 
 # ---------------------------------------------------------------------------- accuracy goal
