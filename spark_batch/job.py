@@ -129,7 +129,7 @@ class ReplayRun:
 def rebuild(keyed: DataFrame, settings: ReplaySettings, keys_total: int) -> ReplayRun:
     fn = KeyRebuild(
         dataset=settings.dataset, spec=settings.spec, version=settings.version,
-        keys_total=keys_total, log_level=settings.log_level,
+        window=settings.metrics_window, keys_total=keys_total, log_level=settings.log_level,
     )
     # (partition, key): the processor's state scope, see rebuild_key.
     result = keyed.groupBy("partition", "key").applyInPandas(fn.as_udf(), OUTPUT_SCHEMA)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from kappaml.dataset import Dataset
-from kappaml.learner import KeyState, learn_step
+from kappaml.learner import KeyState, ModelError, learn_step
 from kappaml.logging import configure_logging, get_logger
 from kappaml.records import InvalidRecord, decode
 from kappaml.snapshot import Snapshot
@@ -83,11 +83,12 @@ class KeyRebuild:
     dataset: Dataset
     spec: str
     version: str
+    window: int = 500
     keys_total: int = 0
     log_level: str = "INFO"
 
     def __call__(self, pdf: pd.DataFrame) -> pd.DataFrame:
-        out = rebuild_key(pdf, self.dataset, self.spec, self.version)
+        out = rebuild_key(pdf, self.dataset, self.spec, self.version, self.window)
         _progress.done(self.log_level, self.keys_total, len(pdf))
         return out
 
@@ -101,7 +102,9 @@ class KeyRebuild:
         return rebuild_group
 
 
-def rebuild_key(pdf: pd.DataFrame, dataset: Dataset, spec: str, version: str) -> pd.DataFrame:
+def rebuild_key(
+    pdf: pd.DataFrame, dataset: Dataset, spec: str, version: str, window: int = 500
+) -> pd.DataFrame:
     """Replay one group (one Kafka key in one partition, rows in any order) into its output rows.
 
     Groups are (partition, key), not key alone, because the processor's state is scoped so too
@@ -150,8 +153,13 @@ def rebuild_key(pdf: pd.DataFrame, dataset: Dataset, spec: str, version: str) ->
             invalid += 1
             continue
         if state is None:
-            state = KeyState.new(key, dataset, spec, version)
-        result = learn_step(state, example, offset)
+            state = KeyState.new(key, dataset, spec, version, window=window)
+        try:
+            result = learn_step(state, example, offset)
+        except ModelError as exc:  # the processor dead-letters these too
+            reason[i] = exc.reason
+            invalid += 1
+            continue
         if result is None:
             status[i] = DUPLICATE
             continue
@@ -168,7 +176,9 @@ def rebuild_key(pdf: pd.DataFrame, dataset: Dataset, spec: str, version: str) ->
         "duplicates": 0,
     }
     blob: bytes | None = None
-    if state is not None and state.learned > 0:
+    # A state exists once a valid record arrived, as in the processor, which snapshots it even
+    # if the model failed on every example (learned 0, offset -1).
+    if state is not None:
         metrics = _finite(state.metrics.get())
         snapshot = Snapshot.of(
             state.model, key=state.key, version=version, spec=spec, origin="replay",

@@ -67,6 +67,7 @@ class ReplaySettings:
     version: str
     output_dir: Path
     until: Mapping[int, int] | None = None
+    metrics_window: int = 500  # the processor's default: the rolling metrics must match
     master: str = "local[2]"
     driver_memory: str = "1g"
     shuffle_partitions: int = 2
@@ -84,6 +85,8 @@ class ReplaySettings:
             raise ValueError(f"driver memory must look like 1g or 768m, got {self.driver_memory!r}")
         if not self.master.strip():
             raise ValueError("master must not be empty")
+        if self.metrics_window < 1:
+            raise ValueError(f"metrics window must be >= 1, got {self.metrics_window}")
         if self.shuffle_partitions < 1:
             raise ValueError(f"shuffle partitions must be >= 1, got {self.shuffle_partitions}")
         if self.until is not None and any(p < 0 or o < 0 for p, o in self.until.items()):
@@ -102,6 +105,7 @@ class ReplaySettings:
             "--model-spec", self.spec,
             "--version", self.version,
             "--output-dir", str(self.output_dir),
+            "--metrics-window", str(self.metrics_window),
             "--master", self.master,
             "--driver-memory", self.driver_memory,
             "--shuffle-partitions", str(self.shuffle_partitions),
@@ -132,6 +136,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    "(default: the latest committed offsets, pinned at start)")
     p.add_argument("--output-dir", help="report folder (env KAPPAML_REPLAY_OUTPUT_DIR, "
                    "default .kappaml/replay/<version>)")
+    p.add_argument("--metrics-window", type=int,
+                   help="rolling metrics window, the processor's (env KAPPAML_METRICS_WINDOW, default 500)")
     p.add_argument("--master", help="Spark master (env KAPPAML_SPARK_MASTER, default local[2])")
     p.add_argument("--driver-memory",
                    help="Spark driver memory (env KAPPAML_SPARK_DRIVER_MEMORY, default 1g)")
@@ -181,6 +187,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         version=version,
         output_dir=Path(output) if output else Path(".kappaml") / "replay" / version,
         until=parse_until(args.until) if args.until else None,
+        metrics_window=int(pick(args.metrics_window, "KAPPAML_METRICS_WINDOW", "500") or 500),
         master=master,
         driver_memory=pick(args.driver_memory, "KAPPAML_SPARK_DRIVER_MEMORY", "1g") or "1g",
         shuffle_partitions=int(shuffle) if shuffle else _master_cores(master),

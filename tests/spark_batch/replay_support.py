@@ -152,9 +152,10 @@ def sequential_replay(
     version: str,
     until: Mapping[int, int] | None = None,
     states: dict[tuple[int, str], Any] | None = None,
+    window: int = 500,
 ) -> Reference:
     """The processor's per-message rules, applied in offset order with plain Python."""
-    from kappaml.learner import KeyState, learn_step
+    from kappaml.learner import KeyState, ModelError, learn_step
 
     ref = Reference(states=states if states is not None else {})
     ordered = sorted(messages, key=lambda m: (m.partition(), m.offset()))
@@ -172,8 +173,12 @@ def sequential_replay(
             continue
         state = ref.states.get((p, key))
         if state is None:
-            state = ref.states[(p, key)] = KeyState.new(key, dataset, spec, version)
-        result = learn_step(state, example, off)
+            state = ref.states[(p, key)] = KeyState.new(key, dataset, spec, version, window=window)
+        try:
+            result = learn_step(state, example, off)
+        except ModelError:
+            ref.outcomes[(p, off)] = Outcome("invalid")
+            continue
         ref.outcomes[(p, off)] = Outcome("duplicate") if result is None else Outcome("learned", result.y_pred)
     return ref
 

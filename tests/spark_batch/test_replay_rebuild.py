@@ -113,3 +113,35 @@ def test_rows_of_two_partitions_are_refused(fleet):
     frame = pd.concat([_frame([(b"a", b"x")], partition=0), _frame([(b"a", b"x")], partition=1)])
     with pytest.raises(ValueError, match="one partition"):
         rebuild_key(frame, fleet, DEFAULT_SPEC, "v1")
+
+
+class _FragileModel:
+    """A model that fails on one target value, as a model bug would on some example."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def predict_one(self, x):
+        return self.inner.predict_one(x)
+
+    def learn_one(self, x, y):
+        if 5.0 < y < 5.5:
+            raise ZeroDivisionError("boom")
+        self.inner.learn_one(x, y)
+
+
+def test_model_failures_are_invalid_records_as_in_the_processor(fleet, monkeypatch):
+    import kappaml.learner
+
+    real = kappaml.learner.build_model
+    monkeypatch.setattr(kappaml.learner, "build_model", lambda spec, ds: _FragileModel(real(spec, ds)))
+    messages = _one_key_messages(fleet)
+    out = rebuild_key(_frame(messages), fleet, DEFAULT_SPEC, "v1")
+    rows = out[out.kind == "row"]
+    failed = rows[rows.reason.fillna("").str.contains("ZeroDivisionError")]
+    assert len(failed) > 0 and (failed.status == "invalid").all()
+    ref = sequential_replay(
+        [_Msg(k=k, v=v, p=1, o=100 + i) for i, (k, v) in enumerate(messages)], fleet, DEFAULT_SPEC, "v1"
+    )
+    assert [ref.outcomes[(1, o)].status for o in rows.offset] == list(rows.status)
+    assert json.loads(out[out.kind == "model"].iloc[0].summary)["invalid"] == 4 + len(failed)

@@ -24,7 +24,7 @@ def test_defaults_without_env():
     assert s.version.startswith("replay-")
     assert s.output_dir == Path(".kappaml") / "replay" / s.version
     assert (s.master, s.driver_memory, s.shuffle_partitions) == ("local[2]", "1g", 2)
-    assert s.until is None and s.publish
+    assert s.until is None and s.publish and s.metrics_window == 500
 
 
 def test_flags_win_over_env():
@@ -63,6 +63,7 @@ def test_parse_until_rejects(text):
     (["--version", ""], "version"),
     (["--driver-memory", "lots"], "driver memory"),
     (["--shuffle-partitions", "0"], "shuffle partitions"),
+    (["--metrics-window", "0"], "metrics window"),
     (["--dataset", "no-such-dataset"], "no built-in dataset"),
     (["--dataset", "/nonexistent/x.toml"], "not found"),
     (["--spark-conf", "novalue"], "KEY=VALUE"),
@@ -76,6 +77,7 @@ def test_to_argv_rebuilds_the_same_settings(tmp_path):
     toml = tmp_path / "d.toml"
     toml.write_text('name = "d"\ntarget = "y"\nfeatures = ["a", "b"]\nkey = "k"\n')
     s = _settings(["--dataset", str(toml), "--version", "v7", "--until", "1:5,0:3", "--no-publish",
+                   "--metrics-window", "50",
                    "--spark-conf", "spark.ui.enabled=false", "--output-dir", str(tmp_path / "o")],
                   {"KAPPAML_KAFKA_BOOTSTRAP_SERVERS": "h:9"})
     again = _settings(s.to_argv())
