@@ -40,7 +40,7 @@ def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *
             y=alt.Y("value:Q", title=y_title + (", log scale" if log else ""), scale=scale),
             color=alt.Color("version:N", title="model version"),
             strokeDash=alt.StrokeDash(
-                "window:N", title="window",
+                "window:N", title="window", legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2),
                 scale=alt.Scale(domain=["cumulative", "rolling"], range=[[1, 0], [5, 3]]),
             ),
             detail="window:N",

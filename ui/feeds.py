@@ -25,7 +25,7 @@ import anyio.lowlevel
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from litestar import Litestar, MediaType, get
 from litestar.exceptions import HTTPException
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_503_SERVICE_UNAVAILABLE
@@ -41,13 +41,13 @@ log = get_logger(__name__)
 Start = Literal["end", "beginning"]
 
 # Module level: the handlers' annotations are resolved by name (postponed evaluation).
-LastIdHeader = Annotated[str | None, Parameter(header="Last-Event-ID", max_length=MAX_ID_LENGTH,
-                                               description="resume right after the event with this id")]
-LastIdQuery = Annotated[str | None, Parameter(
-    query="last_event_id", max_length=MAX_ID_LENGTH,
+LastIdHeader = Annotated[str | None, HeaderParameter(name="Last-Event-ID", max_length=MAX_ID_LENGTH,
+                                                     description="resume right after the event with this id")]
+LastIdQuery = Annotated[str | None, QueryParameter(
+    name="last_event_id", max_length=MAX_ID_LENGTH,
     description="same as the Last-Event-ID header, for clients that cannot set headers")]
-StartQuery = Annotated[Start, Parameter(query="from",
-                                        description="where a new stream starts: end (default) or beginning")]
+StartQuery = Annotated[Start, QueryParameter(
+    name="from", description="where a new stream starts: end (default) or beginning")]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,12 @@ class Browser:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         self._ids = itertools.count(1)
+        self._stack = ExitStack()
         self.ws: ClientConnection | None = None
         try:
             port = self._devtools_port()
-            self.ws = connect(self._page_socket(port), max_size=None, open_timeout=20)
+            socket = connect(self._page_socket(port), max_size=None, open_timeout=20)
+            self.ws = self._stack.enter_context(socket)
             self.call("Page.enable")
             self.call("Runtime.enable")
         except BaseException:
@@ -123,8 +126,7 @@ class Browser:
         return path
 
     def close(self) -> None:
-        if self.ws is not None:
-            self.ws.close()
+        self._stack.close()
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:

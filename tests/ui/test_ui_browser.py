@@ -1,0 +1,133 @@
+"""End to end in headless Chromium: the running Streamlit app draws and refreshes the RMSE
+chart; a browser ``EventSource`` receives the SSE feed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ui_testkit import (
+    CHROMIUM,
+    Browser,
+    Pipeline,
+    start_program,
+    stop_program,
+    streamlit_argv,
+    synthetic_rows,
+    ui_env,
+    wait_http,
+)
+
+from kappaml.dataset import builtin
+from kappaml.kafka import KafkaSettings
+from kappaml.topics import Topics
+from tests.conftest import free_port
+
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent: install it with "
+                       "`apt-get update && apt-get install -y chromium` to run the browser tests"),
+]
+
+# Where the screenshot is kept for a person to look at (outside the repository by default).
+SHOTS = Path(os.environ.get("KAPPAML_UI_SCREENSHOTS", "/tmp/kappaml-ui-screenshots"))
+
+# The SVG of the chart whose value axis is the RMSE (vega-embed draws SVG in Streamlit).
+RMSE_SVG = """(() => {
+  const charts = Array.from(document.querySelectorAll('.vega-embed svg'));
+  return charts.find(svg => Array.from(svg.querySelectorAll('text'))
+                              .some(t => t.textContent.startsWith('RMSE (g/km)'))) || null;
+})()"""
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    b = Browser(tmp_path / "chromium-profile")
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture
+def streamlit_app(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    proc = start_program(streamlit_argv(port), ui_env(kafka_settings, topics), log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/_stcore/health", proc, log)
+        yield url
+    finally:
+        stop_program(proc)
+
+
+def test_the_running_app_draws_and_refreshes_the_rmse_chart(
+        streamlit_app: str, browser: Browser, kafka_settings: KafkaSettings, topics: Topics) -> None:
+    pipe = Pipeline(kafka_settings, topics, builtin("co2"))
+    rows = synthetic_rows(300)
+    now = int(time.time() * 1000)
+    pipe.learn(rows, version="v1", spec="rls", start_ts=now - 60_000)
+    pipe.learn(rows[:150], version="v2", spec="linear", origin="replay", start_ts=now - 90_000)
+
+    browser.goto(streamlit_app)
+    browser.wait_for(f"{RMSE_SVG} !== null", timeout=90)
+    chart = browser.wait_for(f"""(() => {{
+      const svg = {RMSE_SVG};
+      const texts = Array.from(svg.querySelectorAll('text')).map(t => t.textContent);
+      const lines = Array.from(svg.querySelectorAll('.mark-line path'))
+                         .filter(p => (p.getAttribute('d') || '').length > 20);
+      return texts.includes('v1') && texts.includes('v2') && lines.length >= 4
+        ? {{texts: texts, lines: lines.length}} : null;
+    }})()""", timeout=60)
+    assert "messages scored (count)" in chart["texts"]
+    assert any(t.startswith("RMSE: cumulative and rolling") for t in chart["texts"])
+    assert chart["lines"] >= 4  # v1 and v2, cumulative and rolling
+
+    # Data keeps flowing: a new version shows up in the same page, without a reload.
+    browser.evaluate("window.__kappamlMarker = 'same page'")
+    pipe.learn(rows[:100], version="v3", spec="rls", start_ts=now - 30_000)
+    browser.wait_for(f"""(() => {{
+      const svg = {RMSE_SVG};
+      return svg && Array.from(svg.querySelectorAll('text')).some(t => t.textContent === 'v3');
+    }})()""", timeout=30)
+    assert browser.evaluate("window.__kappamlMarker") == "same page"
+    time.sleep(1.5)  # let the entry animation of the new line finish before the picture
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = browser.screenshot(SHOTS / "evaluation.png")
+    assert shot.stat().st_size > 10_000
+
+
+def test_a_browser_event_source_receives_the_predictions_feed(
+        browser: Browser, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> None:
+    pipe = Pipeline(kafka_settings, topics, builtin("co2"))
+    rows = synthetic_rows(60)
+    pipe.learn(rows[:40])
+    port = free_port()
+    log = tmp_path / "feeds.log"
+    proc = start_program([sys.executable, "-m", "ui", "feeds", "--port", str(port), "--bootstrap",
+                          kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix], {}, log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/health", proc, log)
+        browser.goto(f"{url}/?feed=predictions&from=beginning")
+        browser.wait_for("document.querySelectorAll('li.event').length === 40", timeout=30)
+        assert browser.evaluate("document.getElementById('status').textContent") == "open"
+        ids = browser.evaluate("Array.from(document.querySelectorAll('li.event'))"
+                               ".map(li => JSON.parse(li.textContent).id)")
+        assert sorted(ids) == list(range(1, 41))
+        last_id = browser.evaluate("document.getElementById('last-id').textContent")
+        assert last_id == browser.evaluate("document.querySelector('li.event').dataset.id")
+
+        # New predictions arrive in the open page, live.
+        pipe.learn(rows[40:60], version="v9")
+        browser.wait_for("document.querySelectorAll('li.event').length === 60", timeout=30)
+        newest = json.loads(browser.evaluate("document.querySelector('li.event').textContent"))
+        assert newest["version"] == "v9"
+    finally:
+        stop_program(proc)
