@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 
 import streamlit as st
 
 from kappaml.dataset import Dataset
 from kappaml.logging import configure_logging
 from ui.reader import LiveReader
-from ui.settings import UISettings
+from ui.settings import UISettings, script_overrides
 from ui.store import StoreView
 
 __all__ = ["dataset", "explain_no_data", "reader", "ready", "settings", "sidebar"]
@@ -22,13 +24,19 @@ def _configure_logging_once() -> bool:
     return True
 
 
+def _script_args() -> list[str]:
+    # Only under ``streamlit run ui/app.py -- ...``: in tests sys.argv is pytest's.
+    return sys.argv[1:] if sys.argv and Path(sys.argv[0]).name == "app.py" else []
+
+
 def settings() -> UISettings:
-    """The settings from the environment; a bad value stops the page with the reason."""
+    """The settings from the environment (and script arguments); a bad value stops the page."""
     _configure_logging_once()
     try:
-        return UISettings.from_env()
+        return UISettings.from_env({**os.environ, **script_overrides(_script_args())})
     except ValueError as exc:
-        st.error(f"**Invalid UI configuration:** {exc}. Check the `KAPPAML_*` environment variables.")
+        st.error(f"**Invalid UI configuration:** {exc}. Check the `KAPPAML_*` environment variables "
+                 "(or the arguments after `--` of `streamlit run ui/app.py`).")
         st.stop()
         raise  # unreachable: st.stop() raises; keeps type checkers honest
 

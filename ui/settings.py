@@ -6,15 +6,39 @@ the sidebar shows what was read.
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kappaml.dataset import Dataset, load
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
 
-__all__ = ["UISettings"]
+__all__ = ["UISettings", "script_overrides"]
+
+# ``streamlit run ui/app.py -- --bootstrap HOST:PORT`` hands the words after ``--`` to the
+# script; each flag stands for its environment variable.
+_FLAGS = {
+    "--bootstrap": "KAPPAML_KAFKA_BOOTSTRAP_SERVERS",
+    "--topic-prefix": "KAPPAML_TOPIC_PREFIX",
+    "--dataset": "KAPPAML_DATASET",
+}
+
+
+def script_overrides(argv: Sequence[str]) -> dict[str, str]:
+    """Environment overrides from the script's own arguments; ValueError on a bad one."""
+    parser = argparse.ArgumentParser(prog="ui/app.py", add_help=False, exit_on_error=False)
+    for flag in _FLAGS:
+        parser.add_argument(flag)
+    try:
+        args, unknown = parser.parse_known_args(list(argv))
+    except argparse.ArgumentError as exc:
+        raise ValueError(f"bad script argument: {exc}") from None
+    if unknown:
+        raise ValueError(f"unknown script arguments {unknown}; known: {', '.join(_FLAGS)}")
+    return {env: value for flag, env in _FLAGS.items()
+            if (value := getattr(args, flag[2:].replace("-", "_"))) is not None}
 
 
 @dataclass(frozen=True)

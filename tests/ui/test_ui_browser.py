@@ -58,7 +58,12 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 def streamlit_app(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = tmp_path / "streamlit.log"
-    proc = start_program(streamlit_argv(port), ui_env(kafka_settings, topics), log)
+    # Kafka and the prefix as script arguments (how a launcher passes them), the rest from the env.
+    env = {**ui_env(kafka_settings, topics), "KAPPAML_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+           "KAPPAML_TOPIC_PREFIX": "not-this-one"}
+    argv = streamlit_argv(port, "--bootstrap", kafka_settings.bootstrap_servers,
+                          "--topic-prefix", topics.prefix)
+    proc = start_program(argv, env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/_stcore/health", proc, log)

@@ -149,3 +149,19 @@ def test_predictions_frame_filters_and_drops_unusable_records() -> None:
     assert list(frame["error"]) == [2.0]
     assert list(frame["latency_ms"]) == [4]
     assert predictions_frame(records, version="v2").empty
+
+
+# ----------------------------------------------------------------------------- settings
+def test_settings_from_env_and_script_arguments() -> None:
+    from ui.settings import UISettings, script_overrides
+
+    env = {"KAPPAML_KAFKA_BOOTSTRAP_SERVERS": "k:1", "KAPPAML_TOPIC_PREFIX": "p1"}
+    assert UISettings.from_env(env).kafka.bootstrap_servers == "k:1"
+    overrides = script_overrides(["--bootstrap", "k:2", "--dataset", "co2"])
+    settings = UISettings.from_env({**env, **overrides})
+    assert (settings.kafka.bootstrap_servers, settings.prefix, settings.dataset_name) == ("k:2", "p1", "co2")
+    assert settings.processor_group("v7") == "p1-processor-v7"
+    with pytest.raises(ValueError, match="unknown script arguments"):
+        script_overrides(["--nope", "1"])
+    with pytest.raises(ValueError, match="prefix"):
+        UISettings.from_env({"KAPPAML_TOPIC_PREFIX": "a b"})

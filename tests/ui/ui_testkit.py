@@ -167,10 +167,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-def streamlit_argv(port: int) -> list[str]:
+def streamlit_argv(port: int, *script_args: str) -> list[str]:
+    """``streamlit run ui/app.py`` as ``make run`` starts it; ``script_args`` go after ``--``."""
     return [sys.executable, "-m", "streamlit", "run", str(REPO / "ui" / "app.py"), "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none"]
+            "--server.fileWatcherType", "none", *(("--", *script_args) if script_args else ())]
 
 
 def ui_env(kafka: KafkaSettings, topics: Topics, dataset: str = "co2") -> dict[str, str]:
