@@ -36,6 +36,20 @@ _FUNCTION_TYPES = (
 )
 
 
+# Attributes that are caches derived from the rest of an object's state, per class (module and
+# qualified name, so the library need not be imported): River's Pipeline builds its execution
+# plan lazily on first use, so without this a fresh pipeline and one that has only predicted
+# would differ; its BayesianLinearRegression computes the posterior mean from the rest of its
+# state lazily, at the first prediction after learning. A class of ours can list its own in
+# ``__fingerprint_exclude__`` instead (or leave them out of ``__getstate__``).
+_DERIVED: dict[str, frozenset[str]] = {
+    "river.compose.pipeline:Pipeline": frozenset(
+        {"_plan", "_inference_transformers", "_last_step_cached", "_last_step_params"}
+    ),
+    "river.linear_model.bayesian_lin_reg:BayesianLinearRegression": frozenset({"_m_arr", "_m_dirty"}),
+}
+
+
 def _qualname(obj: Any) -> bytes:
     module = getattr(obj, "__module__", None) or ""
     name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
@@ -205,11 +219,13 @@ class _Walker:
     def _object(self, obj: Any) -> list[Any] | None:
         if self._seen(obj):
             return None
-        self._sink(_frame(b"o", _qualname(type(obj))))
+        name = _qualname(type(obj))
+        self._sink(_frame(b"o", name))
         if isinstance(obj, deque):
             return [(obj.maxlen,), (list(obj),)]
         if isinstance(obj, dict):  # defaultdict, OrderedDict, Counter...: items plus instance state
-            return [(getattr(obj, "default_factory", None),), (dict(obj),), (getattr(obj, "__dict__", None),)]
+            factory = getattr(obj, "default_factory", None)
+            return [(factory,), (_without_defaults(obj, factory),), (getattr(obj, "__dict__", None),)]
         try:
             reduced = obj.__reduce_ex__(4)
         except Exception as exc:
@@ -219,12 +235,35 @@ class _Walker:
             return None
         reduced = tuple(reduced) + (None,) * (6 - len(reduced))
         func, args, state, list_items, dict_items, _setter = reduced[:6]
+        derived = _DERIVED.get(name.decode(), frozenset()) | frozenset(
+            getattr(type(obj), "__fingerprint_exclude__", ())
+        )
+        if derived and isinstance(state, dict):
+            state = {k: v for k, v in state.items() if k not in derived}
         children: list[Any] = [(func,), (args,), (state,)]
         if list_items is not None:
             children.append((list(list_items),))
         if dict_items is not None:
             children.append((dict(dict_items),))
         return children
+
+
+def _without_defaults(mapping: dict, factory: Any) -> dict:
+    """The items of a defaultdict that differ from its (scalar) default.
+
+    Reading a missing key of a defaultdict inserts the default, so a model that merely
+    predicted on a new feature (River's StandardScaler does this) would otherwise look
+    different from one that did not; for reads the two are the same mapping.
+    """
+    if factory is None:
+        return dict(mapping)
+    try:
+        default = _scalar(factory())
+    except Exception:  # a factory that needs arguments or fails: keep every item
+        return dict(mapping)
+    if default is None:  # object defaults (e.g. running statistics): keep every item
+        return dict(mapping)
+    return {k: v for k, v in dict.items(mapping) if _scalar(v) != default}
 
 
 def state_digest(obj: Any) -> bytes:

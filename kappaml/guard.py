@@ -39,8 +39,9 @@ class Guarded(base.Wrapper, base.Regressor):
         self._y_min = math.inf
         self._y_max = -math.inf
         self._y_mean = 0.0
-        self.n_guarded = 0  # predictions replaced because the inner model gave None/non-finite
-        self.n_skipped = 0  # examples not learned: non-finite target or an arithmetic error
+        # Examples not learned: unusable values or an arithmetic error. Predictions are not
+        # counted: predict_one must leave the state (and the fingerprint) alone.
+        self.n_skipped = 0
 
     @property
     def _wrapped_model(self) -> base.Estimator:
@@ -51,7 +52,6 @@ class Guarded(base.Wrapper, base.Regressor):
 
     def predict_one(self, x: dict, **kwargs: Any) -> float:
         if not _usable(x):
-            self.n_guarded += 1
             return self._fallback()
         try:
             y = self.regressor.predict_one(x, **kwargs)
@@ -59,7 +59,6 @@ class Guarded(base.Wrapper, base.Regressor):
         except (ArithmeticError, ValueError, TypeError):
             y = math.nan
         if not math.isfinite(y):
-            self.n_guarded += 1
             return self._fallback()
         if self.clip and self._n:
             width = self._y_max - self._y_min

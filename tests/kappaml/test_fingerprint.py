@@ -122,6 +122,18 @@ def test_slots_functions_and_partials() -> None:
     assert fingerprint(collections.defaultdict(functools.partial(collections.defaultdict, float)))
 
 
+def test_defaultdict_entries_equal_to_a_scalar_default_are_not_state() -> None:
+    read = collections.defaultdict(float, {"a": 1.5})
+    _ = read["b"]  # a read inserts 0.0
+    assert fingerprint(read) == fingerprint(collections.defaultdict(float, {"a": 1.5}))
+    assert fingerprint(read) != fingerprint(collections.defaultdict(float, {"a": 1.5, "b": 1.0}))
+    assert fingerprint(read) != fingerprint({"a": 1.5})  # the factory is part of the state
+    # Object defaults are state: an inserted default may later be mutated in place.
+    objs = collections.defaultdict(list)
+    _ = objs["k"]
+    assert fingerprint(objs) != fingerprint(collections.defaultdict(list))
+
+
 def test_unpicklable_state_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="cannot fingerprint"):
         fingerprint(Box(lock=threading.Lock()))

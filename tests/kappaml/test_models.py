@@ -175,6 +175,25 @@ def test_one_more_example_changes_the_fingerprint(spec: str) -> None:
 
 
 @pytest.mark.parametrize("spec", SPEC_NAMES)
+def test_predicting_does_not_change_the_state(spec: str) -> None:
+    """Serving a prediction (without learning) must not make live and replay diverge."""
+    model = build_model(spec, TOY)
+    before = fingerprint(model)
+    for x, _ in toy_stream(5, seed=12):
+        model.predict_one(x)
+    model.predict_one({"size": math.nan, "region": "never"})
+    assert fingerprint(model) == before
+    prequential(model, toy_stream(100, seed=13))
+    before = fingerprint(model)
+    for x, _ in toy_stream(20, seed=14):
+        model.predict_one(x)
+    model.predict_one({"size": 1e300})
+    model.predict_one({"size": 1.0, "load": 2.0, "eco": 1.0, "region": "never-seen"})
+    model.predict_one({"size": 1.0, "unknown-feature": 3.0})
+    assert fingerprint(model) == before
+
+
+@pytest.mark.parametrize("spec", SPEC_NAMES)
 def test_learns_a_categorical_data_set(spec: str) -> None:
     stream = toy_stream(600, seed=4)
     pairs = prequential(build_model(spec, TOY), stream)
