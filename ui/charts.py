@@ -26,12 +26,23 @@ def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *
                  log: bool = False) -> alt.Chart:
     """One metric over messages or time: a line per version, solid cumulative, dashed rolling.
 
-    ``log``: a symmetric-log value axis, so the large errors of the first untrained predictions
-    do not flatten the rest of the curve.
+    ``log``: a logarithmic value axis (errors only), so the large errors of the first untrained
+    predictions do not flatten the rest of the curve; zero errors cannot be drawn on it.
+    R² is shown from -1 up: an early R² of -1000 would flatten everything else (values below
+    are drawn at the bottom edge).
     """
     data = frame[frame["metric"] == metric]
     y_title = f"{metric} (unitless)" if metric == "R²" else with_unit(metric, unit)
-    scale = alt.Scale(type="symlog") if log else alt.Scale(zero=False)
+    if metric == "R²":
+        low = max(float(data["value"].min()), -1.0) if len(data) else 0.0
+        scale = alt.Scale(domain=[low, 1.0], clamp=True, nice=False)
+        if low == -1.0:
+            y_title += ", from -1"
+    elif log:
+        data = data[data["value"] > 0]
+        scale = alt.Scale(type="log")
+    else:
+        scale = alt.Scale(zero=False)
     return (
         alt.Chart(data, title=f"{metric}: cumulative and rolling, every model version")
         .mark_line(point=len(data) < 60)
@@ -40,7 +51,8 @@ def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *
             y=alt.Y("value:Q", title=y_title + (", log scale" if log else ""), scale=scale),
             color=alt.Color("version:N", title="model version"),
             strokeDash=alt.StrokeDash(
-                "window:N", title="window", legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2),
+                "window:N", title="window",
+                legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="gray"),
                 scale=alt.Scale(domain=["cumulative", "rolling"], range=[[1, 0], [5, 3]]),
             ),
             detail="window:N",
