@@ -10,6 +10,7 @@ indicator (boolean or one-hot level), which lets a linear model learn one slope 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from river import base
@@ -47,14 +48,16 @@ class InteractionEncoder(base.Transformer):
 
     def __init__(
         self,
-        numeric: tuple[str, ...] = (),
-        indicators: tuple[str, ...] = (),
-        categorical: tuple[str, ...] = (),
+        numeric: Sequence[str] = (),
+        indicators: Sequence[str] = (),
+        categorical: Sequence[str] = (),
         interactions: bool = True,
     ) -> None:
-        self.numeric = tuple(numeric)
-        self.indicators = tuple(indicators)
-        self.categorical = tuple(categorical)
+        # Lists, not tuples: River's parameter introspection (clone, repr) reads a tuple
+        # parameter as a (class, params) pair and fails on an empty one.
+        self.numeric = list(numeric)
+        self.indicators = list(indicators)
+        self.categorical = list(categorical)
         self.interactions = bool(interactions)
         names = [*self.numeric, *self.indicators, *self.categorical]
         dupes = sorted({n for n in names if names.count(n) > 1})

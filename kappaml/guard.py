@@ -10,6 +10,7 @@ model, and counts (instead of raising) arithmetic errors of the inner model.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from river import base
@@ -29,6 +30,16 @@ def _usable(x: dict) -> bool:
 
 
 class Guarded(base.Wrapper, base.Regressor):
+    """Finite, clipped answers and refused unusable rows around any River regressor.
+
+    Parameters
+    ----------
+    regressor
+        The wrapped regressor (or a pipeline ending in one).
+    clip
+        Clip answers to the seen target range widened by its width on both sides.
+    """
+
     def __init__(self, regressor: base.Estimator, clip: bool = True) -> None:
         # A Pipeline ending in a regressor counts as one (River's isinstance says so).
         if not isinstance(regressor, base.Regressor):
@@ -46,6 +57,12 @@ class Guarded(base.Wrapper, base.Regressor):
     @property
     def _wrapped_model(self) -> base.Estimator:
         return self.regressor
+
+    @classmethod
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        from river import linear_model  # noqa: PLC0415 - only River's own checks need it
+
+        yield {"regressor": linear_model.LinearRegression()}
 
     def _fallback(self) -> float:
         return self._y_mean if math.isfinite(self._y_mean) else 0.0

@@ -13,24 +13,25 @@ A new categorical level appends a block to the end of the layout and the covaria
 a prior block, which is exact: the level was 0 in every earlier example.
 
 One prior must fit features of any unit, so the prior variance of a weight on numeric ``j``
-is ``prior / s_j**2`` where ``s_j`` is the first non-zero ``|x_j|`` learned; that is ridge on
-``x_j / s_j`` without dividing every row. It is set when the feature is first non-zero, while
-its weights are still untouched, so it is exact too. The intercept gets a very wide prior
-(``intercept_prior``) so the first predictions are the running mean of the target.
+is ``prior / s_j**2`` where ``s_j`` is the first non-zero ``|x_j|`` learned (clamped to
+1e-8..1e8); that is ridge on ``x_j / s_j`` without dividing every row. It is set when the
+feature is first non-zero, while its weights are still untouched, so it is exact too. The
+intercept gets a very wide prior (``intercept_prior``) so the first predictions are the
+running mean of the target.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from river import base
 from scipy.linalg import blas
 
-__all__ = ["RecursiveLeastSquares"]
+__all__ = ["MAX_ABS", "RecursiveLeastSquares"]
 
 # Beyond this x'Px an update cancels catastrophically in float64: such rows are refused.
 _MAX_GAIN = 1e15
@@ -76,18 +77,20 @@ class RecursiveLeastSquares(base.Regressor):
 
     def __init__(
         self,
-        numeric: tuple[str, ...] = (),
-        indicators: tuple[str, ...] = (),
-        categorical: tuple[str, ...] = (),
+        numeric: Sequence[str] = (),
+        indicators: Sequence[str] = (),
+        categorical: Sequence[str] = (),
         interactions: bool = True,
         prior: float = 100.0,
         intercept_prior: float = 1e6,
         max_dim: int = 512,
         clip: bool = True,
     ) -> None:
-        self.numeric = tuple(numeric)
-        self.indicators = tuple(indicators)
-        self.categorical = tuple(categorical)
+        # Lists, not tuples: River's parameter introspection (clone, repr) reads a tuple
+        # parameter as a (class, params) pair and fails on an empty one.
+        self.numeric = list(numeric)
+        self.indicators = list(indicators)
+        self.categorical = list(categorical)
         names = [*self.numeric, *self.indicators, *self.categorical]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -107,7 +110,6 @@ class RecursiveLeastSquares(base.Regressor):
         if dim > self.max_dim:
             raise ValueError(f"{dim} weights needed for the numeric and boolean features, max_dim={max_dim}")
         self._nv = nv
-        self._nu = nu
         # The values x contributes, "sources": [1, numerics..., indicators..., admitted levels...];
         # weight k multiplies sources[_iu[k]] * sources[_iv[k]].
         self._names = (*self.numeric, *self.indicators)
@@ -229,7 +231,6 @@ class RecursiveLeastSquares(base.Regressor):
             changed = True
             levels[str(value)] = self._n_sources
             self._n_sources += 1
-            self._nu += 1
             # The new weights never mattered before (their feature was 0): a prior block.
             P = np.zeros((dim + block, dim + block), order="F")
             P[:dim, :dim] = self._P
