@@ -175,3 +175,27 @@ def test_unusable_rows_are_counted_not_learned(bad: object) -> None:
     assert np.array_equal(model.weights, weights)
     assert model.n_skipped == 2
     assert math.isfinite(model.predict_one(dict(x, load=bad)))
+
+
+@pytest.mark.parametrize(
+    ("numeric", "indicators", "categorical"),
+    [(("size",), (), ()), ((), ("eco",), ()), ((), (), ("region",)), ((), ("eco",), ("region",))],
+)
+def test_degenerate_layouts_learn(numeric: tuple, indicators: tuple, categorical: tuple) -> None:
+    """One numeric, only indicators, only a categorical: each learns its part of the signal."""
+    rng = random.Random(8)
+    effect = {"north": 5.0, "south": -3.0, "east": 1.0}
+    model = RecursiveLeastSquares(numeric, indicators, categorical)
+    errors = []
+    for i in range(300):
+        region = rng.choice(sorted(effect))
+        x = {"size": rng.uniform(1, 3), "eco": float(rng.random() < 0.5), "region": region}
+        y = 10.0
+        y += 4.0 * x["size"] if numeric else 0.0
+        y += -6.0 * x["eco"] if indicators else 0.0
+        y += effect[x["region"]] if categorical else 0.0
+        p = model.predict_one(x)
+        if i >= 200:
+            errors.append(abs(p - y))
+        model.learn_one(x, y)
+    assert max(errors) < 1e-2  # noise-free and inside the model class: only the ridge prior remains
