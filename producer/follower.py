@@ -57,7 +57,8 @@ class Follower(threading.Thread):
         self.error: BaseException | None = None
         self._queue: collections.deque[Event] = collections.deque()
         self._ready = threading.Event()
-        self._stop = threading.Event()
+        self._waiting = False
+        self._halt = threading.Event()
         self._finished = False  # the stream sent `end` (or failed for good)
 
     # ------------------------------------------------------------------ consumer side
@@ -66,7 +67,12 @@ class Follower(threading.Thread):
         """Up to ``limit`` queued events, waiting up to ``timeout`` s for the first one."""
         queue = self._queue
         if not queue:
-            self._ready.wait(timeout)
+            # The reader only signals a waiting consumer (an Event.set per event is costly);
+            # the re-check after raising the flag closes the race with a concurrent append.
+            self._waiting = True
+            if not queue:
+                self._ready.wait(timeout)
+            self._waiting = False
             self._ready.clear()
         out = []
         popleft = queue.popleft
@@ -80,23 +86,24 @@ class Follower(threading.Thread):
         return self._finished and not self._queue
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self._ready.set()
 
     # ------------------------------------------------------------------ thread side
 
     def _put(self, event: Event) -> None:
-        while len(self._queue) >= self.max_queued and not self._stop.is_set():
+        while len(self._queue) >= self.max_queued and not self._halt.is_set():
             time.sleep(0.001)  # back-pressure: Kafka is slower than the network right now
         self._queue.append(event)
-        self._ready.set()
+        if self._waiting:
+            self._ready.set()
 
     def run(self) -> None:
         backoff = 0.1
         timeout = httpx.Timeout(connect=5.0, read=self.read_timeout, write=5.0, pool=5.0)
         try:
             with httpx.Client(timeout=timeout) as client:
-                while not self._stop.is_set():
+                while not self._halt.is_set():
                     try:
                         if self._follow(client):
                             return
@@ -107,7 +114,7 @@ class Follower(threading.Thread):
                     except (httpx.TransportError, httpx.HTTPStatusError, SSEError) as exc:
                         log.warning("stream unavailable; retrying", error=str(exc) or type(exc).__name__,
                                     retry_in=round(backoff, 2), last_event_id=self.last_event_id)
-                    self._stop.wait(backoff)
+                    self._halt.wait(backoff)
                     backoff = min(backoff * 2, self.max_backoff)
         except BaseException as exc:
             self.error = exc
@@ -131,7 +138,7 @@ class Follower(threading.Thread):
             log.info("stream connected", url=self.url, last_event_id=self.last_event_id)
             last_int = _as_int(self.last_event_id)
             for sse in source.iter_sse():
-                if self._stop.is_set():
+                if self._halt.is_set():
                     return True
                 kind = sse.event
                 if kind in ("record", "invalid"):
