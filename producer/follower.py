@@ -74,7 +74,7 @@ class Follower(threading.Thread):
                 self._ready.wait(timeout)
             self._waiting = False
             self._ready.clear()
-        out = []
+        out: list[Event] = []
         popleft = queue.popleft
         while queue and len(out) < limit:
             out.append(popleft())

@@ -109,7 +109,7 @@ class _Cursor:
             else:
                 raw = str(values[self._id_column])
                 rid = _dumps(raw if self.pass_index == 0 else f"{raw}#{self.pass_index}")
-            key = self._global_key or _dumps(str(values[ds.key]))
+            key = self._global_key or _dumps(str(values[ds.key or ""]))
             ts = time.time_ns() // 1_000_000
             out.append(
                 f'id: {eid}\nevent: record\ndata: {{"id":{rid},"key":{key},"ts":{ts},'

@@ -26,18 +26,22 @@ DEFAULT_CACHE_DIR = Path(".kappaml") / "cache"
 DEFAULT_STATE_DIR = Path(".kappaml") / "state"
 
 
-def env_default(env: Mapping[str, str], name: str, default: str | None) -> str | None:
-    value = env.get(f"KAPPAML_{name}")
-    return value if value not in (None, "") else default
+def env_optional(env: Mapping[str, str], name: str) -> str | None:
+    """``KAPPAML_<name>`` from ``env``; unset and empty are both None."""
+    return env.get(f"KAPPAML_{name}") or None
+
+
+def env_default(env: Mapping[str, str], name: str, default: str) -> str:
+    return env_optional(env, name) or default
 
 
 def add_dataset_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     group = parser.add_argument_group(
         "data set", "a built-in name or TOML file (--dataset), or a declaration from flags (--target ...)"
     )
-    group.add_argument("--csv", default=env_default(env, "CSV", None),
+    group.add_argument("--csv", default=env_optional(env, "CSV"),
                        help="CSV file to replay (env KAPPAML_CSV); default: the synthetic CO2 data")
-    group.add_argument("--dataset", default=env_default(env, "DATASET", None),
+    group.add_argument("--dataset", default=env_optional(env, "DATASET"),
                        help="built-in name (co2, co2-synthetic) or path of a .toml declaration "
                             "(env KAPPAML_DATASET); default: co2 with --csv, co2-synthetic without")
     group.add_argument("--name", default="csv", help="data set name for a declaration from flags")
