@@ -101,29 +101,44 @@ class _Feeds:
 
     def open(self, topic: str, resume: Position | None, start: Start) -> _Opened:
         """Assign a fresh consumer at the requested position (blocking: run in a worker thread)."""
-        timeout = self.config.request_timeout
         consumer = self._consumer()
         try:
-            try:
-                metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else exc
-                text = error.str() if isinstance(error, KafkaError) else str(error)
-                raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "2"},
-                                    detail=f"Kafka at {self.settings.kafka.bootstrap_servers} is not "
-                                           f"reachable ({text})") from None
-            if metadata is None or metadata.error is not None or not metadata.partitions:
-                raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "5"},
-                                    detail=f"topic {topic} does not exist yet: start the pipeline")
-            partitions = sorted(metadata.partitions)
-            marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout,
-                                                       cached=False) for p in partitions}
+            marks = self._watermarks(consumer, topic)
             begin, gaps = self._start_offsets(topic, marks, resume, start)
             consumer.assign([TopicPartition(topic, p, o) for p, o in begin.items()])
             return _Opened(consumer, begin, gaps)
         except BaseException:
             consumer.close()
             raise
+
+    def _watermarks(self, consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+        """(low, high) per partition. A topic just created has no leaders for a moment: that is
+        retried until the request timeout; Kafka down or the topic missing is a 503."""
+        timeout = self.config.request_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+            except KafkaException as exc:
+                raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "2"},
+                                    detail=f"Kafka at {self.settings.kafka.bootstrap_servers} is not "
+                                           f"reachable ({_error_text(exc)})") from None
+            if metadata is None or not metadata.partitions or (
+                    metadata.error is not None and metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+                problem, retry_after = f"topic {topic} does not exist yet: start the pipeline", "5"
+            else:
+                try:
+                    if metadata.error is not None:
+                        raise KafkaException(metadata.error)
+                    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout,
+                                                              cached=False)
+                            for p in sorted(metadata.partitions)}
+                except KafkaException as exc:
+                    problem, retry_after = f"topic {topic} is not ready ({_error_text(exc)})", "2"
+            if time.monotonic() >= deadline:
+                raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE,
+                                    headers={"Retry-After": retry_after}, detail=problem)
+            time.sleep(0.2)
 
     @staticmethod
     def _start_offsets(topic: str, marks: dict[int, tuple[int, int]], resume: Position | None,
@@ -198,6 +213,11 @@ class _Feeds:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(consumer.close)
             log.info("feed stream closed", feed=event, active=self.active)
+
+
+def _error_text(exc: KafkaException) -> str:
+    error = exc.args[0] if exc.args else exc
+    return error.str() if isinstance(error, KafkaError) else str(error)
 
 
 _PAGE = """<!doctype html>

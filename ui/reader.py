@@ -181,9 +181,7 @@ class LiveReader:
         except KafkaException as exc:
             error = exc.args[0] if exc.args else exc
             text = error.str() if isinstance(error, KafkaError) else str(error)
-            self.store.set_status(KafkaStatus(
-                False, f"Kafka at {self.settings.kafka.bootstrap_servers} is not reachable ({text})",
-                time.time()))
+            self.store.set_status(KafkaStatus(False, text, time.time()))
             return
         present = {name: md for name, md in metadata.topics.items()
                    if name in self._roles and md.error is None}

@@ -150,3 +150,12 @@ def test_kafka_down_is_a_503_that_says_so(topics: Topics) -> None:
     assert response.status_code == 503
     assert "not reachable" in response.json()["detail"]
     assert response.headers["retry-after"] == "2"
+
+
+def test_a_missing_topic_is_a_503_that_says_so(kafka_settings: KafkaSettings) -> None:
+    app = create_feeds_app(UISettings(kafka=kafka_settings, prefix=f"never-{uuid.uuid4().hex[:8]}"),
+                           FeedConfig(request_timeout=1.0))
+    with TestClient(app) as client:
+        response = client.get("/streams/predictions")
+    assert response.status_code == 503
+    assert "does not exist yet" in response.json()["detail"]

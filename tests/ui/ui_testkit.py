@@ -111,9 +111,13 @@ class Browser:
         deadline = time.monotonic() + timeout
         value: Any = None
         while time.monotonic() < deadline:
-            value = self.evaluate(expression)
-            if value:
-                return value
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError as exc:  # e.g. no document.body yet while the page loads
+                value = str(exc)[:200]
+            else:
+                if value:
+                    return value
             time.sleep(0.25)
         raise TimeoutError(f"not true within {timeout:.0f} s: {expression} (last value {value!r})")
 
