@@ -21,13 +21,16 @@ import httpx
 from confluent_kafka import Producer
 from websockets.sync.client import ClientConnection, connect
 
-from kappaml.dataset import Dataset
+from kappaml.dataset import GLOBAL_KEY, Dataset
+from kappaml.evaluation import PrequentialMetrics
 from kappaml.fingerprint import fingerprint
 from kappaml.kafka import KafkaSettings
+from kappaml.learner import KeyState, learn_step
 from kappaml.models import build_model
 from kappaml.records import extract
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import Topics
+from processor.outputs import key_metrics, prediction
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = (
@@ -201,44 +204,36 @@ class Pipeline:
     def learn(self, rows: Iterable[dict[str, Any]], *, version: str = "v1", spec: str = "rls",
               origin: str = "live", metrics_every: int = 50,
               start_ts: int | None = None) -> tuple[Snapshot, dict[str, Any]]:
-        """Predict-then-learn over ``rows`` (typed rows of the dataset, one global key), writing
-        predictions, per-key and overall metrics, and a final model snapshot."""
-        from kappaml.evaluation import PrequentialMetrics
-
-        model = build_model(spec, self.dataset)
-        metrics = PrequentialMetrics(window=100)
+        """Predict-then-learn over ``rows`` (typed rows of the dataset, one global key) with the
+        processor's own step and record builders, writing predictions, per-key and overall
+        metrics, and a final model snapshot."""
+        state = KeyState(key=GLOBAL_KEY, spec=spec, version=version, model=build_model(spec, self.dataset),
+                         metrics=PrequentialMetrics(window=100))
         ts0 = start_ts if start_ts is not None else int(time.time() * 1000) - 600_000
-        last = -1
         for i, row in enumerate(rows):
-            example = extract(self.dataset, {"id": i + 1, "key": "__all__", "ts": ts0 + i * 100, "row": row})
-            y_pred = model.predict_one(example.x)
-            y_pred = float(y_pred) if y_pred is not None else 0.0
-            model.learn_one(example.x, example.y)
-            metrics.update(example.y, y_pred)
             ts = ts0 + i * 100
+            example = extract(self.dataset, {"id": i + 1, "key": GLOBAL_KEY, "ts": ts, "row": row})
+            result = learn_step(state, example, offset=i)
+            assert result is not None
             partition = i % self.topics.raw_partitions
-            last = i
-            self._json(self.topics.predictions, example.key, {
-                "key": example.key, "id": example.id, "y_true": example.y, "y_pred": y_pred,
-                "error": y_pred - example.y, "version": version, "spec": spec, "partition": partition,
-                "offset": i, "event_ts": ts, "processed_ts": ts + 7}, partition=partition)
+            self._json(self.topics.predictions, example.key,
+                       prediction(state, example, result, partition, i, ts + 7), partition=partition)
             if (i + 1) % metrics_every == 0:
-                values = metrics.get()
-                self._json(self.topics.metrics, example.key, {
-                    "scope": "key", "key": example.key, "version": version, "spec": spec,
-                    "learned": i + 1, "skipped": 0, "last_offset": i, **values, "ts": ts})
+                values = state.metrics.get()
+                self._json(self.topics.metrics, example.key, key_metrics(state, ts))
                 self._json(self.topics.metrics, "__overall__", {
                     "scope": "overall", "key": "__overall__", "version": version, "spec": spec,
                     "instance": "test", "keys": 1, "learned": i + 1, "skipped": 0, "invalid": 0,
                     "rmse": values["rmse"], "mae": values["mae"], "throughput": 500.0,
                     "latency_ms": {"p50": 5, "p95": 9, "p99": 12}, "ts": ts})
-        snapshot = Snapshot(key="__all__", version=version, spec=spec, origin=origin,  # type: ignore[arg-type]
-                            partition=0, offset=last, learned=last + 1, fingerprint=fingerprint(model),
-                            model=model, created_at=ts0 + last * 100)
-        self.producer.produce(self.topics.models, key=snapshot_key(version, "__all__").encode(),
+        snapshot = Snapshot(key=GLOBAL_KEY, version=version, spec=spec, origin=origin,  # type: ignore[arg-type]
+                            partition=0, offset=state.last_offset, learned=state.learned,
+                            fingerprint=fingerprint(state.model), model=state.model,
+                            created_at=ts0 + state.last_offset * 100)
+        self.producer.produce(self.topics.models, key=snapshot_key(version, GLOBAL_KEY).encode(),
                               value=snapshot.encode(), partition=0)
         self.flush()
-        return snapshot, metrics.get()
+        return snapshot, state.metrics.get()
 
     def overall(self, version: str, ts: int, **fields: Any) -> None:
         """One overall metrics record (e.g. a fresh one: the processor is alive)."""
