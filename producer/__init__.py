@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from producer import _quiet  # noqa: F401  (first: silences a dependency's import-time warning)
 from producer.replay import Replay, ReplayParams
 from producer.server import ServerConfig, create_app
 from producer.settings import IngestSettings, ServeSettings

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 
 from kappaml import synthetic
@@ -20,18 +19,16 @@ from producer.settings import (
     env_default,
 )
 
-# quixstreams (imported lazily below) pulls in authlib, which warns about httpx on import, also
-# in the spawned source process (which imports this module again): noise, nothing to act on.
-warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__)
-    parser.add_argument("--log-level", default=env_default(env, "LOG_LEVEL", "INFO"),
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=env_default(env, "LOG_LEVEL", "INFO"),
                         help="DEBUG, INFO, WARNING or ERROR (env KAPPAML_LOG_LEVEL)")
+    parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="replay a CSV as Server-Sent Events (Litestar + uvicorn)")
+    serve = commands.add_parser("serve", parents=[common],
+                                help="replay a CSV as Server-Sent Events (Litestar + uvicorn)")
     add_dataset_flags(serve, env)
     serve.add_argument("--host", default=env_default(env, "SSE_HOST", "127.0.0.1"),
                        help="bind address (env KAPPAML_SSE_HOST)")
@@ -51,7 +48,8 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=int(env_default(env, "SYNTHETIC_SEED", "42")),
                        help="seed of the synthetic data (env KAPPAML_SYNTHETIC_SEED)")
 
-    ingest = commands.add_parser("ingest", help="follow the SSE stream into the raw Kafka topic")
+    ingest = commands.add_parser("ingest", parents=[common],
+                                 help="follow the SSE stream into the raw Kafka topic")
     ingest.add_argument("--url", default=env_default(env, "SSE_URL", "http://127.0.0.1:8000/events"),
                         help="the SSE endpoint (env KAPPAML_SSE_URL)")
     add_dataset_flags(ingest, env)

@@ -70,7 +70,7 @@ def test_ingest_settings() -> None:
 
 
 def test_bad_configuration_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert main(["--log-level", "LOUD", "serve"], env={}) == 2  # refused before configuring anything
+    assert main(["serve", "--log-level", "LOUD"], env={}) == 2  # refused before configuring anything
     # Keep the session's logging set-up: main() would bind structlog to pytest's captured stream.
     monkeypatch.setattr("producer.__main__.configure_logging", lambda level: None)
     assert main(["serve", "--dataset", "co2"], env={}) == 2
