@@ -7,7 +7,9 @@ from typing import Literal
 import altair as alt
 import pandas as pd
 
-__all__ = ["metric_chart", "predicted_vs_actual", "residual_histogram", "throughput_chart", "with_unit"]
+__all__ = [
+    "XAxis", "metric_chart", "predicted_vs_actual", "residual_histogram", "throughput_chart", "with_unit",
+]
 
 XAxis = Literal["messages", "time"]
 
@@ -66,7 +68,8 @@ def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *
     )
 
 
-def predicted_vs_actual(frame: pd.DataFrame, target: str, unit: str | None) -> alt.LayerChart:
+def predicted_vs_actual(frame: pd.DataFrame, target: str,
+                        unit: str | None) -> alt.LayerChart | alt.FacetChart:
     """Predicted against actual, one colour per version, with the identity line y = x."""
     low = float(min(frame["y_true"].min(), frame["y_pred"].min()))
     high = float(max(frame["y_true"].max(), frame["y_pred"].max()))

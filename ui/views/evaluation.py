@@ -6,7 +6,7 @@ import streamlit as st
 
 from kappaml.dataset import GLOBAL_KEY
 from ui import live
-from ui.charts import metric_chart
+from ui.charts import XAxis, metric_chart
 from ui.frames import latest_metrics_frame, metrics_frame, model_keys
 from ui.store import OVERALL_KEY
 
@@ -42,7 +42,7 @@ def body() -> None:
     default = keys.index(GLOBAL_KEY) if GLOBAL_KEY in keys and len(keys) <= 2 else 0
     left, middle, right = st.columns([2, 1, 1])
     key = left.selectbox("Model key", keys, index=default, format_func=_label, key="eval_key")
-    x = middle.radio("Horizontal axis", ["messages", "time"], horizontal=True, key="eval_x",
+    x: XAxis = middle.radio("Horizontal axis", ["messages", "time"], horizontal=True, key="eval_x",
                      format_func=lambda v: "messages scored" if v == "messages" else "time")
     log = right.toggle("Log scale for RMSE/MAE", value=True, key="eval_log")
     frame = metrics_frame(view.metrics, key)

@@ -72,7 +72,7 @@ def body() -> None:
     a, b, c, d = st.columns(4)
     a.metric("Ingest rate (messages/s)", "-" if info.raw_rate is None else f"{info.raw_rate:,.1f}")
     a.caption("appended to the raw topic")
-    alive = [r for r in latest.values() if _age(r) is not None and _age(r) <= settings.alive_after]
+    alive = [r for r in latest.values() if (age := _age(r)) is not None and age <= settings.alive_after]
     b.metric("Processor throughput (messages/s)",
              f"{sum(float(r.get('throughput') or 0) for r in alive):,.1f}" if alive else "-")
     b.caption("latest overall metrics of the live versions")
