@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from dataclasses import replace
 
 from kappaml.logging import configure_logging, get_logger
 from spark_batch.connector import connector_jars
@@ -28,7 +29,10 @@ def _replay(argv: list[str]) -> int:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.exit(2, f"error: {exc}\n")
-    configure_logging(settings.log_level)
+    if settings.log_format == "auto":
+        # spark-submit pipes the job's output: decide here, where the terminal is known.
+        settings = replace(settings, log_format="console" if sys.stderr.isatty() else "json")
+    configure_logging(settings.log_level, json=settings.log_json)
     cmd = spark_submit_command(settings, connector_jars(), build_pyfiles())
     if args.print_command:
         sys.stdout.write(shlex.join(cmd) + "\n")

@@ -130,6 +130,7 @@ def rebuild(keyed: DataFrame, settings: ReplaySettings, keys_total: int) -> Repl
     fn = KeyRebuild(
         dataset=settings.dataset, spec=settings.spec, version=settings.version,
         window=settings.metrics_window, keys_total=keys_total, log_level=settings.log_level,
+        log_json=settings.log_json,
     )
     # (partition, key): the processor's state scope, see rebuild_key.
     result = keyed.groupBy("partition", "key").applyInPandas(fn.as_udf(), OUTPUT_SCHEMA)

@@ -58,9 +58,9 @@ class _WorkerProgress:
         self.last = time.monotonic()
         self.configured = False
 
-    def done(self, log_level: str, keys_total: int, rows: int) -> None:
+    def done(self, log_level: str, log_json: bool | None, keys_total: int, rows: int) -> None:
         if not self.configured:
-            configure_logging(log_level)
+            configure_logging(log_level, json=log_json)
             self.configured = True
         self.keys += 1
         self.rows += rows
@@ -86,10 +86,11 @@ class KeyRebuild:
     window: int = 500
     keys_total: int = 0
     log_level: str = "INFO"
+    log_json: bool | None = None
 
     def __call__(self, pdf: pd.DataFrame) -> pd.DataFrame:
         out = rebuild_key(pdf, self.dataset, self.spec, self.version, self.window)
-        _progress.done(self.log_level, self.keys_total, len(pdf))
+        _progress.done(self.log_level, self.log_json, self.keys_total, len(pdf))
         return out
 
     def as_udf(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -111,14 +112,16 @@ def rebuild_key(
     (Quix Streams keeps a store per partition): a key found in two partitions (say, after the
     partition count grew) is two independent models there, and must be here.
     """
-    if pdf["partition"].nunique() > 1:
-        raise ValueError("rebuild_key needs the rows of one partition")
-    pdf = pdf.sort_values("offset", kind="stable")
-    raw_key = pdf["key"].iloc[0] if len(pdf) else None
-    key, key_problem = _key_text(raw_key)
+    # Plain numpy from here on: pandas' per-call overhead is paid once per key, and a job
+    # may have a million keys.
     partitions = pdf["partition"].to_numpy()
-    offsets = pdf["offset"].to_numpy()
-    values = pdf["value"].to_numpy()
+    if len(partitions) and partitions.min() != partitions.max():
+        raise ValueError("rebuild_key needs the rows of one partition")
+    order = np.argsort(pdf["offset"].to_numpy(), kind="stable")
+    offsets = pdf["offset"].to_numpy()[order]
+    values = pdf["value"].to_numpy()[order]
+    raw_key = pdf["key"].iat[0] if len(pdf) else None
+    key, key_problem = _key_text(raw_key)
 
     n = len(pdf)
     row_ids: list[str | None] = [None] * n
@@ -190,24 +193,29 @@ def rebuild_key(
                        fingerprint=snapshot.fingerprint, metrics=metrics)
 
     # The model row goes last, after one row per record.
-    def text(values: list[Any], last: Any = None) -> pd.Series:
-        # object dtype: pandas 3 would infer Arrow-backed strings, which pyspark 4.2 cannot ship.
-        return pd.Series([*values, last], dtype=object)
+    def column(values: list[Any], last: Any = None) -> np.ndarray:
+        # None stays null through Arrow.
+        out = np.empty(n + 1, dtype=object)
+        out[:n] = values
+        out[n] = last
+        return out
 
+    # dtype=object for every column: Arrow converts each to the declared Spark type anyway,
+    # and it keeps pandas 3 from inferring Arrow-backed strings, which pyspark 4.2 cannot ship.
     return pd.DataFrame({
-        "kind": text(["row"] * n, "model"),
-        "key": text([key] * n, key),
-        "partition": np.full(n + 1, partition, dtype=np.int32),
-        "offset": np.append(offsets.astype(np.int64), np.int64(summary["offset"])),
-        "row_id": text(row_ids),
-        "ts": pd.array([*ts, None], dtype="Int64"),
-        "status": text(status),
-        "reason": text(reason),
-        "y_true": pd.array([*y_true, None], dtype="Float64"),
-        "y_pred": pd.array([*y_pred, None], dtype="Float64"),
-        "snapshot": text([None] * n, blob),
-        "summary": text([None] * n, json.dumps(_finite(summary), allow_nan=False)),
-    })
+        "kind": column(["row"] * n, "model"),
+        "key": column([key] * n, key),
+        "partition": column([partition] * n, partition),
+        "offset": column(offsets.tolist(), summary["offset"]),
+        "row_id": column(row_ids),
+        "ts": column(ts),
+        "status": column(status),
+        "reason": column(reason),
+        "y_true": column(y_true),
+        "y_pred": column(y_pred),
+        "snapshot": column([None] * n, blob),
+        "summary": column([None] * n, json.dumps(_finite(summary), allow_nan=False)),
+    }, dtype=object, copy=False)
 
 
 def _finite(value: Any) -> Any:

@@ -37,7 +37,8 @@ log = get_logger("spark_batch.replay")
 
 def run_replay(settings: ReplaySettings) -> dict:
     """The whole replay; returns the summary document (also written to the output folder)."""
-    from pyspark.errors import PySparkException  # noqa: PLC0415 - keep --help free of a JVM
+    from py4j.protocol import Py4JError  # noqa: PLC0415 - keep --help free of pyspark
+    from pyspark.errors import PySparkException  # noqa: PLC0415
 
     from spark_batch import job, report  # noqa: PLC0415
     from spark_batch.connector import connector_jars  # noqa: PLC0415
@@ -87,7 +88,7 @@ def run_replay(settings: ReplaySettings) -> dict:
         if publisher is not None:
             publisher.flush()
         run.release()
-    except PySparkException as exc:
+    except (PySparkException, Py4JError) as exc:
         raise ReplayError(_spark_error(exc)) from None
     finally:
         spark.stop()
@@ -100,7 +101,7 @@ def run_replay(settings: ReplaySettings) -> dict:
         "dataset": settings.dataset.name,
         "topic": topic,
         "models_topic": settings.topics.models if settings.publish else None,
-        "published": models if settings.publish else 0,
+        "published": publisher.sent if publisher is not None else 0,
         # Cut-over: a new version continues each partition from offsets.end (exclusive).
         "offsets": {**pinned.to_dict(), "until": (
             {str(p): o for p, o in sorted(settings.until.items())} if settings.until else None)},
@@ -122,7 +123,14 @@ def run_replay(settings: ReplaySettings) -> dict:
 
 
 def _spark_error(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = str(exc)
+    java = getattr(exc, "java_exception", None)  # Py4JJavaError: its own text is "calling o123..."
+    if java is not None:
+        try:
+            text = str(java.toString())
+        except Exception:  # noqa: BLE001 - the JVM may be gone; keep the Python text
+            pass
+    text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     if "kafka" in text.lower() and ("data source" in text.lower() or "DATA_SOURCE_NOT_FOUND" in text):
         return ("Spark's Kafka connector is not on the classpath: run `python -m spark_batch replay`, "
                 "or pass the jars of `python -m spark_batch jars` to spark-submit --jars")
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.exit(2, f"error: {exc}\n")
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, json=settings.log_json)
     # py4j logs every gateway connection it closes at INFO.
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:

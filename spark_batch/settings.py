@@ -23,6 +23,7 @@ __all__ = ["ReplaySettings", "build_parser", "default_version", "parse_until", "
 
 _MEMORY = re.compile(r"\d+[kmgt]", re.IGNORECASE)
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(?:,\d+)?\])?")
+_LOG_FORMATS = ("auto", "console", "json")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -73,6 +74,7 @@ class ReplaySettings:
     shuffle_partitions: int = 2
     publish: bool = True
     log_level: str = "INFO"
+    log_format: str = "auto"  # auto: console lines on a terminal, JSON lines elsewhere
     spark_conf: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +87,8 @@ class ReplaySettings:
             raise ValueError(f"driver memory must look like 1g or 768m, got {self.driver_memory!r}")
         if not self.master.strip():
             raise ValueError("master must not be empty")
+        if self.log_format not in _LOG_FORMATS:
+            raise ValueError(f"log format must be one of {_LOG_FORMATS}, got {self.log_format!r}")
         if self.metrics_window < 1:
             raise ValueError(f"metrics window must be >= 1, got {self.metrics_window}")
         if self.shuffle_partitions < 1:
@@ -95,6 +99,10 @@ class ReplaySettings:
 
         if self.spec not in SPECS:
             raise ValueError(f"unknown model spec {self.spec!r}: choose one of {sorted(SPECS)}")
+
+    @property
+    def log_json(self) -> bool | None:
+        return None if self.log_format == "auto" else self.log_format == "json"
 
     def to_argv(self) -> list[str]:
         """Flags that rebuild these settings in the job (Kafka security stays in the env)."""
@@ -110,6 +118,7 @@ class ReplaySettings:
             "--driver-memory", self.driver_memory,
             "--shuffle-partitions", str(self.shuffle_partitions),
             "--log-level", self.log_level,
+            "--log-format", self.log_format,
         ]
         if self.until:
             argv += ["--until", ",".join(f"{p}:{o}" for p, o in sorted(self.until.items()))]
@@ -147,6 +156,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                    help="extra Spark setting, repeatable")
     p.add_argument("--no-publish", action="store_true", help="write the report only, publish no snapshot")
+    p.add_argument("--log-format", choices=_LOG_FORMATS,
+                   help="console or json log lines (env KAPPAML_LOG_FORMAT, "
+                   "default auto: console on a terminal)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env KAPPAML_LOG_LEVEL, default INFO)")
     return p
 
@@ -193,5 +205,6 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         shuffle_partitions=int(shuffle) if shuffle else _master_cores(master),
         publish=not args.no_publish,
         log_level=(pick(args.log_level, "KAPPAML_LOG_LEVEL", "INFO") or "INFO").upper(),
+        log_format=pick(args.log_format, "KAPPAML_LOG_FORMAT", "auto") or "auto",
         spark_conf=_spark_conf(args.spark_conf),
     )

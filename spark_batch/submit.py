@@ -72,11 +72,17 @@ def _log4j2_file(cache_dir: Path | None = None) -> Path:
 
 
 def spark_submit_command(settings: ReplaySettings, jars: list[Path], pyfiles: Path) -> list[str]:
+    java_options = [f"-Dlog4j2.configurationFile={_log4j2_file().as_uri()}"]
+    if settings.master.startswith("local"):
+        # In local mode the JVM only reads Kafka, shuffles and hands rows to Python; the C2
+        # compiler's warm-up costs more CPU than it saves there, and it competes with the
+        # Python workers for the same few cores (measured: half the session start-up).
+        java_options.append("-XX:TieredStopAtLevel=1")
     cmd = [
         _spark_submit(),
         "--master", settings.master,
         "--driver-memory", settings.driver_memory,
-        "--driver-java-options", f"-Dlog4j2.configurationFile={_log4j2_file().as_uri()}",
+        "--driver-java-options", " ".join(java_options),
         "--name", f"kappaml-replay-{settings.version}",
         "--jars", ",".join(str(j) for j in jars),
         "--py-files", str(pyfiles),
