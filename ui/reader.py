@@ -91,6 +91,8 @@ class LiveReader:
         # Partitions assigned but not yet read to their end: "loaded" once this is empty.
         self._unread: set[tuple[str, int]] = set()
         self._load_deadline: float | None = None
+        # Every consumed topic is assigned (none missing or not ready at the last look).
+        self._complete = False
         self._last_raw: tuple[float, int] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -162,7 +164,7 @@ class LiveReader:
                     continue
                 self._dispatch(batch)
                 if self._load_deadline is not None and (
-                        not self._unread or time.monotonic() > self._load_deadline):
+                        (self._complete and not self._unread) or time.monotonic() > self._load_deadline):
                     # A partition fed faster than it is read never reaches its end: do not
                     # keep the pages waiting on it.
                     self._load_deadline = None
@@ -183,12 +185,13 @@ class LiveReader:
             text = error.str() if isinstance(error, KafkaError) else str(error)
             self.store.set_status(KafkaStatus(False, text, time.time()))
             return
-        present = {name: md for name, md in metadata.topics.items()
-                   if name in self._roles and md.error is None}
-        missing = tuple(name for name in self._roles if name not in present)
+        listed = {name: md for name, md in metadata.topics.items() if name in self._roles}
+        # A topic just created may answer with an error (no leader yet) for a moment.
+        present = {name: md for name, md in listed.items() if md.error is None}
+        missing = tuple(name for name in self._roles if name not in listed)
         self.store.set_status(KafkaStatus(True, None, time.time(), missing))
         try:
-            topic_infos = self._assign_and_measure(consumer, present)
+            topic_infos = self._assign_and_measure(consumer, present, nothing_listed=not listed)
             groups = self._group_lags(admin, topic_infos)
         except KafkaException as exc:
             log.info("cluster look-up failed; retrying", error=str(exc))
@@ -197,7 +200,8 @@ class LiveReader:
             topics=tuple(topic_infos), groups=tuple(groups),
             raw_rate=self._raw_rate(topic_infos), taken_at=time.time()))
 
-    def _assign_and_measure(self, consumer: Consumer, present: dict[str, Any]) -> list[TopicInfo]:
+    def _assign_and_measure(self, consumer: Consumer, present: dict[str, Any], *,
+                            nothing_listed: bool) -> list[TopicInfo]:
         timeout = self.limits.request_timeout
         infos: list[TopicInfo] = []
         new: list[TopicPartition] = []
@@ -215,9 +219,11 @@ class LiveReader:
                     start = low if backlog is None else max(low, high - backlog)
                     new.append(TopicPartition(name, partition, start))
             infos.append(TopicInfo(name=name, role=role, start_offsets=starts, end_offsets=ends))
-        if not self._assigned and not new:
-            # Nothing to read yet (no topics): the pages may say so instead of "reading".
+        if nothing_listed and not self._assigned:
+            # No topic at all yet: the pages may say so instead of "reading".
             self.store.set_loaded()
+        consumed = [name for name, role in self._roles.items() if role != "raw"]
+        self._complete = all(name in present for name in consumed)
         if new:
             consumer.incremental_assign(new)
             self._assigned.update((tp.topic, tp.partition) for tp in new)
