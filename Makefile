@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kappaml-installed
 
-.PHONY: run test setup lint bench clean
+.PHONY: run test setup browser lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -19,10 +19,16 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	@$(PY) -m infra jars >/dev/null
 
+# The browser tests drive Debian's Chromium; they skip (saying why) where it cannot be installed.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: chromium not installed; browser tests will be skipped"; }
+
 run: setup
 	$(PY) -m infra run $(ARGS)
 
-test: setup
+test: setup browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=float(env("KAPPAML_RUN_RATE", "100")),
                    help="run: rows per second replayed from the CSV (0: as fast as possible)")
     p.add_argument("--sse-port", type=int, default=int(env("KAPPAML_SSE_PORT", "8000")))
+    p.add_argument("--feeds-port", type=int, default=int(env("KAPPAML_FEEDS_PORT", "8001")))
     p.add_argument("--ui-port", type=int, default=int(env("KAPPAML_UI_PORT", "8501")))
     p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
     return p
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         broker = LocalBroker(config)
         out = sys.stdout
         if args.command == "run":
-            programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port, args.rate)
+            programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port, args.rate,
+                                        args.feeds_port)
             return Stack(broker, programs, args.data_dir / "logs").run()
         if args.command == "jars":
             out.write(f"{resolve_classpath()}\n")

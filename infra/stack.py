@@ -34,7 +34,7 @@ class Program:
 
 
 def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: int,
-                     rate: float = 100.0) -> list[Program]:
+                     rate: float = 100.0, feeds_port: int = 8001) -> list[Program]:
     """The pipeline of ``make run``: the CSV is replayed at ``rate`` rows/s, in a loop, so the
     dashboard shows a model learning live rather than a backlog processed in a second."""
     py = sys.executable
@@ -50,8 +50,10 @@ def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: in
         Program("processor", (py, "-m", "processor", *kafka), "", "processor.__main__"),
         Program("ui", (py, "-m", "streamlit", "run", str(Path("ui") / "app.py"),
                        "--server.port", str(ui_port), "--server.headless", "true",
-                       "--browser.gatherUsageStats", "false"),
+                       "--browser.gatherUsageStats", "false", "--", *kafka),
                 f"http://127.0.0.1:{ui_port}", "ui.app"),
+        Program("feeds", (py, "-m", "ui", "feeds", "--port", str(feeds_port), *kafka),
+                f"http://127.0.0.1:{feeds_port}/streams/predictions", "ui.__main__"),
     ]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra.broker import BrokerConfig, LocalBroker
+from infra.errors import InfraError
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import configure_logging
 from kappaml.topics import Topics, ensure_topics
@@ -31,15 +32,23 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A real single-node KRaft broker on free ports, in a temp dir, for the whole session."""
-    config = BrokerConfig(
-        port=free_port(),
-        controller_port=free_port(),
-        data_dir=tmp_path_factory.mktemp("kafka"),
-        heap="768m",
-        log_level="WARN",
-    )
-    b = LocalBroker(config)
-    b.start()
+    for attempt in range(3):
+        config = BrokerConfig(
+            port=free_port(),
+            controller_port=free_port(),
+            data_dir=tmp_path_factory.mktemp("kafka"),
+            heap="768m",
+            log_level="WARN",
+        )
+        b = LocalBroker(config)
+        try:
+            b.start()
+            break
+        except InfraError:
+            # A free port can be taken by another process between our probe and the bind.
+            b.stop()
+            if attempt == 2:
+                raise
     yield b
     b.stop()
 
