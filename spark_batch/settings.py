@@ -139,12 +139,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--topic-prefix", help="topic name prefix (env KAPPAML_TOPIC_PREFIX, default kappaml)")
     p.add_argument("--dataset", help="built-in dataset name or TOML path (env KAPPAML_DATASET, default co2)")
     p.add_argument("--model-spec", help="model spec name (env KAPPAML_MODEL_SPEC, default the live one)")
-    p.add_argument("--version", help="model version to publish as (env KAPPAML_REPLAY_VERSION, "
-                   "default replay-<UTC time>)")
+    p.add_argument("--version", "--model-version", dest="version",
+                   help="model version to publish as (env KAPPAML_REPLAY_VERSION, default replay-<UTC time>)")
     p.add_argument("--until", help="per partition, stop before this offset: 0:1200,1:1180 "
                    "(default: the latest committed offsets, pinned at start)")
     p.add_argument("--output-dir", help="report folder (env KAPPAML_REPLAY_OUTPUT_DIR, "
-                   "default .kappaml/replay/<version>)")
+                   "default $KAPPAML_DATA_DIR/replay/<version>, .kappaml/replay/<version>)")
     p.add_argument("--metrics-window", type=int,
                    help="rolling metrics window, the processor's (env KAPPAML_METRICS_WINDOW, default 500)")
     p.add_argument("--master", help="Spark master (env KAPPAML_SPARK_MASTER, default local[2])")
@@ -190,6 +190,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
     master = pick(args.master, "KAPPAML_SPARK_MASTER", "local[2]") or "local[2]"
     shuffle = pick(args.shuffle_partitions, "KAPPAML_SPARK_SHUFFLE_PARTITIONS", None)
     output = pick(args.output_dir, "KAPPAML_REPLAY_OUTPUT_DIR", None)
+    data_dir = Path(env.get("KAPPAML_DATA_DIR") or ".kappaml")
     return ReplaySettings(
         kafka=KafkaSettings.from_env(env, bootstrap_servers=args.bootstrap),
         topics=Topics(prefix=pick(args.topic_prefix, "KAPPAML_TOPIC_PREFIX", "kappaml") or "kappaml"),
@@ -197,7 +198,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         dataset_ref=dataset_ref,
         spec=pick(args.model_spec, "KAPPAML_MODEL_SPEC", DEFAULT_SPEC) or DEFAULT_SPEC,
         version=version,
-        output_dir=Path(output) if output else Path(".kappaml") / "replay" / version,
+        output_dir=Path(output) if output else data_dir / "replay" / version,
         until=parse_until(args.until) if args.until else None,
         metrics_window=int(pick(args.metrics_window, "KAPPAML_METRICS_WINDOW", "500") or 500),
         master=master,
