@@ -16,6 +16,7 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def run_replay(settings: ReplaySettings) -> dict:
     from py4j.protocol import Py4JError  # noqa: PLC0415 - keep --help free of pyspark
     from pyspark.errors import PySparkException  # noqa: PLC0415
 
+    from kappaml.topics import ensure_topics  # noqa: PLC0415
     from spark_batch import job, report  # noqa: PLC0415
     from spark_batch.connector import connector_jars  # noqa: PLC0415
     from spark_batch.offsets import pin_offsets  # noqa: PLC0415
@@ -73,10 +75,13 @@ def run_replay(settings: ReplaySettings) -> dict:
         totals = report.row_totals(run.rows())
         statuses = totals.statuses
 
-        publisher = (
-            SnapshotPublisher(settings.kafka, settings.topics.models, settings.version)
-            if settings.publish else None
-        )
+        publisher = None
+        if settings.publish:
+            # The processor creates the models topic (compacted) when it starts; a replay run
+            # before any processor must not publish into an auto-created, uncompacted one.
+            topics = replace(settings.topics, raw_partitions=len(pinned.partitions))
+            ensure_topics(settings.kafka, [s for s in topics.specs() if s.name == topics.models])
+            publisher = SnapshotPublisher(settings.kafka, topics.models, settings.version)
         keys = []
         for i, row in enumerate(run.models(), start=1):
             summary = json.loads(row["summary"])
