@@ -40,4 +40,5 @@ bench: setup
 	$(PY) -m bench
 
 clean:
+	-@[ -x $(PY) ] && $(PY) -m infra down
 	rm -rf $(VENV) .kappaml .pytest_cache .ruff_cache .mypy_cache
