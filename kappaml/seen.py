@@ -51,6 +51,21 @@ class SeenIds:
     def intervals(self) -> int:
         return len(self._starts)
 
+    def to_json(self) -> dict[str, list]:
+        """A JSON-ready form (snapshots carry it so a cut-over keeps the duplicate rule)."""
+        return {"starts": list(self._starts), "ends": list(self._ends), "other": sorted(self._other)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list]) -> SeenIds:
+        seen = cls()
+        starts, ends = [int(v) for v in data["starts"]], [int(v) for v in data["ends"]]
+        if len(starts) != len(ends) or any(s > e for s, e in zip(starts, ends, strict=True)) \
+                or starts != sorted(starts):
+            raise ValueError("seen ids: malformed intervals")
+        seen._starts, seen._ends = starts, ends
+        seen._other = {str(v) for v in data.get("other", [])}
+        return seen
+
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, SeenIds)

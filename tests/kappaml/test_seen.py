@@ -21,3 +21,11 @@ def test_increasing_ids_cost_one_interval():
     for row_id in range(1, 100_001):
         seen.add(row_id)
     assert seen.intervals == 1 and len(seen) == 100_000
+
+
+@given(st.lists(st.one_of(st.integers(0, 60), st.text(max_size=3)), max_size=100))
+def test_seen_ids_json_round_trip(ids):
+    seen = SeenIds()
+    for row_id in ids:
+        seen.add(row_id)
+    assert SeenIds.from_json(seen.to_json()) == seen
