@@ -37,7 +37,8 @@ lint: setup
 	$(PY) -m mypy kappaml infra
 
 bench: setup
-	$(PY) -m bench
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m bench $(ARGS)
 
 clean:
 	-@[ -x $(PY) ] && $(PY) -m infra down

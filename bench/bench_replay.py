@@ -176,7 +176,9 @@ def scenario(kafka: KafkaSettings, work: Path, n: int, keys: int, spec: str, mas
     spark_s, inside_s = min(spark_runs)
     return {"events": n, "keys": len(py_fps), "produce_s": round(produce_s, 2),
             "python_s": round(min(py_runs), 2), "spark_s": round(spark_s, 2),
-            "spark_inside_s": inside_s, "runs": repeat, "equal_fingerprints": True}
+            "spark_inside_s": inside_s, "runs": repeat, "equal_fingerprints": True,
+            "python_runs_s": [round(s, 3) for s in py_runs],
+            "spark_runs_s": [round(s, 3) for s, _ in spark_runs]}
 
 
 def main(argv: list[str] | None = None) -> int:

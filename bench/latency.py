@@ -1,0 +1,320 @@
+"""Event-to-output latency at a steady rate: SSE server -> ingest -> raw -> processor -> predictions.
+
+    python -m bench.latency [--rate 1000] [--seconds 30] [--warmup 5] [--system kappaml|seed]
+                            [--processor-commit-interval 0.05] [--ingest-commit-interval 0.05]
+
+The SSE server (``producer serve``) stamps each record's ``ts`` when it emits it; ``producer
+ingest --rate R`` follows the stream into the raw topic; the system under test (the kappaml
+processor, or the seed design's Spark job) writes predictions carrying that ``ts``; a
+read_committed consumer in this process stamps each prediction when it sees it. Latency =
+seen - ts, over the records emitted after ``--warmup`` seconds (the first ones pay for
+connections, JIT and the first transaction). All three programs are separate processes; their
+peak memory (RSS of the process tree, sampled) is reported as well.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from bench.harness import free_port, stop
+from bench.memory import TreePeak
+from kappaml import synthetic
+from kappaml.kafka import KafkaSettings
+from kappaml.topics import Topics, ensure_topics
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def _wait_http(port: int, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("SSE server did not start")
+
+
+def _wait_group(kafka: KafkaSettings, group: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the processor's consumer group is stable with a member: it is ready to consume."""
+    admin = AdminClient(kafka.client_config())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"processor exited with {proc.returncode} before joining its group")
+        try:
+            desc = admin.describe_consumer_groups([group])[group].result(5)
+            if desc.members and str(desc.state).endswith("STABLE"):
+                return
+        except Exception:  # noqa: BLE001 - the group does not exist yet
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"consumer group {group} never became stable")
+
+
+class Watcher(threading.Thread):
+    """A read_committed consumer that stamps each prediction when it becomes visible."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[int, int]] = []  # (event ts, seen ms)
+        self.done = threading.Event()
+        self.consumer = Consumer(
+            {
+                **kafka.client_config(),
+                "group.id": f"lat-{uuid.uuid4().hex}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 5,
+                "fetch.min.bytes": 1,
+            }
+        )
+        self.consumer.assign(
+            [
+                TopicPartition(topic, p, 0)
+                for p in self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            ]
+        )
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for msg in self.consumer.consume(1000, timeout=0.05):
+                seen = int(time.time() * 1000)
+                if msg.error():
+                    continue
+                record = json.loads(msg.value())
+                ts = record.get("event_ts", record.get("ts"))
+                if ts is not None:
+                    self.samples.append((int(ts), seen))
+        self.consumer.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def measure(
+    kafka: KafkaSettings,
+    work: Path,
+    system: str = "kappaml",
+    rate: int = 1000,
+    seconds: float = 30,
+    warmup: float = 5,
+    processor_commit_interval: float = 0.05,
+    ingest_commit_interval: float = 0.05,
+) -> dict:
+    """One latency run; returns percentiles (ms), the rate achieved and peak memory per program."""
+    if system not in ("kappaml", "seed"):
+        raise ValueError(f"unknown system {system!r}")
+    if rate <= 0 or seconds <= 0 or warmup < 0:
+        raise ValueError("rate and seconds must be > 0, warmup >= 0")
+    dataset_name = synthetic.SYNTHETIC_NAME
+    n = int(rate * (warmup + seconds))
+    csv = synthetic.ensure_csv(work, n, seed=3)
+    run = work / f"lat-{system}-{uuid.uuid4().hex[:6]}"
+    run.mkdir(parents=True)
+    topics = Topics(prefix=f"lat{uuid.uuid4().hex[:8]}", raw_partitions=1)
+    ensure_topics(kafka, topics.specs())
+    py = sys.executable
+    port = free_port()
+    log = run / "programs.log"
+    server = _start(
+        [
+            py,
+            "-m",
+            "producer",
+            "serve",
+            "--csv",
+            str(csv),
+            "--dataset",
+            dataset_name,
+            "--port",
+            str(port),
+            "--log-level",
+            "WARNING",
+        ],
+        log,
+    )
+    procs: dict[str, subprocess.Popen] = {"sse-server": server}
+    peaks: dict[str, TreePeak] = {}
+    try:
+        _wait_http(port)
+        if system == "kappaml":
+            group = f"lat-{uuid.uuid4().hex[:8]}"
+            procs["processor"] = _start(
+                # The synthetic data has the co2 declaration's columns (the processor knows no other name).
+                [
+                    py,
+                    "-m",
+                    "processor",
+                    "--bootstrap",
+                    kafka.bootstrap_servers,
+                    "--dataset",
+                    "co2",
+                    "--topic-prefix",
+                    topics.prefix,
+                    "--raw-partitions",
+                    "1",
+                    "--group",
+                    group,
+                    "--state-dir",
+                    str(run / "state"),
+                    "--commit-interval",
+                    str(processor_commit_interval),
+                    "--log-level",
+                    "WARNING",
+                ],
+                log,
+            )
+            _wait_group(kafka, group, procs["processor"])
+            out_topic = topics.predictions
+        else:
+            from bench.seed_design import prepare
+
+            seed = prepare(kafka, topics.raw, synthetic.dataset(), run, expect=n)
+            with log.open("ab") as out:
+                procs["processor"] = subprocess.Popen(
+                    seed.cmd,
+                    cwd=REPO,
+                    env=seed.env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            deadline = time.monotonic() + 180
+            while not seed.ready.exists():
+                if procs["processor"].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"seed job did not start; see {log}")
+                time.sleep(0.2)
+            time.sleep(2)  # the query's first trigger runs right after start()
+            out_topic = seed.out_topic
+        watcher = Watcher(kafka, out_topic)
+        watcher.start()
+        # The raw topic too: how much of the latency is spent before the processor sees a record.
+        raw_watcher = Watcher(kafka, topics.raw)
+        raw_watcher.start()
+        peaks = {name: TreePeak(p.pid).__enter__() for name, p in procs.items()}
+        procs["ingest"] = _start(
+            [
+                py,
+                "-m",
+                "producer",
+                "ingest",
+                "--url",
+                f"http://127.0.0.1:{port}/events",
+                "--dataset",
+                dataset_name,
+                "--bootstrap",
+                kafka.bootstrap_servers,
+                "--topic-prefix",
+                topics.prefix,
+                "--raw-partitions",
+                "1",
+                "--rate",
+                str(rate),
+                "--commit-interval",
+                str(ingest_commit_interval),
+                "--state-dir",
+                str(run / "ingest-state"),
+                "--log-level",
+                "WARNING",
+            ],
+            log,
+        )
+        peaks["ingest"] = TreePeak(procs["ingest"].pid).__enter__()
+        procs["ingest"].wait(seconds + warmup + 120)
+        deadline = time.monotonic() + 60
+        while len(watcher.samples) < n and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for w in (watcher, raw_watcher):
+            w.done.set()
+            w.join(10)
+    finally:
+        memory = {name: peak.stop() for name, peak in peaks.items()}
+        for proc in procs.values():
+            stop(proc)
+    stamps = sorted(ts for ts, _ in watcher.samples)
+    if not stamps:
+        raise RuntimeError(f"no predictions seen; see {log}")
+    # Warm-up counted from the first event the server emitted, not from the ingest's launch.
+    first = min([stamps[0], *(ts for ts, _ in raw_watcher.samples[:1])])
+    kept = [seen - ts for ts, seen in watcher.samples if ts >= first + warmup * 1000]
+    raw_kept = [seen - ts for ts, seen in raw_watcher.samples if ts >= first + warmup * 1000]
+    if not kept:
+        raise RuntimeError(f"no predictions seen after the warm-up; see {log}")
+    span = (stamps[-1] - stamps[0]) / 1000 if len(stamps) > 1 else 0.0
+    return {
+        "system": system,
+        "rate_asked": rate,
+        "rate_achieved": round(len(stamps) / max(span, 1e-3)),
+        "events": n,
+        "predictions_seen": len(watcher.samples),
+        "measured": len(kept),
+        "p50_ms": percentile(kept, 50),
+        "p95_ms": percentile(kept, 95),
+        "p99_ms": percentile(kept, 99),
+        "max_ms": max(kept),
+        "raw_visible_p50_ms": percentile(raw_kept, 50) if raw_kept else None,
+        "raw_visible_p99_ms": percentile(raw_kept, 99) if raw_kept else None,
+        "processor_commit_interval_s": processor_commit_interval if system == "kappaml" else None,
+        "ingest_commit_interval_s": ingest_commit_interval,
+        "peak_rss_mb": memory,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import tempfile
+
+    from bench.harness import broker_or
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--system", default="kappaml", choices=["kappaml", "seed"])
+    p.add_argument("--rate", type=int, default=1000)
+    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--warmup", type=float, default=5)
+    p.add_argument("--processor-commit-interval", type=float, default=0.05)
+    p.add_argument("--ingest-commit-interval", type=float, default=0.05)
+    p.add_argument("--bootstrap")
+    args = p.parse_args(argv)
+    with (
+        tempfile.TemporaryDirectory(prefix="kappaml-lat-") as tmp,
+        broker_or(args.bootstrap, Path(tmp)) as kafka,
+    ):
+        result = measure(
+            kafka,
+            Path(tmp),
+            args.system,
+            args.rate,
+            args.seconds,
+            args.warmup,
+            args.processor_commit_interval,
+            args.ingest_commit_interval,
+        )
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
