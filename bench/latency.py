@@ -123,6 +123,7 @@ def measure(
     warmup: float = 5,
     processor_commit_interval: float = 0.05,
     ingest_commit_interval: float = 0.05,
+    guarantee: str = "exactly-once",
 ) -> dict:
     """One latency run; returns percentiles (ms), the rate achieved and peak memory per program."""
     if system not in ("kappaml", "seed"):
@@ -182,6 +183,8 @@ def measure(
                     str(run / "state"),
                     "--commit-interval",
                     str(processor_commit_interval),
+                    "--guarantee",
+                    guarantee,
                     "--log-level",
                     "WARNING",
                 ],
@@ -279,6 +282,7 @@ def measure(
         "raw_visible_p99_ms": percentile(raw_kept, 99) if raw_kept else None,
         "processor_commit_interval_s": processor_commit_interval if system == "kappaml" else None,
         "ingest_commit_interval_s": ingest_commit_interval,
+        "guarantee": guarantee if system == "kappaml" else None,
         "peak_rss_mb": memory,
     }
 
@@ -296,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=5)
     p.add_argument("--processor-commit-interval", type=float, default=0.05)
     p.add_argument("--ingest-commit-interval", type=float, default=0.05)
+    p.add_argument("--guarantee", default="exactly-once", choices=["exactly-once", "at-least-once"])
     p.add_argument("--bootstrap")
     args = p.parse_args(argv)
     with (
@@ -311,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             args.warmup,
             args.processor_commit_interval,
             args.ingest_commit_interval,
+            args.guarantee,
         )
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
