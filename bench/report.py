@@ -6,8 +6,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-PLOTS = Path(__file__).resolve().parent / "plots"
-
 
 def _f(v: Any, digits: int = 0) -> str:
     if v is None:
@@ -207,13 +205,14 @@ def memory_rows(run: dict) -> list[list[str]]:
     return rows
 
 
-def plots(run: dict) -> list[tuple[str, str]]:
+def plots(run: dict, folder: Path) -> list[tuple[str, str]]:
+    """Draw the figures of ``run`` as small PNGs into ``folder``; (file name, title) of each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    PLOTS.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     made: list[tuple[str, str]] = []
     sec = run["sections"]
 
@@ -230,7 +229,7 @@ def plots(run: dict) -> list[tuple[str, str]]:
 
     def save(fig: Any, name: str, title: str) -> None:
         fig.tight_layout()
-        fig.savefig(PLOTS / name, dpi=80)
+        fig.savefig(folder / name, dpi=80)
         plt.close(fig)
         made.append((name, title))
 
@@ -516,6 +515,7 @@ def render(run: dict, made: list[tuple[str, str]]) -> str:
 
 
 def write(run: dict, path: Path) -> Path:
-    made = plots(run)
+    """The report at ``path``, its plots in ``plots/`` beside it (linked relatively)."""
+    made = plots(run, path.parent / "plots")
     path.write_text(render(run, made))
     return path
