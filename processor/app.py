@@ -22,6 +22,7 @@ from kappaml.records import InvalidRecord, decode
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import ensure_topics
 from processor.cache import CheckpointSink, ModelCache
+from processor.cutover import load_replay_seed
 from processor.outputs import dead_letter, key_metrics, now_ms, prediction
 from processor.settings import ProcessorSettings
 from processor.stats import IntervalStats
@@ -49,13 +50,18 @@ class Processor:
             rocksdb_options=RocksDBOptions(dumps=pickle.dumps, loads=pickle.loads),
             loglevel="WARNING",
         )
-        self.cache = ModelCache(
-            lambda key: KeyState.new(key, settings.dataset, settings.model_spec, settings.model_version,
-                                     window=settings.metrics_window)
-        )
+        self.seed = (load_replay_seed(settings.kafka, settings.topics.models, settings.model_version,
+                                      settings.model_spec) if settings.from_replay else None)
+        self.cache = ModelCache(self._new_state)
         self.stats = IntervalStats()
         self._last_progress = time.monotonic()
         self._build()
+
+    def _new_state(self, key: str) -> KeyState:
+        s = self.settings
+        if self.seed is not None:
+            return self.seed.state_for(key, s.dataset, s.model_spec, s.model_version, s.metrics_window)
+        return KeyState.new(key, s.dataset, s.model_spec, s.model_version, window=s.metrics_window)
 
     def _build(self) -> None:
         topics = self.settings.topics
@@ -71,7 +77,9 @@ class Processor:
         """Process until stopped, or, with ``idle_timeout``, until no message came for that long."""
         log.info("processor starting", group=self.settings.group, raw=self.settings.topics.raw,
                  spec=self.settings.model_spec, version=self.settings.model_version,
-                 guarantee=self.settings.guarantee)
+                 guarantee=self.settings.guarantee, from_replay=self.settings.from_replay)
+        if self.seed is not None:
+            self.seed.commit_start_offsets(self.settings.kafka, self.settings.group, self.settings.topics.raw)
         self.app.run(timeout=idle_timeout, collect=False)
 
     def stop(self) -> None:

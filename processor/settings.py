@@ -30,6 +30,8 @@ class ProcessorSettings:
     metrics_window: int = 500
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     progress_interval: float = 10.0
+    # Cut-over: seed this version from its Spark replay snapshots (see processor/cutover.py).
+    from_replay: bool = False
 
     def __post_init__(self) -> None:
         if self.guarantee not in ("exactly-once", "at-least-once"):
