@@ -1,9 +1,9 @@
 """The Spark side of the replay: session, Kafka batch read of the pinned range, per-key rebuild.
 
-Keys are independent: the records are shuffled by (partition, key) into a few tasks (one
-Python worker each) that rebuild their keys in parallel; within a key the rows are replayed
-strictly in offset order by :class:`spark_batch.rebuild.StreamRebuild`. One global model is
-one key, hence one task.
+Keys are independent: a few tasks (one Python worker each) rebuild their keys in parallel,
+one task per Kafka partition or, when that is too few, per shuffle partition of (partition,
+key) (see :func:`arrange`); within a key the rows are replayed strictly in offset order by
+:class:`spark_batch.rebuild.StreamRebuild`. One global model is one key, hence one task.
 """
 
 from __future__ import annotations
@@ -11,22 +11,18 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pyspark import SparkConf, StorageLevel
+from pyspark import SparkConf
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from kappaml.logging import get_logger
 from spark_batch.offsets import OffsetRange
 from spark_batch.rebuild import INPUT_COLUMNS, OUTPUT_SCHEMA, StreamRebuild
 from spark_batch.settings import ReplaySettings
 
-__all__ = ["KeyCounts", "ReplayRun", "StageProgress", "by_key", "count_keys", "read_raw", "rebuild",
-           "spark_session", "under_spark_submit"]
+__all__ = ["StageProgress", "arrange", "read_raw", "rebuild", "spark_session", "under_spark_submit",
+           "write_output"]
 
 log = get_logger(__name__)
 
@@ -60,6 +56,9 @@ def spark_session(settings: ReplaySettings, jars: list[Path]) -> SparkSession:
         "spark.sql.adaptive.coalescePartitions.enabled": "false",
         "spark.ui.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
+        # Two output folders (rows, models) written side by side, instead of sorting the whole
+        # output by kind first, which a partitioned write does by default.
+        "spark.sql.maxConcurrentOutputFileWriters": "2",
     }
     for k, v in {**defaults, **settings.spark_conf}.items():
         builder = builder.config(k, v)
@@ -86,50 +85,28 @@ def read_raw(spark: SparkSession, settings: ReplaySettings, pinned: OffsetRange)
     )
 
 
-def by_key(raw: DataFrame, settings: ReplaySettings) -> DataFrame:
-    """The raw rows shuffled once by (partition, key), each key's rows together and in offset
-    order, cached: counting the keys and rebuilding them share one Kafka read and one shuffle."""
-    return (
-        raw.repartition(settings.shuffle_partitions, "partition", "key")
-        .sortWithinPartitions("partition", "key", "offset")
-        .persist(StorageLevel.MEMORY_AND_DISK)
+def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tuple[DataFrame, bool]:
+    """The records laid out for the rebuild tasks, and whether each task's keys are clustered.
+
+    Spark's Kafka source makes one task per Kafka partition, records in offset order: that is
+    the processor's own unit of order and state, so with at least as many partitions holding
+    data as parallel tasks wanted, the records are rebuilt straight from it (keys interleaved,
+    no shuffle). With fewer (one busy partition, or a cluster with more cores than partitions),
+    they are shuffled by (partition, key) into ``shuffle_partitions`` tasks and sorted so each
+    key's records are together and in offset order: per-key work then scales with executors.
+    """
+    busy = sum(1 for p in pinned.partitions if pinned.end[p] > pinned.start[p])
+    # One global model is one key: a shuffle could not spread it over more tasks.
+    if settings.shuffle_partitions <= busy or settings.dataset.key is None:
+        return raw, False
+    shuffled = raw.repartition(settings.shuffle_partitions, "partition", "key").sortWithinPartitions(
+        "partition", "key", "offset"
     )
+    return shuffled, True
 
 
-@dataclass(frozen=True)
-class KeyCounts:
-    keys: int
-    rows: int
-
-
-def count_keys(raw: DataFrame) -> KeyCounts:
-    groups = raw.groupBy("partition", "key").count()
-    row = groups.agg(F.count("*").alias("keys"), F.sum("count").alias("rows")).first()
-    return KeyCounts(keys=int(row["keys"] or 0), rows=int(row["rows"] or 0))
-
-
-@dataclass
-class ReplayRun:
-    """The persisted output of the per-key rebuild, read by several actions without recomputing."""
-
-    result: DataFrame
-    source: DataFrame
-
-    def rows(self) -> DataFrame:
-        return self.result.filter(F.col("kind") == "row").drop("kind", "snapshot", "summary")
-
-    def models(self) -> Iterator[Any]:
-        # One row per key, streamed partition by partition so the driver never holds them all.
-        models = self.result.filter(F.col("kind") == "model").select("key", "snapshot", "summary")
-        return models.toLocalIterator()
-
-    def release(self) -> None:
-        self.result.unpersist()
-        self.source.unpersist()
-
-
-def rebuild(keyed: DataFrame, settings: ReplaySettings, keys_total: int) -> ReplayRun:
-    """Stream each task's keys through ``learn_step`` (``mapInPandas``, in the sorted order).
+def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, rows_total: int) -> DataFrame:
+    """Stream each task's records through ``learn_step`` (``mapInPandas``), in offset order.
 
     Not ``groupBy(key).applyInPandas``: that pays pyspark's per-group cost (a DataFrame in
     and out, Arrow conversions) for every key, measured at ~9 ms, i.e. 9 s per 1,000 keys on
@@ -137,11 +114,16 @@ def rebuild(keyed: DataFrame, settings: ReplaySettings, keys_total: int) -> Repl
     """
     fn = StreamRebuild(
         dataset=settings.dataset, spec=settings.spec, version=settings.version,
-        window=settings.metrics_window, keys_total=keys_total, log_level=settings.log_level,
-        log_json=settings.log_json,
+        window=settings.metrics_window, clustered=clustered, rows_total=rows_total,
+        log_level=settings.log_level, log_json=settings.log_json,
     )
-    result = keyed.mapInPandas(fn.as_udf(), OUTPUT_SCHEMA)
-    return ReplayRun(result.persist(StorageLevel.MEMORY_AND_DISK), keyed)
+    return records.mapInPandas(fn.as_udf(), OUTPUT_SCHEMA)
+
+
+def write_output(result: DataFrame, staging: Path) -> None:
+    """The one Spark action of the replay: every output row, split by kind into two folders
+    (``kind=row``: the predictions, ``kind=model``: one row per key with its snapshot)."""
+    result.write.mode("overwrite").partitionBy("kind").parquet(str(staging))
 
 
 class StageProgress:

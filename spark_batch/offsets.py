@@ -94,7 +94,7 @@ def pin_offsets(
     down: list[str] = []
 
     def on_error(err: KafkaError) -> None:
-        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE):
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._AUTHENTICATION):
             down.append(err.str())
 
     # librdkafka would print its own retry lines; every failure here becomes one ReplayError.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,9 @@ OUTPUT_SCHEMA = (
 
 LEARNED, DUPLICATE, INVALID = "learned", "duplicate", "invalid"
 _PROGRESS_EVERY_S = 5.0
+# Distinct invalid reasons counted per key; the rest are counted together.
+_MAX_REASONS = 20
+_OTHER_REASONS = "(other reasons)"
 
 
 def _key_text(raw: Any) -> tuple[str | None, str | None]:
@@ -50,32 +54,70 @@ def _key_text(raw: Any) -> tuple[str | None, str | None]:
 
 
 class _Rows:
-    """Output columns built as plain lists, one DataFrame per batch (pandas costs per call)."""
-
-    NAMES = ("kind", "key", "partition", "offset", "row_id", "ts", "status", "reason", "y_true",
-             "y_pred", "snapshot", "summary")
+    """Output columns built as plain lists, one DataFrame per input batch."""
 
     def __init__(self) -> None:
-        self.cols: dict[str, list[Any]] = {name: [] for name in self.NAMES}
+        self.kind: list[str] = []
+        self.key: list[str | None] = []
+        self.partition: list[int] = []
+        self.offset: list[int] = []
+        self.row_id: list[str | None] = []
+        self.ts: list[int | None] = []
+        self.status: list[str | None] = []
+        self.reason: list[str | None] = []
+        self.y_true: list[float] = []
+        self.y_pred: list[float] = []
+        self.snapshot: list[bytes | None] = []
+        self.summary: list[str | None] = []
 
-    def __len__(self) -> int:
-        return len(self.cols["kind"])
+    def row(self, key: str | None, partition: int, offset: int, status: str, *, row_id: str | None = None,
+            ts: int | None = None, reason: str | None = None, y_true: float = math.nan,
+            y_pred: float = math.nan) -> None:
+        self.kind.append("row")
+        self.key.append(key)
+        self.partition.append(partition)
+        self.offset.append(offset)
+        self.row_id.append(row_id)
+        self.ts.append(ts)
+        self.status.append(status)
+        self.reason.append(reason)
+        self.y_true.append(y_true)
+        self.y_pred.append(y_pred)
+        self.snapshot.append(None)
+        self.summary.append(None)
 
-    def add(self, **values: Any) -> None:
-        for name, column in self.cols.items():
-            column.append(values.get(name))
+    def model(self, key: str | None, partition: int, offset: int, snapshot: bytes | None,
+              summary: str) -> None:
+        self.kind.append("model")
+        self.key.append(key)
+        self.partition.append(partition)
+        self.offset.append(offset)
+        for column in (self.row_id, self.ts, self.status, self.reason):
+            column.append(None)
+        self.y_true.append(math.nan)
+        self.y_pred.append(math.nan)
+        self.snapshot.append(snapshot)
+        self.summary.append(summary)
 
     def frame(self) -> pd.DataFrame:
-        # dtype=object for every column: Arrow converts each to the declared Spark type (None
-        # becomes null), and pandas 3 would otherwise infer Arrow-backed strings, which
-        # pyspark 4.2 cannot ship.
-        n = len(self)
-        arrays = {}
-        for name, column in self.cols.items():
-            arr = np.empty(n, dtype=object)
-            arr[:] = column
-            arrays[name] = arr
-        return pd.DataFrame(arrays, dtype=object, copy=False)
+        def text(values: list[Any]) -> pd.Series:
+            # object dtype: None stays null through Arrow, and pandas 3 would otherwise infer
+            # Arrow-backed strings, which pyspark 4.2 cannot ship.
+            return pd.Series(values, dtype=object)
+
+        def floats(values: list[float]) -> pd.arrays.FloatingArray:
+            array = np.asarray(values, dtype=np.float64)
+            return pd.arrays.FloatingArray(array, np.isnan(array))  # NaN here means "none": null
+
+        ts = pd.array(self.ts, dtype="Int64")
+        return pd.DataFrame({
+            "kind": text(self.kind), "key": text(self.key),
+            "partition": np.asarray(self.partition, dtype=np.int32),
+            "offset": np.asarray(self.offset, dtype=np.int64),
+            "row_id": text(self.row_id), "ts": ts, "status": text(self.status),
+            "reason": text(self.reason), "y_true": floats(self.y_true), "y_pred": floats(self.y_pred),
+            "snapshot": text(self.snapshot), "summary": text(self.summary),
+        })
 
 
 class KeyReplay:
@@ -94,6 +136,9 @@ class KeyReplay:
         self.state: KeyState | None = None
         self.rows = 0
         self.invalid = 0
+        self.reasons: Counter[str] = Counter()
+        # Order-free sums of the learned rows, so the driver can pool metrics over all keys.
+        self.sums = [0.0, 0.0, 0.0, 0.0]  # squared errors, absolute errors, y, y squared
         self._last_offset = -1
 
     def step(self, offset: int, value: Any, out: _Rows) -> None:
@@ -102,42 +147,54 @@ class KeyReplay:
                                "the replay needs each key's records in offset order")
         self._last_offset = offset
         self.rows += 1
-        row = {"kind": "row", "key": self.key, "partition": self.partition, "offset": offset}
+        key, partition = self.key, self.partition
         if self._key_problem is not None:
-            self._invalid(out, row, self._key_problem)
+            self._invalid(out, offset, self._key_problem)
             return
         try:
             example = decode(self._dataset, value)
         except InvalidRecord as exc:
-            self._invalid(out, row, exc.reason)
+            self._invalid(out, offset, exc.reason)
             return
-        row.update(row_id=str(example.id), ts=example.ts, y_true=example.y)
-        if self.key is None or example.key != self.key:
+        row_id, ts, y = str(example.id), example.ts, example.y
+        if key is None or example.key != key:
             # The message key decides partition and state; a record claiming another key is bad
             # data (the processor dead-letters it with the same words).
-            self._invalid(out, row, f"record key {example.key!r} does not match the message key {self.key!r}")
+            reason = f"record key {example.key!r} does not match the message key {key!r}"
+            self._invalid(out, offset, reason, row_id=row_id, ts=ts, y_true=y)
             return
         if self.state is None:
-            self.state = KeyState.new(self.key, self._dataset, self._spec, self._version, window=self._window)
+            self.state = KeyState.new(key, self._dataset, self._spec, self._version, window=self._window)
         try:
             result = learn_step(self.state, example, offset)
         except ModelError as exc:  # the processor dead-letters these too
-            self._invalid(out, row, exc.reason)
+            self._invalid(out, offset, exc.reason, row_id=row_id, ts=ts, y_true=y)
             return
         if result is None:
-            out.add(**row, status=DUPLICATE)
-        else:
-            out.add(**row, status=LEARNED, y_pred=result.y_pred)
+            out.row(key, partition, offset, DUPLICATE, row_id=row_id, ts=ts, y_true=y)
+            return
+        err = result.y_pred - y
+        sums = self.sums
+        sums[0] += err * err
+        sums[1] += abs(err)
+        sums[2] += y
+        sums[3] += y * y
+        out.row(key, partition, offset, LEARNED, row_id=row_id, ts=ts, y_true=y, y_pred=result.y_pred)
 
-    def _invalid(self, out: _Rows, row: dict[str, Any], reason: str) -> None:
+    def _invalid(self, out: _Rows, offset: int, reason: str, **values: Any) -> None:
         self.invalid += 1
-        out.add(**row, status=INVALID, reason=reason)
+        if reason in self.reasons or len(self.reasons) < _MAX_REASONS:
+            self.reasons[reason] += 1
+        else:
+            self.reasons[_OTHER_REASONS] += 1
+        out.row(self.key, self.partition, offset, INVALID, reason=reason, **values)
 
     def finish(self, out: _Rows) -> None:
         """Add the key's model row: its summary and, if it has a model, the snapshot."""
         summary: dict[str, Any] = {"key": self.key, "partition": self.partition, "offset": -1,
                                    "rows": self.rows, "invalid": self.invalid, "learned": 0,
-                                   "duplicates": 0}
+                                   "duplicates": 0, "reasons": dict(self.reasons),
+                                   "sums": dict(zip(("se", "ae", "y", "y2"), self.sums, strict=True))}
         blob: bytes | None = None
         state = self.state
         # A state exists once a valid record arrived, as in the processor, which snapshots it
@@ -147,13 +204,16 @@ class KeyReplay:
             snapshot = Snapshot.of(
                 state.model, key=state.key, version=self._version, spec=self._spec, origin="replay",
                 partition=self.partition, offset=state.last_offset, learned=state.learned,
-                extra={"metrics": metrics, "duplicates": state.skipped, "invalid": self.invalid},
+                # "seen": the row ids learned, so a processor continuing this snapshot at the
+                # cut-over keeps skipping duplicates of rows learned before the cut.
+                extra={"metrics": metrics, "duplicates": state.skipped, "invalid": self.invalid,
+                       "seen": state.seen.to_json()},
             )
             blob = snapshot.encode()
             summary.update(offset=state.last_offset, learned=state.learned, duplicates=state.skipped,
                            fingerprint=snapshot.fingerprint, metrics=metrics)
-        out.add(kind="model", key=self.key, partition=self.partition, offset=summary["offset"],
-                snapshot=blob, summary=json.dumps(_finite(summary), allow_nan=False))
+        out.model(self.key, self.partition, summary["offset"], blob,
+                  json.dumps(_finite(summary), allow_nan=False))
 
 
 def rebuild_key(
@@ -181,26 +241,31 @@ def rebuild_key(
 class StreamRebuild:
     """The function Spark runs per partition of the job (``mapInPandas``), picklable.
 
-    Its input is that partition's records clustered by (partition, key) and sorted by offset
-    within each key, in Arrow batches; each key is replayed as its records stream past, so a
-    worker holds one batch and the states of the keys in flight, whatever a key's size.
-    Clustering is checked, not assumed: a key seen again after another one is an error.
+    Its input is the records of that partition in Arrow batches, each key's records in offset
+    order. ``clustered``: the records are also grouped by (partition, key) (the job shuffled
+    and sorted them), so a key is finished, its model row emitted and its state dropped as soon
+    as the next key starts: a worker holds one key's state at a time. Not clustered: the
+    records come straight from one Kafka partition, keys interleaved as the processor sees
+    them, and every key of the partition stays live until the end. Order and clustering are
+    checked, not assumed.
     """
 
     dataset: Dataset
     spec: str
     version: str
     window: int = 500
-    keys_total: int = 0
+    clustered: bool = True
+    rows_total: int = 0
     log_level: str = "INFO"
     log_json: bool | None = None
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         configure_logging(self.log_level, json=self.log_json)
-        progress = _TaskProgress(self.keys_total)
-        finished: set[tuple[int, Any]] = set()
+        progress = _TaskProgress(self.rows_total)
+        finished: set[tuple[int, bytes | None]] = set()
+        live: dict[tuple[int, bytes | None], KeyReplay] = {}
         current: KeyReplay | None = None
-        slot: tuple[int, Any] | None = None
+        slot: tuple[int, bytes | None] | None = None
         for pdf in batches:
             out = _Rows()
             keys = pdf["key"].to_numpy()
@@ -211,23 +276,28 @@ class StreamRebuild:
                 raw = keys[i]
                 this = (partitions[i], None if raw is None else bytes(raw))
                 if this != slot:
-                    if current is not None and slot is not None:
+                    if self.clustered and current is not None and slot is not None:
                         current.finish(out)
                         finished.add(slot)
-                        progress.key_done(current.rows)
+                        del live[slot]
+                        progress.key_done()
                     if this in finished:
                         raise RuntimeError(f"records of key {this[1]!r} (partition {this[0]}) arrived "
                                            "in two runs: the input is not clustered by key")
                     slot = this
-                    current = KeyReplay(raw, this[0], self.dataset, self.spec, self.version, self.window)
+                    current = live.get(this)
+                    if current is None:
+                        current = live[this] = KeyReplay(raw, this[0], self.dataset, self.spec,
+                                                         self.version, self.window)
                 assert current is not None
                 current.step(offset, values[i], out)
+            progress.rows_done(len(offsets))
             yield out.frame()
-        if current is not None:
-            out = _Rows()
-            current.finish(out)
-            progress.key_done(current.rows)
-            yield out.frame()
+        out = _Rows()
+        for replay in live.values():
+            replay.finish(out)
+            progress.key_done()
+        yield out.frame()
         progress.log(final=True)
 
     def as_udf(self) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
@@ -241,25 +311,28 @@ class StreamRebuild:
 
 
 class _TaskProgress:
-    """Keys and rows finished by one Spark task, logged every few seconds and at its end."""
+    """Rows and keys finished by one Spark task, logged every few seconds and at its end."""
 
-    def __init__(self, keys_total: int) -> None:
-        self.keys_total = keys_total
+    def __init__(self, rows_total: int) -> None:
+        self.rows_total = rows_total
         self.keys = 0
         self.rows = 0
         self.last = time.monotonic()
         self.log_ = get_logger("spark_batch.worker")
 
-    def key_done(self, rows: int) -> None:
+    def key_done(self) -> None:
         self.keys += 1
-        self.rows += rows
+
+    def rows_done(self, n: int) -> None:
+        self.rows += n
         if time.monotonic() - self.last >= _PROGRESS_EVERY_S:
             self.log()
 
     def log(self, final: bool = False) -> None:
         self.last = time.monotonic()
+        # rows_total: the whole replay's, every task shares it; a task does its part of it.
         self.log_.info("replay task done" if final else "replay progress (this task)",
-                       keys_done=self.keys, keys_total=self.keys_total, rows_done=self.rows)
+                       rows_done=self.rows, rows_total=self.rows_total, keys_done=self.keys)
 
 
 def _finite(value: Any) -> Any:

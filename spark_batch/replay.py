@@ -38,7 +38,8 @@ log = get_logger("spark_batch.replay")
 
 def run_replay(settings: ReplaySettings) -> dict:
     """The whole replay; returns the summary document (also written to the output folder)."""
-    from py4j.protocol import Py4JError  # noqa: PLC0415 - keep --help free of pyspark
+    import pyarrow.dataset  # noqa: PLC0415 - keep --help free of pyspark and pyarrow
+    from py4j.protocol import Py4JError  # noqa: PLC0415
     from pyspark.errors import PySparkException  # noqa: PLC0415
 
     from kappaml.topics import ensure_topics  # noqa: PLC0415
@@ -59,46 +60,54 @@ def run_replay(settings: ReplaySettings) -> dict:
     (out / report.SUMMARY).unlink(missing_ok=True)
 
     jars = [] if job.under_spark_submit() else connector_jars()
+    staging = out / "_staging"
     spark = job.spark_session(settings, jars)
     try:
-        keyed = job.by_key(job.read_raw(spark, settings, pinned), settings)
+        records, clustered = job.arrange(job.read_raw(spark, settings, pinned), settings, pinned)
+        log.info("replay starting", records_at_most=pinned.span, partitions=len(pinned.partitions),
+                 tasks=settings.shuffle_partitions if clustered else len(pinned.partitions),
+                 shuffled=clustered)
         with job.StageProgress(spark):
-            counts = job.count_keys(keyed)
-        if counts.rows == 0:
-            raise ReplayError(f"topic {topic!r} has no committed records in the pinned range "
-                              "(only transaction markers or aborted writes): nothing to replay")
-        log.info("replay planned", keys=counts.keys, rows=counts.rows, tasks=settings.shuffle_partitions)
-        run = job.rebuild(keyed, settings, counts.keys)
-        predictions = out / report.PREDICTIONS
-        with job.StageProgress(spark):
-            run.rows().write.mode("overwrite").parquet(str(predictions))
-        totals = report.row_totals(run.rows())
-        statuses = totals.statuses
-
-        publisher = None
-        if settings.publish:
-            # The processor creates the models topic (compacted) when it starts; a replay run
-            # before any processor must not publish into an auto-created, uncompacted one.
-            topics = replace(settings.topics, raw_partitions=len(pinned.partitions))
-            ensure_topics(settings.kafka, [s for s in topics.specs() if s.name == topics.models])
-            publisher = SnapshotPublisher(settings.kafka, topics.models, settings.version)
-        keys = []
-        for i, row in enumerate(run.models(), start=1):
-            summary = json.loads(row["summary"])
-            if publisher is not None and row["snapshot"] is not None:
-                publisher.publish(row["key"], bytes(row["snapshot"]))
-            keys.append(summary)
-            if i % 1000 == 0 or i == counts.keys:
-                log.info("replay progress", keys_done=i, keys_total=counts.keys)
-        if publisher is not None:
-            publisher.flush()
-        run.release()
+            job.write_output(job.rebuild(records, settings, clustered, pinned.span), staging)
     except (PySparkException, Py4JError) as exc:
         raise ReplayError(_spark_error(exc)) from None
     finally:
         spark.stop()
 
-    models = sum(1 for k in keys if k.get("fingerprint"))
+    model_rows = staging / "kind=model"
+    if not model_rows.exists():
+        raise ReplayError(f"topic {topic!r} has no committed records in the pinned range "
+                          "(only transaction markers or aborted writes): nothing to replay")
+    predictions = out / report.PREDICTIONS
+    shutil.rmtree(predictions, ignore_errors=True)
+    (staging / "kind=row").rename(predictions)
+
+    publisher = None
+    if settings.publish:
+        # The processor creates the models topic (compacted) when it starts; a replay run
+        # before any processor must not publish into an auto-created, uncompacted one.
+        topics = replace(settings.topics, raw_partitions=len(pinned.partitions))
+        ensure_topics(settings.kafka, [s for s in topics.specs() if s.name == topics.models])
+        publisher = SnapshotPublisher(settings.kafka, topics.models, settings.version)
+    models = pyarrow.dataset.dataset(model_rows, format="parquet")
+    keys_total = models.count_rows()
+    totals = report.Totals()
+    keys = []
+    # Streamed in small batches: the driver never holds every key's model at once.
+    for batch in models.to_batches(columns=["key", "snapshot", "summary"], batch_size=256):
+        for key, blob, text in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
+            summary = json.loads(text)
+            totals.add(summary)
+            keys.append(summary)
+            if publisher is not None and blob is not None:
+                publisher.publish(key, blob)
+        log.info("replay progress", keys_done=len(keys), keys_total=keys_total,
+                 published=publisher.sent if publisher else 0)
+    if publisher is not None:
+        publisher.flush()
+    shutil.rmtree(staging, ignore_errors=True)
+
+    counts = totals.to_dict()
     doc = {
         "version": settings.version,
         "spec": settings.spec,
@@ -110,20 +119,17 @@ def run_replay(settings: ReplaySettings) -> dict:
         # Cut-over: a new version continues each partition from offsets.end (exclusive).
         "offsets": {**pinned.to_dict(), "until": (
             {str(p): o for p, o in sorted(settings.until.items())} if settings.until else None)},
-        "totals": {"rows": counts.rows, "keys": counts.keys, "models": models,
-                   "learned": statuses["learned"], "duplicates": statuses["duplicate"],
-                   "invalid": statuses["invalid"]},
-        "metrics": totals.metrics,
-        "invalid_reasons": totals.invalid_reasons,
+        "totals": counts,
+        "metrics": totals.metrics(),
+        "invalid_reasons": totals.top_reasons(),
         "predictions": report.PREDICTIONS,
-        "spark": {"master": settings.master, "shuffle_partitions": settings.shuffle_partitions},
+        "spark": {"master": settings.master, "shuffle_partitions": settings.shuffle_partitions,
+                  "shuffled": clustered},
         "started_at": started_at,
         "seconds": round(time.monotonic() - started, 3),
     }
     path = report.write_summary(out, doc, keys)
-    log.info("replay done", keys=counts.keys, rows=counts.rows, models=models,
-             learned=statuses["learned"], duplicates=statuses["duplicate"],
-             invalid=statuses["invalid"], seconds=doc["seconds"], summary=str(path))
+    log.info("replay done", **counts, seconds=doc["seconds"], summary=str(path))
     return {**doc, "keys": keys}
 
 

@@ -10,65 +10,64 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-
-from spark_batch.rebuild import DUPLICATE, INVALID, LEARNED
-
-__all__ = ["PREDICTIONS", "SUMMARY", "RowTotals", "row_totals", "write_summary"]
+__all__ = ["PREDICTIONS", "SUMMARY", "Totals", "write_summary"]
 
 SUMMARY = "summary.json"
 PREDICTIONS = "predictions.parquet"
 _TOP_REASONS = 20
 
 
-@dataclass(frozen=True)
-class RowTotals:
-    statuses: dict[str, int]
-    invalid_reasons: dict[str, int]  # the most frequent first
-    metrics: dict[str, float | int | None]  # cumulative over every learned record of every key
+class Totals:
+    """Sums over the keys' summaries: counts, invalid reasons, metrics pooled over every key."""
 
+    def __init__(self) -> None:
+        self.keys = 0
+        self.models = 0
+        self.counts = Counter[str]()
+        self.reasons = Counter[str]()
+        self.sums = Counter[str]()
 
-def row_totals(rows: DataFrame) -> RowTotals:
-    """Counts per status, the top invalid reasons and pooled metrics, in one Spark action."""
-    err = F.col("y_pred") - F.col("y_true")
-    groups = rows.groupBy("status", "reason").agg(
-        F.count("*").alias("n"), F.sum(err * err).alias("sse"), F.sum(F.abs(err)).alias("sae"),
-        F.sum("y_true").alias("sy"), F.sum(F.col("y_true") * F.col("y_true")).alias("syy"),
-    ).collect()
-    statuses = {LEARNED: 0, DUPLICATE: 0, INVALID: 0}
-    reasons: dict[str, int] = {}
-    for g in groups:
-        statuses[g["status"]] = statuses.get(g["status"], 0) + int(g["n"])
-        if g["status"] == INVALID:
-            reasons[g["reason"]] = int(g["n"])
-    top = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_REASONS])
-    learned = [g for g in groups if g["status"] == LEARNED]
-    return RowTotals(statuses, top, _pooled(learned))
+    def add(self, key_summary: Mapping[str, Any]) -> None:
+        self.keys += 1
+        self.models += 1 if key_summary.get("fingerprint") else 0
+        for name in ("rows", "learned", "duplicates", "invalid"):
+            self.counts[name] += int(key_summary[name])
+        self.reasons.update(key_summary.get("reasons", {}))
+        self.sums.update(key_summary.get("sums", {}))
 
+    def metrics(self) -> dict[str, float | int | None]:
+        """Cumulative RMSE, MAE and R2 over every learned record of every key."""
+        n = self.counts["learned"]
+        if n == 0:
+            return {"n": 0, "rmse": None, "mae": None, "r2": None}
+        se, sy = self.sums["se"], self.sums["y"]
+        sst = self.sums["y2"] - sy * sy / n
+        return {
+            "n": n,
+            "rmse": math.sqrt(se / n),
+            "mae": self.sums["ae"] / n,
+            "r2": 1.0 - se / sst if sst > 1e-12 * max(self.sums["y2"], 1e-300) else None,
+        }
 
-def _pooled(groups: list[Any]) -> dict[str, float | int | None]:
-    n = sum(int(g["n"]) for g in groups)
-    if n == 0:
-        return {"n": 0, "rmse": None, "mae": None, "r2": None}
-    sse = sum(float(g["sse"]) for g in groups)
-    sy = sum(float(g["sy"]) for g in groups)
-    sst = sum(float(g["syy"]) for g in groups) - sy * sy / n
-    return {
-        "n": n,
-        "rmse": math.sqrt(sse / n),
-        "mae": sum(float(g["sae"]) for g in groups) / n,
-        "r2": 1.0 - sse / sst if sst > 0 else None,
-    }
+    def top_reasons(self) -> dict[str, int]:
+        return dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_REASONS])
+
+    def to_dict(self) -> dict[str, int]:
+        return {"rows": self.counts["rows"], "keys": self.keys, "models": self.models,
+                "learned": self.counts["learned"], "duplicates": self.counts["duplicates"],
+                "invalid": self.counts["invalid"]}
 
 
 def write_summary(out_dir: Path, summary: Mapping[str, Any], keys: Iterable[Mapping[str, Any]]) -> Path:
-    doc = {**summary, "keys": sorted(keys, key=lambda k: (k["key"] is None, k["key"] or "", k["partition"]))}
+    # Per key: what a cut-over needs and its metrics; the pooling sums stay internal.
+    entries = [{k: v for k, v in key.items() if k not in ("sums", "reasons")} for key in keys]
+    entries.sort(key=lambda k: (k["key"] is None, k["key"] or "", k["partition"]))
+    doc = {**summary, "keys": entries}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SUMMARY
     tmp = path.with_suffix(".json.tmp")

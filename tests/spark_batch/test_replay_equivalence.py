@@ -35,6 +35,7 @@ from kappaml.fingerprint import fingerprint
 from kappaml.learner import KeyState, learn_step
 from kappaml.models import DEFAULT_SPEC, SPECS
 from kappaml.records import decode
+from kappaml.seen import SeenIds
 from kappaml.snapshot import Snapshot, parse_snapshot_key
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]
@@ -115,6 +116,7 @@ def test_co2_global_model_replay_equals_sequential_loop(kafka_settings, topics, 
     _check_against_reference(summary, out, ref, DEFAULT_SPEC, "v1")
     assert summary["offsets"]["end"] == summary["offsets"]["latest"] == {str(p): o for p, o in ends.items()}
     assert summary["metrics"]["n"] == len(messages) and summary["metrics"]["rmse"] > 0
+    assert summary["spark"]["shuffled"] is False
     assert sum(summary["invalid_reasons"].values()) == 5
 
     snaps = _snapshots(kafka_settings, topics)
@@ -138,8 +140,9 @@ def test_keyed_replay_until_a_cut_as_new_version(kafka_settings, topics, fleet, 
     rows = fleet_rows(3000, vehicles=40)
     messages = [record_message(dataset, i + 1, r) for i, r in enumerate(rows)]
     dupes = messages[100:130]  # early duplicates, before the cut
+    late_dupes = messages[200:220]  # rows learned before the cut, sent again after it
     produce_transactions(kafka_settings, topics.raw,
-                         [*chunks(messages[:1000], 500), dupes, *chunks(messages[1000:], 500)])
+                         [*chunks(messages[:1000], 500), dupes, *chunks(messages[1000:], 500), late_dupes])
     ends = committed_ends(kafka_settings, topics.raw)
     assert all(end > 1000 for end in ends.values()), ends  # keys really spread over both partitions
     until = {p: end * 2 // 3 for p, end in ends.items()}
@@ -154,7 +157,10 @@ def test_keyed_replay_until_a_cut_as_new_version(kafka_settings, topics, fleet, 
         time.sleep(0.1)
 
     out = tmp_path / "v2"
+    # Three tasks for two busy partitions: the records are shuffled by key (the clustered path;
+    # the CO2 scenario takes the direct one, a task per Kafka partition).
     summary = _replay(kafka_settings, topics, out, str(toml), "v2", "--model-spec", spec,
+                      "--shuffle-partitions", "3",
                       "--until", ",".join(f"{p}:{o}" for p, o in until.items()))
 
     everything = read_topic(kafka_settings, topics.raw)
@@ -166,6 +172,7 @@ def test_keyed_replay_until_a_cut_as_new_version(kafka_settings, topics, fleet, 
     assert summary["offsets"]["end"] == {str(p): o for p, o in until.items()}
     assert summary["offsets"]["latest"] == {str(p): o for p, o in ends.items()}
     assert all(k["offset"] < until[k["partition"]] for k in summary["keys"])
+    assert summary["spark"]["shuffled"] is True
 
     resource = ConfigResource(ConfigResource.Type.TOPIC, topics.models)
     config = admin.describe_configs([resource])[resource].result(30)
@@ -177,11 +184,15 @@ def test_keyed_replay_until_a_cut_as_new_version(kafka_settings, topics, fleet, 
         assert (snap.origin, snap.version, snap.spec) == ("replay", "v2", spec)
         assert (snap.offset, snap.learned, snap.fingerprint) == (
             state.last_offset, state.learned, fingerprint(state.model))
+        assert SeenIds.from_json(snap.extra["seen"]) == state.seen
 
     # A processor starting v2 from each snapshot at offsets.end ends where a full sequential
     # run ends: the replayed models are exact starting points, nothing skipped or repeated.
     full = sequential_replay(everything, dataset, spec, "v2")
-    resumed = {slot: KeyState(key=slot[1], spec=spec, version="v2", model=snap.model)
+    assert full.count("duplicate") == 50  # 20 of them after the cut
+    # The snapshot carries the model and the row ids learned: late duplicates stay skipped.
+    resumed = {slot: KeyState(key=slot[1], spec=spec, version="v2", model=snap.model,
+                              seen=SeenIds.from_json(snap.extra["seen"]))
                for slot, snap in snaps.items()}
     for msg in sorted(everything, key=lambda m: (m.partition(), m.offset())):
         if msg.offset() < int(summary["offsets"]["end"][str(msg.partition())]):

@@ -109,8 +109,8 @@ def test_a_key_without_valid_records_has_no_model(fleet):
         assert model.snapshot is None and json.loads(model.summary)["learned"] == 0
 
 
-def _stream(fleet, frame, batch):
-    fn = StreamRebuild(fleet, DEFAULT_SPEC, "v1", keys_total=3).as_udf()
+def _stream(fleet, frame, batch, clustered=True):
+    fn = StreamRebuild(fleet, DEFAULT_SPEC, "v1", clustered=clustered, rows_total=len(frame)).as_udf()
     parts = [frame.iloc[i:i + batch] for i in range(0, len(frame), batch)]
     return pd.concat(list(fn(iter(parts))), ignore_index=True)
 
@@ -129,6 +129,22 @@ def test_streaming_keys_through_batches_equals_one_group_at_a_time(fleet):
     held = [Snapshot.decode(b).fingerprint if b is not None else None for b in streamed.snapshot]
     assert held == [Snapshot.decode(b).fingerprint if b is not None else None for b in per_group.snapshot]
     pd.testing.assert_frame_equal(streamed.drop(columns="snapshot"), per_group.drop(columns="snapshot"))
+
+
+def test_streaming_interleaved_keys_as_kafka_delivers_them(fleet):
+    messages = [record_message(fleet, i + 1, r) for i, r in enumerate(fleet_rows(300, 3))]
+    frame = _frame(messages, partition=1, start=0)  # one Kafka partition, keys interleaved
+    streamed = _stream(fleet, frame, batch=41, clustered=False)
+    rows = streamed[streamed.kind == "row"]
+    assert list(rows.offset) == list(frame.offset)  # in the order they came
+    per_group = pd.concat([rebuild_key(g, fleet, DEFAULT_SPEC, "v1") for _, g in frame.groupby("key")])
+    by_slot = lambda df: df.drop(columns=["snapshot", "summary"]).sort_values(  # noqa: E731
+        ["kind", "key", "offset"], ignore_index=True)
+    pd.testing.assert_frame_equal(by_slot(streamed), by_slot(per_group))
+    def fingerprints(df):
+        return {r.key: json.loads(r.summary)["fingerprint"] for r in df[df.kind == "model"].itertuples()}
+
+    assert fingerprints(streamed) == fingerprints(per_group)
 
 
 def test_streaming_refuses_unclustered_or_unordered_input(fleet):
