@@ -105,7 +105,7 @@ def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tu
     return shuffled, True
 
 
-def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, rows_total: int) -> DataFrame:
+def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, pinned: OffsetRange) -> DataFrame:
     """Stream each task's records through ``learn_step`` (``mapInPandas``), in offset order.
 
     Not ``groupBy(key).applyInPandas``: that pays pyspark's per-group cost (a DataFrame in
@@ -114,7 +114,8 @@ def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, rows_
     """
     fn = StreamRebuild(
         dataset=settings.dataset, spec=settings.spec, version=settings.version,
-        window=settings.metrics_window, clustered=clustered, rows_total=rows_total,
+        window=settings.metrics_window, clustered=clustered, end_offsets=dict(pinned.end),
+        rows_total=pinned.span,
         log_level=settings.log_level, log_json=settings.log_json,
     )
     return records.mapInPandas(fn.as_udf(), OUTPUT_SCHEMA)

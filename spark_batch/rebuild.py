@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,8 +129,9 @@ class KeyReplay:
     """
 
     def __init__(self, raw_key: Any, partition: int, dataset: Dataset, spec: str, version: str,
-                 window: int = 500) -> None:
+                 window: int = 500, end_offsets: Mapping[int, int] | None = None) -> None:
         self.partition = partition
+        self._end_offsets = {str(p): int(o) for p, o in sorted((end_offsets or {}).items())}
         self.key, self._key_problem = _key_text(raw_key)
         self._dataset, self._spec, self._version, self._window = dataset, spec, version, window
         self.state: KeyState | None = None
@@ -204,10 +205,11 @@ class KeyReplay:
             snapshot = Snapshot.of(
                 state.model, key=state.key, version=self._version, spec=self._spec, origin="replay",
                 partition=self.partition, offset=state.last_offset, learned=state.learned,
-                # "seen": the row ids learned, so a processor continuing this snapshot at the
-                # cut-over keeps skipping duplicates of rows learned before the cut.
+                # For a cut-over (processor --from-replay): "seen", the row ids learned, so
+                # duplicates of rows learned before the cut stay skipped; "end_offsets", per raw
+                # partition the pinned end of the replay, where the processor continues.
                 extra={"metrics": metrics, "duplicates": state.skipped, "invalid": self.invalid,
-                       "seen": state.seen.to_json()},
+                       "seen": state.seen.to_json(), "end_offsets": self._end_offsets},
             )
             blob = snapshot.encode()
             summary.update(offset=state.last_offset, learned=state.learned, duplicates=state.skipped,
@@ -255,6 +257,7 @@ class StreamRebuild:
     version: str
     window: int = 500
     clustered: bool = True
+    end_offsets: Mapping[int, int] | None = None
     rows_total: int = 0
     log_level: str = "INFO"
     log_json: bool | None = None
@@ -288,7 +291,7 @@ class StreamRebuild:
                     current = live.get(this)
                     if current is None:
                         current = live[this] = KeyReplay(raw, this[0], self.dataset, self.spec,
-                                                         self.version, self.window)
+                                                         self.version, self.window, self.end_offsets)
                 assert current is not None
                 current.step(offset, values[i], out)
             progress.rows_done(len(offsets))

@@ -68,7 +68,7 @@ def run_replay(settings: ReplaySettings) -> dict:
                  tasks=settings.shuffle_partitions if clustered else len(pinned.partitions),
                  shuffled=clustered)
         with job.StageProgress(spark):
-            job.write_output(job.rebuild(records, settings, clustered, pinned.span), staging)
+            job.write_output(job.rebuild(records, settings, clustered, pinned), staging)
     except (PySparkException, Py4JError) as exc:
         raise ReplayError(_spark_error(exc)) from None
     finally:

@@ -185,6 +185,7 @@ def test_keyed_replay_until_a_cut_as_new_version(kafka_settings, topics, fleet, 
         assert (snap.offset, snap.learned, snap.fingerprint) == (
             state.last_offset, state.learned, fingerprint(state.model))
         assert SeenIds.from_json(snap.extra["seen"]) == state.seen
+        assert snap.extra["end_offsets"] == summary["offsets"]["end"]
 
     # A processor starting v2 from each snapshot at offsets.end ends where a full sequential
     # run ends: the replayed models are exact starting points, nothing skipped or repeated.
