@@ -3,7 +3,7 @@
 Keys are independent: a few tasks (one Python worker each) rebuild their keys in parallel,
 one task per Kafka partition or, when that is too few, per shuffle partition of (partition,
 key) (see :func:`arrange`); within a key the rows are replayed strictly in offset order by
-:class:`spark_batch.rebuild.StreamRebuild`. One global model is one key, hence one task.
+:class:`spark_batch.stream.StreamRebuild`. One global model is one key, hence one task.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from kappaml.logging import get_logger
 from spark_batch.offsets import OffsetRange
-from spark_batch.rebuild import INPUT_COLUMNS, OUTPUT_SCHEMA, StreamRebuild
+from spark_batch.rebuild import INPUT_COLUMNS, OUTPUT_SCHEMA
 from spark_batch.settings import ReplaySettings
+from spark_batch.stream import StreamRebuild
 
 __all__ = ["StageProgress", "arrange", "read_raw", "rebuild", "spark_session", "under_spark_submit",
            "write_output"]

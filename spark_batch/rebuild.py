@@ -1,4 +1,4 @@
-"""Rebuild each key's model from its raw records: the function Spark runs on its workers.
+"""Rebuild one key's model from its raw records, exactly as the processor builds it.
 
 Everything here is plain Python and pandas (no Spark), so the exact per-key logic is the
 processor's: ``records.decode`` to parse, ``learner.learn_step`` to test-then-train, one record
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,11 +19,11 @@ import pandas as pd
 
 from kappaml.dataset import Dataset
 from kappaml.learner import KeyState, ModelError, learn_step
-from kappaml.logging import configure_logging, get_logger
 from kappaml.records import InvalidRecord, decode
 from kappaml.snapshot import Snapshot
 
-__all__ = ["INPUT_COLUMNS", "OUTPUT_SCHEMA", "KeyReplay", "StreamRebuild", "rebuild_key"]
+__all__ = ["DUPLICATE", "INPUT_COLUMNS", "INVALID", "LEARNED", "OUTPUT_SCHEMA", "KeyReplay", "OutputRows",
+           "rebuild_key"]
 
 # What the job hands over per record: the raw Kafka key bytes, its position, its value bytes.
 INPUT_COLUMNS = ("key", "partition", "offset", "value")
@@ -37,7 +35,6 @@ OUTPUT_SCHEMA = (
 )
 
 LEARNED, DUPLICATE, INVALID = "learned", "duplicate", "invalid"
-_PROGRESS_EVERY_S = 5.0
 # Distinct invalid reasons counted per key; the rest are counted together.
 _MAX_REASONS = 20
 _OTHER_REASONS = "(other reasons)"
@@ -53,7 +50,7 @@ def _key_text(raw: Any) -> tuple[str | None, str | None]:
         return None, f"key is not UTF-8: {exc}"
 
 
-class _Rows:
+class OutputRows:
     """Output columns built as plain lists, one DataFrame per input batch."""
 
     def __init__(self) -> None:
@@ -142,7 +139,7 @@ class KeyReplay:
         self.sums = [0.0, 0.0, 0.0, 0.0]  # squared errors, absolute errors, y, y squared
         self._last_offset = -1
 
-    def step(self, offset: int, value: Any, out: _Rows) -> None:
+    def step(self, offset: int, value: Any, out: OutputRows) -> None:
         if offset <= self._last_offset:
             raise RuntimeError(f"offset {offset} of key {self.key!r} came after {self._last_offset}: "
                                "the replay needs each key's records in offset order")
@@ -182,7 +179,7 @@ class KeyReplay:
         sums[3] += y * y
         out.row(key, partition, offset, LEARNED, row_id=row_id, ts=ts, y_true=y, y_pred=result.y_pred)
 
-    def _invalid(self, out: _Rows, offset: int, reason: str, **values: Any) -> None:
+    def _invalid(self, out: OutputRows, offset: int, reason: str, **values: Any) -> None:
         self.invalid += 1
         if reason in self.reasons or len(self.reasons) < _MAX_REASONS:
             self.reasons[reason] += 1
@@ -190,7 +187,7 @@ class KeyReplay:
             self.reasons[_OTHER_REASONS] += 1
         out.row(self.key, self.partition, offset, INVALID, reason=reason, **values)
 
-    def finish(self, out: _Rows) -> None:
+    def finish(self, out: OutputRows) -> None:
         """Add the key's model row: its summary and, if it has a model, the snapshot."""
         summary: dict[str, Any] = {"key": self.key, "partition": self.partition, "offset": -1,
                                    "rows": self.rows, "invalid": self.invalid, "learned": 0,
@@ -232,110 +229,11 @@ def rebuild_key(
     values = pdf["value"].to_numpy()[order]
     replay = KeyReplay(pdf["key"].iat[0] if len(pdf) else None, int(partitions[0]) if len(pdf) else 0,
                        dataset, spec, version, window)
-    out = _Rows()
+    out = OutputRows()
     for offset, value in zip(offsets.tolist(), values, strict=True):
         replay.step(offset, value, out)
     replay.finish(out)
     return out.frame()
-
-
-@dataclass(frozen=True)
-class StreamRebuild:
-    """The function Spark runs per partition of the job (``mapInPandas``), picklable.
-
-    Its input is the records of that partition in Arrow batches, each key's records in offset
-    order. ``clustered``: the records are also grouped by (partition, key) (the job shuffled
-    and sorted them), so a key is finished, its model row emitted and its state dropped as soon
-    as the next key starts: a worker holds one key's state at a time. Not clustered: the
-    records come straight from one Kafka partition, keys interleaved as the processor sees
-    them, and every key of the partition stays live until the end. Order and clustering are
-    checked, not assumed.
-    """
-
-    dataset: Dataset
-    spec: str
-    version: str
-    window: int = 500
-    clustered: bool = True
-    end_offsets: Mapping[int, int] | None = None
-    rows_total: int = 0
-    log_level: str = "INFO"
-    log_json: bool | None = None
-
-    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        configure_logging(self.log_level, json=self.log_json)
-        progress = _TaskProgress(self.rows_total)
-        finished: set[tuple[int, bytes | None]] = set()
-        live: dict[tuple[int, bytes | None], KeyReplay] = {}
-        current: KeyReplay | None = None
-        slot: tuple[int, bytes | None] | None = None
-        for pdf in batches:
-            out = _Rows()
-            keys = pdf["key"].to_numpy()
-            partitions = pdf["partition"].to_numpy().tolist()
-            offsets = pdf["offset"].to_numpy().tolist()
-            values = pdf["value"].to_numpy()
-            for i, offset in enumerate(offsets):
-                raw = keys[i]
-                this = (partitions[i], None if raw is None else bytes(raw))
-                if this != slot:
-                    if self.clustered and current is not None and slot is not None:
-                        current.finish(out)
-                        finished.add(slot)
-                        del live[slot]
-                        progress.key_done()
-                    if this in finished:
-                        raise RuntimeError(f"records of key {this[1]!r} (partition {this[0]}) arrived "
-                                           "in two runs: the input is not clustered by key")
-                    slot = this
-                    current = live.get(this)
-                    if current is None:
-                        current = live[this] = KeyReplay(raw, this[0], self.dataset, self.spec,
-                                                         self.version, self.window, self.end_offsets)
-                assert current is not None
-                current.step(offset, values[i], out)
-            progress.rows_done(len(offsets))
-            yield out.frame()
-        out = _Rows()
-        for replay in live.values():
-            replay.finish(out)
-            progress.key_done()
-        yield out.frame()
-        progress.log(final=True)
-
-    def as_udf(self) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-        """A plain function: pyspark inspects the arguments of what it is given, and counts
-        ``self`` in those of a callable object."""
-
-        def rebuild_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            return self(batches)
-
-        return rebuild_partition
-
-
-class _TaskProgress:
-    """Rows and keys finished by one Spark task, logged every few seconds and at its end."""
-
-    def __init__(self, rows_total: int) -> None:
-        self.rows_total = rows_total
-        self.keys = 0
-        self.rows = 0
-        self.last = time.monotonic()
-        self.log_ = get_logger("spark_batch.worker")
-
-    def key_done(self) -> None:
-        self.keys += 1
-
-    def rows_done(self, n: int) -> None:
-        self.rows += n
-        if time.monotonic() - self.last >= _PROGRESS_EVERY_S:
-            self.log()
-
-    def log(self, final: bool = False) -> None:
-        self.last = time.monotonic()
-        # rows_total: the whole replay's, every task shares it; a task does its part of it.
-        self.log_.info("replay task done" if final else "replay progress (this task)",
-                       rows_done=self.rows, rows_total=self.rows_total, keys_done=self.keys)
 
 
 def _finite(value: Any) -> Any:

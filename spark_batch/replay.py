@@ -39,6 +39,7 @@ log = get_logger("spark_batch.replay")
 def run_replay(settings: ReplaySettings) -> dict:
     """The whole replay; returns the summary document (also written to the output folder)."""
     import pyarrow.dataset  # noqa: PLC0415 - keep --help free of pyspark and pyarrow
+    from confluent_kafka import KafkaException  # noqa: PLC0415
     from py4j.protocol import Py4JError  # noqa: PLC0415
     from pyspark.errors import PySparkException  # noqa: PLC0415
 
@@ -87,7 +88,10 @@ def run_replay(settings: ReplaySettings) -> dict:
         # The processor creates the models topic (compacted) when it starts; a replay run
         # before any processor must not publish into an auto-created, uncompacted one.
         topics = replace(settings.topics, raw_partitions=len(pinned.partitions))
-        ensure_topics(settings.kafka, [s for s in topics.specs() if s.name == topics.models])
+        try:
+            ensure_topics(settings.kafka, [s for s in topics.specs() if s.name == topics.models])
+        except (KafkaException, RuntimeError) as exc:  # incl. an unreachable or refusing cluster
+            raise ReplayError(f"cannot provision the models topic {topics.models}: {exc}") from None
         publisher = SnapshotPublisher(settings.kafka, topics.models, settings.version)
     models = pyarrow.dataset.dataset(model_rows, format="parquet")
     keys_total = models.count_rows()

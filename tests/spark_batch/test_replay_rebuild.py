@@ -14,7 +14,8 @@ from kappaml.dataset import Dataset
 from kappaml.fingerprint import fingerprint
 from kappaml.models import DEFAULT_SPEC
 from kappaml.snapshot import Snapshot
-from spark_batch.rebuild import StreamRebuild, rebuild_key
+from spark_batch.rebuild import rebuild_key
+from spark_batch.stream import StreamRebuild
 
 
 class _Msg(SimpleNamespace):
