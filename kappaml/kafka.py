@@ -7,11 +7,12 @@ against a local PLAINTEXT broker and a real SASL/TLS cluster.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KafkaSettings"]
+__all__ = ["KafkaSettings", "KafkaUnavailable", "connect_admin"]
 
 _SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
 
@@ -85,3 +86,36 @@ class KafkaSettings:
             options["kafka.ssl.truststore.type"] = "PEM"
             options["kafka.ssl.truststore.location"] = self.ssl_ca_location
         return options
+
+
+class KafkaUnavailable(RuntimeError):
+    """The cluster cannot be used: unreachable, or it refused the connection or the credentials."""
+
+
+def connect_admin(settings: KafkaSettings, timeout: float = 30.0) -> tuple[Any, Any]:
+    """An AdminClient and the cluster metadata, or ``KafkaUnavailable`` with a one-line reason.
+
+    librdkafka retries a refused login for ever and its own metadata error only says "transport
+    failure": programs call this first so wrong credentials fail fast and say so.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[Any] = []
+    admin = AdminClient({**settings.client_config(), "error_cb": errors.append, "log_level": 0})
+    where = f"Kafka at {settings.bootstrap_servers} ({settings.security_protocol})"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return admin, admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+        except KafkaException:
+            admin.poll(0)  # serves error_cb
+        auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+        if auth:
+            raise KafkaUnavailable(f"{where} refused the credentials: {auth[-1].str()}")
+        if time.monotonic() >= deadline:
+            # A plaintext client at a SASL/TLS listener is just disconnected: say what to check.
+            detail = f" ({errors[-1].str()})" if errors else ""
+            raise KafkaUnavailable(f"{where} did not answer within {timeout:.0f} s{detail}; check that it "
+                                   "runs and that KAPPAML_KAFKA_SECURITY_PROTOCOL and the SASL/TLS "
+                                   "settings match its listener")

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
-from kappaml.kafka import KafkaSettings
+from kappaml.kafka import KafkaSettings, connect_admin
 from kappaml.logging import get_logger
 
 __all__ = ["TopicSpec", "Topics", "ensure_topics"]
@@ -82,10 +82,11 @@ def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
-    Existing topics are left alone (their partition count is checked, not changed).
+    Existing topics are left alone (their partition count is checked, not changed). An
+    unreachable cluster or refused credentials raise ``KafkaUnavailable`` with the reason.
     """
-    admin = AdminClient(kafka.client_config())
-    existing = admin.list_topics(timeout=timeout).topics
+    admin, metadata = connect_admin(kafka, timeout)
+    existing = metadata.topics
     wanted = list(specs)
     for spec in wanted:
         have = existing.get(spec.name)

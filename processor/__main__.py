@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from kappaml.dataset import load
-from kappaml.kafka import KafkaSettings
+from kappaml.kafka import KafkaSettings, KafkaUnavailable
 from kappaml.learner import IncompatibleState
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    except KafkaUnavailable as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
     # Quix Streams stops gracefully on SIGTERM/SIGINT itself; make SIGTERM behave like Ctrl-C
     # even when a parent process has set it to be ignored.
     signal.signal(signal.SIGTERM, lambda *_: processor.stop())

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from kappaml import synthetic
 from kappaml.csvsource import CsvHeaderError
+from kappaml.kafka import KafkaUnavailable
 from kappaml.logging import configure_logging, get_logger
 from producer.settings import (
     DEFAULT_CACHE_DIR,
@@ -103,6 +104,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except (ValueError, CsvHeaderError) as exc:
         log.error("bad configuration", error=str(exc))
         return 2
+    except KafkaUnavailable as exc:
+        log.error("kafka unavailable", error=str(exc))
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -101,7 +101,8 @@ def pin_offsets(
     admin = AdminClient({**kafka.client_config(), "log_level": "0", "error_cb": on_error})
     metadata = _metadata(admin, timeout, down)
     if metadata is None:
-        detail = down[-1] if down else f"no answer within {timeout:.0f} s"
+        auth = [d for d in down if "SASL" in d or "uthentication" in d]  # the cause, not the symptom
+        detail = (auth or down)[-1] if down else f"no answer within {timeout:.0f} s"
         raise ReplayError(f"cannot reach the Kafka broker at {kafka.bootstrap_servers}: {detail}")
     info = metadata.topics.get(topic)
     if info is None or info.error is not None:
