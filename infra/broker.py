@@ -49,20 +49,35 @@ class BrokerConfig:
     # Fewer internal partitions than Kafka's default 50 make the first group and the first
     # transaction coordinator come up in well under a second on a laptop-sized node.
     internal_partitions: int = 8
+    # Optional extra SASL_PLAINTEXT listener (mechanism PLAIN) for clients that must present
+    # credentials; the PLAINTEXT listener stays for the broker's own use and readiness probe.
+    sasl_port: int | None = None
+    sasl_users: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("port", "controller_port"):
+        ports = ("port", "controller_port") + (("sasl_port",) if self.sasl_port is not None else ())
+        for name in ports:
             value = getattr(self, name)
             if not 0 < value < 65536:
                 raise ValueError(f"{name} must be in 1..65535, got {value}")
-        if self.port == self.controller_port:
-            raise ValueError("port and controller_port must differ")
+        if len({getattr(self, name) for name in ports}) != len(ports):
+            raise ValueError(f"{' and '.join(ports)} must differ")
+        if self.sasl_port is not None and not self.sasl_users:
+            raise ValueError("sasl_port needs at least one (username, password) in sasl_users")
+        for user, password in self.sasl_users:
+            if not user or any(c in user + password for c in '"\\;\n'):
+                raise ValueError(f"SASL user {user!r}: empty names and quotes, backslashes, semicolons "
+                                 "or newlines are not supported")
         if not self.heap[:-1].isdigit() or self.heap[-1].lower() not in "mg":
             raise ValueError(f"heap must look like 512m or 1g, got {self.heap!r}")
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        return None if self.sasl_port is None else f"{self.host}:{self.sasl_port}"
 
 
 class LocalBroker:
@@ -131,7 +146,8 @@ class LocalBroker:
                 raise InfraError(f"broker pid {self.pid()} runs but does not answer on "
                                  f"{self.config.bootstrap}; see {self.log_file}")
             return False
-        for port in (self.config.port, self.config.controller_port):
+        ports = (self.config.port, self.config.controller_port, self.config.sasl_port)
+        for port in (p for p in ports if p is not None):
             if _port_in_use(self.config.host, port):
                 raise InfraError(f"port {self.config.host}:{port} is taken by another process; "
                                  "stop it or choose another port (--port / --controller-port)")
@@ -221,6 +237,17 @@ class LocalBroker:
             "log.segment.bytes": str(64 * 1024 * 1024),
             "message.max.bytes": str(16 * 1024 * 1024),
         }
+        if c.sasl_port is not None:
+            users = " ".join(f'user_{u}="{pw}"' for u, pw in c.sasl_users)
+            props.update({
+                "listeners": f"{props['listeners']},SASL_PLAINTEXT://{c.host}:{c.sasl_port}",
+                "advertised.listeners": f"{props['advertised.listeners']},SASL_PLAINTEXT://{c.host}:{c.sasl_port}",
+                "listener.security.protocol.map": f"{props['listener.security.protocol.map']},"
+                                                  "SASL_PLAINTEXT:SASL_PLAINTEXT",
+                "sasl.enabled.mechanisms": "PLAIN",
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+                    f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+            })
         self.props_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(level=c.log_level))
 
