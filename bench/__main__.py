@@ -28,7 +28,7 @@ from kappaml.logging import configure_logging
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 DEFAULT_CSV = REPO.parent / "shared" / "data" / "co2_processed.csv"
-SECTIONS = ("ingest", "processor", "latency", "seed", "replay", "models")
+SECTIONS = ("ingest", "processor", "profile", "latency", "seed", "replay", "models")
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,15 @@ def run_processor(plan: Plan, kafka: Any, work: Path) -> dict:
         "variants": {name: summary([r[name] for r in runs]) for name in runs[0]},
         "runs": runs,
     }
+
+
+def run_profile(plan: Plan, kafka: Any, work: Path) -> dict:
+    from bench.profile_processor import profile
+    from kappaml import synthetic
+    from tests.kafka_helpers import typed_rows
+
+    csv_path = synthetic.write_csv(work / "profile-rows.csv", plan.processor_messages, seed=1)
+    return profile(kafka, typed_rows(synthetic.dataset(), csv_path), work)
 
 
 def run_latency(plan: Plan, kafka: Any, work: Path) -> dict:
@@ -322,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", help="an existing broker (default: a private one on free ports)")
     p.add_argument("--report", type=Path, default=REPO / "bench" / "REPORT.md")
     p.add_argument("--from-json", type=Path, help="only rewrite the report from a saved run.json")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other sections of bench/results/run.json and replace only those run now",
+    )
     args = p.parse_args(argv)
     from bench import report
 
@@ -353,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = {
             "ingest": lambda: run_ingest(plan, kafka, work),
             "processor": lambda: run_processor(plan, kafka, work),
+            "profile": lambda: run_profile(plan, kafka, work),
             "latency": lambda: run_latency(plan, kafka, work),
             "seed": lambda: run_seed(plan, kafka, work, args.csv),
             "replay": lambda: run_replay(plan, kafka, work),
@@ -370,9 +385,18 @@ def main(argv: list[str] | None = None) -> int:
                 result = {"error": f"{type(exc).__name__}: {exc}"}
             result["seconds"] = round(time.monotonic() - t0, 1)
             run["sections"][name] = result
-            _save(run)
+            if not args.merge:
+                _save(run)
     run["load_end"] = machine.load_average()
     run["duration_s"] = round(time.monotonic() - started, 1)
+    if args.merge and (RESULTS / "run.json").exists():
+        previous = json.loads((RESULTS / "run.json").read_text())
+        previous["sections"].update(run["sections"])
+        previous.setdefault("merged", []).append(
+            {key: run[key] for key in ("mode", "started", "load_start", "load_end", "duration_s")}
+            | {"sections": sorted(run["sections"])}
+        )
+        run = previous
     _save(run)
     report.write(run, args.report)
     _note(f"done in {run['duration_s']:.0f} s; report {args.report}")

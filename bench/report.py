@@ -190,7 +190,7 @@ def memory_rows(run: dict) -> list[list[str]]:
             [
                 "Spark replay (spark-submit: JVM + Python driver + workers)",
                 _f(sec["replay"]["spark_peak_rss_mb"]),
-                "replay runs, largest scenario",
+                "replay runs (peak over all scenarios)",
             ]
         )
     seed_runs = sec.get("seed", {}).get("throughput_runs", [])
@@ -275,7 +275,8 @@ def plots(run: dict, folder: Path) -> list[tuple[str, str]]:
         ax.axhline(50, color="grey", ls="--", lw=1, label="goal p99 50 ms")
         ax.set_xticks([j + 0.27 for j in range(3)], ["p50", "p95", "p99"])
         ax.set_yscale("log")
-        ax.set_ylabel(f"ms, event → visible prediction at {lat['settings']['rate']:,} msg/s")
+        ax.set_ylabel("ms (log)")
+        ax.set_title(f"event → prediction visible, at {lat['settings']['rate']:,} msg/s", fontsize=9)
         ax.legend(fontsize=8)
         save(fig, "latency.png", "Event-to-prediction latency")
     rep = sec.get("replay", {})
@@ -353,6 +354,13 @@ def render(run: dict, made: list[tuple[str, str]]) -> str:
         f"`uptime` at start: `{ls['uptime']}`; at end: `{le.get('uptime')}`.",
         "",
     ]
+    if run["mode"] == "full":
+        out += [
+            "Runs per figure are given with each figure; those with fewer than five (seed design latency "
+            "and throughput, the at-least-once latency breakdown, replay of 100,000 and 1,000,000 events, "
+            "Spark's fixed cost) were cut so that `make bench` stays within 30 minutes on 2 cores.",
+            "",
+        ]
     if run["mode"] == "quick":
         out += [
             "**This is a `--quick` run**: fewer runs (1–3) and smaller inputs than the full run; "
@@ -510,6 +518,29 @@ def render(run: dict, made: list[tuple[str, str]]) -> str:
     errors = [(name, s["error"]) for name, s in sec.items() if "error" in s]
     if errors:
         out += ["## Not measured in this run", ""] + [f"- **{n}**: `{e[:300]}`" for n, e in errors] + [""]
+    prof = sec.get("profile", {})
+    if prof.get("share"):
+        out += [
+            "## Where the processor's time goes",
+            "",
+            f"cProfile of one exactly-once processor run over {prof['messages']:,} backlog messages "
+            f"({prof['consumer_poll_calls']:,} consumer polls: Quix Streams polls one message per call). "
+            "Internal time by group; profiling slows Python code more than C calls, so shares are "
+            "indicative.",
+            "",
+            _table(
+                ["where", "seconds", "share"],
+                [[k, f"{prof['by_group_s'][k]:.2f}", f"{v:.0%}"] for k, v in prof["share"].items()],
+            ),
+            "",
+        ]
+    for m in run.get("merged", []):
+        out += [
+            f"Section(s) {', '.join(m['sections'])} re-run on their own ({m['mode']} settings) at "
+            f"{m['started'][:16].replace('T', ' ')} UTC and merged in; load then: "
+            f"{m['load_start']['loadavg']} → {m['load_end']['loadavg']}.",
+            "",
+        ]
     out += ["## Durations", "", ", ".join(f"{n} {_f(s.get('seconds'))} s" for n, s in sec.items()), ""]
     return "\n".join(out)
 
