@@ -18,6 +18,7 @@ from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
 from kappaml.topics import Topics
 from processor.app import Processor
+from processor.cutover import CutoverError
 from processor.settings import ProcessorSettings
 
 
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                    default=float(env("KAPPAML_COMMIT_INTERVAL", "1.0")),
                    help="seconds between checkpoints (also the metrics and snapshot period)")
     p.add_argument("--metrics-window", type=int, default=int(env("KAPPAML_METRICS_WINDOW", "500")))
+    p.add_argument("--from-replay", action="store_true",
+                   help="cut-over: start this --model-version from its Spark replay snapshots")
     p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
                    help="stop once no message arrived for this long (0: run until stopped)")
     p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
@@ -66,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             state_dir=args.state_dir,
             commit_interval=args.commit_interval,
             metrics_window=args.metrics_window,
+            from_replay=args.from_replay,
         )
         processor = Processor(settings)
-    except ValueError as exc:
+    except (ValueError, CutoverError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     except KafkaUnavailable as exc:
