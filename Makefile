@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kappaml-installed
 
-.PHONY: run test setup browser lint bench clean
+.PHONY: run test setup browser lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -39,6 +39,10 @@ lint: setup
 bench: setup
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m bench $(ARGS)
+
+# The long fault-injection run (kills, a broker restart, dropped SSE connections) and its accounting.
+chaos: setup
+	$(PY) -m tests.chaos.run
 
 clean:
 	-@[ -x $(PY) ] && $(PY) -m infra down

@@ -69,6 +69,7 @@ class Supervised:
         self.kills = 0
         self.unexpected: list[int] = []
         self.starts = 0
+        self.max_unexpected = 3
 
     def start(self) -> None:
         self.proc = start(self.module, self.args, self.log_file)
@@ -82,6 +83,9 @@ class Supervised:
             self.finished = True
             return
         self.unexpected.append(rc)
+        if len(self.unexpected) > self.max_unexpected:
+            raise RuntimeError(f"{self.name} keeps exiting on its own (codes {self.unexpected}); "
+                               f"see {self.log_file}")
         log.warning("program exited on its own; restarting it", program=self.name, code=rc)
         self.start()
 
@@ -197,6 +201,15 @@ def run(config: ChaosConfig, on_event: Callable[[str], None] = lambda _m: None) 
     broker = LocalBroker(BrokerConfig(port=free_port(), controller_port=free_port(), data_dir=work / "kafka",
                                       heap="512m", log_level="WARN"))
     broker.start()
+    try:
+        return _run(config, broker, data, report, on_event, t0)
+    finally:
+        broker.stop()
+
+
+def _run(config: ChaosConfig, broker: LocalBroker, data: Path, report: Report,
+         on_event: Callable[[str], None], t0: float) -> Report:
+    work = config.workdir
     kafka = KafkaSettings(bootstrap_servers=broker.config.bootstrap)
     topics = Topics(prefix="chaos", raw_partitions=2)
     ensure_topics(kafka, topics.specs())
@@ -264,17 +277,14 @@ def run(config: ChaosConfig, on_event: Callable[[str], None] = lambda _m: None) 
             program.stop()
         proxy.close()
 
-    try:
-        ids = [json.loads(v)["id"] for _k, v, _p, _o in raw]
-        dead = [json.loads(v) for _k, v, _p, _o in read_all(kafka, topics.dlq)]
-        predicted = [str(json.loads(v)["id"]) for _k, v, _p, _o in read_all(kafka, topics.predictions)]
-        latest: dict[str, Snapshot] = {}
-        for _k, value, _p, _o in read_all(kafka, topics.models):
-            snap = Snapshot.decode(value)
-            if snap.key not in latest or snap.learned >= latest[snap.key].learned:
-                latest[snap.key] = snap
-    finally:
-        broker.stop()
+    ids = [json.loads(v)["id"] for _k, v, _p, _o in raw]
+    dead = [json.loads(v) for _k, v, _p, _o in read_all(kafka, topics.dlq)]
+    predicted = [str(json.loads(v)["id"]) for _k, v, _p, _o in read_all(kafka, topics.predictions)]
+    latest: dict[str, Snapshot] = {}
+    for _k, value, _p, _o in read_all(kafka, topics.models):
+        snap = Snapshot.decode(value)
+        if snap.key not in latest or snap.learned >= latest[snap.key].learned:
+            latest[snap.key] = snap
     producer_dead = [d for d in dead if d.get("stage") == "producer"]
     raw_ids = {str(i) for i in ids}
     dlq_ids = {str(d["id"]) for d in producer_dead}
