@@ -450,12 +450,18 @@ def render(run: dict, made: list[tuple[str, str]]) -> str:
             f"wall time with Spark's start-up {tr['wall_s']} s)."
         )
         sp = seed.get("rmse_spark_file_order")
-        if sp:
-            mem = seed["rmse_in_memory"]
+        mem = seed.get("rmse_in_memory")
+        if mem:
+            in_spark = (
+                f"{_f(sp['rmse'], 0)} g/km in the Spark job (file order, {sp['batches']} micro-batches of "
+                f"≤ 1,000 rows, {sp['fit_errors']} refused fits); "
+                if sp
+                else "not run in the Spark job in this mode; "
+            )
             out.append(
-                f"  Prequential RMSE on the CO2 data: {_f(sp['rmse'], 0)} g/km in the Spark job (file order, "
-                f"{sp['batches']} micro-batches of ≤ 1,000 rows, {sp['fit_errors']} refused fits); "
-                f"the same per-batch computation in memory over {', '.join(mem['orders'])}: "
+                f"  Prequential RMSE on the CO2 data: {in_spark}"
+                f"the same per-batch computation (batches of 1,000 rows) in memory over "
+                f"{', '.join(mem['orders'])}: "
                 f"{_mm(mem['rmse'], 0)} g/km (SGDRegressor's random_state is unset, as in the seed, "
                 "so runs differ)."
             )
