@@ -62,8 +62,9 @@ def run_replay(settings: ReplaySettings) -> dict:
 
     jars = [] if job.under_spark_submit() else connector_jars()
     staging = out / "_staging"
-    spark = job.spark_session(settings, jars)
+    spark = None
     try:
+        spark = job.spark_session(settings, jars)
         records, clustered = job.arrange(job.read_raw(spark, settings, pinned), settings, pinned)
         log.info("replay starting", records_at_most=pinned.span, partitions=len(pinned.partitions),
                  tasks=settings.shuffle_partitions if clustered else len(pinned.partitions),
@@ -73,7 +74,8 @@ def run_replay(settings: ReplaySettings) -> dict:
     except (PySparkException, Py4JError) as exc:
         raise ReplayError(_spark_error(exc)) from None
     finally:
-        spark.stop()
+        if spark is not None:
+            spark.stop()
 
     model_rows = staging / "kind=model"
     if not model_rows.exists():
