@@ -18,6 +18,7 @@ __all__ = ["REPLAY_SCRIPT", "build_pyfiles", "spark_submit_command", "spark_subm
 
 REPLAY_SCRIPT = Path(__file__).with_name("replay.py")
 _PACKAGES = ("kappaml", "spark_batch")
+_KEEP_ZIPS = 3
 # Spark's JVM logs at INFO until the job lowers it: a page of start-up lines around the
 # replay's own progress. Warnings and errors still show.
 _LOG4J2 = """\
@@ -60,6 +61,10 @@ def build_pyfiles(cache_dir: Path | None = None) -> Path:
             for p in files:
                 zf.write(p, p.relative_to(root).as_posix())
         os.replace(tmp, target)
+        # Every code change makes a new zip: keep the few newest (a replay may be using one).
+        zips = sorted(target.parent.glob("pyfiles-*.zip"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in zips[_KEEP_ZIPS:]:
+            old.unlink(missing_ok=True)
     return target
 
 
