@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from infra.broker import BrokerConfig, LocalBroker
 from kappaml import synthetic
@@ -60,11 +60,14 @@ def produce(kafka: KafkaSettings, topic: str, n: int, work: Path) -> None:
     assert producer.flush(60) == 0
 
 
-def processed(kafka: KafkaSettings, group: str, topic: str, partitions: int) -> int:
+def processed(kafka: KafkaSettings, group: str, topic: str, partitions: int) -> int | None:
+    """Committed offsets of the processor's group; None while its coordinator is being set up."""
     consumer = Consumer({**kafka.client_config(), "group.id": group})
     try:
         offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return sum(max(0, tp.offset) for tp in offsets)
+    except KafkaException:
+        return None
     finally:
         consumer.close()
 
@@ -94,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             while proc.poll() is None:
                 done = processed(kafka, "mem-processor-v1", topics.raw, args.partitions)
+                if done is None:
+                    done = samples[-1][1] if samples else 0
                 samples.append((round(time.monotonic() - t0, 1), done, round(rss_mb(proc.pid), 1)))
                 sys.stdout.write(f"\r{done:>9} processed, RSS {samples[-1][2]:7.1f} MB")
                 sys.stdout.flush()
