@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 	@$(PY) -m infra jars >/dev/null
+	@$(PY) -m spark_batch jars >/dev/null
 
 # The browser tests drive Debian's Chromium; they skip (saying why) where it cannot be installed.
 browser:
