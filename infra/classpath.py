@@ -1,4 +1,4 @@
-"""The Kafka broker's classpath: jars resolved by Maven from ``infra/pom.xml``, cached outside git.
+"""Jars resolved by Maven from a pom and cached outside git: the broker's and Spark's connector.
 
 The cache folder is named after a hash of the pom, so changing a version resolves afresh
 while later runs (and the test suite) reuse the jars without asking Maven again.
@@ -15,7 +15,7 @@ from pathlib import Path
 from infra.errors import InfraError
 from kappaml.logging import get_logger
 
-__all__ = ["POM", "default_cache_dir", "resolve_classpath", "require_java"]
+__all__ = ["POM", "default_cache_dir", "require_java", "resolve_classpath", "resolve_maven_jars"]
 
 log = get_logger(__name__)
 POM = Path(__file__).with_name("pom.xml")
@@ -35,27 +35,43 @@ def require_java() -> str:
     return java
 
 
-def resolve_classpath(cache_dir: Path | None = None, pom: Path = POM) -> Path:
-    """Return a folder holding every jar the broker needs, resolving it with Maven if absent."""
+def resolve_maven_jars(pom: Path, prefix: str, what: str, cache_dir: Path | None = None, *,
+                       must_contain: str = "", timeout: float = 600.0) -> Path:
+    """A folder with the runtime closure of ``pom``'s dependencies, resolved once and cached.
+
+    ``what`` names the jars in errors ("the Kafka broker's jars"); ``must_contain`` is a jar
+    name prefix whose absence means the pom is wrong, not the network.
+    """
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
-    libs = (cache_dir or default_cache_dir()) / f"kafka-libs-{digest}"
+    libs = (cache_dir or default_cache_dir()) / f"{prefix}-{digest}"
     if (libs / ".complete").exists():
         return libs
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise InfraError("Maven (mvn) not found on PATH: it resolves the Kafka jars; install maven")
-    log.info("resolving Kafka jars with Maven", into=str(libs))
+        raise InfraError(f"cannot resolve {what}: Maven (mvn) is not on PATH; install maven")
+    log.info("resolving jars with Maven", what=what, into=str(libs))
     tmp = libs.with_name(libs.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [
-        mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
+           "-DincludeScope=runtime", f"-DoutputDirectory={tmp}"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"cannot resolve {what}: Maven timed out after {timeout:.0f} s") from None
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-        raise InfraError(f"Maven could not resolve the Kafka jars (exit {proc.returncode}):\n{tail}")
+        output = proc.stdout + proc.stderr
+        errors = [ln for ln in output.splitlines() if "ERROR" in ln]
+        detail = (errors[0] if errors else output.strip()[-300:]).strip().replace("\n", " ")
+        raise InfraError(f"cannot resolve {what} (mvn exit {proc.returncode}): {detail}")
+    if must_contain and not any(p.name.startswith(must_contain) for p in tmp.glob("*.jar")):
+        raise InfraError(f"cannot resolve {what}: Maven copied no {must_contain}* jar")
     (tmp / ".complete").write_text(digest)
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
     return libs
+
+
+def resolve_classpath(cache_dir: Path | None = None, pom: Path = POM) -> Path:
+    """The folder holding every jar the Kafka broker needs."""
+    return resolve_maven_jars(pom, "kafka-libs", "the Kafka broker's jars", cache_dir,
+                              must_contain="kafka_2.13")

@@ -9,11 +9,10 @@ pom: a version bump resolves afresh, later runs and the test suite need no downl
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
 from pathlib import Path
 
-from infra.classpath import default_cache_dir
+from infra.classpath import default_cache_dir, resolve_maven_jars
+from infra.errors import InfraError
 from kappaml.logging import get_logger
 from spark_batch.errors import ReplayError
 
@@ -32,35 +31,12 @@ def connector_dir(cache_dir: Path | None = None, pom: Path = POM) -> Path:
 
 def resolve_connector(cache_dir: Path | None = None, pom: Path = POM) -> Path:
     """Return the folder holding the connector's jars, running Maven once if it is absent."""
-    libs = connector_dir(cache_dir, pom)
-    if (libs / ".complete").exists():
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ReplayError("cannot resolve Spark's Kafka connector: Maven (mvn) is not on PATH")
-    log.info("resolving Spark's Kafka connector with Maven", into=str(libs))
-    tmp = libs.with_name(libs.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [
-        mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
-    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        raise ReplayError("cannot resolve Spark's Kafka connector: Maven timed out after 600 s") from None
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "ERROR" in ln]
-        detail = (lines[0] if lines else (proc.stdout + proc.stderr).strip()[-300:]).strip()
-        raise ReplayError(
-            f"cannot resolve Spark's Kafka connector (mvn exit {proc.returncode}): {detail}"
-        )
-    if not any(p.name.startswith(_CONNECTOR_PREFIX) for p in tmp.glob("*.jar")):
-        raise ReplayError(f"cannot resolve Spark's Kafka connector: Maven copied no {_CONNECTOR_PREFIX}* jar")
-    (tmp / ".complete").write_text(hashlib.sha256(pom.read_bytes()).hexdigest())
-    shutil.rmtree(libs, ignore_errors=True)
-    tmp.rename(libs)
-    log.info("Spark's Kafka connector resolved", jars=sorted(p.name for p in libs.glob("*.jar")))
+        libs = resolve_maven_jars(pom, "spark-kafka", "Spark's Kafka connector", cache_dir,
+                                  must_contain=_CONNECTOR_PREFIX)
+    except InfraError as exc:
+        raise ReplayError(str(exc)) from None
+    log.debug("Spark's Kafka connector", jars=sorted(p.name for p in libs.glob("*.jar")))
     return libs
 
 

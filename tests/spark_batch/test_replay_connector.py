@@ -9,6 +9,7 @@ import sys
 import pytest
 from replay_support import REPO, produce_transactions, run_cli
 
+import infra.classpath as classpath
 import spark_batch.connector as connector
 from spark_batch.errors import ReplayError
 
@@ -24,12 +25,12 @@ def test_connector_is_resolved_once_then_served_from_the_cache(monkeypatch):
     jars = connector.connector_jars()
     assert {_artifact(j.name) for j in jars} == EXPECTED  # nothing pyspark already ships
     assert jars[0].parent.name.startswith("spark-kafka-")
-    monkeypatch.setattr(connector.shutil, "which", lambda name: None)  # no Maven needed now
+    monkeypatch.setattr(classpath.shutil, "which", lambda name: None)  # no Maven needed now
     assert connector.connector_jars() == jars
 
 
 def test_missing_maven_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(connector.shutil, "which", lambda name: None)
+    monkeypatch.setattr(classpath.shutil, "which", lambda name: None)
     with pytest.raises(ReplayError, match="Maven"):
         connector.resolve_connector(cache_dir=tmp_path)
 
