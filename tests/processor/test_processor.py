@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from kappaml import synthetic
 from kappaml.dataset import Dataset, Feature, builtin
@@ -122,21 +123,41 @@ def _wait_for_predictions(kafka: KafkaSettings, topics: Topics, n: int, timeout:
     raise AssertionError(f"only {len(got)} of {n} predictions after {timeout}s")
 
 
+def _progress(kafka: KafkaSettings, group: str, topic: str) -> int:
+    """How many raw messages the group has committed (its consumed position)."""
+    consumer = Consumer({**kafka.client_config(), "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        for _attempt in range(50):
+            try:
+                committed = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+                return sum(max(tp.offset, 0) for tp in committed)
+            except KafkaException:  # the group's coordinator is still being elected
+                time.sleep(0.2)
+        raise AssertionError(f"no committed offsets readable for group {group}")
+    finally:
+        consumer.close()
+
+
 def test_sigkill_mid_stream_loses_and_repeats_nothing(kafka_settings, topics, tmp_path):
     dataset = builtin("co2")
-    rows = synthetic_rows(tmp_path, 6000, seed=11)
+    rows = synthetic_rows(tmp_path, 30_000, seed=11)
     produce_raw(kafka_settings, topics.raw, dataset, rows)
     state_dir = tmp_path / "state"
-    kills = 0
-    for delay in (2.5, 3.0, 3.5):
+    group = f"{topics.prefix}-processor-v1"
+    # Each round waits for the processor to commit progress, then kills it mid-stream. (A dead
+    # member keeps its partition until its session times out, so restarts may take a while.)
+    for _round in range(3):
+        before = _progress(kafka_settings, group, topics.raw)
         proc = _start(topics, kafka_settings, state_dir)
-        time.sleep(delay)
+        deadline = time.monotonic() + 120
+        while _progress(kafka_settings, group, topics.raw) == before and time.monotonic() < deadline:
+            time.sleep(0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        kills += 1
-    done = len(read_all(kafka_settings, topics.predictions, timeout=10))
-    assert done < len(rows), "the kills landed after the stream ended; the test proves nothing"
-    proc = _start(topics, kafka_settings, state_dir, "--exit-when-idle", "5")
+    progressed = _progress(kafka_settings, group, topics.raw)
+    assert 0 < progressed < len(rows), "the kills must land mid-stream"
+    proc = _start(topics, kafka_settings, state_dir)
     try:
         predictions = _wait_for_predictions(kafka_settings, topics, len(rows))
     finally:
