@@ -17,7 +17,7 @@ from river import base
 
 from kappaml.dataset import Dataset
 
-__all__ = ["FeatureRoles", "InteractionEncoder"]
+__all__ = ["FeatureRoles", "InteractionEncoder", "feature_lists"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,22 @@ def _number(value: object) -> float:
     return number if math.isfinite(number) else 0.0
 
 
+def feature_lists(
+    numeric: Sequence[str], indicators: Sequence[str], categorical: Sequence[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The three name lists of a feature-aware model, each name under exactly one kind.
+
+    Lists, not tuples: River's parameter introspection (clone, repr) reads a tuple
+    parameter as a (class, params) pair and fails on an empty one.
+    """
+    lists = list(numeric), list(indicators), list(categorical)
+    names = [n for names in lists for n in names]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"features listed under two kinds or twice: {dupes}")
+    return lists
+
+
 class InteractionEncoder(base.Transformer):
     """Stateless encoder: numerics, indicators, one-hot categoricals and their products."""
 
@@ -53,16 +69,8 @@ class InteractionEncoder(base.Transformer):
         categorical: Sequence[str] = (),
         interactions: bool = True,
     ) -> None:
-        # Lists, not tuples: River's parameter introspection (clone, repr) reads a tuple
-        # parameter as a (class, params) pair and fails on an empty one.
-        self.numeric = list(numeric)
-        self.indicators = list(indicators)
-        self.categorical = list(categorical)
+        self.numeric, self.indicators, self.categorical = feature_lists(numeric, indicators, categorical)
         self.interactions = bool(interactions)
-        names = [*self.numeric, *self.indicators, *self.categorical]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"features listed under two kinds or twice: {dupes}")
 
     def transform_one(self, x: dict) -> dict:
         out: dict[str, float] = {}

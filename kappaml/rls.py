@@ -31,6 +31,8 @@ import numpy as np
 from river import base
 from scipy.linalg import blas
 
+from kappaml.features import feature_lists
+
 __all__ = ["MAX_ABS", "RecursiveLeastSquares"]
 
 # Beyond this x'Px an update cancels catastrophically in float64: such rows are refused.
@@ -86,15 +88,7 @@ class RecursiveLeastSquares(base.Regressor):
         max_dim: int = 512,
         clip: bool = True,
     ) -> None:
-        # Lists, not tuples: River's parameter introspection (clone, repr) reads a tuple
-        # parameter as a (class, params) pair and fails on an empty one.
-        self.numeric = list(numeric)
-        self.indicators = list(indicators)
-        self.categorical = list(categorical)
-        names = [*self.numeric, *self.indicators, *self.categorical]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"features listed under two kinds or twice: {dupes}")
+        self.numeric, self.indicators, self.categorical = feature_lists(numeric, indicators, categorical)
         self.prior = _positive("prior", prior)
         self.intercept_prior = _positive("intercept_prior", intercept_prior)
         if isinstance(max_dim, bool) or int(max_dim) != max_dim or max_dim < 1:
