@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kappaml.dataset import Dataset
+from kappaml.drift import Detection, DriftConfig, DriftMonitor
 from kappaml.evaluation import PrequentialMetrics
 from kappaml.models import build_model
 from kappaml.records import Example, InvalidRecord
@@ -58,11 +59,16 @@ class KeyState:
     skipped: int = 0
     last_offset: int = -1
     code: str = ""
+    drift: DriftMonitor | None = None
+    # 0 for the first model; +1 each time the drift policy "reset" replaced it by a fresh one.
+    generation: int = 0
 
     @classmethod
-    def new(cls, key: str, dataset: Dataset, spec: str, version: str, window: int = 500) -> KeyState:
+    def new(cls, key: str, dataset: Dataset, spec: str, version: str, window: int = 500,
+            drift: DriftConfig | None = None) -> KeyState:
         return cls(key=key, spec=spec, version=version, model=build_model(spec, dataset),
-                   metrics=PrequentialMetrics(window=window), code=MODEL_CODE)
+                   metrics=PrequentialMetrics(window=window), code=MODEL_CODE,
+                   drift=DriftMonitor(drift) if drift is not None else None)
 
     def check_compatible(self) -> None:
         if self.code != MODEL_CODE:
@@ -77,6 +83,9 @@ class KeyState:
 class StepResult:
     y_true: float
     y_pred: float
+    # A rise of the error level found by the key's drift monitor at this example, if any.
+    drift: Detection | None = None
+    reset: bool = False  # the drift policy replaced the model after this example
 
     @property
     def error(self) -> float:
@@ -100,7 +109,15 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
     state.seen.add(example.id)
     state.learned += 1
     state.last_offset = offset
-    return StepResult(y_true=example.y, y_pred=y_pred)
+    detection = state.drift.update(abs(y_pred - example.y)) if state.drift is not None else None
+    reset = detection is not None and state.drift is not None and state.drift.config.policy == "reset"
+    if reset:
+        # clone(): the same model spec and parameters, nothing learned; the drift monitor
+        # starts over too, warm-up included, since a fresh model's errors fall steeply.
+        state.model = state.model.clone()
+        state.generation += 1
+        state.drift.restart()  # type: ignore[union-attr]
+    return StepResult(y_true=example.y, y_pred=y_pred, drift=detection, reset=reset)
 
 
 MODEL_CODE = _model_code()

@@ -10,7 +10,8 @@ sha256, so a reader (the UI, a CLI) can list snapshots without unpickling anythi
 pickle digest before unpickling, and by default re-computes the model's fingerprint. Only
 decode snapshots from a topic you trust: unpickling runs code.
 
-The Kafka key of a snapshot is ``snapshot_key(version, key)`` = ``f"{version}/{key}"``.
+The Kafka key of a snapshot is ``snapshot_key(version, key)`` = ``f"{version}/{key}"``
+(``f"{version}+{spec}/{key}"`` for a challenger spec).
 """
 
 from __future__ import annotations
@@ -38,10 +39,14 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _META = ("key", "version", "spec", "origin", "partition", "offset", "learned", "fingerprint", "created_at")
 
 
-def snapshot_key(version: str, key: str) -> str:
-    """The Kafka key of a model snapshot: the model version, a slash, the model key."""
+def snapshot_key(version: str, key: str, spec: str = "") -> str:
+    """The Kafka key of a model snapshot: the model version, a slash, the model key.
+
+    A challenger (any spec but the one the version was started with) is labelled
+    ``version+spec``, so each spec of a version keeps its own newest snapshot per key.
+    """
     _check_version(version)
-    return f"{version}/{key}"
+    return f"{version}+{spec}/{key}" if spec else f"{version}/{key}"
 
 
 def parse_snapshot_key(text: str) -> tuple[str, str]:

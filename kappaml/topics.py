@@ -56,6 +56,15 @@ class Topics:
     def models(self) -> str:
         return f"{self.prefix}.models"
 
+    @property
+    def challengers(self) -> str:
+        """Predictions of the challenger specs (the champion's go to ``predictions``)."""
+        return f"{self.prefix}.challengers"
+
+    @property
+    def drift(self) -> str:
+        return f"{self.prefix}.drift"
+
     def specs(self) -> list[TopicSpec]:
         # Outputs are partitioned like the input so per-key order is kept end to end.
         n = self.raw_partitions
@@ -64,6 +73,8 @@ class Topics:
             TopicSpec(self.dlq, 1),
             TopicSpec(self.predictions, n),
             TopicSpec(self.metrics, 1),
+            TopicSpec(self.challengers, n),
+            TopicSpec(self.drift, 1),
             # Compacted: the newest snapshot per (key, version) is kept for ever.
             TopicSpec(
                 self.models,

@@ -1,0 +1,166 @@
+"""Champion and challengers: several model specs learning the same log, and promotions.
+
+A :class:`Lineup` is what one model version runs on every key: the champion spec first, then
+the challengers. Each spec has its own :class:`kappaml.learner.KeyState` per key and sees
+every example, predicting before learning exactly like the champion, so a challenger's model
+is the model a separate run of that spec alone would build.
+
+A promotion is an event in the log, not a setting: ``python -m processor promote SPEC``
+writes a :class:`Promotion` control record to *every* partition of the raw topic, in one
+Kafka transaction. In each partition, the promoted spec serves (its predictions go to the
+main predictions topic) from the record after the control record on. The processor and the
+Spark replay both read it in offset order, so both tell the same history of which spec
+served which offset.
+"""
+
+from __future__ import annotations
+
+import bisect
+import getpass
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from kappaml.dataset import Dataset
+from kappaml.drift import DriftConfig
+from kappaml.learner import KeyState
+from kappaml.models import SPECS
+from kappaml.records import InvalidRecord
+
+__all__ = ["CONTROL_HEADER", "CONTROL_KEY", "CONTROL_KEY_BYTES", "Lineup", "Promotion", "PromotionLog",
+           "ServingHistory", "is_control"]
+
+# The Kafka key of control records on the raw topic. Data keys are model keys; a dataset
+# whose key column held this very string would have its rows read as control records.
+CONTROL_KEY = "__kappaml_control__"
+CONTROL_KEY_BYTES = CONTROL_KEY.encode()
+CONTROL_HEADER = "kappaml-control"
+
+
+def is_control(raw_key: bytes | None) -> bool:
+    return raw_key == CONTROL_KEY_BYTES
+
+
+@dataclass(frozen=True)
+class Lineup:
+    """The specs one model version runs per key: ``champion`` serves, ``challengers`` shadow it."""
+
+    dataset: Dataset
+    champion: str
+    challengers: tuple[str, ...] = ()
+    version: str = "v1"
+    window: int = 500
+    drift: DriftConfig | None = field(default_factory=DriftConfig)
+
+    def __post_init__(self) -> None:
+        for spec in self.specs:
+            if spec not in SPECS:
+                raise ValueError(f"unknown model spec {spec!r}; choose from {sorted(SPECS)}")
+        if len(set(self.specs)) != len(self.specs):
+            raise ValueError(f"a spec appears twice in champion + challengers: {list(self.specs)}")
+
+    @property
+    def specs(self) -> tuple[str, ...]:
+        return (self.champion, *self.challengers)
+
+    def new_states(self, key: str) -> dict[str, KeyState]:
+        return {spec: KeyState.new(key, self.dataset, spec, self.version, window=self.window,
+                                   drift=self.drift) for spec in self.specs}
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A control record: from here on, in this partition, ``spec`` serves ``version``."""
+
+    version: str
+    spec: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ts: int = field(default_factory=lambda: int(time.time() * 1000))
+    by: str = field(default_factory=lambda: f"{getpass.getuser()}@{socket.gethostname()}")
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"control": "promote", "version": self.version, "spec": self.spec,
+                             "id": self.id, "ts": self.ts, "by": self.by})
+
+    @classmethod
+    def decode(cls, value: bytes | None) -> Promotion:
+        """The promotion in a control record's value; ``InvalidRecord`` saying why if it is not one."""
+        try:
+            data = orjson.loads(value or b"")
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRecord(f"control record is not JSON: {exc}") from exc
+        if not isinstance(data, dict) or data.get("control") != "promote":
+            raise InvalidRecord(f"unknown control record (expected control=promote): {str(data)[:200]}")
+        version, spec = data.get("version"), data.get("spec")
+        if not isinstance(version, str) or not isinstance(spec, str) or not version or not spec:
+            raise InvalidRecord("promote control record needs non-empty string fields version and spec")
+        ts = data.get("ts")
+        return cls(version=version, spec=spec, id=str(data.get("id", "")),
+                   ts=ts if isinstance(ts, int) else 0, by=str(data.get("by", "")))
+
+
+class ServingHistory:
+    """Which spec serves each partition, following the promotions read in offset order.
+
+    ``apply`` returns None when the promotion takes effect, else the reason it cannot (a
+    spec this lineup does not run); promotions of other versions are for other processors
+    and return ``""``: nothing to do, nothing wrong.
+    """
+
+    def __init__(self, lineup: Lineup, champions: Mapping[int, str] | None = None) -> None:
+        self.lineup = lineup
+        self.champions: dict[int, str] = dict(champions or {})
+
+    def champion(self, partition: int) -> str:
+        return self.champions.get(partition, self.lineup.champion)
+
+    def apply(self, partition: int, promotion: Promotion) -> str | None:
+        if promotion.version != self.lineup.version:
+            return ""
+        if promotion.spec not in self.lineup.specs:
+            return (f"cannot promote {promotion.spec!r}: version {self.lineup.version} runs "
+                    f"{', '.join(self.lineup.specs)} (start it with --challengers {promotion.spec})")
+        self.champions[partition] = promotion.spec
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {str(p): s for p, s in sorted(self.champions.items())}
+
+
+class PromotionLog:
+    """Every promotion of a replayed range, read up front: who served at any (partition, offset).
+
+    The Spark replay collects the control records first, since a key's rows and the control
+    records of its partition are not in one task's stream. The rules are ServingHistory's.
+    """
+
+    def __init__(self, lineup: Lineup, records: Iterable[tuple[int, int, bytes | None]]) -> None:
+        self.lineup = lineup
+        self.problems: list[tuple[int, int, str]] = []  # (partition, offset, reason)
+        self._changes: dict[int, list[tuple[int, str]]] = {}
+        history = ServingHistory(lineup)
+        for partition, offset, value in sorted(records, key=lambda r: (r[0], r[1])):
+            try:
+                reason = history.apply(partition, Promotion.decode(value))
+            except InvalidRecord as exc:
+                reason = exc.reason
+            if reason:
+                self.problems.append((partition, offset, reason))
+            elif reason is None:
+                self._changes.setdefault(partition, []).append((offset, history.champion(partition)))
+
+    def champion_at(self, partition: int, offset: int) -> str:
+        """The spec serving the record at ``offset``: set by the last promotion before it."""
+        changes = self._changes.get(partition)
+        if not changes:
+            return self.lineup.champion
+        i = bisect.bisect_left(changes, (offset, "")) - 1
+        return changes[i][1] if i >= 0 else self.lineup.champion
+
+    def changes(self) -> dict[int, list[tuple[int, str]]]:
+        return {p: list(c) for p, c in self._changes.items()}

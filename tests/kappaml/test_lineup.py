@@ -1,0 +1,58 @@
+"""Champion/challenger line-ups and promotions: validation and who serves which offset."""
+
+from __future__ import annotations
+
+import pytest
+
+from kappaml.dataset import builtin
+from kappaml.lineup import Lineup, Promotion, PromotionLog, ServingHistory
+from kappaml.records import InvalidRecord
+
+DS = builtin("co2")
+
+
+def test_lineup_builds_one_state_per_spec() -> None:
+    lineup = Lineup(DS, "rls", ("linear", "amf"), version="v3")
+    states = lineup.new_states("k")
+    assert list(states) == ["rls", "linear", "amf"]
+    assert {(s.spec, s.version, s.key) for s in states.values()} == {
+        ("rls", "v3", "k"), ("linear", "v3", "k"), ("amf", "v3", "k")}
+    assert all(s.drift is not None for s in states.values())
+
+
+@pytest.mark.parametrize("champion, challengers", [("nope", ()), ("rls", ("rls",)), ("rls", ("x",))])
+def test_bad_lineups_are_rejected(champion: str, challengers: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError):
+        Lineup(DS, champion, challengers)
+
+
+def test_promotion_round_trip_and_bad_control_records() -> None:
+    p = Promotion("v1", "amf")
+    assert Promotion.decode(p.encode()) == p
+    for bad in (b"", b"{", b"[]", b'{"control": "demote"}', b'{"control": "promote", "spec": "amf"}'):
+        with pytest.raises(InvalidRecord):
+            Promotion.decode(bad)
+
+
+def test_serving_history_follows_promotions_of_its_own_version() -> None:
+    history = ServingHistory(Lineup(DS, "rls", ("amf",), version="v1"))
+    assert history.champion(0) == "rls"
+    assert history.apply(0, Promotion("v2", "amf")) == ""  # another version's: nothing to do
+    assert history.champion(0) == "rls"
+    assert "cannot promote 'linear'" in (history.apply(0, Promotion("v1", "linear")) or "")
+    assert history.apply(0, Promotion("v1", "amf")) is None
+    assert (history.champion(0), history.champion(1)) == ("amf", "rls")
+
+
+def test_promotion_log_tells_who_served_each_offset() -> None:
+    lineup = Lineup(DS, "rls", ("amf", "linear"), version="v1")
+    log = PromotionLog(lineup, [
+        (0, 50, Promotion("v1", "amf").encode()),
+        (0, 10, b"not json"),
+        (1, 5, Promotion("v9", "amf").encode()),
+        (0, 80, Promotion("v1", "linear").encode()),
+    ])
+    assert [log.champion_at(0, o) for o in (0, 49, 50, 51, 80, 81, 10**9)] == [
+        "rls", "rls", "rls", "amf", "amf", "linear", "linear"]
+    assert log.champion_at(1, 100) == "rls"
+    assert [(p, o) for p, o, _ in log.problems] == [(0, 10)]
