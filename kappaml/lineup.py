@@ -25,15 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from confluent_kafka import Producer
 
 from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
+from kappaml.kafka import KafkaSettings, KafkaUnavailable, connect_admin
 from kappaml.learner import KeyState
 from kappaml.models import SPECS
 from kappaml.records import InvalidRecord
 
 __all__ = ["CONTROL_HEADER", "CONTROL_KEY", "CONTROL_KEY_BYTES", "Lineup", "Promotion", "PromotionLog",
-           "ServingHistory", "is_control"]
+           "ServingHistory", "is_control", "publish_promotion"]
 
 # The Kafka key of control records on the raw topic. Data keys are model keys; a dataset
 # whose key column held this very string would have its rows read as control records.
@@ -164,3 +166,33 @@ class PromotionLog:
 
     def changes(self) -> dict[int, list[tuple[int, str]]]:
         return {p: list(c) for p, c in self._changes.items()}
+
+
+def publish_promotion(kafka: KafkaSettings, raw_topic: str, promotion: Promotion,
+                      timeout: float = 30.0) -> dict[int, int]:
+    """Write the promotion to every partition of the raw topic in one transaction.
+
+    All or nothing: a partition that got it while another did not would serve two champions
+    for good. Returns the offset of the control record in each partition.
+    """
+    _admin, metadata = connect_admin(kafka, timeout)
+    topic = metadata.topics.get(raw_topic)
+    if topic is None or not topic.partitions:
+        raise KafkaUnavailable(f"topic {raw_topic!r} does not exist: start the pipeline first")
+    partitions = sorted(topic.partitions)
+    producer = Producer({**kafka.client_config(), "transactional.id": f"kappaml-promote-{promotion.id}"})
+    producer.init_transactions(timeout)
+    producer.begin_transaction()
+    offsets: dict[int, int] = {}
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is None:
+            offsets[msg.partition()] = msg.offset()
+
+    value = promotion.encode()
+    for partition in partitions:
+        producer.produce(raw_topic, key=CONTROL_KEY_BYTES, value=value, partition=partition,
+                         headers=[(CONTROL_HEADER, b"promote")], on_delivery=delivered)
+    producer.commit_transaction(timeout)
+    producer.flush(timeout)
+    return offsets
