@@ -20,7 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ui", description=__doc__)
     parser.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
     commands = parser.add_subparsers(dest="command", required=True)
-    feeds = commands.add_parser("feeds", help="serve /streams/predictions and /streams/metrics as SSE")
+    feeds = commands.add_parser("feeds", help="serve /streams/predictions, /streams/metrics and "
+                                "/streams/drift as SSE")
     feeds.add_argument("--host", default=env("KAPPAML_FEEDS_HOST", "127.0.0.1"),
                        help="bind address (env KAPPAML_FEEDS_HOST)")
     feeds.add_argument("--port", type=int, default=int(env("KAPPAML_FEEDS_PORT", "8001")),

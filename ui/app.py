@@ -16,6 +16,7 @@ st.set_page_config(page_title="kappaml", page_icon=":material/insights:", layout
 settings = live.settings()
 pages = [
     st.Page("views/evaluation.py", title="Evaluation", icon=":material/monitoring:", default=True),
+    st.Page("views/comparison.py", title="Champion vs challengers", icon=":material/compare_arrows:"),
     st.Page("views/predictions.py", title="Predictions", icon=":material/scatter_plot:"),
     st.Page("views/predict.py", title="Predict", icon=":material/calculate:"),
     st.Page("views/pipeline.py", title="Pipeline", icon=":material/lan:"),

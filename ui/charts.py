@@ -8,8 +8,12 @@ import altair as alt
 import pandas as pd
 
 __all__ = [
-    "XAxis", "metric_chart", "predicted_vs_actual", "residual_histogram", "throughput_chart", "with_unit",
+    "XAxis", "comparison_chart", "metric_chart", "predicted_vs_actual", "residual_histogram",
+    "throughput_chart", "with_unit",
 ]
+
+# The colour of the event marks (drift detections, promotions): apart from the model lines'.
+EVENT_COLOR = "#d62728"
 
 XAxis = Literal["messages", "time"]
 
@@ -25,8 +29,11 @@ def _x(x: XAxis) -> alt.X:
 
 
 def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *,
-                 log: bool = False) -> alt.Chart:
-    """One metric over messages or time: a line per version, solid cumulative, dashed rolling.
+                 log: bool = False, drifts: pd.DataFrame | None = None) -> alt.Chart | alt.LayerChart:
+    """One metric over messages or time: a line per model, solid cumulative, dashed rolling.
+
+    ``drifts`` (``ui.lifecycle.drift_marks``): a vertical red rule at each drift detection,
+    its details in the tooltip.
 
     ``log``: a logarithmic value axis (errors only), so the large errors of the first untrained
     predictions do not flatten the rest of the curve; zero errors cannot be drawn on it.
@@ -45,13 +52,13 @@ def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *
         scale = alt.Scale(type="log")
     else:
         scale = alt.Scale(zero=False)
-    return (
+    lines = (
         alt.Chart(data, title=f"{metric}: cumulative and rolling, every model version")
         .mark_line(point=len(data) < 60)
         .encode(
             x=_x(x),
             y=alt.Y("value:Q", title=y_title + (", log scale" if log else ""), scale=scale),
-            color=alt.Color("version:N", title="model version"),
+            color=alt.Color("model:N", title="model version"),
             strokeDash=alt.StrokeDash(
                 "window:N", title="window",
                 legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="gray"),
@@ -59,13 +66,57 @@ def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *
             ),
             detail="window:N",
             tooltip=[
-                alt.Tooltip("version:N"), alt.Tooltip("spec:N"), alt.Tooltip("window:N"),
+                alt.Tooltip("model:N"), alt.Tooltip("spec:N"), alt.Tooltip("window:N"),
                 alt.Tooltip("messages:Q", title="messages"),
                 alt.Tooltip("time:T", format="%H:%M:%S"), alt.Tooltip("value:Q", title=metric, format=".4g"),
             ],
         )
         .properties(height=260)
     )
+    marks = drifts.dropna(subset=[x]) if drifts is not None else None
+    if marks is None or marks.empty:
+        return lines
+    # A rule has no y: it spans the whole plot, whatever the value scale.
+    rules = alt.Chart(marks).mark_rule(color=EVENT_COLOR, strokeWidth=2, opacity=0.7).encode(
+        x=_x(x),
+        tooltip=[
+            alt.Tooltip("key:N"), alt.Tooltip("model:N"), alt.Tooltip("spec:N"), alt.Tooltip("detector:N"),
+            alt.Tooltip("error_before:Q", title="error before", format=".4g"),
+            alt.Tooltip("error_after:Q", title="error after", format=".4g"),
+            alt.Tooltip("action:N"), alt.Tooltip("partition:N"), alt.Tooltip("offset:Q"),
+            alt.Tooltip("learned:Q", title="learned by the model"),
+            alt.Tooltip("time:T", title="detected at", format="%H:%M:%S"),
+        ],
+    )
+    return alt.layer(lines, rules)
+
+
+def comparison_chart(frame: pd.DataFrame, metric: str, unit: str | None,
+                     promotions: pd.DataFrame) -> alt.Chart | alt.LayerChart:
+    """One metric of every spec over time (rolling window), a red rule at each promotion."""
+    data = frame[(frame["metric"] == metric) & (frame["window"] == "rolling")]
+    lines = (
+        alt.Chart(data, title=f"Rolling {metric} of each spec on the same messages")
+        .mark_line(point=len(data) < 60)
+        .encode(
+            x=alt.X("time:T", title="time of the comparison record (UTC)"),
+            y=alt.Y("value:Q", title=with_unit(f"rolling {metric}", unit), scale=alt.Scale(zero=False)),
+            color=alt.Color("spec:N", title="model spec"),
+            tooltip=[alt.Tooltip("spec:N"), alt.Tooltip("role:N"), alt.Tooltip("learned:Q"),
+                     alt.Tooltip("drifts:Q"), alt.Tooltip("time:T", format="%H:%M:%S"),
+                     alt.Tooltip("value:Q", title=f"rolling {metric}", format=".4g")],
+        )
+        .properties(height=260)
+    )
+    if promotions.empty:
+        return lines
+    rules = alt.Chart(promotions).mark_rule(color=EVENT_COLOR, strokeWidth=2, opacity=0.7).encode(
+        x=alt.X("time:T"),
+        tooltip=[alt.Tooltip("spec:N", title="promoted"), alt.Tooltip("previous:N"),
+                 alt.Tooltip("partition:N"), alt.Tooltip("offset:Q", title="control record offset"),
+                 alt.Tooltip("by:N"), alt.Tooltip("time:T", title="applied at", format="%H:%M:%S")],
+    )
+    return alt.layer(lines, rules)
 
 
 def predicted_vs_actual(frame: pd.DataFrame, target: str,

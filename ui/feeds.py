@@ -1,7 +1,8 @@
-"""Live SSE feeds of the predictions and metrics topics, served by Litestar.
+"""Live SSE feeds of the predictions, metrics and drift topics, served by Litestar.
 
-``GET /streams/predictions`` and ``GET /streams/metrics`` relay every record of their topic as
-one Server-Sent Event (``event: prediction`` / ``event: metrics``, data = the record's JSON).
+``GET /streams/predictions``, ``GET /streams/metrics`` and ``GET /streams/drift`` relay every
+record of their topic as one Server-Sent Event (``event: prediction`` / ``metrics`` / ``drift``,
+data = the record's JSON).
 The event id is the topic position after the event (``ui.position``): a client that reconnects
 with ``Last-Event-ID`` (browsers do it by themselves) resumes exactly after the last event it
 saw. ``?from=end`` (default) starts at the end of the topic, ``?from=beginning`` at its start.
@@ -31,6 +32,7 @@ from litestar.response.sse import ServerSentEventMessage
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_503_SERVICE_UNAVAILABLE
 
 from kappaml.logging import get_logger
+from ui.feed_page import PAGE
 from ui.position import MAX_ID_LENGTH, Position, parse_position
 from ui.settings import UISettings
 
@@ -220,37 +222,6 @@ def _error_text(exc: KafkaException) -> str:
     return error.str() if isinstance(error, KafkaError) else str(error)
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>kappaml live feed</title>
-<style>body{font-family:sans-serif;margin:2em}li{font-family:monospace;font-size:12px}</style></head>
-<body><h1>kappaml live feed: <span id="feed"></span></h1>
-<p>Connection: <b id="status">connecting</b> &middot; events received: <b id="count">0</b>
-&middot; last event id: <code id="last-id">-</code></p>
-<ol id="events" reversed></ol>
-<script>
-const params = new URLSearchParams(location.search);
-const feed = params.get("feed") === "metrics" ? "metrics" : "predictions";
-const start = params.get("from") === "beginning" ? "beginning" : "end";
-const type = feed === "predictions" ? "prediction" : "metrics";
-document.getElementById("feed").textContent = feed;
-const list = document.getElementById("events");
-let count = 0;
-const source = new EventSource("/streams/" + feed + "?from=" + start);
-source.onopen = () => { document.getElementById("status").textContent = "open"; };
-source.onerror = () => { document.getElementById("status").textContent = "reconnecting"; };
-source.addEventListener(type, (e) => {
-  count += 1;
-  document.getElementById("count").textContent = String(count);
-  document.getElementById("last-id").textContent = e.lastEventId;
-  const item = document.createElement("li");
-  item.className = "event";
-  item.dataset.id = e.lastEventId;
-  item.textContent = e.data;
-  list.prepend(item);
-  while (list.children.length > 100) list.removeChild(list.lastChild);
-});
-</script></body></html>
-"""
 
 
 def create_feeds_app(settings: UISettings, config: FeedConfig | None = None) -> Litestar:
@@ -292,9 +263,17 @@ def create_feeds_app(settings: UISettings, config: FeedConfig | None = None) -> 
     ) -> ServerSentEvent:
         return await _serve(topics.metrics, "metrics", last_event_id, last_event_id_query, start)
 
+    @get("/streams/drift", summary="Drift detections as Server-Sent Events (event: drift)")
+    async def drift(
+        last_event_id: LastIdHeader = None,
+        last_event_id_query: LastIdQuery = None,
+        start: StartQuery = "end",
+    ) -> ServerSentEvent:
+        return await _serve(topics.drift, "drift", last_event_id, last_event_id_query, start)
+
     @get("/", media_type=MediaType.HTML, summary="A page showing a feed with EventSource")
     async def page() -> str:
-        return _PAGE
+        return PAGE
 
     @get("/health", summary="Liveness and stream counts")
     async def health() -> dict[str, Any]:
@@ -303,7 +282,7 @@ def create_feeds_app(settings: UISettings, config: FeedConfig | None = None) -> 
                 "max_clients": config.max_clients}
 
     app = Litestar(
-        route_handlers=[predictions, metrics, page, health],
+        route_handlers=[predictions, metrics, drift, page, health],
         request_max_body_size=1024,
         on_shutdown=[lambda: feeds.stop.set()],
         debug=False,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ui.store import OVERALL_KEY
+from ui.store import OVERALL_KEY, MetricsKey
 
 __all__ = [
     "METRICS",
@@ -17,6 +17,8 @@ __all__ = [
     "latest_metrics_frame",
     "metrics_frame",
     "model_keys",
+    "model_labels",
+    "number",
     "predictions_frame",
 ]
 
@@ -28,42 +30,70 @@ METRICS: tuple[tuple[str, str, str], ...] = (
 )
 WINDOWS = ("cumulative", "rolling")
 
-_METRIC_COLUMNS = ["version", "key", "spec", "messages", "time", "metric", "window", "value"]
+_METRIC_COLUMNS = ["model", "version", "key", "spec", "messages", "time", "metric", "window", "value"]
+
+Series = Mapping[MetricsKey, list[dict[str, Any]]]
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A finite float, or None for anything else (missing, text, booleans, NaN, infinities)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-def model_keys(series_keys: Iterable[tuple[str, str]]) -> list[str]:
+def model_keys(series_keys: Iterable[MetricsKey]) -> list[str]:
     """The model keys with metrics, overall first."""
-    keys = sorted({key for _version, key in series_keys if key != OVERALL_KEY})
-    return ([OVERALL_KEY] if any(k == OVERALL_KEY for _v, k in series_keys) else []) + keys
+    series_keys = list(series_keys)
+    keys = sorted({key for _version, key, _spec in series_keys if key != OVERALL_KEY})
+    return ([OVERALL_KEY] if any(k == OVERALL_KEY for _v, k, _s in series_keys) else []) + keys
 
 
-def metrics_frame(series: Mapping[tuple[str, str], list[dict[str, Any]]], key: str) -> pd.DataFrame:
-    """Long format: one row per (record, metric, window) of one model key, every version.
+def model_labels(series_keys: Iterable[MetricsKey]) -> dict[tuple[str, str], str]:
+    """A name for each (version, spec): the version for the spec it was started with, else
+    ``version+spec``, the names the challengers' snapshots have on the models topic.
 
-    ``messages`` is the number of predictions scored (``n``; overall records: ``learned``).
-    Values that are not defined yet (None: e.g. R² before two examples) are left out.
+    The spec a version was started with is the one of its overall records; without them, a
+    version that runs a single spec is simply named by its version.
     """
+    specs: dict[str, set[str]] = {}
+    home: dict[str, set[str]] = {}
+    for version, key, spec in series_keys:
+        specs.setdefault(version, set()).add(spec)
+        if key == OVERALL_KEY:
+            home.setdefault(version, set()).add(spec)
+    labels = {}
+    for version, seen in specs.items():
+        started_with = home.get(version) or (seen if len(seen) == 1 else set())
+        for spec in seen:
+            labels[(version, spec)] = version if spec in started_with else f"{version}+{spec}"
+    return labels
+
+
+def metrics_frame(series: Series, key: str) -> pd.DataFrame:
+    """Long format: one row per (record, metric, window) of one model key, every version and spec.
+
+    ``model`` names the line (see ``model_labels``). ``messages`` is the number of predictions
+    scored (``n``; overall records: ``learned``). Values that are not defined yet (None: e.g.
+    R² before two examples) are left out.
+    """
+    labels = model_labels(series.keys())
     rows: list[dict[str, Any]] = []
-    for (version, series_key), records in series.items():
+    for (version, series_key, spec), records in series.items():
         if series_key != key:
             continue
+        model = labels[(version, spec)]
         for record in records:
-            messages = _number(record.get("n", record.get("learned")))
-            ts = _number(record.get("ts"))
+            messages = number(record.get("n", record.get("learned")))
+            ts = number(record.get("ts"))
             for label, cumulative, rolling in METRICS:
                 for window, name in zip(WINDOWS, (cumulative, rolling), strict=True):
-                    value = _number(record.get(name))
+                    value = number(record.get(name))
                     if value is None:
                         continue
                     rows.append({
-                        "version": version, "key": key, "spec": str(record.get("spec", "")),
+                        "model": model, "version": version, "key": key, "spec": spec,
                         "messages": messages, "time": ts, "metric": label, "window": window,
                         "value": value,
                     })
@@ -72,24 +102,26 @@ def metrics_frame(series: Mapping[tuple[str, str], list[dict[str, Any]]], key: s
     return frame
 
 
-def latest_metrics_frame(series: Mapping[tuple[str, str], list[dict[str, Any]]], key: str) -> pd.DataFrame:
-    """The newest record of each version of one key: one row per version, for the summary table."""
+def latest_metrics_frame(series: Series, key: str) -> pd.DataFrame:
+    """The newest record of each (version, spec) of one key, for the summary table."""
+    labels = model_labels(series.keys())
     rows = []
-    for (version, series_key), records in sorted(series.items()):
+    for (version, series_key, spec), records in sorted(series.items()):
         if series_key != key or not records:
             continue
         last = records[-1]
-        row: dict[str, Any] = {"version": version, "spec": last.get("spec"),
-                               "messages": last.get("n", last.get("learned"))}
+        row: dict[str, Any] = {"model": labels[(version, spec)], "version": version, "spec": spec,
+                               "role": last.get("role"), "messages": last.get("n", last.get("learned")),
+                               "drifts": last.get("drifts")}
         for label, cumulative, rolling in METRICS:
-            row[label] = _number(last.get(cumulative))
-            row[f"{label} (rolling)"] = _number(last.get(rolling))
+            row[label] = number(last.get(cumulative))
+            row[f"{label} (rolling)"] = number(last.get(rolling))
         row["updated"] = pd.to_datetime(last.get("ts"), unit="ms", utc=True) if last.get("ts") else None
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-_PREDICTION_COLUMNS = ["version", "key", "id", "y_true", "y_pred", "error", "partition", "offset",
+_PREDICTION_COLUMNS = ["version", "spec", "key", "id", "y_true", "y_pred", "error", "partition", "offset",
                        "event_ts", "processed_ts", "latency_ms"]
 
 
@@ -102,12 +134,13 @@ def predictions_frame(records: list[dict[str, Any]], *, key: str | None = None,
             continue
         if version is not None and r.get("version") != version:
             continue
-        y_true, y_pred = _number(r.get("y_true")), _number(r.get("y_pred"))
+        y_true, y_pred = number(r.get("y_true")), number(r.get("y_pred"))
         if y_true is None or y_pred is None:
             continue
-        event_ts, processed_ts = _number(r.get("event_ts")), _number(r.get("processed_ts"))
+        event_ts, processed_ts = number(r.get("event_ts")), number(r.get("processed_ts"))
         rows.append({
-            "version": str(r.get("version", "")), "key": str(r.get("key", "")), "id": str(r.get("id", "")),
+            "version": str(r.get("version", "")), "spec": str(r.get("spec", "")),
+            "key": str(r.get("key", "")), "id": str(r.get("id", "")),
             "y_true": y_true, "y_pred": y_pred, "error": y_pred - y_true,
             "partition": r.get("partition"), "offset": r.get("offset"),
             "event_ts": event_ts, "processed_ts": processed_ts,
@@ -127,7 +160,7 @@ def dlq_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         source = r.get("source") if isinstance(r.get("source"), dict) else {}
         where = (f"{source.get('topic')}[{source.get('partition')}]@{source.get('offset')}"
                  if source else "")
-        ts = _number(r.get("ts"))
+        ts = number(r.get("ts"))
         rows.append({
             "time": pd.to_datetime(ts, unit="ms", utc=True) if ts is not None else None,
             "stage": str(r.get("stage", "?")),

@@ -1,9 +1,10 @@
 """A background thread that tails the project's topics into a ``LiveStore``.
 
 One consumer, manually assigned (no group, nothing committed), reads the recent tail of the
-predictions, metrics and dead-letter topics and the whole compacted models topic. Every couple
-of seconds it also looks at the cluster: topic end offsets, the processors' consumer-group lag,
-and whether Kafka answers at all. Nothing here raises into a page: problems become the store's
+predictions, metrics, drift and dead-letter topics and the whole compacted models topic. Every
+couple of seconds it also looks at the cluster: topic end offsets (the raw and challengers
+topics are only measured, not read), the processors' consumer-group lag, and whether Kafka
+answers at all. Nothing here raises into a page: problems become the store's
 status, and the thread keeps retrying until Kafka is back.
 """
 
@@ -16,17 +17,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import (
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from kappaml.logging import get_logger
+from ui.cluster import group_lags
 from ui.settings import UISettings
 from ui.store import (
     GroupLag,
@@ -41,6 +36,10 @@ __all__ = ["LiveReader", "ReaderLimits"]
 
 log = get_logger(__name__)
 
+# Topics whose size the pipeline page shows but whose records no page needs: the raw input,
+# and the challengers' predictions (their figures come pooled in the comparison records).
+MEASURED_ONLY = frozenset({"raw", "challengers"})
+
 
 @dataclass(frozen=True)
 class ReaderLimits:
@@ -49,13 +48,14 @@ class ReaderLimits:
     metrics_backlog: int = 50_000
     predictions_backlog: int = 5_000
     dlq_backlog: int = 200
+    drift_backlog: int = 500
     poll_timeout: float = 0.2
     refresh_every: float = 2.0
     request_timeout: float = 3.0
     load_timeout: float = 15.0
 
     def __post_init__(self) -> None:
-        for name in ("metrics_backlog", "predictions_backlog", "dlq_backlog"):
+        for name in ("metrics_backlog", "predictions_backlog", "dlq_backlog", "drift_backlog"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("poll_timeout", "refresh_every", "request_timeout", "load_timeout"):
@@ -69,7 +69,7 @@ class LiveReader:
         self.settings = settings
         self.limits = limits or ReaderLimits()
         self.store = store or LiveStore(predictions_cap=self.limits.predictions_backlog,
-                                        dlq_cap=self.limits.dlq_backlog)
+                                        dlq_cap=self.limits.dlq_backlog, drift_cap=self.limits.drift_backlog)
         topics = settings.topics
         self._roles = {
             topics.raw: "raw",
@@ -77,11 +77,14 @@ class LiveReader:
             topics.metrics: "metrics",
             topics.models: "models",
             topics.dlq: "dlq",
+            topics.drift: "drift",
+            topics.challengers: "challengers",
         }
         self._backlog = {
             "predictions": self.limits.predictions_backlog,
             "metrics": self.limits.metrics_backlog,
             "dlq": self.limits.dlq_backlog,
+            "drift": self.limits.drift_backlog,
             "models": None,  # compacted: read it all, the newest snapshot per key wins
         }
         self._stop = threading.Event()
@@ -214,7 +217,7 @@ class LiveReader:
                 low, high = consumer.get_watermark_offsets(TopicPartition(name, partition),
                                                            timeout=timeout, cached=False)
                 starts[partition], ends[partition] = low, high
-                if role != "raw" and (name, partition) not in self._assigned:
+                if role not in MEASURED_ONLY and (name, partition) not in self._assigned:
                     backlog = self._backlog[role]
                     start = low if backlog is None else max(low, high - backlog)
                     new.append(TopicPartition(name, partition, start))
@@ -222,7 +225,7 @@ class LiveReader:
         if nothing_listed and not self._assigned:
             # No topic at all yet: the pages may say so instead of "reading".
             self.store.set_loaded()
-        consumed = [name for name, role in self._roles.items() if role != "raw"]
+        consumed = [name for name, role in self._roles.items() if role not in MEASURED_ONLY]
         self._complete = all(name in present for name in consumed)
         if new:
             consumer.incremental_assign(new)
@@ -238,20 +241,7 @@ class LiveReader:
         raw = next((t for t in infos if t.role == "raw"), None)
         if raw is None:
             return []
-        timeout = self.limits.request_timeout
-        prefix = self.settings.processor_group("")
-        listing = admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout + 1)
-        lags: list[GroupLag] = []
-        for group in sorted(g.group_id for g in listing.valid if g.group_id.startswith(prefix)):
-            request = [ConsumerGroupTopicPartitions(group)]
-            futures = admin.list_consumer_group_offsets(request, request_timeout=timeout)
-            result = futures[group].result(timeout=timeout + 1)
-            committed = {tp.partition: tp.offset for tp in result.topic_partitions or ()
-                         if tp.topic == raw.name and tp.offset >= 0}
-            lag = {p: max(0, end - committed.get(p, raw.start_offsets.get(p, 0)))
-                   for p, end in raw.end_offsets.items()}
-            lags.append(GroupLag(group=group, version=group[len(prefix):], committed=committed, lag=lag))
-        return lags
+        return group_lags(admin, self.settings.processor_group(""), raw, self.limits.request_timeout)
 
     def _raw_rate(self, infos: list[TopicInfo]) -> float | None:
         raw = next((t for t in infos if t.role == "raw"), None)
@@ -292,6 +282,8 @@ class LiveReader:
                 predictions.append(record)
             elif role == "metrics":
                 self.store.add_metrics(record)
+            elif role == "drift":
+                self.store.add_drift(record)
             elif role == "dlq":
                 self.store.add_dead_letter(record)
         if predictions:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "COMPARISON_KEY",
+    "OVERALL_KEY",
+    "PROMOTION_KEY",
     "GroupLag",
     "KafkaStatus",
     "LiveStore",
@@ -23,6 +26,13 @@ __all__ = [
 ]
 
 OVERALL_KEY = "__overall__"
+# Kafka keys (and ``key`` fields) of the processor's champion/challenger metrics records.
+COMPARISON_KEY = "__comparison__"
+PROMOTION_KEY = "__promotion__"
+
+# (version, model key, spec): since challengers run beside the champion, one model key of one
+# version has one series per spec.
+MetricsKey = tuple[str, str, str]
 
 
 class Series:
@@ -112,7 +122,10 @@ class StoreView:
 
     status: KafkaStatus
     loaded: bool
-    metrics: dict[tuple[str, str], list[dict[str, Any]]]
+    metrics: dict[MetricsKey, list[dict[str, Any]]]
+    comparisons: dict[str, list[dict[str, Any]]]  # version -> "comparison" records, oldest first
+    promotions: list[dict[str, Any]]  # "promotion" records, oldest first
+    drifts: list[dict[str, Any]]  # drift detections, oldest first
     predictions: list[dict[str, Any]]
     dlq: list[dict[str, Any]]
     dlq_reasons: dict[tuple[str, str], int]
@@ -123,11 +136,23 @@ class StoreView:
 
     @property
     def has_data(self) -> bool:
-        return bool(self.metrics or self.predictions or self.snapshots or self.dlq)
+        return bool(self.metrics or self.predictions or self.snapshots or self.dlq or self.drifts
+                    or self.comparisons)
 
     def latest_overall(self) -> dict[str, dict[str, Any]]:
         """The newest overall metrics record of each version."""
-        return {v: pts[-1] for (v, k), pts in self.metrics.items() if k == OVERALL_KEY and pts}
+        latest: dict[str, dict[str, Any]] = {}
+        for (version, key, _spec), points in self.metrics.items():
+            if key != OVERALL_KEY or not points:
+                continue
+            if version not in latest or _ts(points[-1]) >= _ts(latest[version]):
+                latest[version] = points[-1]
+        return latest
+
+
+def _ts(record: dict[str, Any]) -> float:
+    ts = record.get("ts")
+    return float(ts) if isinstance(ts, (int, float)) else 0.0
 
 
 @dataclass
@@ -135,10 +160,15 @@ class LiveStore:
     series_cap: int = 2000
     predictions_cap: int = 5000
     dlq_cap: int = 200
+    drift_cap: int = 500
+    promotions_cap: int = 200
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _status: KafkaStatus = field(default_factory=KafkaStatus)
     _loaded: bool = False
-    _metrics: dict[tuple[str, str], Series] = field(default_factory=dict)
+    _metrics: dict[MetricsKey, Series] = field(default_factory=dict)
+    _comparisons: dict[str, Series] = field(default_factory=dict)
+    _promotions: deque[dict[str, Any]] = field(init=False)
+    _drifts: deque[dict[str, Any]] = field(init=False)
     _predictions: deque[dict[str, Any]] = field(init=False)
     _dlq: deque[dict[str, Any]] = field(init=False)
     _dlq_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -150,15 +180,34 @@ class LiveStore:
     def __post_init__(self) -> None:
         self._predictions = deque(maxlen=self.predictions_cap)
         self._dlq = deque(maxlen=self.dlq_cap)
+        self._promotions = deque(maxlen=self.promotions_cap)
+        self._drifts = deque(maxlen=self.drift_cap)
 
     # -- writers (the reader thread) ------------------------------------------------------
     def add_metrics(self, record: dict[str, Any]) -> None:
+        """Per-key and overall records become series; comparisons and promotions are kept apart,
+        so they never show up as model keys."""
         version, key = str(record.get("version", "?")), str(record.get("key", "?"))
+        scope = record.get("scope")
         with self._lock:
-            series = self._metrics.get((version, key))
+            if scope == "promotion":
+                self._promotions.append(record)
+                return
+            if scope == "comparison":
+                series = self._comparisons.get(version)
+                if series is None:
+                    series = self._comparisons[version] = Series(self.series_cap)
+                series.append(record)
+                return
+            series_key = (version, key, str(record.get("spec", "")))
+            series = self._metrics.get(series_key)
             if series is None:
-                series = self._metrics[(version, key)] = Series(self.series_cap)
+                series = self._metrics[series_key] = Series(self.series_cap)
             series.append(record)
+
+    def add_drift(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._drifts.append(record)
 
     def add_predictions(self, records: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -203,6 +252,9 @@ class LiveStore:
                 status=self._status,
                 loaded=self._loaded,
                 metrics={k: list(s.points) for k, s in self._metrics.items()},
+                comparisons={v: list(s.points) for v, s in self._comparisons.items()},
+                promotions=list(self._promotions),
+                drifts=list(self._drifts),
                 predictions=list(self._predictions),
                 dlq=list(self._dlq),
                 dlq_reasons=dict(self._dlq_reasons),

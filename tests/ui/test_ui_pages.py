@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from ui_apptest import APP, configure, started_app, texts
 from ui_testkit import Pipeline, chart_data, commit_group, synthetic_rows
 
 from infra.broker import BrokerConfig, LocalBroker
@@ -19,16 +20,15 @@ from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.snapshot import Snapshot
 from kappaml.topics import Topics, ensure_topics
-from tests.conftest import REPO, free_port
+from tests.conftest import free_port
 from tests.kafka_helpers import end_offsets, produce_raw
 from ui import live
 from ui.form import form_fields, to_example
-from ui.settings import UISettings
 
 pytestmark = pytest.mark.kafka
 
-APP = str(REPO / "ui" / "app.py")
-PAGES = ("views/evaluation.py", "views/predictions.py", "views/predict.py", "views/pipeline.py")
+PAGES = ("views/evaluation.py", "views/comparison.py", "views/predictions.py", "views/predict.py",
+         "views/pipeline.py")
 
 
 @pytest.fixture(autouse=True)
@@ -36,28 +36,6 @@ def _release_readers() -> Iterator[None]:
     yield
     # Stops the background readers of this test (their on_release closes them).
     st.cache_resource.clear()
-
-
-def _configure(monkeypatch: pytest.MonkeyPatch, bootstrap: str, prefix: str) -> UISettings:
-    monkeypatch.setenv("KAPPAML_KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-    monkeypatch.setenv("KAPPAML_TOPIC_PREFIX", prefix)
-    monkeypatch.setenv("KAPPAML_DATASET", "co2")
-    monkeypatch.setenv("KAPPAML_LOG_LEVEL", "WARNING")
-    return UISettings.from_env()
-
-
-def _started_app(settings: UISettings) -> AppTest:
-    """An app whose reader has read everything that was in the topics when it started."""
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert live.reader(settings).wait_loaded(30), "the reader did not finish its first read"
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def _texts(elements: Any) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def _metric(at: AppTest, label: str) -> str:
@@ -99,8 +77,8 @@ def written(kafka_settings: KafkaSettings, topics: Topics) -> Written:
 # ------------------------------------------------------------------------------ with data
 def test_evaluation_page_charts_every_version(monkeypatch: pytest.MonkeyPatch, kafka_settings: KafkaSettings,
                                               written: Written) -> None:
-    settings = _configure(monkeypatch, kafka_settings.bootstrap_servers, written.topics.prefix)
-    at = _started_app(settings)
+    settings = configure(monkeypatch, kafka_settings.bootstrap_servers, written.topics.prefix)
+    at = started_app(settings)
     key = at.selectbox(key="eval_key")
     assert key.options == ["overall (all keys)", "__all__ (the global model)"]
     assert key.value == "__all__"  # one global model: its record has rolling values and R²
@@ -130,13 +108,13 @@ def test_evaluation_page_charts_every_version(monkeypatch: pytest.MonkeyPatch, k
     assert not at.exception
     spec, data = chart_data(at.get("vega_lite_chart")[0])
     assert set(data["version"]) == {"v1", "v2"} and set(data["window"]) == {"cumulative"}
-    assert any("overall record carries cumulative" in c for c in _texts(at.caption))
+    assert any("overall record carries cumulative" in c for c in texts(at.caption))
 
 
 def test_predictions_page(monkeypatch: pytest.MonkeyPatch, kafka_settings: KafkaSettings,
                           written: Written) -> None:
-    settings = _configure(monkeypatch, kafka_settings.bootstrap_servers, written.topics.prefix)
-    at = _started_app(settings)
+    settings = configure(monkeypatch, kafka_settings.bootstrap_servers, written.topics.prefix)
+    at = started_app(settings)
     at.switch_page("views/predictions.py").run()
     assert not at.exception, at.exception
     assert _metric(at, "Predictions shown") == "500"
@@ -169,7 +147,7 @@ def _fill(at: AppTest, row: dict[str, Any]) -> None:
 
 def test_predict_page_uses_the_newest_snapshot_and_validates(
         monkeypatch: pytest.MonkeyPatch, kafka_settings: KafkaSettings, written: Written) -> None:
-    settings = _configure(monkeypatch, kafka_settings.bootstrap_servers, written.topics.prefix)
+    settings = configure(monkeypatch, kafka_settings.bootstrap_servers, written.topics.prefix)
     dataset = builtin("co2")
     row = synthetic_rows(400)[350]  # not learned by either model
     x = to_example(dataset, form_fields(dataset), {
@@ -177,22 +155,22 @@ def test_predict_page_uses_the_newest_snapshot_and_validates(
         **{f.name: next(lbl for lbl, n in f.options if row[n]) for f in form_fields(dataset)
            if f.kind == "choice"},
     }).x
-    at = _started_app(settings)
+    at = started_app(settings)
     at.switch_page("views/predict.py").run()
     assert not at.exception, at.exception
 
     _fill(at, row)
     at.button[0].click().run()
-    assert not at.error, _texts(at.error)
+    assert not at.error, texts(at.error)
     expected = written.v1.model.predict_one(x)
     assert float(_metric(at, "Predicted CO2_Emissions (g/km)".replace("CO2_Emissions", dataset.target))) \
         == pytest.approx(expected, rel=1e-3)
-    shown = " ".join(_texts(at.markdown))
+    shown = " ".join(texts(at.markdown))
     assert "**v1**" in shown and written.v1.fingerprint in shown
 
     at.selectbox(key="predict_version").set_value("v2")
     at.button[0].click().run()
-    shown = " ".join(_texts(at.markdown))
+    shown = " ".join(texts(at.markdown))
     assert "**v2**" in shown and written.v2.fingerprint in shown and "replay" in shown
     assert float(_metric(at, f"Predicted {dataset.target} (g/km)")) == pytest.approx(
         written.v2.model.predict_one(x), rel=1e-3)
@@ -200,15 +178,15 @@ def test_predict_page_uses_the_newest_snapshot_and_validates(
     first_numeric = next(f for f in form_fields(dataset) if f.kind == "numeric")
     at.number_input(key=f"predict_{first_numeric.name}").set_value(None)
     at.button[0].click().run()
-    errors = _texts(at.error)
+    errors = texts(at.error)
     assert len(errors) == 1 and first_numeric.name in errors[0] and "required" in errors[0]
     assert not [m for m in at.metric if m.label.startswith("Predicted")]  # no stale answer
 
 
 def test_pipeline_page(monkeypatch: pytest.MonkeyPatch, kafka_settings: KafkaSettings,
                        written: Written) -> None:
-    settings = _configure(monkeypatch, kafka_settings.bootstrap_servers, written.topics.prefix)
-    at = _started_app(settings)
+    settings = configure(monkeypatch, kafka_settings.bootstrap_servers, written.topics.prefix)
+    at = started_app(settings)
     at.switch_page("views/pipeline.py").run()
     # The cluster figures come every 2 s; wait until the committed group shows up.
     deadline = time.monotonic() + 20
@@ -216,7 +194,7 @@ def test_pipeline_page(monkeypatch: pytest.MonkeyPatch, kafka_settings: KafkaSet
         time.sleep(0.2)
     at.run()
     assert not at.exception, at.exception
-    success, warnings = " ".join(_texts(at.success)), " ".join(_texts(at.warning))
+    success, warnings = " ".join(texts(at.success)), " ".join(texts(at.warning))
     assert "Processor alive" in success and "v1" in success
     assert "not alive" in warnings and "v2" in warnings
     assert _metric(at, "Consumer lag (messages)") == str(written.lag)
@@ -235,26 +213,28 @@ def test_pipeline_page(monkeypatch: pytest.MonkeyPatch, kafka_settings: KafkaSet
 # ------------------------------------------------------------------------------ empty, down
 def test_every_page_explains_what_to_start_before_any_data(
         monkeypatch: pytest.MonkeyPatch, kafka_settings: KafkaSettings, topics: Topics) -> None:
-    settings = _configure(monkeypatch, kafka_settings.bootstrap_servers, topics.prefix)
-    at = _started_app(settings)
-    expected = {"views/evaluation.py": "No metrics yet", "views/predictions.py": "No predictions yet",
-                "views/predict.py": "No model snapshots yet"}
+    settings = configure(monkeypatch, kafka_settings.bootstrap_servers, topics.prefix)
+    at = started_app(settings)
+    expected = {"views/evaluation.py": ("No metrics yet", "make run"),
+                "views/comparison.py": ("No comparison yet", "--challengers"),
+                "views/predictions.py": ("No predictions yet", "make run"),
+                "views/predict.py": ("No model snapshots yet", "make run")}
     for page in PAGES:
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
-        assert not at.error, (page, _texts(at.error))
-        infos = " ".join(_texts(at.info))
+        assert not at.error, (page, texts(at.error))
+        infos = " ".join(texts(at.info))
         if page in expected:
-            assert expected[page] in infos and "make run" in infos, (page, infos)
+            assert all(part in infos for part in expected[page]), (page, infos)
         else:
-            assert "no metrics seen" in " ".join(_texts(at.warning))
+            assert "no metrics seen" in " ".join(texts(at.warning))
             assert "No processor consumer group" in infos
-            assert "No dead letters." in _texts(at.success)
+            assert "No dead letters." in texts(at.success)
 
 
 def test_kafka_down_message_then_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
     port, controller = free_port(), free_port()
-    settings = _configure(monkeypatch, f"127.0.0.1:{port}", "down")
+    settings = configure(monkeypatch, f"127.0.0.1:{port}", "down")
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     reader = live.reader(settings)
@@ -264,7 +244,7 @@ def test_kafka_down_message_then_recovery(monkeypatch: pytest.MonkeyPatch) -> No
     for page in PAGES:
         at.switch_page(page).run()
         assert not at.exception, (page, at.exception)
-        errors = _texts(at.error)
+        errors = texts(at.error)
         assert len(errors) == 1 and "Kafka is not reachable" in errors[0], (page, errors)
         assert f"127.0.0.1:{port}" in errors[0]
 
@@ -281,7 +261,7 @@ def test_kafka_down_message_then_recovery(monkeypatch: pytest.MonkeyPatch) -> No
                 break
             time.sleep(0.2)
         at.switch_page("views/evaluation.py").run()
-        assert not at.error, _texts(at.error)
-        assert "No metrics yet" in " ".join(_texts(at.info))
+        assert not at.error, texts(at.error)
+        assert "No metrics yet" in " ".join(texts(at.info))
     finally:
         broker.stop()

@@ -122,12 +122,14 @@ def test_metrics_frame_is_long_per_version_and_skips_undefined_values() -> None:
     base = {"key": "k", "spec": "rls", "mae": 1.0, "rolling_rmse": 2.5, "rolling_mae": 1.5,
             "rolling_r2": None, "r2": None}
     series = {
-        ("v1", "k"): [{**base, "version": "v1", "n": 10, "rmse": 3.0, "ts": 1_000}],
-        ("v2", "k"): [{**base, "version": "v2", "n": 20, "rmse": 2.0, "ts": 2_000}],
-        ("v1", OVERALL_KEY): [{"key": OVERALL_KEY, "version": "v1", "learned": 10, "rmse": 3.0, "ts": 1}],
+        ("v1", "k", "rls"): [{**base, "version": "v1", "n": 10, "rmse": 3.0, "ts": 1_000}],
+        ("v2", "k", "rls"): [{**base, "version": "v2", "n": 20, "rmse": 2.0, "ts": 2_000}],
+        ("v1", OVERALL_KEY, "rls"): [{"key": OVERALL_KEY, "version": "v1", "learned": 10, "rmse": 3.0,
+                                      "ts": 1}],
     }
     frame = metrics_frame(series, "k")
     assert set(frame["version"]) == {"v1", "v2"}
+    assert set(frame["model"]) == {"v1", "v2"}  # one spec per version: named by the version
     assert set(frame["metric"]) == {"RMSE", "MAE"}  # R² is None everywhere: left out
     rmse = frame[(frame["metric"] == "RMSE") & (frame["window"] == "cumulative")]
     assert sorted(rmse["value"]) == [2.0, 3.0]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from kappaml.dataset import GLOBAL_KEY
 from ui import live
-from ui.charts import XAxis, metric_chart
+from ui.charts import XAxis, metric_chart, with_unit
 from ui.frames import latest_metrics_frame, metrics_frame, model_keys
+from ui.lifecycle import drift_marks
 from ui.store import OVERALL_KEY
 
 settings = live.settings()
@@ -18,8 +20,13 @@ st.title("Evaluation")
 st.caption(
     f"Prequential (test-then-train) errors of the online models predicting `{dataset.target}`: "
     "every prediction is scored before the model learns the example. Solid lines are cumulative, "
-    "dashed lines the rolling window; every model version (live and replay) shares one chart."
+    "dashed lines the rolling window; every model version (live and replay) shares one chart. "
+    "Red vertical rules mark drift detections (hover for details)."
 )
+
+# Columns of the recent detections table, in reading order.
+DRIFT_COLUMNS = ["time", "key", "model", "detector", "action", "error_before", "error_after", "learned",
+                 "generation", "partition", "offset", "id"]
 
 
 def _label(key: str) -> str:
@@ -52,13 +59,30 @@ def body() -> None:
         return
     if key == OVERALL_KEY and not (frame["window"] == "rolling").any():
         st.caption("The processor's overall record carries cumulative figures; pick a key for rolling ones.")
+    drifts = drift_marks(view.drifts, view.metrics, key)
     first, second = st.columns(2)
     with first:
-        st.altair_chart(metric_chart(frame, "RMSE", x, unit, log=log), width="stretch")
+        st.altair_chart(metric_chart(frame, "RMSE", x, unit, log=log, drifts=drifts), width="stretch")
     with second:
         st.altair_chart(metric_chart(frame, "MAE", x, unit, log=log), width="stretch")
     if (frame["metric"] == "R²").any():
         st.altair_chart(metric_chart(frame, "R²", x, unit), width="stretch")
+    drift_table(drifts, key)
+
+
+def drift_table(drifts: pd.DataFrame, key: str) -> None:
+    st.subheader("Drift detections")
+    where = "any key" if key == OVERALL_KEY else _label(key)
+    if drifts.empty:
+        st.caption(f"No drift detected on {where} (among the newest detections this UI read from "
+                   f"`{settings.topics.drift}`).")
+        return
+    st.caption(f"The newest detections on {where}, newest first. Errors are the mean absolute error "
+               "before the change and over the latest messages.")
+    st.dataframe(drifts.sort_values("time", ascending=False)[DRIFT_COLUMNS].head(20).rename(columns={
+        "time": "detected (UTC)", "error_before": with_unit("error before", unit),
+        "error_after": with_unit("error after", unit), "learned": "learned by the model",
+    }), hide_index=True, width="stretch")
 
 
 body()

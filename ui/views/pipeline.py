@@ -51,7 +51,7 @@ def _processor_status(view: StoreView) -> None:
 def _throughput_frame(view: StoreView) -> pd.DataFrame:
     rows = [
         {"version": version, "time": r.get("ts"), "throughput": r.get("throughput")}
-        for (version, key), records in view.metrics.items() if key == OVERALL_KEY
+        for (version, key, _spec), records in view.metrics.items() if key == OVERALL_KEY
         for r in records if isinstance(r.get("throughput"), (int, float)) and isinstance(r.get("ts"), int)
     ]
     frame = pd.DataFrame(rows, columns=["version", "time", "throughput"])

@@ -56,8 +56,9 @@ def body() -> None:
     with histogram:
         st.altair_chart(residual_histogram(frame, dataset.target, unit), width="stretch")
     st.subheader("Latest predictions")
-    table = frame.iloc[::-1].head(50)[["processed_ts", "version", "key", "id", "y_true", "y_pred", "error",
-                                       "latency_ms", "partition", "offset"]]
+    # After a promotion the served spec changes within a version: the spec column shows which.
+    table = frame.iloc[::-1].head(50)[["processed_ts", "version", "spec", "key", "id", "y_true", "y_pred",
+                                       "error", "latency_ms", "partition", "offset"]]
     st.dataframe(
         table.rename(columns={
             "processed_ts": "processed (UTC)",

@@ -1,0 +1,37 @@
+"""Helpers of the AppTest page tests: configure the app through its environment, start it with
+its reader loaded, read the texts of elements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import REPO
+from ui import live
+from ui.settings import UISettings
+
+APP = str(REPO / "ui" / "app.py")
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, bootstrap: str, prefix: str) -> UISettings:
+    monkeypatch.setenv("KAPPAML_KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    monkeypatch.setenv("KAPPAML_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("KAPPAML_DATASET", "co2")
+    monkeypatch.setenv("KAPPAML_LOG_LEVEL", "WARNING")
+    return UISettings.from_env()
+
+
+def started_app(settings: UISettings) -> AppTest:
+    """An app whose reader has read everything that was in the topics when it started."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert live.reader(settings).wait_loaded(30), "the reader did not finish its first read"
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements: Any) -> list[str]:
+    return [str(e.value) for e in elements]

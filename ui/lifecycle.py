@@ -1,0 +1,195 @@
+"""Model lifecycle records -> pandas frames: drift detections, champion/challenger comparisons,
+promotions (pure functions, no Streamlit). The record formats are the processor's (ISSUE9)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from ui.frames import METRICS, Series, model_labels, number
+from ui.store import OVERALL_KEY
+
+__all__ = [
+    "champions_frame",
+    "comparison_frame",
+    "comparison_instances",
+    "drift_frame",
+    "drift_marks",
+    "latest_comparison_frame",
+    "promotable",
+    "promotion_marks",
+    "promotions_frame",
+]
+
+_DRIFT_COLUMNS = ["time", "key", "model", "version", "spec", "role", "generation", "detector", "policy",
+                  "action", "error_before", "error_after", "learned", "partition", "offset", "id"]
+
+
+def _time(ms: Any) -> pd.Timestamp | None:
+    value = number(ms)
+    return pd.to_datetime(value, unit="ms", utc=True) if value is not None else None
+
+
+def drift_frame(records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str] | None = None,
+                key: str | None = None) -> pd.DataFrame:
+    """Detections, newest first; of one model key, or all of them (``key`` None or overall)."""
+    labels = labels or {}
+    rows = []
+    for r in reversed(records):
+        if key not in (None, OVERALL_KEY) and str(r.get("key")) != key:
+            continue
+        version, spec = str(r.get("version", "?")), str(r.get("spec", ""))
+        rows.append({
+            "time": _time(r.get("ts")), "key": str(r.get("key", "?")),
+            "model": labels.get((version, spec), f"{version}+{spec}" if spec else version),
+            "version": version, "spec": spec, "role": r.get("role"), "generation": r.get("generation"),
+            "detector": r.get("detector"), "policy": r.get("policy"), "action": r.get("action"),
+            "error_before": number(r.get("error_before")), "error_after": number(r.get("error_after")),
+            "learned": number(r.get("learned")), "partition": r.get("partition"),
+            "offset": r.get("offset"), "id": None if r.get("id") is None else str(r.get("id")),
+        })
+    return pd.DataFrame(rows, columns=_DRIFT_COLUMNS)
+
+
+def drift_marks(records: list[dict[str, Any]], series: Series, key: str) -> pd.DataFrame:
+    """Where each detection of ``key`` sits on the metric charts' two horizontal axes.
+
+    ``time`` is when the processor handled the detecting message. ``messages``: for one key,
+    the examples its model had learned; on the overall chart, whose axis counts every key's
+    messages, the ``learned`` of that version's newest overall record at the detection's time
+    (empty when there is none yet).
+    """
+    frame = drift_frame(records, model_labels(series.keys()), key)
+    frame["messages"] = frame["learned"]
+    if key == OVERALL_KEY and not frame.empty:
+        overall = pd.DataFrame(
+            [{"version": v, "time": _time(r.get("ts")), "overall_learned": number(r.get("learned"))}
+             for (v, k, _s), rs in series.items() if k == OVERALL_KEY for r in rs],
+            columns=["version", "time", "overall_learned"]).dropna()
+        if overall.empty:
+            frame["messages"] = None
+        else:
+            located = pd.merge_asof(
+                frame.dropna(subset=["time"]).sort_values("time"), overall.sort_values("time"),
+                on="time", by="version", direction="backward")
+            frame = located.assign(messages=located["overall_learned"]).drop(columns="overall_learned")
+    return frame
+
+
+def comparison_instances(records: list[dict[str, Any]]) -> list[str]:
+    """The processor instances that wrote comparison records, the most recently heard first."""
+    newest: dict[str, float] = {}
+    for r in records:
+        newest[str(r.get("instance", "?"))] = number(r.get("ts")) or 0.0
+    return sorted(newest, key=lambda i: newest[i], reverse=True)
+
+
+def _partition_order(partition: str) -> tuple[int, int, str]:
+    # Partitions are JSON object keys, so strings: sort 2 before 10, and survive a bad one.
+    return (0, int(partition), "") if partition.isdigit() else (1, 0, partition)
+
+
+def _specs(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    specs = record.get("specs")
+    return {str(s): v for s, v in specs.items() if isinstance(v, dict)} if isinstance(specs, dict) else {}
+
+
+_COMPARISON_COLUMNS = ["time", "instance", "spec", "role", "learned", "drifts", "metric", "window", "value"]
+
+
+def comparison_frame(records: list[dict[str, Any]], instance: str | None = None) -> pd.DataFrame:
+    """Long format: one row per (record, spec, metric, window) of the comparison records."""
+    rows = []
+    for r in records:
+        if instance is not None and str(r.get("instance", "?")) != instance:
+            continue
+        for spec, figures in _specs(r).items():
+            for metric, cumulative, rolling in METRICS[:2]:  # RMSE, MAE: R² is not compared
+                for window, name in (("cumulative", cumulative), ("rolling", rolling)):
+                    value = number(figures.get(name))
+                    if value is None:
+                        continue
+                    rows.append({"time": number(r.get("ts")), "instance": str(r.get("instance", "?")),
+                                 "spec": spec, "role": figures.get("role"), "learned": figures.get("learned"),
+                                 "drifts": figures.get("drifts"), "metric": metric, "window": window,
+                                 "value": value})
+    frame = pd.DataFrame(rows, columns=_COMPARISON_COLUMNS)
+    frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
+    return frame
+
+
+def latest_comparison_frame(records: list[dict[str, Any]], instance: str | None = None) -> pd.DataFrame:
+    """The newest comparison of ``instance``: one row per spec, the serving specs first."""
+    mine = [r for r in records if instance is None or str(r.get("instance", "?")) == instance]
+    if not mine:
+        return pd.DataFrame()
+    newest = mine[-1]
+    serving: dict[str, list[str]] = {}
+    for partition, spec in (newest.get("champions") or {}).items():
+        serving.setdefault(str(spec), []).append(str(partition))
+    rows = []
+    for spec, f in _specs(newest).items():
+        rows.append({
+            "spec": spec, "role": f.get("role"),
+            "champion of partitions": ", ".join(sorted(serving.get(spec, []), key=_partition_order)) or "-",
+            "learned": f.get("learned"), "RMSE (rolling)": number(f.get("rolling_rmse")),
+            "MAE (rolling)": number(f.get("rolling_mae")), "RMSE": number(f.get("rmse")),
+            "MAE": number(f.get("mae")), "drifts": f.get("drifts"),
+        })
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("role", key=lambda r: r != "champion", kind="stable").reset_index(drop=True)
+
+
+def champions_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The spec serving each partition, newest word per partition over every instance.
+
+    Before any promotion the processor may send no per-partition map: every partition is then
+    served by the spec whose role is champion.
+    """
+    serving: dict[str, tuple[float, str]] = {}
+    for r in records:
+        ts = number(r.get("ts")) or 0.0
+        for partition, spec in (r.get("champions") or {}).items():
+            if str(partition) not in serving or ts >= serving[str(partition)][0]:
+                serving[str(partition)] = (ts, str(spec))
+    if serving:
+        rows = [{"partition": p, "champion": serving[p][1]} for p in sorted(serving, key=_partition_order)]
+    elif records:
+        champions = [s for s, f in _specs(records[-1]).items() if f.get("role") == "champion"]
+        rows = [{"partition": "all", "champion": ", ".join(champions) or "?"}]
+    else:
+        rows = []
+    return pd.DataFrame(rows, columns=["partition", "champion"])
+
+
+def promotable(records: list[dict[str, Any]]) -> list[str]:
+    """The specs of the newest comparison that do not serve every partition yet.
+
+    A spec serving some partitions only (say, after a promotion some processor has not
+    applied yet) may be promoted again to serve them all; the champion of every partition
+    may not.
+    """
+    if not records:
+        return []
+    serving = set(champions_frame(records)["champion"])
+    return sorted(spec for spec in _specs(records[-1]) if serving != {spec})
+
+
+_PROMOTION_COLUMNS = ["time", "version", "spec", "previous", "partition", "offset", "by", "id"]
+
+
+def promotions_frame(records: list[dict[str, Any]], version: str | None = None) -> pd.DataFrame:
+    """Promotions as the processor applied them (one record per partition), newest first."""
+    rows = [{
+        "time": _time(r.get("ts")), "version": str(r.get("version", "?")), "spec": r.get("spec"),
+        "previous": r.get("previous"), "partition": r.get("partition"), "offset": r.get("offset"),
+        "by": r.get("by"), "id": r.get("id"),
+    } for r in reversed(records) if version is None or str(r.get("version")) == version]
+    return pd.DataFrame(rows, columns=_PROMOTION_COLUMNS)
+
+
+def promotion_marks(records: list[dict[str, Any]], version: str) -> pd.DataFrame:
+    """The promotions of ``version`` with a time, for the comparison charts."""
+    return promotions_frame(records, version).dropna(subset=["time"])
