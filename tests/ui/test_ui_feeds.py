@@ -159,3 +159,16 @@ def test_a_missing_topic_is_a_503_that_says_so(kafka_settings: KafkaSettings) ->
         response = client.get("/streams/predictions")
     assert response.status_code == 503
     assert "does not exist yet" in response.json()["detail"]
+
+
+def test_the_drift_feed_relays_each_detection(feeds: str, kafka_settings: KafkaSettings,
+                                              topics: Topics) -> None:
+    producer = Producer(kafka_settings.client_config())
+    for learned in (120, 260):
+        producer.produce(topics.drift, key=b"__all__", value=json.dumps(
+            {"key": "__all__", "detector": "adwin", "learned": learned}).encode())
+    assert producer.flush(30) == 0
+    events = _read(f"{feeds}/streams/drift?from=beginning", 2)
+    assert [e.event for e in events] == ["drift", "drift"]
+    assert [json.loads(e.data)["learned"] for e in events] == [120, 260]
+    assert events[-1].id == "0:2"

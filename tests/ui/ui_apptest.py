@@ -35,3 +35,23 @@ def started_app(settings: UISettings) -> AppTest:
 
 def texts(elements: Any) -> list[str]:
     return [str(e.value) for e in elements]
+
+
+def layers(element: Any) -> list[tuple[dict[str, Any], Any]]:
+    """(layer spec, its data as a DataFrame) of each layer of an AppTest chart element; a chart
+    without layers is its own single layer."""
+    import json
+
+    import pyarrow as pa
+
+    spec = json.loads(element.proto.spec)
+    data = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in element.proto.datasets}
+    parts = spec.get("layer", [spec])
+
+    def frame(part: dict[str, Any]) -> Any:
+        name = (part.get("data") or spec.get("data") or {}).get("name")
+        if name is None and len(data) == 1:
+            return next(iter(data.values()))
+        return data.get(name)
+
+    return [(part, frame(part)) for part in parts]
