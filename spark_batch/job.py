@@ -15,15 +15,17 @@ from pathlib import Path
 
 from pyspark import SparkConf
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from kappaml.lineup import CONTROL_KEY_BYTES, PromotionLog
 from kappaml.logging import get_logger
 from spark_batch.offsets import OffsetRange
-from spark_batch.rebuild import INPUT_COLUMNS, OUTPUT_SCHEMA
+from spark_batch.rows import INPUT_COLUMNS, OUTPUT_SCHEMA
 from spark_batch.settings import ReplaySettings
 from spark_batch.stream import StreamRebuild
 
-__all__ = ["StageProgress", "arrange", "read_raw", "rebuild", "spark_session", "under_spark_submit",
-           "write_output"]
+__all__ = ["StageProgress", "arrange", "control_records", "read_raw", "rebuild", "spark_session",
+           "under_spark_submit", "write_output"]
 
 log = get_logger(__name__)
 
@@ -86,6 +88,17 @@ def read_raw(spark: SparkSession, settings: ReplaySettings, pinned: OffsetRange)
     )
 
 
+def control_records(raw: DataFrame) -> list[tuple[int, int, bytes | None]]:
+    """(partition, offset, value) of every control record (promotion) in the range.
+
+    Collected before the rebuild: a key's records and the promotions of their partition are
+    not in one task's input once the records are shuffled by key. They are few and small.
+    """
+    rows = raw.where(F.col("key") == F.lit(bytearray(CONTROL_KEY_BYTES))).select(
+        "partition", "offset", "value").collect()
+    return [(int(r.partition), int(r.offset), None if r.value is None else bytes(r.value)) for r in rows]
+
+
 def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tuple[DataFrame, bool]:
     """The records laid out for the rebuild tasks, and whether each task's keys are clustered.
 
@@ -106,7 +119,8 @@ def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tu
     return shuffled, True
 
 
-def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, pinned: OffsetRange) -> DataFrame:
+def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, pinned: OffsetRange,
+            promotions: PromotionLog) -> DataFrame:
     """Stream each task's records through ``learn_step`` (``mapInPandas``), in offset order.
 
     Not ``groupBy(key).applyInPandas``: that pays pyspark's per-group cost (a DataFrame in
@@ -114,9 +128,8 @@ def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, pinne
     two cores, and holds a whole key in memory, i.e. everything for one global model.
     """
     fn = StreamRebuild(
-        dataset=settings.dataset, spec=settings.spec, version=settings.version,
-        window=settings.metrics_window, clustered=clustered, end_offsets=dict(pinned.end),
-        rows_total=pinned.span,
+        lineup=promotions.lineup, promotions=promotions, clustered=clustered,
+        end_offsets=dict(pinned.end), rows_total=pinned.span,
         log_level=settings.log_level, log_json=settings.log_json,
     )
     return records.mapInPandas(fn.as_udf(), OUTPUT_SCHEMA)

@@ -1,4 +1,5 @@
-"""Publish rebuilt models to the compacted snapshot topic, keyed ``{version}/{key}``."""
+"""Publish rebuilt models to the compacted snapshot topic, keyed ``{version}/{key}``
+(``{version}+{spec}/{key}`` for a challenger spec, see kappaml.snapshot.snapshot_key)."""
 
 from __future__ import annotations
 
@@ -35,13 +36,14 @@ class SnapshotPublisher:
         if err is not None:
             self._errors.append(f"{msg.key()!r}: {err.str()}")
 
-    def publish(self, key: str, snapshot: bytes) -> None:
+    def publish(self, key: str, snapshot: bytes, spec: str = "") -> None:
+        """``spec``: a challenger's, labelling its key; "" for the version's champion spec."""
         if len(snapshot) > _MAX_MESSAGE:
             raise ReplayError(f"snapshot of key {key!r} is {len(snapshot)} bytes, over the "
                               f"{_MAX_MESSAGE}-byte limit of topic {self.topic}")
         while True:
             try:
-                self._producer.produce(self.topic, key=snapshot_key(self.version, key).encode("utf-8"),
+                self._producer.produce(self.topic, key=snapshot_key(self.version, key, spec).encode("utf-8"),
                                        value=snapshot, on_delivery=self._delivered)
                 break
             except BufferError:

@@ -1,9 +1,11 @@
-"""Rebuild one key's model from its raw records, exactly as the processor builds it.
+"""Rebuild one key's models from its raw records, exactly as the processor builds them.
 
 Everything here is plain Python and pandas (no Spark), so the exact per-key logic is the
 processor's: ``records.decode`` to parse, ``learner.learn_step`` to test-then-train, one record
-at a time in offset order. The output is one row per input record (its prediction or why it
-was not learned) plus one ``model`` row per key carrying its snapshot and summary.
+at a time in offset order, once per spec of the :class:`kappaml.lineup.Lineup` (the champion
+and its challengers each learn every record). Which spec *served* a record (its role) comes
+from the promotions read up front (:class:`kappaml.lineup.PromotionLog`). The output is one
+row per (input record, spec) plus one ``model`` row per (key, spec) with its snapshot and summary.
 """
 
 from __future__ import annotations
@@ -12,32 +14,26 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kappaml.dataset import Dataset
-from kappaml.learner import KeyState, ModelError, learn_step
-from kappaml.records import InvalidRecord, decode
+from kappaml.learner import KeyState, ModelError, StepResult, learn_step
+from kappaml.lineup import Lineup, PromotionLog
+from kappaml.records import Example, InvalidRecord, decode
 from kappaml.snapshot import Snapshot
+from spark_batch.rows import DUPLICATE, INPUT_COLUMNS, INVALID, LEARNED, OUTPUT_SCHEMA, OutputRows
 
-__all__ = ["DUPLICATE", "INPUT_COLUMNS", "INVALID", "LEARNED", "OUTPUT_SCHEMA", "KeyReplay", "OutputRows",
-           "rebuild_key"]
+__all__ = ["CHALLENGER", "CHAMPION", "DUPLICATE", "INPUT_COLUMNS", "INVALID", "LEARNED", "OUTPUT_SCHEMA",
+           "KeyReplay", "OutputRows", "rebuild_key"]
 
-# What the job hands over per record: the raw Kafka key bytes, its position, its value bytes.
-INPUT_COLUMNS = ("key", "partition", "offset", "value")
-
-# kind = "row": one per input record; kind = "model": one per key (snapshot + summary JSON).
-OUTPUT_SCHEMA = (
-    "kind string, key string, partition int, offset long, row_id string, ts long, "
-    "status string, reason string, y_true double, y_pred double, snapshot binary, summary string"
-)
-
-LEARNED, DUPLICATE, INVALID = "learned", "duplicate", "invalid"
+CHAMPION, CHALLENGER = "champion", "challenger"
 # Distinct invalid reasons counted per key; the rest are counted together.
 _MAX_REASONS = 20
 _OTHER_REASONS = "(other reasons)"
+_END = 1 << 62  # an offset past any real one: "at the end of the replayed range"
 
 
 def _key_text(raw: Any) -> tuple[str | None, str | None]:
@@ -50,93 +46,52 @@ def _key_text(raw: Any) -> tuple[str | None, str | None]:
         return None, f"key is not UTF-8: {exc}"
 
 
-class OutputRows:
-    """Output columns built as plain lists, one DataFrame per input batch."""
+@dataclass
+class _Tally:
+    """What one spec did with one key's records, beyond what its KeyState keeps."""
 
-    def __init__(self) -> None:
-        self.kind: list[str] = []
-        self.key: list[str | None] = []
-        self.partition: list[int] = []
-        self.offset: list[int] = []
-        self.row_id: list[str | None] = []
-        self.ts: list[int | None] = []
-        self.status: list[str | None] = []
-        self.reason: list[str | None] = []
-        self.y_true: list[float] = []
-        self.y_pred: list[float] = []
-        self.snapshot: list[bytes | None] = []
-        self.summary: list[str | None] = []
+    invalid: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    # Order-free sums of the learned rows, so the driver can pool metrics over all keys:
+    # squared errors, absolute errors, y, y squared.
+    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    drifts: list[dict[str, Any]] = field(default_factory=list)
 
-    def row(self, key: str | None, partition: int, offset: int, status: str, *, row_id: str | None = None,
-            ts: int | None = None, reason: str | None = None, y_true: float = math.nan,
-            y_pred: float = math.nan) -> None:
-        self.kind.append("row")
-        self.key.append(key)
-        self.partition.append(partition)
-        self.offset.append(offset)
-        self.row_id.append(row_id)
-        self.ts.append(ts)
-        self.status.append(status)
-        self.reason.append(reason)
-        self.y_true.append(y_true)
-        self.y_pred.append(y_pred)
-        self.snapshot.append(None)
-        self.summary.append(None)
+    def invalid_row(self, reason: str) -> None:
+        self.invalid += 1
+        if reason in self.reasons or len(self.reasons) < _MAX_REASONS:
+            self.reasons[reason] += 1
+        else:
+            self.reasons[_OTHER_REASONS] += 1
 
-    def model(self, key: str | None, partition: int, offset: int, snapshot: bytes | None,
-              summary: str) -> None:
-        self.kind.append("model")
-        self.key.append(key)
-        self.partition.append(partition)
-        self.offset.append(offset)
-        for column in (self.row_id, self.ts, self.status, self.reason):
-            column.append(None)
-        self.y_true.append(math.nan)
-        self.y_pred.append(math.nan)
-        self.snapshot.append(snapshot)
-        self.summary.append(summary)
-
-    def frame(self) -> pd.DataFrame:
-        def text(values: list[Any]) -> pd.Series:
-            # object dtype: None stays null through Arrow, and pandas 3 would otherwise infer
-            # Arrow-backed strings, which pyspark 4.2 cannot ship.
-            return pd.Series(values, dtype=object)
-
-        def floats(values: list[float]) -> pd.arrays.FloatingArray:
-            array = np.asarray(values, dtype=np.float64)
-            return pd.arrays.FloatingArray(array, np.isnan(array))  # NaN here means "none": null
-
-        ts = pd.array(self.ts, dtype="Int64")
-        return pd.DataFrame({
-            "kind": text(self.kind), "key": text(self.key),
-            "partition": np.asarray(self.partition, dtype=np.int32),
-            "offset": np.asarray(self.offset, dtype=np.int64),
-            "row_id": text(self.row_id), "ts": ts, "status": text(self.status),
-            "reason": text(self.reason), "y_true": floats(self.y_true), "y_pred": floats(self.y_pred),
-            "snapshot": text(self.snapshot), "summary": text(self.summary),
-        })
+    def learned_row(self, y: float, y_pred: float) -> None:
+        err = y_pred - y
+        sums = self.sums
+        sums[0] += err * err
+        sums[1] += abs(err)
+        sums[2] += y
+        sums[3] += y * y
 
 
 class KeyReplay:
-    """One (partition, key): its records are fed in offset order, one ``learn_step`` each.
+    """One (partition, key): its records are fed in offset order, one ``learn_step`` per spec.
 
     Groups are (partition, key), not key alone, because the processor's state is scoped so
     too (Quix Streams keeps a store per partition): a key found in two partitions (say, after
     the partition count grew) is two independent models there, and must be here.
     """
 
-    def __init__(self, raw_key: Any, partition: int, dataset: Dataset, spec: str, version: str,
-                 window: int = 500, end_offsets: Mapping[int, int] | None = None) -> None:
+    def __init__(self, raw_key: Any, partition: int, lineup: Lineup, promotions: PromotionLog | None = None,
+                 end_offsets: Mapping[int, int] | None = None) -> None:
         self.partition = partition
+        self.lineup = lineup
+        self._promotions = promotions if promotions is not None else PromotionLog(lineup, [])
         self._end_offsets = {str(p): int(o) for p, o in sorted((end_offsets or {}).items())}
         self.key, self._key_problem = _key_text(raw_key)
-        self._dataset, self._spec, self._version, self._window = dataset, spec, version, window
-        self.state: KeyState | None = None
+        # One state per spec, created with the first valid record, as the processor does.
+        self.states: dict[str, KeyState] | None = None
+        self.tallies = {spec: _Tally() for spec in lineup.specs}
         self.rows = 0
-        self.invalid = 0
-        self.reasons: Counter[str] = Counter()
-        # Order-free sums of the learned rows, so the driver can pool metrics over all keys.
-        self.sums = [0.0, 0.0, 0.0, 0.0]  # squared errors, absolute errors, y, y squared
         self._last_offset = -1
 
     def step(self, offset: int, value: Any, out: OutputRows) -> None:
@@ -145,80 +100,102 @@ class KeyReplay:
                                "the replay needs each key's records in offset order")
         self._last_offset = offset
         self.rows += 1
-        key, partition = self.key, self.partition
+        serving = self._promotions.champion_at(self.partition, offset)
         if self._key_problem is not None:
-            self._invalid(out, offset, self._key_problem)
+            self._invalid_record(out, offset, serving, self._key_problem)
             return
         try:
-            example = decode(self._dataset, value)
+            example = decode(self.lineup.dataset, value)
         except InvalidRecord as exc:
-            self._invalid(out, offset, exc.reason)
+            self._invalid_record(out, offset, serving, exc.reason)
             return
         row_id, ts, y = str(example.id), example.ts, example.y
-        if key is None or example.key != key:
+        if self.key is None or example.key != self.key:
             # The message key decides partition and state; a record claiming another key is bad
             # data (the processor dead-letters it with the same words).
-            reason = f"record key {example.key!r} does not match the message key {key!r}"
-            self._invalid(out, offset, reason, row_id=row_id, ts=ts, y_true=y)
+            reason = f"record key {example.key!r} does not match the message key {self.key!r}"
+            self._invalid_record(out, offset, serving, reason, row_id=row_id, ts=ts, y_true=y)
             return
-        if self.state is None:
-            self.state = KeyState.new(key, self._dataset, self._spec, self._version, window=self._window)
-        try:
-            result = learn_step(self.state, example, offset)
-        except ModelError as exc:  # the processor dead-letters these too
-            self._invalid(out, offset, exc.reason, row_id=row_id, ts=ts, y_true=y)
-            return
-        if result is None:
-            out.row(key, partition, offset, DUPLICATE, row_id=row_id, ts=ts, y_true=y)
-            return
-        err = result.y_pred - y
-        sums = self.sums
-        sums[0] += err * err
-        sums[1] += abs(err)
-        sums[2] += y
-        sums[3] += y * y
-        out.row(key, partition, offset, LEARNED, row_id=row_id, ts=ts, y_true=y, y_pred=result.y_pred)
+        if self.states is None:
+            self.states = self.lineup.new_states(self.key)
+        for spec, state in self.states.items():
+            role = CHAMPION if spec == serving else CHALLENGER
+            tally = self.tallies[spec]
+            try:
+                result = learn_step(state, example, offset)
+            except ModelError as exc:  # the processor dead-letters these too; the other specs learn on
+                tally.invalid_row(exc.reason)
+                out.row(self.key, self.partition, offset, INVALID, spec, role, state.generation,
+                        reason=exc.reason, row_id=row_id, ts=ts, y_true=y)
+                continue
+            if result is None:
+                out.row(self.key, self.partition, offset, DUPLICATE, spec, role, state.generation,
+                        row_id=row_id, ts=ts, y_true=y)
+                continue
+            tally.learned_row(y, result.y_pred)
+            if result.drift is not None:
+                tally.drifts.append(self._drift(state, example, result, offset, role))
+            # generation: the key's model generation after this record, as in the processor's
+            # prediction records (a reset at this very record already counts).
+            out.row(self.key, self.partition, offset, LEARNED, spec, role, state.generation, row_id=row_id,
+                    ts=ts, y_true=y, y_pred=result.y_pred)
 
-    def _invalid(self, out: OutputRows, offset: int, reason: str, **values: Any) -> None:
-        self.invalid += 1
-        if reason in self.reasons or len(self.reasons) < _MAX_REASONS:
-            self.reasons[reason] += 1
-        else:
-            self.reasons[_OTHER_REASONS] += 1
-        out.row(self.key, self.partition, offset, INVALID, reason=reason, **values)
+    def _invalid_record(self, out: OutputRows, offset: int, serving: str, reason: str, **values: Any) -> None:
+        """A record no spec can learn: invalid for every spec, with the same reason."""
+        for spec, tally in self.tallies.items():
+            tally.invalid_row(reason)
+            generation = self.states[spec].generation if self.states is not None else 0
+            role = CHAMPION if spec == serving else CHALLENGER
+            out.row(self.key, self.partition, offset, INVALID, spec, role, generation, reason=reason,
+                    **values)
+
+    def _drift(self, state: KeyState, example: Example, result: StepResult, offset: int,
+               role: str) -> dict[str, Any]:
+        """A detection, with the fields of the processor's drift topic records."""
+        detection, config = result.drift, self.lineup.drift
+        assert detection is not None and config is not None
+        return {"key": state.key, "version": self.lineup.version, "spec": state.spec, "role": role,
+                "generation": state.generation, "detector": detection.detector, "policy": config.policy,
+                "action": "reset" if result.reset else "alert", "partition": self.partition,
+                "offset": offset, "id": example.id, "error_before": detection.error_before,
+                "error_after": detection.error_after, "learned": state.learned, "event_ts": example.ts}
 
     def finish(self, out: OutputRows) -> None:
-        """Add the key's model row: its summary and, if it has a model, the snapshot."""
-        summary: dict[str, Any] = {"key": self.key, "partition": self.partition, "offset": -1,
-                                   "rows": self.rows, "invalid": self.invalid, "learned": 0,
-                                   "duplicates": 0, "reasons": dict(self.reasons),
-                                   "sums": dict(zip(("se", "ae", "y", "y2"), self.sums, strict=True))}
-        blob: bytes | None = None
-        state = self.state
-        # A state exists once a valid record arrived, as in the processor, which snapshots it
-        # even if the model failed on every example (learned 0, offset -1).
-        if state is not None:
-            metrics = _finite(state.metrics.get())
-            snapshot = Snapshot.of(
-                state.model, key=state.key, version=self._version, spec=self._spec, origin="replay",
-                partition=self.partition, offset=state.last_offset, learned=state.learned,
-                # For a cut-over (processor --from-replay): "seen", the row ids learned, so
-                # duplicates of rows learned before the cut stay skipped; "end_offsets", per raw
-                # partition the pinned end of the replay, where the processor continues.
-                extra={"metrics": metrics, "duplicates": state.skipped, "invalid": self.invalid,
-                       "seen": state.seen.to_json(), "end_offsets": self._end_offsets},
-            )
-            blob = snapshot.encode()
-            summary.update(offset=state.last_offset, learned=state.learned, duplicates=state.skipped,
-                           fingerprint=snapshot.fingerprint, metrics=metrics)
-        out.model(self.key, self.partition, summary["offset"], blob,
-                  json.dumps(_finite(summary), allow_nan=False))
+        """Add one model row per spec: its summary and, if it has a model, the snapshot."""
+        serving = self._promotions.champion_at(self.partition, _END)
+        for spec, tally in self.tallies.items():
+            role = CHAMPION if spec == serving else CHALLENGER
+            summary: dict[str, Any] = {
+                "key": self.key, "partition": self.partition, "spec": spec, "role": role, "offset": -1,
+                "rows": self.rows, "invalid": tally.invalid, "learned": 0, "duplicates": 0, "generation": 0,
+                "drifts": len(tally.drifts), "detections": tally.drifts, "reasons": dict(tally.reasons),
+                "sums": dict(zip(("se", "ae", "y", "y2"), tally.sums, strict=True)),
+            }
+            blob: bytes | None = None
+            state = self.states[spec] if self.states is not None else None
+            # A state exists once a valid record arrived, as in the processor, which snapshots it
+            # even if the model failed on every example (learned 0, offset -1).
+            if state is not None:
+                metrics = _finite(state.metrics.get())
+                snapshot = Snapshot.of(
+                    state.model, key=state.key, version=self.lineup.version, spec=spec, origin="replay",
+                    partition=self.partition, offset=state.last_offset, learned=state.learned,
+                    # For a cut-over (processor --from-replay): "seen", the row ids learned, so
+                    # duplicates of rows learned before the cut stay skipped; "end_offsets", per raw
+                    # partition the pinned end of the replay, where the processor continues.
+                    extra={"metrics": metrics, "duplicates": state.skipped, "invalid": tally.invalid,
+                           "seen": state.seen.to_json(), "end_offsets": self._end_offsets,
+                           "generation": state.generation, "drifts": len(tally.drifts)},
+                )
+                blob = snapshot.encode()
+                summary.update(offset=state.last_offset, learned=state.learned, duplicates=state.skipped,
+                               generation=state.generation, fingerprint=snapshot.fingerprint, metrics=metrics)
+            out.model(self.key, self.partition, summary["offset"], spec, role, summary["generation"], blob,
+                      json.dumps(_finite(summary), allow_nan=False))
 
 
-def rebuild_key(
-    pdf: pd.DataFrame, dataset: Dataset, spec: str, version: str, window: int = 500
-) -> pd.DataFrame:
-    """Replay one (partition, key) group, rows in any order, into its output rows (model row last)."""
+def rebuild_key(pdf: pd.DataFrame, lineup: Lineup, promotions: PromotionLog | None = None) -> pd.DataFrame:
+    """Replay one (partition, key) group, rows in any order, into its output rows (model rows last)."""
     partitions = pdf["partition"].to_numpy()
     if len(partitions) and partitions.min() != partitions.max():
         raise ValueError("rebuild_key needs the rows of one partition")
@@ -228,7 +205,7 @@ def rebuild_key(
     offsets = pdf["offset"].to_numpy()[order]
     values = pdf["value"].to_numpy()[order]
     replay = KeyReplay(pdf["key"].iat[0] if len(pdf) else None, int(partitions[0]) if len(pdf) else 0,
-                       dataset, spec, version, window)
+                       lineup, promotions)
     out = OutputRows()
     for offset, value in zip(offsets.tolist(), values, strict=True):
         replay.step(offset, value, out)

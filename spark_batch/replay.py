@@ -5,8 +5,9 @@
 
 or, with the connector, Python files and settings filled in: ``python -m spark_batch replay``.
 Reads the pinned range of the raw topic (read_committed), rebuilds each key in offset order
-with the processor's own ``learn_step``, writes ``summary.json`` + ``predictions.parquet``
-and publishes each model to the snapshot topic with ``origin=replay``.
+with the processor's own ``learn_step`` for the champion spec and every challenger, follows
+the promotions recorded in the log, writes ``summary.json`` + ``predictions.parquet`` and
+publishes each model to the snapshot topic with ``origin=replay``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def run_replay(settings: ReplaySettings) -> dict:
     from py4j.protocol import Py4JError  # noqa: PLC0415
     from pyspark.errors import PySparkException  # noqa: PLC0415
 
+    from kappaml.lineup import PromotionLog  # noqa: PLC0415
     from kappaml.topics import ensure_topics  # noqa: PLC0415
     from spark_batch import job, report  # noqa: PLC0415
     from spark_batch.connector import connector_jars  # noqa: PLC0415
@@ -60,17 +62,21 @@ def run_replay(settings: ReplaySettings) -> dict:
     # A summary from an earlier run must not vouch for this one if it fails half-way.
     (out / report.SUMMARY).unlink(missing_ok=True)
 
+    lineup = settings.lineup
     jars = [] if job.under_spark_submit() else connector_jars()
     staging = out / "_staging"
     spark = None
     try:
         spark = job.spark_session(settings, jars)
-        records, clustered = job.arrange(job.read_raw(spark, settings, pinned), settings, pinned)
+        raw = job.read_raw(spark, settings, pinned)
+        control = job.control_records(raw)
+        promotions = PromotionLog(lineup, control)
+        records, clustered = job.arrange(raw, settings, pinned)
         log.info("replay starting", records_at_most=pinned.span, partitions=len(pinned.partitions),
                  tasks=settings.shuffle_partitions if clustered else len(pinned.partitions),
-                 shuffled=clustered)
+                 shuffled=clustered, specs=list(lineup.specs), control_records=len(control))
         with job.StageProgress(spark):
-            job.write_output(job.rebuild(records, settings, clustered, pinned), staging)
+            job.write_output(job.rebuild(records, settings, clustered, pinned, promotions), staging)
     except (PySparkException, Py4JError) as exc:
         raise ReplayError(_spark_error(exc)) from None
     finally:
@@ -79,8 +85,8 @@ def run_replay(settings: ReplaySettings) -> dict:
 
     model_rows = staging / "kind=model"
     if not model_rows.exists():
-        raise ReplayError(f"topic {topic!r} has no committed records in the pinned range "
-                          "(only transaction markers or aborted writes): nothing to replay")
+        raise ReplayError(f"topic {topic!r} has no committed data records in the pinned range "
+                          "(only transaction markers, aborted writes or control records): nothing to replay")
     predictions = out / report.PREDICTIONS
     shutil.rmtree(predictions, ignore_errors=True)
     (staging / "kind=row").rename(predictions)
@@ -97,26 +103,33 @@ def run_replay(settings: ReplaySettings) -> dict:
         publisher = SnapshotPublisher(settings.kafka, topics.models, settings.version)
     models = pyarrow.dataset.dataset(model_rows, format="parquet")
     keys_total = models.count_rows()
-    totals = report.Totals()
+    totals = report.LineupTotals(lineup)
     keys = []
     # Streamed in small batches: the driver never holds every key's model at once.
-    for batch in models.to_batches(columns=["key", "snapshot", "summary"], batch_size=256):
-        for key, blob, text in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
+    for batch in models.to_batches(columns=["key", "spec", "snapshot", "summary"], batch_size=256):
+        for key, spec, blob, text in zip(*(batch.column(i).to_pylist() for i in range(4)), strict=True):
             summary = json.loads(text)
             totals.add(summary)
             keys.append(summary)
             if publisher is not None and blob is not None:
-                publisher.publish(key, blob)
-        log.info("replay progress", keys_done=len(keys), keys_total=keys_total,
+                # The version's own champion spec keeps the plain key; challengers are labelled.
+                publisher.publish(key, blob, spec if spec != lineup.champion else "")
+        log.info("replay progress", models_done=len(keys), models_total=keys_total,
                  published=publisher.sent if publisher else 0)
     if publisher is not None:
         publisher.flush()
     shutil.rmtree(staging, ignore_errors=True)
 
-    counts = totals.to_dict()
+    counts = totals.champion.to_dict()
+    control_doc = report.control_report(promotions, len(control))
+    counts.update(control=control_doc["records"], control_invalid=control_doc["invalid"])
+    drifts = totals.sorted_drifts()
     doc = {
         "version": settings.version,
         "spec": settings.spec,
+        "challengers": list(lineup.challengers),
+        "drift": ({"detector": lineup.drift.detector, "policy": lineup.drift.policy}
+                  if lineup.drift is not None else None),
         "origin": "replay",
         "dataset": settings.dataset.name,
         "topic": topic,
@@ -126,8 +139,12 @@ def run_replay(settings: ReplaySettings) -> dict:
         "offsets": {**pinned.to_dict(), "until": (
             {str(p): o for p, o in sorted(settings.until.items())} if settings.until else None)},
         "totals": counts,
-        "metrics": totals.metrics(),
-        "invalid_reasons": totals.top_reasons(),
+        "metrics": totals.champion.metrics(),
+        "invalid_reasons": totals.champion.top_reasons(),
+        "specs": totals.by_spec(),
+        "serving": report.serving_report(promotions, pinned.partitions),
+        "control": control_doc,
+        "drifts": drifts,
         "predictions": report.PREDICTIONS,
         "spark": {"master": settings.master, "shuffle_partitions": settings.shuffle_partitions,
                   "shuffled": clustered},
@@ -135,7 +152,7 @@ def run_replay(settings: ReplaySettings) -> dict:
         "seconds": round(time.monotonic() - started, 3),
     }
     path = report.write_summary(out, doc, keys)
-    log.info("replay done", **counts, seconds=doc["seconds"], summary=str(path))
+    log.info("replay done", **counts, drifts=len(drifts), seconds=doc["seconds"], summary=str(path))
     return {**doc, "keys": keys}
 
 

@@ -2,7 +2,11 @@
 
 The summary is written last (atomically), so its presence means the replay finished: every
 snapshot it lists was delivered. It carries what a cut-over needs: per key the partition and
-last offset learned, per partition the pinned end offset to continue from.
+last offset learned, per partition the pinned end offset to continue from. With challengers,
+every spec of the lineup has its own totals and metrics (``specs``) and its own entry per key;
+the top-level ``totals``, ``metrics`` and ``invalid_reasons`` are the champion spec's
+(``--model-spec``), as without challengers. ``drifts`` lists every drift detection, with the
+fields of the processor's drift topic records; ``serving`` is the history of promotions.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PREDICTIONS", "SUMMARY", "Totals", "write_summary"]
+from kappaml.lineup import Lineup, PromotionLog
+
+__all__ = ["PREDICTIONS", "SUMMARY", "LineupTotals", "Totals", "control_report", "serving_report",
+           "write_summary"]
 
 SUMMARY = "summary.json"
 PREDICTIONS = "predictions.parquet"
@@ -39,6 +46,7 @@ class Totals:
             self.counts[name] += int(key_summary[name])
         self.reasons.update(key_summary.get("reasons", {}))
         self.sums.update(key_summary.get("sums", {}))
+        self.counts["drifts"] += int(key_summary.get("drifts", 0))
 
     def metrics(self) -> dict[str, float | int | None]:
         """Cumulative RMSE, MAE and R2 over every learned record of every key."""
@@ -63,10 +71,59 @@ class Totals:
                 "invalid": self.counts["invalid"]}
 
 
+class LineupTotals:
+    """Totals per spec of the lineup, and every drift detection, from the keys' summaries."""
+
+    def __init__(self, lineup: Lineup) -> None:
+        self.lineup = lineup
+        self.specs = {spec: Totals() for spec in lineup.specs}
+        self.drifts: list[dict[str, Any]] = []
+
+    def add(self, key_summary: dict[str, Any]) -> None:
+        """Count one (key, spec) summary; its detections move to ``drifts``."""
+        self.drifts.extend(key_summary.pop("detections", []))
+        self.specs[key_summary["spec"]].add(key_summary)
+
+    @property
+    def champion(self) -> Totals:
+        return self.specs[self.lineup.champion]
+
+    def by_spec(self) -> dict[str, dict[str, Any]]:
+        return {spec: {"role": "champion" if spec == self.lineup.champion else "challenger",
+                       "totals": t.to_dict(), "metrics": t.metrics(), "drifts": t.counts["drifts"],
+                       "invalid_reasons": t.top_reasons()}
+                for spec, t in self.specs.items()}
+
+    def sorted_drifts(self) -> list[dict[str, Any]]:
+        order = {spec: i for i, spec in enumerate(self.lineup.specs)}
+        return sorted(self.drifts, key=lambda d: (d["partition"], d["offset"], order[d["spec"]]))
+
+
+def control_report(promotions: PromotionLog, records: int) -> dict[str, Any]:
+    """The control records of the range: promotions applied, ignored (other versions) and
+    refused, i.e. those the processor dead-letters (not JSON, unknown, a spec not running)."""
+    applied = sum(len(c) for c in promotions.changes().values())
+    refused = len(promotions.problems)
+    return {"records": records, "promotions": applied, "ignored": records - applied - refused,
+            "invalid": refused,
+            "problems": [{"partition": p, "offset": o, "reason": r} for p, o, r in promotions.problems]}
+
+
+def serving_report(promotions: PromotionLog, partitions: Iterable[int]) -> dict[str, Any]:
+    """Which spec served each partition: from the start, the champion; from the record after
+    each promotion's control record (``offset``), the promoted spec; ``final``: at the end."""
+    changes = promotions.changes()
+    return {"champion": promotions.lineup.champion,
+            "changes": {str(p): [{"offset": o, "spec": s} for o, s in c] for p, c in sorted(changes.items())},
+            "final": {str(p): promotions.champion_at(p, 1 << 62) for p in sorted(partitions)}}
+
+
 def write_summary(out_dir: Path, summary: Mapping[str, Any], keys: Iterable[Mapping[str, Any]]) -> Path:
     # Per key: what a cut-over needs and its metrics; the pooling sums stay internal.
-    entries = [{k: v for k, v in key.items() if k not in ("sums", "reasons")} for key in keys]
-    entries.sort(key=lambda k: (k["key"] is None, k["key"] or "", k["partition"]))
+    entries = [{k: v for k, v in key.items() if k not in ("sums", "reasons", "detections")} for key in keys]
+    order = {spec: i for i, spec in enumerate(summary.get("specs", {}))}
+    entries.sort(key=lambda k: (k["key"] is None, k["key"] or "", k["partition"],
+                                order.get(k.get("spec"), 0)))
     doc = {**summary, "keys": entries}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SUMMARY

@@ -16,15 +16,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kappaml.dataset import Dataset, load
+from kappaml.drift import DETECTORS, POLICIES, DriftConfig
 from kappaml.kafka import KafkaSettings
+from kappaml.lineup import Lineup
 from kappaml.topics import Topics
 
-__all__ = ["ReplaySettings", "build_parser", "default_version", "parse_until", "settings_from_args"]
+__all__ = ["NO_DRIFT", "ReplaySettings", "build_parser", "default_version", "parse_specs", "parse_until",
+           "settings_from_args"]
 
 _MEMORY = re.compile(r"\d+[kmgt]", re.IGNORECASE)
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(?:,\d+)?\])?")
 _LOG_FORMATS = ("auto", "console", "json")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NO_DRIFT = "none"
+_DRIFT_CHOICES = (*sorted(DETECTORS), NO_DRIFT)
 
 
 def default_version(now: datetime | None = None) -> str:
@@ -76,6 +81,9 @@ class ReplaySettings:
     log_level: str = "INFO"
     log_format: str = "auto"  # auto: console lines on a terminal, JSON lines elsewhere
     spark_conf: Mapping[str, str] = field(default_factory=dict)
+    challengers: tuple[str, ...] = ()
+    drift: str = "adwin"  # a detector of kappaml.drift, or "none"
+    drift_policy: str = "alert"
 
     def __post_init__(self) -> None:
         if not _VERSION.fullmatch(self.version):
@@ -99,6 +107,18 @@ class ReplaySettings:
 
         if self.spec not in SPECS:
             raise ValueError(f"unknown model spec {self.spec!r}: choose one of {sorted(SPECS)}")
+        if self.drift not in _DRIFT_CHOICES:
+            raise ValueError(f"unknown drift detector {self.drift!r}: choose one of {list(_DRIFT_CHOICES)}")
+        if self.drift_policy not in POLICIES:
+            raise ValueError(f"unknown drift policy {self.drift_policy!r}: choose one of {list(POLICIES)}")
+        self.lineup  # noqa: B018 - builds (and so checks) the champion and challengers now
+
+    @property
+    def lineup(self) -> Lineup:
+        """What the replay runs per key, as the processor runs it: champion, challengers, drift."""
+        drift = None if self.drift == NO_DRIFT else DriftConfig(detector=self.drift, policy=self.drift_policy)
+        return Lineup(self.dataset, champion=self.spec, challengers=self.challengers, version=self.version,
+                      window=self.metrics_window, drift=drift)
 
     @property
     def log_json(self) -> bool | None:
@@ -111,6 +131,9 @@ class ReplaySettings:
             "--topic-prefix", self.topics.prefix,
             "--dataset", self.dataset_ref,
             "--model-spec", self.spec,
+            "--challengers", ",".join(self.challengers),
+            "--drift", self.drift,
+            "--drift-policy", self.drift_policy,
             "--version", self.version,
             "--output-dir", str(self.output_dir),
             "--metrics-window", str(self.metrics_window),
@@ -139,6 +162,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--topic-prefix", help="topic name prefix (env KAPPAML_TOPIC_PREFIX, default kappaml)")
     p.add_argument("--dataset", help="built-in dataset name or TOML path (env KAPPAML_DATASET, default co2)")
     p.add_argument("--model-spec", help="model spec name (env KAPPAML_MODEL_SPEC, default the live one)")
+    p.add_argument("--challengers", metavar="SPEC1,SPEC2",
+                   help="model specs that learn beside the champion (--model-spec) on every key, "
+                   "for comparison and promotion (env KAPPAML_CHALLENGERS, default none)")
+    p.add_argument("--drift", help="drift detector on each model's error: "
+                   f"{', '.join(_DRIFT_CHOICES)} (env KAPPAML_DRIFT, default adwin)")
+    p.add_argument("--drift-policy", help="on a drift: alert (report it) or reset (start the key's model "
+                   "afresh) (env KAPPAML_DRIFT_POLICY, default alert)")
     p.add_argument("--version", "--model-version", dest="version",
                    help="model version to publish as (env KAPPAML_REPLAY_VERSION, default replay-<UTC time>)")
     p.add_argument("--until", help="per partition, stop before this offset: 0:1200,1:1180 "
@@ -161,6 +191,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    "default auto: console on a terminal)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env KAPPAML_LOG_LEVEL, default INFO)")
     return p
+
+
+def parse_specs(text: str) -> tuple[str, ...]:
+    """``"a, b"`` -> ("a", "b"); an empty text is no challenger."""
+    return tuple(filter(None, (part.strip() for part in text.split(","))))
 
 
 def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:
@@ -208,4 +243,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         log_level=(pick(args.log_level, "KAPPAML_LOG_LEVEL", "INFO") or "INFO").upper(),
         log_format=pick(args.log_format, "KAPPAML_LOG_FORMAT", "auto") or "auto",
         spark_conf=_spark_conf(args.spark_conf),
+        challengers=parse_specs(pick(args.challengers, "KAPPAML_CHALLENGERS", "") or ""),
+        drift=(pick(args.drift, "KAPPAML_DRIFT", "adwin") or "adwin").lower(),
+        drift_policy=(pick(args.drift_policy, "KAPPAML_DRIFT_POLICY", "alert") or "alert").lower(),
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from kappaml.dataset import Dataset
+from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, PromotionLog
 from kappaml.logging import configure_logging, get_logger
 from spark_batch.rebuild import KeyReplay, OutputRows
 
@@ -32,13 +32,12 @@ class StreamRebuild:
     as the next key starts: a worker holds one key's state at a time. Not clustered: the
     records come straight from one Kafka partition, keys interleaved as the processor sees
     them, and every key of the partition stays live until the end. Order and clustering are
-    checked, not assumed.
+    checked, not assumed. Control records (promotions) are skipped: the driver read them
+    first, into ``promotions``.
     """
 
-    dataset: Dataset
-    spec: str
-    version: str
-    window: int = 500
+    lineup: Lineup
+    promotions: PromotionLog | None = None
     clustered: bool = True
     end_offsets: Mapping[int, int] | None = None
     rows_total: int = 0
@@ -60,6 +59,8 @@ class StreamRebuild:
             values = pdf["value"].to_numpy()
             for i, offset in enumerate(offsets):
                 raw = keys[i]
+                if raw == CONTROL_KEY_BYTES:
+                    continue
                 this = (partitions[i], None if raw is None else bytes(raw))
                 if this != slot:
                     if self.clustered and current is not None and slot is not None:
@@ -73,8 +74,8 @@ class StreamRebuild:
                     slot = this
                     current = live.get(this)
                     if current is None:
-                        current = live[this] = KeyReplay(raw, this[0], self.dataset, self.spec,
-                                                         self.version, self.window, self.end_offsets)
+                        current = live[this] = KeyReplay(raw, this[0], self.lineup, self.promotions,
+                                                         self.end_offsets)
                 assert current is not None
                 current.step(offset, values[i], out)
             progress.rows_done(len(offsets))

@@ -134,12 +134,16 @@ def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 30.0) -> list[
 class Outcome:
     status: str  # learned | duplicate | invalid
     y_pred: float | None = None
+    generation: int = 0  # of the key's model after this record, as the processor's predictions say
 
 
 @dataclass
 class Reference:
     states: dict[tuple[int, str], Any] = field(default_factory=dict)  # KeyState per (partition, key)
     outcomes: dict[tuple[int, int], Outcome] = field(default_factory=dict)  # (partition, offset)
+    # Drift detections: (partition, offset, key, generation after the step, reset or not).
+    drifts: list[tuple[int, int, str, int, bool]] = field(default_factory=list)
+    control: list[tuple[int, int]] = field(default_factory=list)  # (partition, offset) of control records
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes.values() if o.status == status)
@@ -153,15 +157,24 @@ def sequential_replay(
     until: Mapping[int, int] | None = None,
     states: dict[tuple[int, str], Any] | None = None,
     window: int = 500,
+    drift: Any = None,
 ) -> Reference:
-    """The processor's per-message rules, applied in offset order with plain Python."""
+    """The processor's per-message rules for one spec, applied in offset order with plain Python.
+
+    Control records (promotions) are no data: they are listed, not learned or counted.
+    ``drift``: a kappaml.drift.DriftConfig, as the processor's lineup has it.
+    """
     from kappaml.learner import KeyState, ModelError, learn_step
+    from kappaml.lineup import CONTROL_KEY_BYTES
 
     ref = Reference(states=states if states is not None else {})
     ordered = sorted(messages, key=lambda m: (m.partition(), m.offset()))
     for msg in ordered:
         p, off = msg.partition(), msg.offset()
         if until is not None and off >= until.get(p, 1 << 62):
+            continue
+        if msg.key() == CONTROL_KEY_BYTES:
+            ref.control.append((p, off))
             continue
         try:
             key = msg.key().decode("utf-8") if msg.key() is not None else None
@@ -173,13 +186,19 @@ def sequential_replay(
             continue
         state = ref.states.get((p, key))
         if state is None:
-            state = ref.states[(p, key)] = KeyState.new(key, dataset, spec, version, window=window)
+            state = ref.states[(p, key)] = KeyState.new(key, dataset, spec, version, window=window,
+                                                        drift=drift)
         try:
             result = learn_step(state, example, off)
         except ModelError:
-            ref.outcomes[(p, off)] = Outcome("invalid")
+            ref.outcomes[(p, off)] = Outcome("invalid", generation=state.generation)
             continue
-        ref.outcomes[(p, off)] = Outcome("duplicate") if result is None else Outcome("learned", result.y_pred)
+        if result is None:
+            ref.outcomes[(p, off)] = Outcome("duplicate", generation=state.generation)
+            continue
+        ref.outcomes[(p, off)] = Outcome("learned", result.y_pred, state.generation)
+        if result.drift is not None:
+            ref.drifts.append((p, off, key, state.generation, result.reset))
     return ref
 
 

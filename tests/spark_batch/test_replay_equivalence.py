@@ -84,6 +84,11 @@ def _check_against_reference(summary: dict, out: Path, ref, spec: str, version: 
         if outcome.status == "learned":
             assert r.y_pred == outcome.y_pred  # the same prediction, bit for bit
     assert rows[rows.status == "invalid"].reason.notna().all()
+    # One spec, no promotion in the log: it serves every record; alert-only drift keeps generation 0.
+    assert (rows.spec == spec).all() and (rows.role == "champion").all() and (rows.generation == 0).all()
+    assert summary["serving"] == {"champion": spec, "changes": {},
+                                  "final": {p: spec for p in summary["offsets"]["end"]}}
+    assert summary["totals"]["control"] == summary["totals"]["control_invalid"] == 0
 
 
 def test_co2_global_model_replay_equals_sequential_loop(kafka_settings, topics, co2_csv, tmp_path):

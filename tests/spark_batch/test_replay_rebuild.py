@@ -12,6 +12,7 @@ from replay_support import FLEET_TOML, fleet_rows, record_message, sequential_re
 
 from kappaml.dataset import Dataset
 from kappaml.fingerprint import fingerprint
+from kappaml.lineup import Lineup
 from kappaml.models import DEFAULT_SPEC
 from kappaml.snapshot import Snapshot
 from spark_batch.rebuild import rebuild_key
@@ -39,6 +40,10 @@ def fleet(tmp_path) -> Dataset:
     path = tmp_path / "fleet.toml"
     path.write_text(FLEET_TOML)
     return Dataset.from_toml(path)
+
+
+def _lineup(fleet: Dataset, *challengers: str, **kwargs) -> Lineup:
+    return Lineup(fleet, DEFAULT_SPEC, challengers, version="v1", **kwargs)
 
 
 def _one_key_messages(fleet: Dataset) -> list[tuple[bytes | None, bytes | None]]:
@@ -77,7 +82,7 @@ def test_rebuild_equals_sequential_learn_step_in_any_input_order(fleet):
     (state,) = ref.states.values()
 
     shuffled = frame.sample(frac=1.0, random_state=random.Random(3).randrange(1000))
-    out = rebuild_key(shuffled, fleet, DEFAULT_SPEC, "v1")
+    out = rebuild_key(shuffled, _lineup(fleet))
     rows, model = out[out.kind == "row"], out[out.kind == "model"].iloc[0]
     assert list(rows.offset) == sorted(frame.offset)  # replayed in offset order
     for r in rows.itertuples():
@@ -104,14 +109,14 @@ def test_rebuild_equals_sequential_learn_step_in_any_input_order(fleet):
 
 def test_a_key_without_valid_records_has_no_model(fleet):
     for key, reason in ((b"\xff\xfe", "key is not UTF-8"), (None, "does not match the message key None")):
-        out = rebuild_key(_frame([(key, _one_key_messages(fleet)[0][1])]), fleet, DEFAULT_SPEC, "v1")
+        out = rebuild_key(_frame([(key, _one_key_messages(fleet)[0][1])]), _lineup(fleet))
         rows, model = out[out.kind == "row"], out[out.kind == "model"].iloc[0]
         assert list(rows.status) == ["invalid"] and reason in rows.reason.iloc[0]
         assert model.snapshot is None and json.loads(model.summary)["learned"] == 0
 
 
 def _stream(fleet, frame, batch, clustered=True):
-    fn = StreamRebuild(fleet, DEFAULT_SPEC, "v1", clustered=clustered, rows_total=len(frame)).as_udf()
+    fn = StreamRebuild(_lineup(fleet), clustered=clustered, rows_total=len(frame)).as_udf()
     parts = [frame.iloc[i:i + batch] for i in range(0, len(frame), batch)]
     return pd.concat(list(fn(iter(parts))), ignore_index=True)
 
@@ -123,7 +128,7 @@ def test_streaming_keys_through_batches_equals_one_group_at_a_time(fleet):
     # What the job feeds the workers: clustered by (partition, key), offsets ascending.
     frame = frame.sort_values(["partition", "key", "offset"], kind="stable", ignore_index=True)
     streamed = _stream(fleet, frame, batch=37)  # batch edges fall inside keys
-    per_group = pd.concat([rebuild_key(g, fleet, DEFAULT_SPEC, "v1") for _, g in frame.groupby("key")],
+    per_group = pd.concat([rebuild_key(g, _lineup(fleet)) for _, g in frame.groupby("key")],
                           ignore_index=True)
     assert len(streamed) == len(frame) + 3
     # Snapshots differ in their creation time only: compare what they hold.
@@ -138,7 +143,7 @@ def test_streaming_interleaved_keys_as_kafka_delivers_them(fleet):
     streamed = _stream(fleet, frame, batch=41, clustered=False)
     rows = streamed[streamed.kind == "row"]
     assert list(rows.offset) == list(frame.offset)  # in the order they came
-    per_group = pd.concat([rebuild_key(g, fleet, DEFAULT_SPEC, "v1") for _, g in frame.groupby("key")])
+    per_group = pd.concat([rebuild_key(g, _lineup(fleet)) for _, g in frame.groupby("key")])
     by_slot = lambda df: df.drop(columns=["snapshot", "summary"]).sort_values(  # noqa: E731
         ["kind", "key", "offset"], ignore_index=True)
     pd.testing.assert_frame_equal(by_slot(streamed), by_slot(per_group))
@@ -161,7 +166,7 @@ def test_streaming_refuses_unclustered_or_unordered_input(fleet):
 def test_rows_of_two_partitions_are_refused(fleet):
     frame = pd.concat([_frame([(b"a", b"x")], partition=0), _frame([(b"a", b"x")], partition=1)])
     with pytest.raises(ValueError, match="one partition"):
-        rebuild_key(frame, fleet, DEFAULT_SPEC, "v1")
+        rebuild_key(frame, _lineup(fleet))
 
 
 class _FragileModel:
@@ -185,7 +190,7 @@ def test_model_failures_are_invalid_records_as_in_the_processor(fleet, monkeypat
     real = kappaml.learner.build_model
     monkeypatch.setattr(kappaml.learner, "build_model", lambda spec, ds: _FragileModel(real(spec, ds)))
     messages = _one_key_messages(fleet)
-    out = rebuild_key(_frame(messages), fleet, DEFAULT_SPEC, "v1")
+    out = rebuild_key(_frame(messages), _lineup(fleet))
     rows = out[out.kind == "row"]
     failed = rows[rows.reason.fillna("").str.contains("ZeroDivisionError")]
     assert len(failed) > 0 and (failed.status == "invalid").all()

@@ -67,10 +67,31 @@ def test_parse_until_rejects(text):
     (["--dataset", "no-such-dataset"], "no built-in dataset"),
     (["--dataset", "/nonexistent/x.toml"], "not found"),
     (["--spark-conf", "novalue"], "KEY=VALUE"),
+    (["--challengers", "nope"], "unknown model spec"),
+    (["--challengers", f"{DEFAULT_SPEC}"], "appears twice"),
+    (["--drift", "sometimes"], "drift detector"),
+    (["--drift-policy", "panic"], "drift policy"),
 ])
 def test_bad_settings_are_rejected(argv, match):
     with pytest.raises(ValueError, match=match):
         _settings(argv)
+
+
+def test_lineup_from_flags_and_env():
+    others = [name for name in SPECS if name != DEFAULT_SPEC][:2]
+    s = _settings([])
+    lineup = s.lineup
+    assert (lineup.champion, lineup.challengers, lineup.version, lineup.window) == (
+        DEFAULT_SPEC, (), s.version, 500)
+    assert (lineup.drift.detector, lineup.drift.policy) == ("adwin", "alert")
+    env = {"KAPPAML_CHALLENGERS": ",".join(others), "KAPPAML_DRIFT": "page-hinkley",
+           "KAPPAML_DRIFT_POLICY": "reset"}
+    lineup = _settings(["--metrics-window", "50"], env).lineup
+    assert (lineup.specs, lineup.window) == ((DEFAULT_SPEC, *others), 50)
+    assert (lineup.drift.detector, lineup.drift.policy) == ("page-hinkley", "reset")
+    lineup = _settings(["--challengers", f" {others[1]} ", "--drift", "none"], env).lineup
+    assert (lineup.challengers, lineup.drift) == ((others[1],), None)
+    assert _settings(["--challengers", ""], env).lineup.challengers == ()
 
 
 def test_to_argv_rebuilds_the_same_settings(tmp_path):
@@ -78,6 +99,8 @@ def test_to_argv_rebuilds_the_same_settings(tmp_path):
     toml.write_text('name = "d"\ntarget = "y"\nfeatures = ["a", "b"]\nkey = "k"\n')
     s = _settings(["--dataset", str(toml), "--version", "v7", "--until", "1:5,0:3", "--no-publish",
                    "--metrics-window", "50",
+                   "--challengers", ",".join([n for n in SPECS if n != DEFAULT_SPEC][:2]),
+                   "--drift", "page-hinkley", "--drift-policy", "reset",
                    "--spark-conf", "spark.ui.enabled=false", "--output-dir", str(tmp_path / "o")],
                   {"KAPPAML_KAFKA_BOOTSTRAP_SERVERS": "h:9"})
     again = _settings(s.to_argv())
