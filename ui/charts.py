@@ -99,7 +99,7 @@ def comparison_chart(frame: pd.DataFrame, metric: str, unit: str | None,
         alt.Chart(data, title=f"Rolling {metric} of each spec on the same messages")
         .mark_line(point=len(data) < 60)
         .encode(
-            x=alt.X("time:T", title="time of the comparison record (UTC)"),
+            x=alt.X("time:T", title="time of the comparison record (UTC)", axis=alt.Axis(format="%H:%M:%S")),
             y=alt.Y("value:Q", title=with_unit(f"rolling {metric}", unit), scale=alt.Scale(zero=False)),
             color=alt.Color("spec:N", title="model spec"),
             tooltip=[alt.Tooltip("spec:N"), alt.Tooltip("role:N"), alt.Tooltip("learned:Q"),

@@ -126,14 +126,18 @@ def latest_comparison_frame(records: list[dict[str, Any]], instance: str | None 
     if not mine:
         return pd.DataFrame()
     newest = mine[-1]
+    champions = newest.get("champions") or {}
     serving: dict[str, list[str]] = {}
-    for partition, spec in (newest.get("champions") or {}).items():
+    for partition, spec in champions.items():
         serving.setdefault(str(spec), []).append(str(partition))
     rows = []
     for spec, f in _specs(newest).items():
+        # No per-partition map (no promotion yet): the champion serves them all.
+        everywhere = "all" if not champions and f.get("role") == "champion" else "-"
         rows.append({
             "spec": spec, "role": f.get("role"),
-            "champion of partitions": ", ".join(sorted(serving.get(spec, []), key=_partition_order)) or "-",
+            "champion of partitions": ", ".join(sorted(serving.get(spec, []), key=_partition_order))
+            or everywhere,
             "learned": f.get("learned"), "RMSE (rolling)": number(f.get("rolling_rmse")),
             "MAE (rolling)": number(f.get("rolling_mae")), "RMSE": number(f.get("rmse")),
             "MAE": number(f.get("mae")), "drifts": f.get("drifts"),

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ui_lifecycle_kit import LifecycleWriter, SpecFigures, comparison_record, drift_record, promotion_record
 from ui_testkit import (
     CHROMIUM,
     Browser,
@@ -23,7 +24,7 @@ from ui_testkit import (
     wait_http,
 )
 
-from kappaml.dataset import builtin
+from kappaml.dataset import GLOBAL_KEY, builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
 from tests.conftest import free_port
@@ -102,10 +103,37 @@ def test_the_running_app_draws_and_refreshes_the_rmse_chart(
       return svg && Array.from(svg.querySelectorAll('text')).some(t => t.textContent === 'v3');
     }})()""", timeout=30)
     assert browser.evaluate("window.__kappamlMarker") == "same page"
+
+    # Drift detections become red rules on the RMSE chart, live too.
+    writer = LifecycleWriter(kafka_settings, topics)
+    writer.drifts([drift_record(GLOBAL_KEY, learned=n, ts=now - 60_000 + n * 100, error_before=3.0,
+                                error_after=8.0) for n in (120, 260)])
+    browser.wait_for(f"""(() => {{
+      const svg = {RMSE_SVG};
+      return svg && svg.querySelectorAll('.mark-rule.role-mark line').length === 2;
+    }})()""", timeout=30)
     time.sleep(1.5)  # let the entry animation of the new line finish before the picture
     SHOTS.mkdir(parents=True, exist_ok=True)
     shot = browser.screenshot(SHOTS / "evaluation.png")
     assert shot.stat().st_size > 10_000
+
+    # The comparison page draws every spec and the promotions.
+    specs = {"rls": SpecFigures(300, 9.0, 7.0, 8.0, 6.0, role="champion"),
+             "linear": SpecFigures(300, 8.0, 6.0, 7.0, 5.0)}
+    writer.metrics([comparison_record(now - 5_000 + i * 1000, specs) for i in range(4)]
+                   + [promotion_record("linear", "rls", p, 300, now - 2_500) for p in (0, 1)])
+    browser.goto(f"{streamlit_app}/comparison")
+    chart = browser.wait_for("""(() => {
+      const svg = Array.from(document.querySelectorAll('.vega-embed svg')).find(s =>
+        Array.from(s.querySelectorAll('text')).some(t => t.textContent.startsWith('Rolling RMSE of each')));
+      if (!svg) return null;
+      const texts = Array.from(svg.querySelectorAll('text')).map(t => t.textContent);
+      const rules = svg.querySelectorAll('.mark-rule.role-mark line').length;
+      return texts.includes('rls') && texts.includes('linear') && rules === 2 ? {rules: rules} : null;
+    })()""", timeout=60)
+    assert chart["rules"] == 2
+    time.sleep(1.5)
+    browser.screenshot(SHOTS / "comparison.png")
 
 
 def test_a_browser_event_source_receives_the_predictions_feed(

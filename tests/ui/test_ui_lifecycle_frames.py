@@ -83,6 +83,7 @@ def test_comparison_frames_per_instance_and_the_champions_of_each_partition() ->
     fresh = [comparison_record(1, {"rls": _figures("champion"), "linear": _figures("challenger")})]
     assert champions_frame(fresh).to_dict("records") == [{"partition": "all", "champion": "rls"}]
     assert promotable(fresh) == ["linear"] and promotable([]) == []
+    assert list(latest_comparison_frame(fresh)["champion of partitions"]) == ["all", "-"]
     assert promotions_frame([promotion_record("x", "y", 0, 1, 5, version="v2")], "v1").empty
 
 

@@ -72,7 +72,8 @@ def body() -> None:
 
 def drift_table(drifts: pd.DataFrame, key: str) -> None:
     st.subheader("Drift detections")
-    where = "any key" if key == OVERALL_KEY else _label(key)
+    # In backticks: a key like __all__ would otherwise be read as markdown (bold).
+    where = "any key" if key == OVERALL_KEY else f"key `{key}`"
     if drifts.empty:
         st.caption(f"No drift detected on {where} (among the newest detections this UI read from "
                    f"`{settings.topics.drift}`).")
