@@ -16,6 +16,8 @@ __all__ = [
 EVENT_COLOR = "#d62728"
 
 XAxis = Literal["messages", "time"]
+# What alt.layer gives back, to the type checker's eye.
+Layered = alt.Chart | alt.LayerChart | alt.FacetChart
 
 
 def with_unit(label: str, unit: str | None) -> str:
@@ -29,7 +31,7 @@ def _x(x: XAxis) -> alt.X:
 
 
 def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *,
-                 log: bool = False, drifts: pd.DataFrame | None = None) -> alt.Chart | alt.LayerChart:
+                 log: bool = False, drifts: pd.DataFrame | None = None) -> Layered:
     """One metric over messages or time: a line per model, solid cumulative, dashed rolling.
 
     ``drifts`` (``ui.lifecycle.drift_marks``): a vertical red rule at each drift detection,
@@ -92,7 +94,7 @@ def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *
 
 
 def comparison_chart(frame: pd.DataFrame, metric: str, unit: str | None,
-                     promotions: pd.DataFrame) -> alt.Chart | alt.LayerChart:
+                     promotions: pd.DataFrame) -> Layered:
     """One metric of every spec over time (rolling window), a red rule at each promotion."""
     data = frame[(frame["metric"] == metric) & (frame["window"] == "rolling")]
     lines = (
