@@ -62,6 +62,7 @@ class KeyState:
     drift: DriftMonitor | None = None
     # 0 for the first model; +1 each time the drift policy "reset" replaced it by a fresh one.
     generation: int = 0
+    drifts: int = 0  # drift detections so far
 
     @classmethod
     def new(cls, key: str, dataset: Dataset, spec: str, version: str, window: int = 500,
@@ -86,6 +87,7 @@ class StepResult:
     # A rise of the error level found by the key's drift monitor at this example, if any.
     drift: Detection | None = None
     reset: bool = False  # the drift policy replaced the model after this example
+    generation: int = 0  # of the model that made the prediction
 
     @property
     def error(self) -> float:
@@ -110,14 +112,17 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
     state.learned += 1
     state.last_offset = offset
     detection = state.drift.update(abs(y_pred - example.y)) if state.drift is not None else None
+    if detection is not None:
+        state.drifts += 1
     reset = detection is not None and state.drift is not None and state.drift.config.policy == "reset"
+    generation = state.generation
     if reset:
         # clone(): the same model spec and parameters, nothing learned; the drift monitor
         # starts over too, warm-up included, since a fresh model's errors fall steeply.
         state.model = state.model.clone()
         state.generation += 1
         state.drift.restart()  # type: ignore[union-attr]
-    return StepResult(y_true=example.y, y_pred=y_pred, drift=detection, reset=reset)
+    return StepResult(y_true=example.y, y_pred=y_pred, drift=detection, reset=reset, generation=generation)
 
 
 MODEL_CODE = _model_code()

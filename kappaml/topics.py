@@ -6,12 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from kappaml.kafka import KafkaSettings, connect_admin
 from kappaml.logging import get_logger
 
-__all__ = ["TopicSpec", "Topics", "ensure_topics"]
+__all__ = ["MODEL_MESSAGE_BYTES", "TopicSpec", "Topics", "allow_model_messages", "ensure_topics"]
+
+# Room for one pickled model per message: some specs are several MB (an AMF forest of 10
+# trees pickles to about 3.6 MB), far above Kafka's default limit of 1 MB.
+MODEL_MESSAGE_BYTES = 16 * 1024 * 1024
 
 log = get_logger(__name__)
 
@@ -79,7 +83,7 @@ class Topics:
             TopicSpec(
                 self.models,
                 n,
-                {"cleanup.policy": "compact", "max.message.bytes": str(16 * 1024 * 1024)},
+                {"cleanup.policy": "compact", "max.message.bytes": str(MODEL_MESSAGE_BYTES)},
             ),
         ]
 
@@ -132,3 +136,18 @@ def ensure_topics(
     if created:
         log.info("topics created", topics=sorted(created))
     return created
+
+
+def allow_model_messages(kafka: KafkaSettings, names: Iterable[str], timeout: float = 30.0) -> None:
+    """Let topics created by others (Quix Streams' state changelogs) carry pickled models."""
+    resources = [
+        ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+            ConfigEntry("max.message.bytes", str(MODEL_MESSAGE_BYTES),
+                        incremental_operation=AlterConfigOpType.SET)])
+        for name in names
+    ]
+    if not resources:
+        return
+    admin, _metadata = connect_admin(kafka, timeout)
+    for future in admin.incremental_alter_configs(resources, request_timeout=timeout).values():
+        future.result()

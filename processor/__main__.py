@@ -1,5 +1,7 @@
 """``python -m processor``: learn online from the raw topic, exactly once.
 
+``python -m processor promote SPEC``: make a challenger the champion (see --help there).
+
 Every flag has a ``KAPPAML_*`` environment variable; the flag wins.
 """
 
@@ -12,11 +14,13 @@ import sys
 from pathlib import Path
 
 from kappaml.dataset import load
+from kappaml.drift import DETECTORS, POLICIES, DriftConfig
 from kappaml.kafka import KafkaSettings, KafkaUnavailable
 from kappaml.learner import IncompatibleState
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
 from kappaml.topics import Topics
+from processor import promote
 from processor.app import Processor
 from processor.cutover import CutoverError
 from processor.settings import ProcessorSettings
@@ -46,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
                    default=float(env("KAPPAML_COMMIT_INTERVAL", "1.0")),
                    help="seconds between checkpoints (also the metrics and snapshot period)")
     p.add_argument("--metrics-window", type=int, default=int(env("KAPPAML_METRICS_WINDOW", "500")))
+    p.add_argument("--challengers", default=env("KAPPAML_CHALLENGERS", ""),
+                   help="comma-separated specs learning beside the champion, e.g. amf,linear")
+    p.add_argument("--drift", default=env("KAPPAML_DRIFT", "adwin"), choices=["none", *sorted(DETECTORS)],
+                   help="drift detector on each model's absolute error")
+    p.add_argument("--drift-policy", default=env("KAPPAML_DRIFT_POLICY", "alert"), choices=list(POLICIES),
+                   help="alert: publish detections; reset: also restart that key's model")
     p.add_argument("--from-replay", action="store_true",
                    help="cut-over: start this --model-version from its Spark replay snapshots")
     p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
@@ -55,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["promote"]:
+        return promote.main(argv[1:])
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
@@ -70,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             commit_interval=args.commit_interval,
             metrics_window=args.metrics_window,
             from_replay=args.from_replay,
+            challengers=tuple(s.strip() for s in args.challengers.split(",") if s.strip()),
+            drift=None if args.drift == "none" else DriftConfig(args.drift, args.drift_policy),
         )
         processor = Processor(settings)
     except (ValueError, CutoverError) as exc:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import pickle
 import socket
 import time
 from typing import Any
 
+import orjson
 from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.state import State
@@ -17,13 +16,15 @@ from quixstreams.state.rocksdb import RocksDBOptions
 
 from kappaml.fingerprint import fingerprint
 from kappaml.learner import KeyState, ModelError, learn_step
+from kappaml.lineup import Promotion, is_control
 from kappaml.logging import get_logger
 from kappaml.records import InvalidRecord, decode
 from kappaml.snapshot import Snapshot, snapshot_key
-from kappaml.topics import ensure_topics
-from processor.cache import CheckpointSink, ModelCache
+from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
+from processor.cache import CheckpointSink, KeyStates, ModelCache
+from processor.champions import Champions
 from processor.cutover import load_replay_seed
-from processor.outputs import dead_letter, key_metrics, now_ms, prediction
+from processor.outputs import dead_letter, drift_event, key_metrics, now_ms, pooled, prediction
 from processor.settings import ProcessorSettings
 from processor.stats import IntervalStats
 
@@ -48,29 +49,36 @@ class Processor:
             state_dir=settings.state_dir,
             # Models are Python objects: the store keeps them pickled, not as JSON.
             rocksdb_options=RocksDBOptions(dumps=pickle.dumps, loads=pickle.loads),
+            producer_extra_config={"message.max.bytes": MODEL_MESSAGE_BYTES + 65536},
             loglevel="WARNING",
         )
+        self.lineup = settings.lineup
+        self.champions = Champions(self.lineup)
         self.seed = (load_replay_seed(settings.kafka, settings.topics.models, settings.model_version,
                                       settings.model_spec) if settings.from_replay else None)
-        self.cache = ModelCache(self._new_state)
+        self.cache = ModelCache(self._new_states)
         self.stats = IntervalStats()
         self._last_progress = time.monotonic()
         self._build()
+        # The stateful step has registered (and created) its changelog topic by now.
+        allow_model_messages(settings.kafka, [t.name for t in
+                                              self.app._topic_manager.changelog_topics_list])  # noqa: SLF001
 
-    def _new_state(self, key: str) -> KeyState:
-        s = self.settings
+    def _new_states(self, key: str) -> KeyStates:
+        lineup = self.lineup
         if self.seed is not None:
-            return self.seed.state_for(key, s.dataset, s.model_spec, s.model_version, s.metrics_window)
-        return KeyState.new(key, s.dataset, s.model_spec, s.model_version, window=s.metrics_window)
+            return {lineup.champion: self.seed.state_for(key, lineup.dataset, lineup.champion, lineup.version,
+                                                         lineup.window, lineup.drift)}
+        return lineup.new_states(key)
 
     def _build(self) -> None:
-        topics = self.settings.topics
-        self.raw_topic = self.app.topic(topics.raw, key_deserializer="bytes", value_deserializer="bytes")
-        predictions = self.app.topic(topics.predictions, key_serializer="str", value_serializer="json")
+        self.raw_topic = self.app.topic(self.settings.topics.raw, key_deserializer="bytes",
+                                        value_deserializer="bytes")
         sdf = self.app.dataframe(self.raw_topic)
-        sdf = sdf.apply(self._process, stateful=True, metadata=True)
-        sdf = sdf.filter(lambda value: value is not None)
-        sdf = sdf.to_topic(predictions, key=lambda value: value["key"])
+        # One operator does all the per-message work and produces its own outputs (through
+        # the application's producer, so they join the checkpoint's transaction): each
+        # further Quix operator costs about as much as learning from the message.
+        sdf = sdf.update(self._process, stateful=True, metadata=True)
         sdf.sink(CheckpointSink(self._on_checkpoint))
 
     def run(self, idle_timeout: float = 0.0) -> None:
@@ -86,10 +94,13 @@ class Processor:
         self.app.stop()
 
     # -- per message ------------------------------------------------------------------
-    def _process(self, value: bytes, key: bytes, timestamp: int, headers: Any,
-                 state: State) -> dict[str, Any] | None:
+    def _process(self, value: bytes, key: bytes, timestamp: int, headers: Any, state: State) -> None:
         ctx = message_context()
+        partition, offset = ctx.partition, ctx.offset
         self.stats.messages += 1
+        if is_control(key):
+            self._control(value, key, partition, offset, state)
+            return
         try:
             model_key = key.decode("utf-8") if key is not None else None
             example = decode(self.settings.dataset, value)
@@ -97,22 +108,58 @@ class Processor:
                 raise InvalidRecord(f"record key {example.key!r} does not match the message key "
                                     f"{model_key!r}")
         except (InvalidRecord, UnicodeDecodeError) as exc:
-            self._send_dead_letter(exc, ctx.partition, ctx.offset, key, value)
-            return None
-        ks = self.cache.get(ctx.partition, model_key, state)
+            self._send_dead_letter(exc, partition, offset, key, value)
+            return
+        champion = self.champions.champion(partition, state)
+        topics, produce = self.settings.topics, self.app._producer.produce  # noqa: SLF001 - see _send_dead_letter
+        processed = 0
+        for spec, ks in self.cache.get(partition, model_key, state).items():
+            try:
+                result = learn_step(ks, example, offset)
+            except ModelError as exc:
+                log.error("model failed on a message; sent to the dead-letter topic", key=model_key,
+                          spec=spec, partition=partition, offset=offset, reason=exc.reason)
+                self._send_dead_letter(exc, partition, offset, key, value)
+                continue
+            if result is None:
+                continue
+            processed = processed or now_ms()
+            serving = spec == champion
+            role = "champion" if serving else "challenger"
+            record = prediction(ks, example, result, partition, offset, processed, role)
+            produce(topics.predictions if serving else topics.challengers, key=key,
+                    value=orjson.dumps(record))
+            if serving and example.ts is not None:
+                self.stats.latencies_ms.append(processed - example.ts)
+            if result.drift is not None:
+                event = drift_event(ks, example, result, partition, offset, role, processed)
+                log.warning("drift detected", key=model_key, spec=spec, offset=offset,
+                            error_before=round(event["error_before"], 3),
+                            error_after=round(event["error_after"], 3), action=event["action"])
+                produce(topics.drift, key=key, value=orjson.dumps(event))
+
+    def _control(self, value: bytes, key: bytes, partition: int, offset: int, state: State) -> None:
+        """A control record (a promotion): applied to this partition from the next offset on."""
+        previous = self.champions.champion(partition, state)
         try:
-            result = learn_step(ks, example, ctx.offset)
-        except ModelError as exc:
-            log.error("model failed on a message; sent to the dead-letter topic", key=model_key,
-                      partition=ctx.partition, offset=ctx.offset, reason=exc.reason)
-            self._send_dead_letter(exc, ctx.partition, ctx.offset, key, value)
-            return None
-        if result is None:
-            return None
-        processed = now_ms()
-        if example.ts is not None:
-            self.stats.latencies_ms.append(processed - example.ts)
-        return prediction(ks, example, result, ctx.partition, ctx.offset, processed)
+            promotion = Promotion.decode(value)
+        except InvalidRecord as exc:
+            self._send_dead_letter(exc, partition, offset, key, value)
+            return
+        reason = self.champions.promote(partition, promotion, state)
+        if reason == "":
+            return  # another version's promotion: for the processors of that version
+        if reason is not None:
+            self._send_dead_letter(InvalidRecord(reason), partition, offset, key, value)
+            return
+        log.info("promotion", partition=partition, offset=offset, spec=promotion.spec,
+                 previous=previous, by=promotion.by)
+        record = {"scope": "promotion", "key": "__promotion__", "version": promotion.version,
+                  "spec": promotion.spec, "previous": previous, "partition": partition, "offset": offset,
+                  "id": promotion.id, "by": promotion.by, "requested_ts": promotion.ts, "ts": now_ms(),
+                  "instance": self.instance}
+        self.app._producer.produce(self.settings.topics.metrics, key="__promotion__",  # noqa: SLF001
+                                   value=orjson.dumps(record))
 
     def _send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,
                           value: bytes | None) -> None:
@@ -130,40 +177,71 @@ class Processor:
         flushed = self.cache.flush()
         ts = now_ms()
         producer = self.app._producer  # noqa: SLF001 - see _send_dead_letter
-        topics = self.settings.topics
-        for _partition, ks in flushed:
-            producer.produce(topics.metrics, key=ks.key, value=json.dumps(key_metrics(ks, ts)))
-            snapshot = Snapshot(
-                key=ks.key, version=ks.version, spec=ks.spec, origin="live",
-                partition=_partition, offset=ks.last_offset, learned=ks.learned,
-                fingerprint=fingerprint(ks.model), model=ks.model, created_at=ts,
-            )
-            producer.produce(topics.models, key=snapshot_key(ks.version, ks.key), value=snapshot.encode())
+        topics, lineup = self.settings.topics, self.lineup
+        champions = self.champions.current()
+        for partition, states in flushed:
+            champion = champions.get(partition, lineup.champion)
+            for spec, ks in states.items():
+                role = "champion" if spec == champion else "challenger"
+                producer.produce(topics.metrics, key=ks.key, value=orjson.dumps(key_metrics(ks, ts, role)))
+                snapshot = Snapshot(
+                    key=ks.key, version=ks.version, spec=spec, origin="live", partition=partition,
+                    offset=ks.last_offset, learned=ks.learned, fingerprint=fingerprint(ks.model),
+                    model=ks.model, created_at=ts, extra={"generation": ks.generation, "drifts": ks.drifts},
+                )
+                label = "" if spec == lineup.champion else spec
+                producer.produce(topics.models, key=snapshot_key(ks.version, ks.key, label),
+                                 value=snapshot.encode())
+        self.champions.checkpoint()
         if flushed or self.stats.messages:
-            overall = self._overall(ts)
-            producer.produce(topics.metrics, key="__overall__", value=json.dumps(overall))
+            overall = self._overall(ts, champions)
+            producer.produce(topics.metrics, key="__overall__", value=orjson.dumps(overall))
+            if lineup.challengers:
+                producer.produce(topics.metrics, key="__comparison__",
+                                 value=orjson.dumps(self._comparison(ts, champions)))
             self._log_progress(overall)
 
-    def _overall(self, ts: int) -> dict[str, Any]:
-        states = self.cache.states()
-        cumulative = [m for m in (ks.metrics.get() for ks in states) if m["n"]]
-        n = sum(m["n"] for m in cumulative)
+    def _serving(self, champions: dict[int, str]) -> list[KeyState]:
+        champion = self.lineup.champion
+        return [states[champions.get(p, champion)] for p, states in self.cache.states()]
+
+    def _overall(self, ts: int, champions: dict[int, str]) -> dict[str, Any]:
+        every = [ks for _p, states in self.cache.states() for ks in states.values()]
+        serving = pooled(self._serving(champions))
         interval = self.stats.take()
         return {
             "scope": "overall",
             "key": "__overall__",
             "version": self.settings.model_version,
             "spec": self.settings.model_spec,
+            "champions": {str(p): spec for p, spec in champions.items()},
+            "challengers": list(self.lineup.challengers),
             "instance": self.instance,
-            "keys": len(states),
-            "learned": sum(ks.learned for ks in states),
-            "skipped": sum(ks.skipped for ks in states),
+            "keys": len(self.cache),
+            # Of the serving models: what the pipeline's users got.
+            "learned": serving["learned"],
+            "skipped": sum(ks.skipped for ks in self._serving(champions)),
             "invalid": interval["invalid_total"],
-            # Exact pooled values of the per-key cumulative metrics.
-            "rmse": math.sqrt(sum(m["n"] * m["rmse"] ** 2 for m in cumulative) / n) if n else None,
-            "mae": sum(m["n"] * m["mae"] for m in cumulative) / n if n else None,
+            "rmse": serving["rmse"],
+            "mae": serving["mae"],
+            "drifts": sum(ks.drifts for ks in every),
             "throughput": interval["throughput"],
             "latency_ms": interval["latency_ms"],
+            "ts": ts,
+        }
+
+    def _comparison(self, ts: int, champions: dict[int, str]) -> dict[str, Any]:
+        """Every spec's pooled metrics over the same messages: champion and challengers side by side."""
+        by_spec: dict[str, list[KeyState]] = {spec: [] for spec in self.lineup.specs}
+        for _p, states in self.cache.states():
+            for spec, ks in states.items():
+                by_spec.setdefault(spec, []).append(ks)
+        serving = set(champions.values()) or {self.lineup.champion}
+        return {
+            "scope": "comparison", "key": "__comparison__", "version": self.settings.model_version,
+            "instance": self.instance, "champions": {str(p): spec for p, spec in champions.items()},
+            "specs": {spec: {**pooled(states), "role": "champion" if spec in serving else "challenger"}
+                      for spec, states in by_spec.items()},
             "ts": ts,
         }
 

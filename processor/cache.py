@@ -1,7 +1,7 @@
 """Live models in memory, written to Quix Streams state once per checkpoint instead of per message.
 
 Pickling a model for every message would cost more than learning from it. Instead the
-processor keeps each key's :class:`KeyState` in memory and marks it dirty; when Quix commits
+processor keeps each key's :class:`KeyState` (one per spec) in memory and marks it dirty; when Quix commits
 a checkpoint it first flushes its sinks, and :class:`CheckpointSink` uses that moment to
 write every dirty state into the store transaction. The state, the changelog, the outputs and
 the consumer offsets therefore still commit together (in one Kafka transaction under
@@ -16,64 +16,80 @@ from typing import Any
 from quixstreams.sinks import BaseSink
 from quixstreams.state import State
 
-from kappaml.learner import KeyState
+from kappaml.learner import IncompatibleState, KeyState
 
-__all__ = ["CheckpointSink", "ModelCache"]
+__all__ = ["CheckpointSink", "KeyStates", "ModelCache"]
 
-_STATE = "key_state"
+# Every spec's state of one key (champion and challengers), stored together: they learn
+# the same messages, so they are always at the same offset.
+KeyStates = dict[str, KeyState]
+_STATE = "key_states"
+_OLD_STATE = "key_state"  # kappaml <= 0.1 stored one KeyState per key under this name
 # A small value stored beside the state: how far that state has got. When another instance
 # has learned more for a key in the meantime (after a rebalance), the stamps differ and the
 # in-memory copy is dropped for the one in the store.
 _STAMP = "stamp"
 
 
-def _stamp(ks: KeyState) -> list[int]:
-    return [ks.learned, ks.skipped, ks.last_offset]
+def _stamp(states: KeyStates) -> list[list[int]]:
+    return [[ks.learned, ks.skipped, ks.last_offset] for ks in states.values()]
 
 
 class ModelCache:
-    def __init__(self, new_state: Callable[[str], KeyState]) -> None:
-        self._new_state = new_state
-        self._live: dict[tuple[int, str], KeyState] = {}
-        self._flushed: dict[tuple[int, str], list[int]] = {}
+    def __init__(self, new_states: Callable[[str], KeyStates]) -> None:
+        self._new_states = new_states
+        self._live: dict[tuple[int, str], KeyStates] = {}
+        self._flushed: dict[tuple[int, str], Any] = {}
         # The Quix State handle of each key touched in the current checkpoint.
         self._dirty: dict[tuple[int, str], State] = {}
 
     def __len__(self) -> int:
         return len(self._live)
 
-    def get(self, partition: int, key: str, state: State) -> KeyState:
-        """The key's live state; loaded from the store on first use in each checkpoint if stale."""
+    def get(self, partition: int, key: str, state: State) -> KeyStates:
+        """The key's live states; loaded from the store on first use in each checkpoint if stale."""
         slot = (partition, key)
         if slot in self._dirty:
             return self._live[slot]
-        ks = self._live.get(slot)
+        states = self._live.get(slot)
         stored_stamp = state.get(_STAMP)
-        if ks is None or self._flushed.get(slot) != stored_stamp:
+        if states is None or self._flushed.get(slot) != stored_stamp:
             stored = state.get(_STATE)
-            if stored is not None:
-                stored.check_compatible()
-            ks = stored or self._new_state(key)
-            self._live[slot] = ks
+            if stored is None and state.get(_OLD_STATE) is not None:
+                raise IncompatibleState(f"the stored state of key {key!r} has an older layout; run "
+                                        "this code as a new --model-version, rebuilt from the log")
+            for ks in (stored or {}).values():
+                ks.check_compatible()
+            states = self._complete(key, stored) if stored else self._new_states(key)
+            self._live[slot] = states
             self._flushed[slot] = stored_stamp
         self._dirty[slot] = state
-        return ks
+        return states
 
-    def flush(self) -> list[tuple[int, KeyState]]:
-        """Write every dirty state into its store transaction; return (partition, state) pairs."""
+    def _complete(self, key: str, stored: KeyStates) -> KeyStates:
+        """The stored states, plus fresh ones for specs added since (a new challenger).
+
+        A challenger added to a running version starts learning at the next message; its
+        metrics then cover fewer messages than the champion's, which the comparison shows.
+        """
+        wanted = self._new_states(key)
+        return {spec: stored.get(spec, fresh) for spec, fresh in wanted.items()}
+
+    def flush(self) -> list[tuple[int, KeyStates]]:
+        """Write every dirty state into its store transaction; return (partition, states) pairs."""
         flushed = []
         for slot, state in self._dirty.items():
-            ks = self._live[slot]
-            stamp = _stamp(ks)
-            state.set(_STATE, ks)
+            states = self._live[slot]
+            stamp = _stamp(states)
+            state.set(_STATE, states)
             state.set(_STAMP, stamp)
             self._flushed[slot] = stamp
-            flushed.append((slot[0], ks))
+            flushed.append((slot[0], states))
         self._dirty.clear()
         return flushed
 
-    def states(self) -> list[KeyState]:
-        return list(self._live.values())
+    def states(self) -> list[tuple[int, KeyStates]]:
+        return [(slot[0], states) for slot, states in self._live.items()]
 
 
 class CheckpointSink(BaseSink):

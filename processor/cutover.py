@@ -15,6 +15,7 @@ import uuid
 from confluent_kafka import Consumer, TopicPartition
 
 from kappaml.dataset import Dataset
+from kappaml.drift import DriftConfig, DriftMonitor
 from kappaml.evaluation import PrequentialMetrics
 from kappaml.kafka import KafkaSettings
 from kappaml.learner import MODEL_CODE, KeyState
@@ -38,14 +39,19 @@ class ReplaySeed:
         self.snapshots = snapshots
         self.end_offsets = end_offsets
 
-    def state_for(self, key: str, dataset: Dataset, spec: str, version: str, window: int) -> KeyState:
+    def state_for(self, key: str, dataset: Dataset, spec: str, version: str, window: int,
+                  drift: DriftConfig | None = None) -> KeyState:
         snap = self.snapshots.get(key)
         if snap is None:
-            return KeyState.new(key, dataset, spec, version, window=window)
+            return KeyState.new(key, dataset, spec, version, window=window, drift=drift)
+        # The drift monitor starts afresh (warm-up included): snapshots carry models, not
+        # detector windows.
         return KeyState(key=key, spec=spec, version=version, model=snap.model,
                         metrics=PrequentialMetrics(window=window),
                         seen=SeenIds.from_json(snap.extra["seen"]),
-                        learned=snap.learned, last_offset=snap.offset, code=MODEL_CODE)
+                        learned=snap.learned, last_offset=snap.offset, code=MODEL_CODE,
+                        drift=DriftMonitor(drift) if drift is not None else None,
+                        generation=int(snap.extra.get("generation", 0)))
 
     def commit_start_offsets(self, kafka: KafkaSettings, group: str, raw_topic: str) -> bool:
         """Commit the replay's end offsets for ``group`` unless it has offsets already."""

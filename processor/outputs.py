@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from typing import Any
 
 from kappaml.learner import KeyState, StepResult
 from kappaml.records import Example
 
-__all__ = ["dead_letter", "key_metrics", "now_ms", "prediction"]
+__all__ = ["dead_letter", "drift_event", "key_metrics", "now_ms", "pooled", "prediction"]
 
 _MAX_PAYLOAD = 2048
 
@@ -20,7 +21,7 @@ def now_ms() -> int:
 
 
 def prediction(ks: KeyState, example: Example, result: StepResult, partition: int, offset: int,
-               processed_ms: int) -> dict[str, Any]:
+               processed_ms: int, role: str = "champion") -> dict[str, Any]:
     return {
         "key": ks.key,
         "id": example.id,
@@ -33,6 +34,32 @@ def prediction(ks: KeyState, example: Example, result: StepResult, partition: in
         "offset": offset,
         "event_ts": example.ts,
         "processed_ts": processed_ms,
+        "role": role,
+        "generation": result.generation,
+    }
+
+
+def drift_event(ks: KeyState, example: Example, result: StepResult, partition: int, offset: int,
+                role: str, ts: int) -> dict[str, Any]:
+    detection = result.drift
+    assert detection is not None
+    return {
+        "key": ks.key,
+        "version": ks.version,
+        "spec": ks.spec,
+        "role": role,
+        "generation": ks.generation,
+        "detector": detection.detector,
+        "policy": "reset" if result.reset else "alert",
+        "action": "reset" if result.reset else "alert",
+        "partition": partition,
+        "offset": offset,
+        "id": example.id,
+        "error_before": detection.error_before,
+        "error_after": detection.error_after,
+        "learned": ks.learned,
+        "event_ts": example.ts,
+        "ts": ts,
     }
 
 
@@ -61,15 +88,41 @@ def dead_letter(reason: str, *, topic: str, partition: int, offset: int, key: by
     return json.dumps(record).encode()
 
 
-def key_metrics(ks: KeyState, ts: int) -> dict[str, Any]:
+def key_metrics(ks: KeyState, ts: int, role: str = "champion") -> dict[str, Any]:
     return {
         "scope": "key",
         "key": ks.key,
         "version": ks.version,
         "spec": ks.spec,
+        "role": role,
+        "generation": ks.generation,
+        "drifts": ks.drifts,
         "learned": ks.learned,
         "skipped": ks.skipped,
         "last_offset": ks.last_offset,
         **ks.metrics.get(),
         "ts": ts,
+    }
+
+
+def pooled(states: list[KeyState]) -> dict[str, Any]:
+    """Exact pooled cumulative and rolling RMSE/MAE of several keys' prequential metrics."""
+    values = [ks.metrics.get() for ks in states]
+    n = sum(v["n"] for v in values if v["n"])
+    rn = sum(v["rolling_n"] for v in values if v["rolling_n"])
+
+    def mean(weight: str, field: str, square: bool) -> float | None:
+        total = n if weight == "n" else rn
+        if not total:
+            return None
+        acc = sum(v[weight] * (v[field] ** 2 if square else v[field]) for v in values if v[weight])
+        return math.sqrt(acc / total) if square else acc / total
+
+    return {
+        "learned": sum(ks.learned for ks in states),
+        "rmse": mean("n", "rmse", True),
+        "mae": mean("n", "mae", False),
+        "rolling_rmse": mean("rolling_n", "rolling_rmse", True),
+        "rolling_mae": mean("rolling_n", "rolling_mae", False),
+        "drifts": sum(ks.drifts for ks in states),
     }

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 from kappaml.dataset import Dataset
+from kappaml.drift import DriftConfig
 from kappaml.kafka import KafkaSettings
+from kappaml.lineup import Lineup
 from kappaml.topics import Topics
 
 __all__ = ["Guarantee", "ProcessorSettings"]
@@ -32,6 +34,10 @@ class ProcessorSettings:
     progress_interval: float = 10.0
     # Cut-over: seed this version from its Spark replay snapshots (see processor/cutover.py).
     from_replay: bool = False
+    # Specs learning beside the champion (model_spec) on every key; see kappaml/lineup.py.
+    challengers: tuple[str, ...] = ()
+    # None: no drift detection.
+    drift: DriftConfig | None = field(default_factory=DriftConfig)
 
     def __post_init__(self) -> None:
         if self.guarantee not in ("exactly-once", "at-least-once"):
@@ -42,6 +48,14 @@ class ProcessorSettings:
             raise ValueError(f"metrics_window must be >= 1, got {self.metrics_window}")
         if not self.model_version or "/" in self.model_version:
             raise ValueError(f"model_version must be non-empty without '/', got {self.model_version!r}")
+        if self.from_replay and self.challengers:
+            raise ValueError("--from-replay seeds the champion only; start challengers without it")
+        self.lineup  # noqa: B018 - validates the specs now, with a clear error
+
+    @property
+    def lineup(self) -> Lineup:
+        return Lineup(self.dataset, self.model_spec, self.challengers, self.model_version,
+                      self.metrics_window, self.drift)
 
     @property
     def group(self) -> str:

@@ -171,19 +171,25 @@ def test_sigkill_mid_stream_loses_and_repeats_nothing(kafka_settings, topics, tm
     assert snap.fingerprint == fingerprint(reference.model)
 
 
-def test_per_key_models_across_partitions_and_two_instances(kafka_settings, topics, tmp_path):
+def fleet(tmp_path: Path, n: int, seed: int = 5) -> tuple[Dataset, list[dict], Path]:
+    """A keyed dataset (6 vehicles, one model each), its rows and its TOML declaration."""
     base = builtin("co2")
     dataset = replace(base, name="fleet", key="vehicle",
                       features=(*base.features, Feature("Make", "categorical")))
-    rows = synthetic_rows(tmp_path, 2000, seed=5)
+    rows = synthetic_rows(tmp_path, n, seed=seed)
     for i, row in enumerate(rows):
         row["vehicle"] = f"v{i % 6}"
         row["Make"] = "ACME" if i % 3 else "Globex"
-    produce_raw(kafka_settings, topics.raw, dataset, rows)
     toml = tmp_path / "fleet.toml"
     feats = ",\n".join(f'{{ name = "{f.name}", kind = "{f.kind}" }}' for f in dataset.features)
     toml.write_text(f'name = "fleet"\ntarget = "{dataset.target}"\nkey = "vehicle"\n'
                     f"features = [\n{feats}\n]\n")
+    return dataset, rows, toml
+
+
+def test_per_key_models_across_partitions_and_two_instances(kafka_settings, topics, tmp_path):
+    dataset, rows, toml = fleet(tmp_path, 2000)
+    produce_raw(kafka_settings, topics.raw, dataset, rows)
     procs = [_start(topics, kafka_settings, tmp_path / f"state{i}", "--dataset", str(toml),
                     "--exit-when-idle", "8") for i in range(2)]
     try:

@@ -1,0 +1,62 @@
+"""Which spec serves each partition, kept in that partition's state store.
+
+Promotions are control records on the raw topic (see kappaml/lineup.py). The serving spec of
+a partition is stored under the control key's prefix of the partition's store, so it
+commits with the offsets and the models (a crash cannot lose or repeat a promotion) and it
+moves with the partition when another instance takes it over.
+"""
+
+from __future__ import annotations
+
+from quixstreams.state import State
+
+from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, ServingHistory
+from kappaml.logging import get_logger
+
+__all__ = ["Champions"]
+
+log = get_logger(__name__)
+
+_CHAMPION = "champion"
+
+
+def _partition_state(state: State) -> State:
+    # Quix scopes a message's State to the message key; the serving spec belongs to the
+    # whole partition, so it lives under the control records' key in the same transaction.
+    return state._transaction.as_state(prefix=CONTROL_KEY_BYTES)  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+class Champions:
+    def __init__(self, lineup: Lineup) -> None:
+        self.history = ServingHistory(lineup)
+        # Partitions whose stored champion was read in the current checkpoint: re-read in
+        # each, because a partition may have been served by another instance in between.
+        self._loaded: set[int] = set()
+
+    def champion(self, partition: int, state: State) -> str:
+        if partition not in self._loaded:
+            stored = _partition_state(state).get(_CHAMPION)
+            if stored in self.history.lineup.specs:
+                self.history.champions[partition] = stored
+            else:
+                if stored is not None:
+                    log.warning("the promoted spec of this partition is not running; serving the "
+                                "configured champion", partition=partition, promoted=stored,
+                                champion=self.history.lineup.champion)
+                self.history.champions.pop(partition, None)
+            self._loaded.add(partition)
+        return self.history.champion(partition)
+
+    def promote(self, partition: int, promotion: Promotion, state: State) -> str | None:
+        """Apply a promotion read at this point of the partition; see ServingHistory.apply."""
+        self.champion(partition, state)
+        reason = self.history.apply(partition, promotion)
+        if reason is None:
+            _partition_state(state).set(_CHAMPION, promotion.spec)
+        return reason
+
+    def checkpoint(self) -> None:
+        self._loaded.clear()
+
+    def current(self) -> dict[int, str]:
+        return {p: self.history.champion(p) for p in sorted(self._loaded | set(self.history.champions))}

@@ -1,0 +1,54 @@
+"""``python -m processor promote SPEC``: make a challenger the champion, through the log.
+
+The promotion is a control record written to every partition of the raw topic in one
+transaction (kappaml/lineup.py); running processors of that version switch at that record,
+without a restart, and a Spark replay of the log switches at the same offsets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from confluent_kafka import KafkaException
+
+from kappaml.kafka import KafkaSettings, KafkaUnavailable
+from kappaml.lineup import Promotion, publish_promotion
+from kappaml.logging import configure_logging, get_logger
+from kappaml.models import SPECS
+from kappaml.topics import Topics
+
+__all__ = ["main"]
+
+log = get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m processor promote", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("spec", choices=sorted(SPECS), help="the challenger spec to promote")
+    p.add_argument("--model-version", default=env("KAPPAML_MODEL_VERSION", "v1"),
+                   help="the model version whose champion changes")
+    p.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers "
+                   "(default: KAPPAML_KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
+    p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
+    p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level)
+    kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
+    promotion = Promotion(version=args.model_version, spec=args.spec)
+    try:
+        offsets = publish_promotion(kafka, Topics(prefix=args.topic_prefix).raw, promotion)
+    except (KafkaUnavailable, KafkaException) as exc:
+        sys.stderr.write(f"error: promotion not written: {exc}\n")
+        return 1
+    log.info("promotion written; processors of this version switch at these offsets",
+             version=promotion.version, spec=promotion.spec, id=promotion.id,
+             offsets={str(p): o for p, o in sorted(offsets.items())})
+    return 0
