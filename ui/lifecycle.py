@@ -32,6 +32,10 @@ def _time(ms: Any) -> pd.Timestamp | None:
     return pd.to_datetime(value, unit="ms", utc=True) if value is not None else None
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def drift_frame(records: list[dict[str, Any]], labels: Mapping[tuple[str, str], str] | None = None,
                 key: str | None = None) -> pd.DataFrame:
     """Detections, newest first; of one model key, or all of them (``key`` None or overall)."""
@@ -47,10 +51,10 @@ def drift_frame(records: list[dict[str, Any]], labels: Mapping[tuple[str, str], 
             "version": version, "spec": spec, "role": r.get("role"), "generation": r.get("generation"),
             "detector": r.get("detector"), "policy": r.get("policy"), "action": r.get("action"),
             "error_before": number(r.get("error_before")), "error_after": number(r.get("error_after")),
-            "learned": number(r.get("learned")), "partition": r.get("partition"),
+            "learned": _count(r.get("learned")), "partition": r.get("partition"),
             "offset": r.get("offset"), "id": None if r.get("id") is None else str(r.get("id")),
         })
-    return pd.DataFrame(rows, columns=_DRIFT_COLUMNS)
+    return pd.DataFrame(rows, columns=_DRIFT_COLUMNS).astype({"learned": "Int64"})
 
 
 def drift_marks(records: list[dict[str, Any]], series: Series, key: str) -> pd.DataFrame:
