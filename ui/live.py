@@ -106,7 +106,8 @@ def explain_no_data(s: UISettings, what: str) -> None:
     """The empty state: what to start so that ``what`` appears."""
     t = s.topics
     st.info(
-        f"**No {what} yet.** This UI reads `{t.predictions}`, `{t.metrics}`, `{t.models}` and `{t.dlq}` "
+        f"**No {what} yet.** This UI reads `{t.predictions}`, `{t.metrics}`, `{t.drift}`, `{t.models}` "
+        f"and `{t.dlq}` "
         f"on Kafka at `{s.kafka.bootstrap_servers}` (prefix from `KAPPAML_TOPIC_PREFIX`).\n\n"
         "To produce data, start the pipeline:\n"
         "- everything at once: `make run`\n"
