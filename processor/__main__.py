@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--commit-interval", type=float,
                    default=float(env("KAPPAML_COMMIT_INTERVAL", "1.0")),
                    help="seconds between checkpoints (also the metrics and snapshot period)")
+    p.add_argument("--session-timeout", type=float, default=float(env("KAPPAML_SESSION_TIMEOUT", "10")),
+                   help="seconds before the group hands a crashed instance's partitions over")
     p.add_argument("--metrics-window", type=int, default=int(env("KAPPAML_METRICS_WINDOW", "500")))
     p.add_argument("--challengers", default=env("KAPPAML_CHALLENGERS", ""),
                    help="comma-separated specs learning beside the champion, e.g. amf,linear")
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             state_dir=args.state_dir,
             commit_interval=args.commit_interval,
             metrics_window=args.metrics_window,
+            session_timeout=args.session_timeout,
             from_replay=args.from_replay,
             challengers=tuple(s.strip() for s in args.challengers.split(",") if s.strip()),
             drift=None if args.drift == "none" else DriftConfig(args.drift, args.drift_policy),

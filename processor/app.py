@@ -50,6 +50,8 @@ class Processor:
             # Models are Python objects: the store keeps them pickled, not as JSON.
             rocksdb_options=RocksDBOptions(dumps=pickle.dumps, loads=pickle.loads),
             producer_extra_config={"message.max.bytes": MODEL_MESSAGE_BYTES + 65536},
+            consumer_extra_config={"session.timeout.ms": int(settings.session_timeout * 1000),
+                                   "heartbeat.interval.ms": max(int(settings.session_timeout * 200), 100)},
             loglevel="WARNING",
         )
         self.lineup = settings.lineup

@@ -36,6 +36,10 @@ class ProcessorSettings:
     from_replay: bool = False
     # Specs learning beside the champion (model_spec) on every key; see kappaml/lineup.py.
     challengers: tuple[str, ...] = ()
+    # How soon the group gives a crashed instance's partitions to another (or to its restart).
+    # Kafka's default is 45 s; heartbeats run on librdkafka's own thread, so a long
+    # checkpoint does not count against it.
+    session_timeout: float = 10.0
     # None: no drift detection.
     drift: DriftConfig | None = field(default_factory=DriftConfig)
 
@@ -44,6 +48,8 @@ class ProcessorSettings:
             raise ValueError(f"guarantee must be exactly-once or at-least-once, got {self.guarantee!r}")
         if self.commit_interval <= 0:
             raise ValueError(f"commit_interval must be > 0 seconds, got {self.commit_interval}")
+        if not 1.0 <= self.session_timeout <= 300.0:
+            raise ValueError(f"session_timeout must be 1-300 seconds, got {self.session_timeout}")
         if self.metrics_window < 1:
             raise ValueError(f"metrics_window must be >= 1, got {self.metrics_window}")
         if not self.model_version or "/" in self.model_version:

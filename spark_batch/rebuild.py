@@ -135,9 +135,9 @@ class KeyReplay:
             tally.learned_row(y, result.y_pred)
             if result.drift is not None:
                 tally.drifts.append(self._drift(state, example, result, offset, role))
-            # generation: the key's model generation after this record, as in the processor's
-            # prediction records (a reset at this very record already counts).
-            out.row(self.key, self.partition, offset, LEARNED, spec, role, state.generation, row_id=row_id,
+            # generation: of the model that made this prediction, as in the processor's prediction
+            # records (a reset at this very record counts from the next one).
+            out.row(self.key, self.partition, offset, LEARNED, spec, role, result.generation, row_id=row_id,
                     ts=ts, y_true=y, y_pred=result.y_pred)
 
     def _invalid_record(self, out: OutputRows, offset: int, serving: str, reason: str, **values: Any) -> None:

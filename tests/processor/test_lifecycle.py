@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from kappaml.dataset import builtin
@@ -20,6 +22,7 @@ from kappaml.topics import Topics, ensure_topics
 from processor import Processor
 from tests.kafka_helpers import json_values, produce_raw, read_all, typed_rows
 from tests.processor.test_processor import _start, fleet, make_settings, reference_states, synthetic_rows
+from tests.spark_batch.replay_support import base_args, run_cli
 
 pytestmark = pytest.mark.kafka
 
@@ -175,3 +178,43 @@ def test_stored_champion_survives_a_restart(kafka_settings, topics, tmp_path: Pa
     Processor(settings).run(idle_timeout=3)  # a new process: the champion comes from the store
     main = json_values(read_all(kafka_settings, topics.predictions, expect=200))
     assert [p["spec"] for p in sorted(main, key=lambda p: p["id"])] == ["rls"] * 100 + ["linear"] * 100
+
+
+@pytest.mark.spark
+def test_spark_replay_tells_the_live_history_of_who_served_and_what_drifted(kafka_settings, topics,
+                                                                            tmp_path):
+    """Live processor (promotion + drift reset) vs. a Spark replay of the same log: the same."""
+    dataset, rows, toml = fleet(tmp_path, 1800, seed=13)
+    settings = make_settings(kafka_settings, topics, tmp_path / "live", dataset, challengers=("linear",),
+                             drift=DriftConfig(policy="reset"))
+    produce_raw(kafka_settings, topics.raw, dataset, rows[:1200])
+    Processor(settings).run(idle_timeout=3)
+    publish_promotion(kafka_settings, topics.raw, Promotion("v1", "linear"))
+    scaled = [{**r, dataset.target: r[dataset.target] * 1.6} for r in rows[1200:]]
+    produce_raw(kafka_settings, topics.raw, dataset, scaled, start_id=1201)
+    Processor(settings).run(idle_timeout=3)
+
+    out = tmp_path / "replay"
+    proc = run_cli([*base_args(kafka_settings, topics.prefix, out, str(toml), "v1"),
+                    "--challengers", "linear", "--drift-policy", "reset"])
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    replayed = pd.read_parquet(out / summary["predictions"])
+
+    live = json_values(read_all(kafka_settings, topics.predictions, expect=1800))
+    live += json_values(read_all(kafka_settings, topics.challengers, expect=1800))
+    assert len(live) == 3600
+    mine = {(p["partition"], p["offset"], p["spec"]): (p["role"], p["generation"], p["y_pred"]) for p in live}
+    theirs = {(r.partition, r.offset, r.spec): (r.role, r.generation, r.y_pred)
+              for r in replayed[replayed.status == "learned"].itertuples()}
+    assert mine == theirs  # who served each offset, with which model generation, predicting what
+    assert {role for role, _g, _y in mine.values()} == {"champion", "challenger"}
+
+    drifts = json_values(read_all(kafka_settings, topics.drift))
+    assert drifts, "the 1.6x target change must be detected"
+    assert sorted((d["partition"], d["offset"], d["spec"], d["generation"]) for d in drifts) == sorted(
+        (d["partition"], d["offset"], d["spec"], d["generation"]) for d in summary["drifts"])
+    snaps = snapshots_by_label(kafka_settings, topics)
+    for k in summary["keys"]:
+        label = "v1" if k["spec"] == "rls" else f"v1+{k['spec']}"
+        assert snaps[(label, k["key"])].fingerprint == k["fingerprint"], (label, k["key"])

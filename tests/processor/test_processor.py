@@ -146,7 +146,7 @@ def test_sigkill_mid_stream_loses_and_repeats_nothing(kafka_settings, topics, tm
     state_dir = tmp_path / "state"
     group = f"{topics.prefix}-processor-v1"
     # Each round waits for the processor to commit progress, then kills it mid-stream. (A dead
-    # member keeps its partition until its session times out, so restarts may take a while.)
+    # member keeps its partition until its session times out: 10 s by default.)
     for _round in range(3):
         before = _progress(kafka_settings, group, topics.raw)
         proc = _start(topics, kafka_settings, state_dir)

@@ -134,7 +134,7 @@ def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 30.0) -> list[
 class Outcome:
     status: str  # learned | duplicate | invalid
     y_pred: float | None = None
-    generation: int = 0  # of the key's model after this record, as the processor's predictions say
+    generation: int = 0  # of the model that predicted (learned rows), as the processor's predictions say
 
 
 @dataclass
@@ -196,7 +196,7 @@ def sequential_replay(
         if result is None:
             ref.outcomes[(p, off)] = Outcome("duplicate", generation=state.generation)
             continue
-        ref.outcomes[(p, off)] = Outcome("learned", result.y_pred, state.generation)
+        ref.outcomes[(p, off)] = Outcome("learned", result.y_pred, result.generation)
         if result.drift is not None:
             ref.drifts.append((p, off, key, state.generation, result.reset))
     return ref
