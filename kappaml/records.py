@@ -17,12 +17,11 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from kappaml.dataset import GLOBAL_KEY, Dataset
+from kappaml.decoding import decode, extract
+from kappaml.example import Example, InvalidRecord
 
 __all__ = [
     "Example",
@@ -41,61 +40,6 @@ __all__ = [
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
-# Offending values are echoed in error messages; bound them so a 1 MB field stays a log line.
-_MAX_ECHO = 120
-
-
-def _echo(value: Any) -> Any:
-    if isinstance(value, str):
-        # Surrogate escapes (undecodable bytes) must not break JSON encoders downstream.
-        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value if len(value) <= _MAX_ECHO else value[:_MAX_ECHO] + "..."
-    if isinstance(value, (bool, int, float)) or value is None:
-        return value
-    return _echo(repr(value))
-
-
-class InvalidRecord(ValueError):
-    """A row or record that cannot become an ``Example``; ``reason`` says why.
-
-    ``row``, ``column`` and ``value`` locate the problem when known (CSV rows: the 1-based row
-    number, the column name, the offending text, shortened).
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        row: int | None = None,
-        column: str | None = None,
-        value: Any = None,
-    ) -> None:
-        self.reason = reason
-        self.row = row
-        self.column = column
-        self.value = _echo(value)
-        where = []
-        if row is not None:
-            where.append(f"row {row}")
-        if column is not None:
-            where.append(f"column {column!r}")
-        prefix = (", ".join(where) + ": ") if where else ""
-        super().__init__(prefix + reason + (f" (value {self.value!r})" if value is not None else ""))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description (the SSE ``invalid`` event and dead-letter payloads)."""
-        return {"reason": self.reason, "row": self.row, "column": self.column, "value": self.value}
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled example for the key's model; ``x`` keys are the declared feature names, in order."""
-
-    id: int | str
-    key: str
-    x: dict[str, float | str]
-    y: float
-    ts: int | None = None
 
 
 # --------------------------------------------------------------------------- CSV text -> values
@@ -225,101 +169,3 @@ def make_record(
 def encode_record(record: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON; NaN/inf are refused, they are never valid in a record."""
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
-# --------------------------------------------------------------------------- raw record -> Example
-
-
-def _json_number(value: Any, column: str, what: str) -> float:
-    # bool is an int subclass: True is not a valid measurement.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidRecord(f"{what} must be a JSON number", column=column, value=value)
-    try:
-        number = float(value)
-    except OverflowError:
-        raise InvalidRecord(f"{what} is out of range", column=column, value=value) from None
-    if not math.isfinite(number):
-        raise InvalidRecord(f"{what} is not finite", column=column, value=value)
-    return number
-
-
-def extract(dataset: Dataset, record: Mapping[str, Any]) -> Example:
-    """Validate a decoded raw-topic record and return its ``Example``."""
-    if not isinstance(record, Mapping):
-        raise InvalidRecord("record is not a JSON object", value=type(record).__name__)
-    missing = [f for f in ("id", "key", "row") if f not in record]
-    if missing:
-        raise InvalidRecord(f"record lacks field(s) {missing}")
-
-    record_id = record["id"]
-    if isinstance(record_id, bool) or not isinstance(record_id, (int, str)):
-        raise InvalidRecord("id must be an integer or a string", column="id", value=record_id)
-    if isinstance(record_id, str) and not record_id:
-        raise InvalidRecord("id must not be empty", column="id", value=record_id)
-
-    ts = record.get("ts")
-    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
-        raise InvalidRecord("ts must be integer milliseconds or null", column="ts", value=ts)
-
-    row = record["row"]
-    if not isinstance(row, Mapping):
-        raise InvalidRecord("row is not a JSON object", column="row", value=type(row).__name__)
-
-    key = record["key"]
-    if not isinstance(key, str) or not key:
-        raise InvalidRecord("key must be a non-empty string", column="key", value=key)
-    if dataset.key is None:
-        expected = GLOBAL_KEY
-    else:
-        if dataset.key not in row:
-            raise InvalidRecord("missing key column", column=dataset.key)
-        expected = str(row[dataset.key])
-    if key != expected:
-        raise InvalidRecord(f"key {key!r} does not match the row's model key {expected!r}",
-                            column="key", value=key)
-
-    x: dict[str, float | str] = {}
-    for feature in dataset.features:
-        name = feature.name
-        if name not in row:
-            raise InvalidRecord("missing feature", column=name)
-        value = row[name]
-        if feature.kind == "numeric":
-            x[name] = _json_number(value, name, "value")
-        elif feature.kind == "boolean":
-            if isinstance(value, bool):
-                x[name] = 1.0 if value else 0.0
-            elif isinstance(value, int) and value in (0, 1):
-                x[name] = float(value)
-            else:
-                raise InvalidRecord("boolean must be true/false", column=name, value=value)
-        else:
-            if not isinstance(value, str) or not value:
-                raise InvalidRecord("category must be a non-empty string", column=name, value=value)
-            x[name] = value
-
-    if dataset.target not in row:
-        raise InvalidRecord("missing target", column=dataset.target)
-    y = _json_number(row[dataset.target], dataset.target, "target")
-    return Example(id=record_id, key=key, x=x, y=y, ts=ts)
-
-
-def decode(dataset: Dataset, value: bytes | bytearray | memoryview | None) -> Example:
-    """Parse a raw-topic message value; any problem is an ``InvalidRecord``, never another error."""
-    if value is None:
-        raise InvalidRecord("empty message (tombstone)")
-    try:
-        text = bytes(value).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRecord(f"value is not UTF-8: {exc.reason} at byte {exc.start}") from None
-    try:
-        # orjson: 8x faster than json here, and strict (no NaN/Infinity tokens, 64-bit ints).
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRecord(f"value is not JSON: {exc}") from None
-    try:
-        return extract(dataset, data)
-    except InvalidRecord:
-        raise
-    except Exception as exc:  # a defensive net: decode's contract is InvalidRecord only
-        raise InvalidRecord(f"unexpected record shape: {type(exc).__name__}: {exc}") from None
