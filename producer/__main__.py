@@ -70,7 +70,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="rows per Kafka transaction at most (env KAPPAML_INGEST_COMMIT_EVERY)")
     ingest.add_argument("--commit-interval", type=float,
                         default=float(env_default(env, "INGEST_COMMIT_INTERVAL", "0.5")),
-                        help="seconds per Kafka transaction at most (env KAPPAML_INGEST_COMMIT_INTERVAL)")
+                        help="seconds an event waits at most for its Kafka transaction to commit; 0 = "
+                             "commit after every read from the stream: lowest latency, more and smaller "
+                             "transactions (env KAPPAML_INGEST_COMMIT_INTERVAL)")
     ingest.add_argument("--log-interval", type=float,
                         default=float(env_default(env, "LOG_INTERVAL", "5")),
                         help="seconds between progress lines (env KAPPAML_LOG_INTERVAL)")

@@ -137,8 +137,8 @@ class IngestSettings:
             raise ValueError(f"rate must be >= 0, got {self.rate}")
         if self.commit_every < 1:
             raise ValueError(f"commit_every must be >= 1, got {self.commit_every}")
-        if not 0 < self.commit_interval <= 60:
-            raise ValueError(f"commit_interval must be in (0, 60] s, got {self.commit_interval}")
+        if not 0 <= self.commit_interval <= 60:
+            raise ValueError(f"commit_interval must be in [0, 60] s, got {self.commit_interval}")
         if self.log_interval <= 0:
             raise ValueError(f"log_interval must be > 0 s, got {self.log_interval}")
         if self.max_backoff <= 0:

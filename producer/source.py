@@ -192,7 +192,7 @@ class SSESource(StatefulSource):
         follower = Follower(self.url, last_id, max_backoff=self.max_backoff)
         follower.start()
         pending = 0
-        last_commit = last_log = started = time.monotonic()
+        opened = last_log = started = time.monotonic()
         logged_rows = 0
         ended = False
         parent = os.getppid()
@@ -201,7 +201,13 @@ class SSESource(StatefulSource):
         self._topic_name = self.producer_topic.name
         try:
             while self.running and not ended:
-                for event in follower.drain(timeout=min(0.2, self.commit_interval)):
+                # An open transaction is due commit_interval after its first event: wait no longer
+                # than that, so a quiet stream's last events are not held back until the next burst.
+                wait = max(0.0, opened + self.commit_interval - time.monotonic()) if pending else 0.2
+                events = follower.drain(timeout=wait)
+                if events and not pending:
+                    opened = time.monotonic()
+                for event in events:
                     kind = event.kind
                     if kind == "record":
                         self._record(event)
@@ -213,10 +219,10 @@ class SSESource(StatefulSource):
                     last_id = event.id
                     pending += 1
                 now = time.monotonic()
-                if pending and (pending >= self.commit_every or now - last_commit >= self.commit_interval):
+                if pending and (pending >= self.commit_every or now - opened >= self.commit_interval):
                     self._commit(last_id)
                     self._begin()
-                    pending, last_commit = 0, now
+                    pending = 0
                 if now - last_log >= self.log_interval:
                     total = self.produced + self.invalid
                     log.info("ingest progress", rows=self.produced, invalid=self.invalid,

@@ -176,7 +176,9 @@ def test_sigterm_stops_both_programs_gracefully_and_resume_is_exact(
     log = tmp_path / "run.log"
     # No --csv: the embedded synthetic CO2 data (3,000 rows).
     serve = ("serve", "--port", str(port), "--cache-dir", str(tmp_path / "cache"), "--synthetic-rows", "3000")
-    ingest = ingest_args(port, kafka_settings, topics, tmp_path, "--rate", "1000")
+    # The first run commits after every read from the stream (the low-latency setting: many
+    # small transactions), the second with the default batching: the resume joins them exactly.
+    ingest = ingest_args(port, kafka_settings, topics, tmp_path, "--rate", "1000", "--commit-interval", "0")
     with program(*serve, log=log) as server:
         health = wait_http(f"http://127.0.0.1:{port}/health")
         assert health["dataset"] == "co2-synthetic" and health["synthetic"] is True

@@ -64,9 +64,13 @@ def test_ingest_settings() -> None:
     assert s.kafka.bootstrap_servers == "k:1" and s.rate == 5.0 and s.dataset is None
     s = IngestSettings.from_args(parse(["ingest", "--bootstrap", "b:2", "--topic-prefix", "q"], env), env)
     assert s.kafka.bootstrap_servers == "b:2" and s.topics.dlq == "q.dlq"
-    for bad in (["--url", "ftp://x"], ["--commit-every", "0"], ["--rate", "-1"]):
+    bad_flags = (["--url", "ftp://x"], ["--commit-every", "0"], ["--rate", "-1"], ["--commit-interval", "-1"])
+    for bad in bad_flags:
         with pytest.raises(ValueError):
             IngestSettings.from_args(parse(["ingest", *bad], env), env)
+    # 0: commit after every read from the stream (the lowest-latency setting).
+    s = IngestSettings.from_args(parse(["ingest", "--commit-interval", "0"], env), env)
+    assert s.commit_interval == 0
 
 
 def test_bad_configuration_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
