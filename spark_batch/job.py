@@ -15,16 +15,14 @@ from pathlib import Path
 
 from pyspark import SparkConf
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from kappaml.lineup import CONTROL_KEY_BYTES, PromotionLog
 from kappaml.logging import get_logger
 from spark_batch.offsets import OffsetRange
 from spark_batch.rows import INPUT_COLUMNS, OUTPUT_SCHEMA
 from spark_batch.settings import ReplaySettings
 from spark_batch.stream import StreamRebuild
 
-__all__ = ["StageProgress", "arrange", "control_records", "read_raw", "rebuild", "spark_session",
+__all__ = ["StageProgress", "arrange", "read_raw", "rebuild", "spark_session",
            "under_spark_submit", "write_output"]
 
 log = get_logger(__name__)
@@ -59,9 +57,11 @@ def spark_session(settings: ReplaySettings, jars: list[Path]) -> SparkSession:
         "spark.sql.adaptive.coalescePartitions.enabled": "false",
         "spark.ui.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
-        # Two output folders (rows, models) written side by side, instead of sorting the whole
-        # output by kind first, which a partitioned write does by default.
-        "spark.sql.maxConcurrentOutputFileWriters": "2",
+        # The output folders (models, files, control) written side by side, instead of sorting
+        # the whole output by kind first, which a partitioned write does by default.
+        "spark.sql.maxConcurrentOutputFileWriters": "3",
+        # Workers forked from a daemon that imported the replay's modules once (see there).
+        "spark.python.daemon.module": "spark_batch.daemon",
     }
     for k, v in {**defaults, **settings.spark_conf}.items():
         builder = builder.config(k, v)
@@ -88,17 +88,6 @@ def read_raw(spark: SparkSession, settings: ReplaySettings, pinned: OffsetRange)
     )
 
 
-def control_records(raw: DataFrame) -> list[tuple[int, int, bytes | None]]:
-    """(partition, offset, value) of every control record (promotion) in the range.
-
-    Collected before the rebuild: a key's records and the promotions of their partition are
-    not in one task's input once the records are shuffled by key. They are few and small.
-    """
-    rows = raw.where(F.col("key") == F.lit(bytearray(CONTROL_KEY_BYTES))).select(
-        "partition", "offset", "value").collect()
-    return [(int(r.partition), int(r.offset), None if r.value is None else bytes(r.value)) for r in rows]
-
-
 def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tuple[DataFrame, bool]:
     """The records laid out for the rebuild tasks, and whether each task's keys are clustered.
 
@@ -120,24 +109,27 @@ def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tu
 
 
 def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, pinned: OffsetRange,
-            promotions: PromotionLog) -> DataFrame:
-    """Stream each task's records through ``learn_step`` (``mapInPandas``), in offset order.
+            predictions_dir: Path) -> DataFrame:
+    """Stream each task's records through ``learn_step`` (``mapInArrow``), in offset order.
 
     Not ``groupBy(key).applyInPandas``: that pays pyspark's per-group cost (a DataFrame in
     and out, Arrow conversions) for every key, measured at ~9 ms, i.e. 9 s per 1,000 keys on
-    two cores, and holds a whole key in memory, i.e. everything for one global model.
+    two cores, and holds a whole key in memory, i.e. everything for one global model. Not
+    ``mapInPandas`` either: converting every batch to pandas and back cost more than the
+    records' own plumbing (Arrow batches become Python lists in C).
     """
     fn = StreamRebuild(
-        lineup=promotions.lineup, promotions=promotions, clustered=clustered,
+        lineup=settings.lineup, predictions_dir=str(predictions_dir.resolve()), clustered=clustered,
         end_offsets=dict(pinned.end), rows_total=pinned.span,
         log_level=settings.log_level, log_json=settings.log_json,
     )
-    return records.mapInPandas(fn.as_udf(), OUTPUT_SCHEMA)
+    return records.mapInArrow(fn.as_udf(), OUTPUT_SCHEMA)
 
 
 def write_output(result: DataFrame, staging: Path) -> None:
-    """The one Spark action of the replay: every output row, split by kind into two folders
-    (``kind=row``: the predictions, ``kind=model``: one row per key with its snapshot)."""
+    """The one Spark action of the replay: the tasks' output rows, split by kind into folders
+    (``kind=model``: one row per key and spec with its snapshot, ``kind=file``: the prediction
+    files the tasks wrote, ``kind=control``: the control records, if any)."""
     result.write.mode("overwrite").partitionBy("kind").parquet(str(staging))
 
 

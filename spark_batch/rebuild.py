@@ -1,11 +1,15 @@
 """Rebuild one key's models from its raw records, exactly as the processor builds them.
 
-Everything here is plain Python and pandas (no Spark), so the exact per-key logic is the
-processor's: ``records.decode`` to parse, ``learner.learn_step`` to test-then-train, one record
-at a time in offset order, once per spec of the :class:`kappaml.lineup.Lineup` (the champion
-and its challengers each learn every record). Which spec *served* a record (its role) comes
-from the promotions read up front (:class:`kappaml.lineup.PromotionLog`). The output is one
-row per (input record, spec) plus one ``model`` row per (key, spec) with its snapshot and summary.
+Everything here is plain Python (no Spark), so the exact per-key logic is the processor's:
+``records.decode`` to parse, ``learner.learn_step`` to test-then-train, one record at a time in
+offset order, once per spec of the :class:`kappaml.lineup.Lineup` (the champion and its
+challengers each learn every record). The output is one prediction row per (input record,
+spec) plus one ``model`` row per (key, spec) with its snapshot and summary.
+
+Roles are written as if the version's own champion (``--model-spec``) served every record:
+who serves does not change what any spec learns, and the promotions that change it are
+control records a key's task may never see. The driver applies them afterwards
+(:mod:`spark_batch.serving`), where there are any.
 """
 
 from __future__ import annotations
@@ -21,19 +25,17 @@ import numpy as np
 import pandas as pd
 
 from kappaml.learner import KeyState, ModelError, StepResult, learn_step
-from kappaml.lineup import Lineup, PromotionLog
+from kappaml.lineup import Lineup
 from kappaml.records import Example, InvalidRecord, decode
 from kappaml.snapshot import Snapshot
-from spark_batch.rows import DUPLICATE, INPUT_COLUMNS, INVALID, LEARNED, OUTPUT_SCHEMA, OutputRows
+from spark_batch.rows import DUPLICATE, INVALID, LEARNED, OutputRows, PredictionRows
 
-__all__ = ["CHALLENGER", "CHAMPION", "DUPLICATE", "INPUT_COLUMNS", "INVALID", "LEARNED", "OUTPUT_SCHEMA",
-           "KeyReplay", "OutputRows", "rebuild_key"]
+__all__ = ["CHALLENGER", "CHAMPION", "KeyReplay", "rebuild_key"]
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 # Distinct invalid reasons counted per key; the rest are counted together.
 _MAX_REASONS = 20
 _OTHER_REASONS = "(other reasons)"
-_END = 1 << 62  # an offset past any real one: "at the end of the replayed range"
 
 
 def _key_text(raw: Any) -> tuple[str | None, str | None]:
@@ -81,11 +83,11 @@ class KeyReplay:
     the partition count grew) is two independent models there, and must be here.
     """
 
-    def __init__(self, raw_key: Any, partition: int, lineup: Lineup, promotions: PromotionLog | None = None,
+    def __init__(self, raw_key: Any, partition: int, lineup: Lineup,
                  end_offsets: Mapping[int, int] | None = None) -> None:
         self.partition = partition
         self.lineup = lineup
-        self._promotions = promotions if promotions is not None else PromotionLog(lineup, [])
+        self._roles = {spec: CHAMPION if spec == lineup.champion else CHALLENGER for spec in lineup.specs}
         self._end_offsets = {str(p): int(o) for p, o in sorted((end_offsets or {}).items())}
         self.key, self._key_problem = _key_text(raw_key)
         # One state per spec, created with the first valid record, as the processor does.
@@ -94,60 +96,60 @@ class KeyReplay:
         self.rows = 0
         self._last_offset = -1
 
-    def step(self, offset: int, value: Any, out: OutputRows) -> None:
+    def step(self, offset: int, value: Any, out: PredictionRows) -> None:
         if offset <= self._last_offset:
             raise RuntimeError(f"offset {offset} of key {self.key!r} came after {self._last_offset}: "
                                "the replay needs each key's records in offset order")
         self._last_offset = offset
         self.rows += 1
-        serving = self._promotions.champion_at(self.partition, offset)
         if self._key_problem is not None:
-            self._invalid_record(out, offset, serving, self._key_problem)
+            self._invalid_record(out, offset, self._key_problem)
             return
         try:
             example = decode(self.lineup.dataset, value)
         except InvalidRecord as exc:
-            self._invalid_record(out, offset, serving, exc.reason)
+            self._invalid_record(out, offset, exc.reason)
             return
         row_id, ts, y = str(example.id), example.ts, example.y
         if self.key is None or example.key != self.key:
             # The message key decides partition and state; a record claiming another key is bad
             # data (the processor dead-letters it with the same words).
             reason = f"record key {example.key!r} does not match the message key {self.key!r}"
-            self._invalid_record(out, offset, serving, reason, row_id=row_id, ts=ts, y_true=y)
+            self._invalid_record(out, offset, reason, row_id, ts, y)
             return
         if self.states is None:
             self.states = self.lineup.new_states(self.key)
+        key, partition, roles = self.key, self.partition, self._roles
         for spec, state in self.states.items():
-            role = CHAMPION if spec == serving else CHALLENGER
             tally = self.tallies[spec]
             try:
                 result = learn_step(state, example, offset)
             except ModelError as exc:  # the processor dead-letters these too; the other specs learn on
                 tally.invalid_row(exc.reason)
-                out.row(self.key, self.partition, offset, INVALID, spec, role, state.generation,
-                        reason=exc.reason, row_id=row_id, ts=ts, y_true=y)
+                out.row(key, partition, offset, INVALID, spec, roles[spec], state.generation, row_id, ts,
+                        exc.reason, y)
                 continue
             if result is None:
-                out.row(self.key, self.partition, offset, DUPLICATE, spec, role, state.generation,
-                        row_id=row_id, ts=ts, y_true=y)
+                out.row(key, partition, offset, DUPLICATE, spec, roles[spec], state.generation, row_id, ts,
+                        None, y)
                 continue
-            tally.learned_row(y, result.y_pred)
+            y_pred = result.y_pred
+            tally.learned_row(y, y_pred)
             if result.drift is not None:
-                tally.drifts.append(self._drift(state, example, result, offset, role))
+                tally.drifts.append(self._drift(state, example, result, offset, roles[spec]))
             # generation: of the model that made this prediction, as in the processor's prediction
             # records (a reset at this very record counts from the next one).
-            out.row(self.key, self.partition, offset, LEARNED, spec, role, result.generation, row_id=row_id,
-                    ts=ts, y_true=y, y_pred=result.y_pred)
+            out.row(key, partition, offset, LEARNED, spec, roles[spec], result.generation, row_id, ts, None,
+                    y, y_pred)
 
-    def _invalid_record(self, out: OutputRows, offset: int, serving: str, reason: str, **values: Any) -> None:
+    def _invalid_record(self, out: PredictionRows, offset: int, reason: str, row_id: str | None = None,
+                        ts: int | None = None, y_true: float | None = None) -> None:
         """A record no spec can learn: invalid for every spec, with the same reason."""
         for spec, tally in self.tallies.items():
             tally.invalid_row(reason)
             generation = self.states[spec].generation if self.states is not None else 0
-            role = CHAMPION if spec == serving else CHALLENGER
-            out.row(self.key, self.partition, offset, INVALID, spec, role, generation, reason=reason,
-                    **values)
+            out.row(self.key, self.partition, offset, INVALID, spec, self._roles[spec], generation, row_id,
+                    ts, reason, y_true)
 
     def _drift(self, state: KeyState, example: Example, result: StepResult, offset: int,
                role: str) -> dict[str, Any]:
@@ -162,9 +164,8 @@ class KeyReplay:
 
     def finish(self, out: OutputRows) -> None:
         """Add one model row per spec: its summary and, if it has a model, the snapshot."""
-        serving = self._promotions.champion_at(self.partition, _END)
         for spec, tally in self.tallies.items():
-            role = CHAMPION if spec == serving else CHALLENGER
+            role = self._roles[spec]
             summary: dict[str, Any] = {
                 "key": self.key, "partition": self.partition, "spec": spec, "role": role, "offset": -1,
                 "rows": self.rows, "invalid": tally.invalid, "learned": 0, "duplicates": 0, "generation": 0,
@@ -194,8 +195,9 @@ class KeyReplay:
                       json.dumps(_finite(summary), allow_nan=False))
 
 
-def rebuild_key(pdf: pd.DataFrame, lineup: Lineup, promotions: PromotionLog | None = None) -> pd.DataFrame:
-    """Replay one (partition, key) group, rows in any order, into its output rows (model rows last)."""
+def rebuild_key(pdf: pd.DataFrame, lineup: Lineup) -> pd.DataFrame:
+    """Replay one (partition, key) group, rows in any order: its prediction rows (``kind`` "row")
+    then its model rows, as one frame. For tests and one-key runs."""
     partitions = pdf["partition"].to_numpy()
     if len(partitions) and partitions.min() != partitions.max():
         raise ValueError("rebuild_key needs the rows of one partition")
@@ -205,12 +207,12 @@ def rebuild_key(pdf: pd.DataFrame, lineup: Lineup, promotions: PromotionLog | No
     offsets = pdf["offset"].to_numpy()[order]
     values = pdf["value"].to_numpy()[order]
     replay = KeyReplay(pdf["key"].iat[0] if len(pdf) else None, int(partitions[0]) if len(pdf) else 0,
-                       lineup, promotions)
-    out = OutputRows()
+                       lineup)
+    rows, out = PredictionRows(), OutputRows()
     for offset, value in zip(offsets.tolist(), values, strict=True):
-        replay.step(offset, value, out)
+        replay.step(offset, value, rows)
     replay.finish(out)
-    return out.frame()
+    return pd.concat([rows.frame().assign(kind="row"), out.frame()], ignore_index=True)
 
 
 def _finite(value: Any) -> Any:

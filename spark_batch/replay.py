@@ -46,12 +46,13 @@ def run_replay(settings: ReplaySettings) -> dict:
 
     from kappaml.lineup import PromotionLog  # noqa: PLC0415
     from kappaml.topics import ensure_topics  # noqa: PLC0415
-    from spark_batch import job, report  # noqa: PLC0415
+    from spark_batch import job, report, serving  # noqa: PLC0415
     from spark_batch.connector import connector_jars  # noqa: PLC0415
     from spark_batch.offsets import pin_offsets  # noqa: PLC0415
     from spark_batch.publish import SnapshotPublisher  # noqa: PLC0415
 
     started = time.monotonic()
+    phases = report.Phases()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     topic = settings.topics.raw
     pinned = pin_offsets(settings.kafka, topic, settings.until)
@@ -64,32 +65,38 @@ def run_replay(settings: ReplaySettings) -> dict:
 
     lineup = settings.lineup
     jars = [] if job.under_spark_submit() else connector_jars()
-    staging = out / "_staging"
+    staging = out / "_staging"  # Spark's output: models, control records, prediction file names
+    written = out / "_predictions"  # the prediction files, written by the tasks themselves
+    shutil.rmtree(written, ignore_errors=True)
+    written.mkdir()
     spark = None
     try:
-        spark = job.spark_session(settings, jars)
-        raw = job.read_raw(spark, settings, pinned)
-        control = job.control_records(raw)
-        promotions = PromotionLog(lineup, control)
-        records, clustered = job.arrange(raw, settings, pinned)
+        with phases("session"):
+            spark = job.spark_session(settings, jars)
+        records, clustered = job.arrange(job.read_raw(spark, settings, pinned), settings, pinned)
         log.info("replay starting", records_at_most=pinned.span, partitions=len(pinned.partitions),
                  tasks=settings.shuffle_partitions if clustered else len(pinned.partitions),
-                 shuffled=clustered, specs=list(lineup.specs), control_records=len(control))
-        with job.StageProgress(spark):
-            job.write_output(job.rebuild(records, settings, clustered, pinned, promotions), staging)
+                 shuffled=clustered, specs=list(lineup.specs))
+        with job.StageProgress(spark), phases("rebuild"):
+            job.write_output(job.rebuild(records, settings, clustered, pinned, written), staging)
     except (PySparkException, Py4JError) as exc:
         raise ReplayError(_spark_error(exc)) from None
     finally:
         if spark is not None:
-            spark.stop()
+            with phases("stop"):
+                spark.stop()
 
     model_rows = staging / "kind=model"
     if not model_rows.exists():
         raise ReplayError(f"topic {topic!r} has no committed data records in the pinned range "
                           "(only transaction markers, aborted writes or control records): nothing to replay")
     predictions = out / report.PREDICTIONS
-    shutil.rmtree(predictions, ignore_errors=True)
-    (staging / "kind=row").rename(predictions)
+    report.gather_predictions(staging / "kind=file", written, predictions)
+    # Who served each record: the promotions in the log, applied as the processor applies them.
+    with phases("promotions"):
+        control = serving.read_control(staging / "kind=control")
+        promotions = PromotionLog(lineup, control)
+        serving.relabel_predictions(predictions, promotions)
 
     publisher = None
     if settings.publish:
@@ -101,6 +108,7 @@ def run_replay(settings: ReplaySettings) -> dict:
         except (KafkaException, RuntimeError) as exc:  # incl. an unreachable or refusing cluster
             raise ReplayError(f"cannot provision the models topic {topics.models}: {exc}") from None
         publisher = SnapshotPublisher(settings.kafka, topics.models, settings.version)
+    phases.start("models")
     models = pyarrow.dataset.dataset(model_rows, format="parquet")
     keys_total = models.count_rows()
     totals = report.LineupTotals(lineup)
@@ -109,6 +117,9 @@ def run_replay(settings: ReplaySettings) -> dict:
     for batch in models.to_batches(columns=["key", "spec", "snapshot", "summary"], batch_size=256):
         for key, spec, blob, text in zip(*(batch.column(i).to_pylist() for i in range(4)), strict=True):
             summary = json.loads(text)
+            summary["role"] = serving.role_at(promotions, summary["partition"], serving.END, spec)
+            for drift in summary["detections"]:
+                drift["role"] = serving.role_at(promotions, drift["partition"], drift["offset"], spec)
             totals.add(summary)
             keys.append(summary)
             if publisher is not None and blob is not None:
@@ -119,6 +130,7 @@ def run_replay(settings: ReplaySettings) -> dict:
     if publisher is not None:
         publisher.flush()
     shutil.rmtree(staging, ignore_errors=True)
+    phases.stop()
 
     counts = totals.champion.to_dict()
     control_doc = report.control_report(promotions, len(control))
@@ -148,6 +160,8 @@ def run_replay(settings: ReplaySettings) -> dict:
         "predictions": report.PREDICTIONS,
         "spark": {"master": settings.master, "shuffle_partitions": settings.shuffle_partitions,
                   "shuffled": clustered},
+        # Where the time went, in seconds (the rest: pinning, reading the models, the report).
+        "phases": phases.to_dict(),
         "started_at": started_at,
         "seconds": round(time.monotonic() - started, 3),
     }

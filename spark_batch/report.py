@@ -14,19 +14,53 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pyarrow.dataset
+
 from kappaml.lineup import Lineup, PromotionLog
 
-__all__ = ["PREDICTIONS", "SUMMARY", "LineupTotals", "Totals", "control_report", "serving_report",
-           "write_summary"]
+__all__ = ["PREDICTIONS", "SUMMARY", "LineupTotals", "Phases", "Totals", "control_report",
+           "gather_predictions", "serving_report", "write_summary"]
 
 SUMMARY = "summary.json"
 PREDICTIONS = "predictions.parquet"
 _TOP_REASONS = 20
+
+
+class Phases:
+    """Wall seconds of the replay's phases, for the summary (where a replay's time goes)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._open: tuple[str, float] | None = None
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.start(name)
+        try:
+            yield
+        finally:
+            self.stop()
+
+    def start(self, name: str) -> None:
+        self.stop()
+        self._open = (name, time.monotonic())
+
+    def stop(self) -> None:
+        if self._open is not None:
+            name, began = self._open
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.monotonic() - began, 3)
+            self._open = None
+
+    def to_dict(self) -> dict[str, float]:
+        return dict(self.seconds)
 
 
 class Totals:
@@ -116,6 +150,21 @@ def serving_report(promotions: PromotionLog, partitions: Iterable[int]) -> dict[
     return {"champion": promotions.lineup.champion,
             "changes": {str(p): [{"offset": o, "spec": s} for o, s in c] for p, c in sorted(changes.items())},
             "final": {str(p): promotions.champion_at(p, 1 << 62) for p in sorted(partitions)}}
+
+
+def gather_predictions(file_rows: Path, written: Path, target: Path) -> int:
+    """Move the prediction files the committed task outputs name from ``written`` into
+    ``target`` (a fresh folder), drop the rest (failed attempts'); returns the rows moved."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    rows = 0
+    if file_rows.exists():
+        names = pyarrow.dataset.dataset(file_rows, format="parquet").to_table(columns=["summary", "offset"])
+        for name, count in zip(*(names.column(i).to_pylist() for i in range(2)), strict=True):
+            os.replace(written / name, target / name)
+            rows += count
+    shutil.rmtree(written, ignore_errors=True)
+    return rows
 
 
 def write_summary(out_dir: Path, summary: Mapping[str, Any], keys: Iterable[Mapping[str, Any]]) -> Path:

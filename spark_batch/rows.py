@@ -1,78 +1,145 @@
-"""The rows the replay's workers hand back to Spark, built as plain column lists.
+"""What the replay's workers produce, built as plain column lists and handed on as Arrow.
 
-``kind = "row"``: one per (input record, spec of the lineup): its prediction, or why that spec
-did not learn it. ``kind = "model"``: one per (partition, key, spec), carrying the snapshot and
-the summary JSON. The driver splits the two kinds into ``predictions.parquet`` and the models.
+Predictions, one row per (input record, spec of the lineup): its prediction, or why that spec
+did not learn it (:class:`PredictionRows`). Each task writes its own to a Parquet file
+(:class:`PredictionFile`): the bulk of the output never goes back through the JVM, whose
+Parquet writer cost more CPU than the rows' own Python work saved by parallelism.
+
+The few other rows go back to Spark (:class:`OutputRows`, ``mapInArrow``): ``model``, one per
+(partition, key, spec), with the snapshot and the summary JSON; ``control``, one per control
+record (a promotion), its value in ``snapshot``, for the driver to apply; ``file``, the
+prediction file a task wrote (``summary``: its name; ``offset``: its rows). Spark commits
+these rows for successful task attempts only, so the driver keeps exactly the files they name.
 """
 
 from __future__ import annotations
 
-import math
+import uuid
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-__all__ = ["DUPLICATE", "INPUT_COLUMNS", "INVALID", "LEARNED", "OUTPUT_SCHEMA", "OutputRows"]
+__all__ = ["CONTROL", "DUPLICATE", "FILE", "INPUT_COLUMNS", "INVALID", "LEARNED", "MODEL", "OUTPUT_SCHEMA",
+           "PREDICTION_SCHEMA", "OutputRows", "PredictionFile", "PredictionRows"]
 
 # What the job hands over per record: the raw Kafka key bytes, its position, its value bytes.
 INPUT_COLUMNS = ("key", "partition", "offset", "value")
 
-OUTPUT_SCHEMA = (
-    "kind string, key string, partition int, offset long, row_id string, ts long, "
-    "status string, reason string, y_true double, y_pred double, "
-    "spec string, role string, generation int, snapshot binary, summary string"
-)
+PREDICTION_SCHEMA = pa.schema([
+    ("key", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()), ("row_id", pa.string()),
+    ("ts", pa.int64()), ("status", pa.string()), ("reason", pa.string()), ("y_true", pa.float64()),
+    ("y_pred", pa.float64()), ("spec", pa.string()), ("role", pa.string()), ("generation", pa.int32()),
+])
+_OUTPUT_ARROW = pa.schema([
+    ("kind", pa.string()), ("key", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()),
+    ("spec", pa.string()), ("role", pa.string()), ("generation", pa.int32()), ("snapshot", pa.binary()),
+    ("summary", pa.string()),
+])
+# The same schema in Spark's words.
+OUTPUT_SCHEMA = ("kind string, key string, partition int, offset long, spec string, role string, "
+                 "generation int, snapshot binary, summary string")
 
+MODEL, CONTROL, FILE = "model", "control", "file"
 LEARNED, DUPLICATE, INVALID = "learned", "duplicate", "invalid"
 
 
-class OutputRows:
-    """Output columns as lists, one DataFrame per input batch (cheaper than a frame per row)."""
+def _batch(columns: list[list[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    # Lists to Arrow in C; y values are never NaN here (decode refuses them): None is the null.
+    return pa.RecordBatch.from_arrays(
+        [pa.array(column, type=f.type) for column, f in zip(columns, schema, strict=True)], schema=schema)
+
+
+class PredictionRows:
+    """Prediction columns as lists, one Arrow batch per input batch."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {name: [] for name in (
-            "kind", "key", "partition", "offset", "row_id", "ts", "status", "reason", "y_true", "y_pred",
-            "spec", "role", "generation", "snapshot", "summary")}
+        self.columns: list[list[Any]] = [[] for _ in PREDICTION_SCHEMA]
+        (self._key, self._partition, self._offset, self._row_id, self._ts, self._status, self._reason,
+         self._y_true, self._y_pred, self._spec, self._role, self._generation) = self.columns
 
     def __len__(self) -> int:
-        return len(self.columns["kind"])
+        return len(self._key)
 
     def row(self, key: str | None, partition: int, offset: int, status: str, spec: str, role: str,
-            generation: int, *, row_id: str | None = None, ts: int | None = None, reason: str | None = None,
-            y_true: float = math.nan, y_pred: float = math.nan) -> None:
-        self._append("row", key, partition, offset, row_id, ts, status, reason, y_true, y_pred, spec, role,
-                     generation, None, None)
+            generation: int, row_id: str | None = None, ts: int | None = None, reason: str | None = None,
+            y_true: float | None = None, y_pred: float | None = None) -> None:
+        """One (record, spec) outcome. The hot path of the replay: plain appends, no loop."""
+        self._key.append(key)
+        self._partition.append(partition)
+        self._offset.append(offset)
+        self._row_id.append(row_id)
+        self._ts.append(ts)
+        self._status.append(status)
+        self._reason.append(reason)
+        self._y_true.append(y_true)
+        self._y_pred.append(y_pred)
+        self._spec.append(spec)
+        self._role.append(role)
+        self._generation.append(generation)
+
+    def batch(self) -> pa.RecordBatch:
+        return _batch(self.columns, PREDICTION_SCHEMA)
+
+    def frame(self) -> pd.DataFrame:
+        """As pandas (a null y is NaN): for tests and one-key runs."""
+        return self.batch().to_pandas()
+
+
+class OutputRows:
+    """The rows a task hands back to Spark: models, control records, its prediction file."""
+
+    def __init__(self) -> None:
+        self.columns: list[list[Any]] = [[] for _ in _OUTPUT_ARROW]
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
 
     def model(self, key: str | None, partition: int, offset: int, spec: str, role: str, generation: int,
               snapshot: bytes | None, summary: str) -> None:
-        self._append("model", key, partition, offset, None, None, None, None, math.nan, math.nan, spec, role,
-                     generation, snapshot, summary)
+        self._append(MODEL, key, partition, offset, spec, role, generation, snapshot, summary)
+
+    def control(self, partition: int, offset: int, value: bytes | None) -> None:
+        self._append(CONTROL, None, partition, offset, None, None, 0, value, None)
+
+    def file(self, name: str, rows: int) -> None:
+        self._append(FILE, None, 0, rows, None, None, 0, None, name)
 
     def _append(self, *values: Any) -> None:
-        for column, value in zip(self.columns.values(), values, strict=True):
+        for column, value in zip(self.columns, values, strict=True):
             column.append(value)
 
+    def batch(self) -> pa.RecordBatch:
+        return _batch(self.columns, _OUTPUT_ARROW)
+
     def frame(self) -> pd.DataFrame:
-        c = self.columns
+        return self.batch().to_pandas()
 
-        def text(values: list[Any]) -> pd.Series:
-            # object dtype: None stays null through Arrow, and pandas 3 would otherwise infer
-            # Arrow-backed strings, which pyspark 4.2 cannot ship.
-            return pd.Series(values, dtype=object)
 
-        def floats(values: list[float]) -> pd.arrays.FloatingArray:
-            array = np.asarray(values, dtype=np.float64)
-            return pd.arrays.FloatingArray(array, np.isnan(array))  # NaN here means "none": null
+class PredictionFile:
+    """One task's predictions, written as they come to ``folder/part-<uuid>.parquet``.
 
-        return pd.DataFrame({
-            "kind": text(c["kind"]), "key": text(c["key"]),
-            "partition": np.asarray(c["partition"], dtype=np.int32),
-            "offset": np.asarray(c["offset"], dtype=np.int64),
-            "row_id": text(c["row_id"]), "ts": pd.array(c["ts"], dtype="Int64"),
-            "status": text(c["status"]), "reason": text(c["reason"]),
-            "y_true": floats(c["y_true"]), "y_pred": floats(c["y_pred"]),
-            "spec": text(c["spec"]), "role": text(c["role"]),
-            "generation": np.asarray(c["generation"], dtype=np.int32),
-            "snapshot": text(c["snapshot"]), "summary": text(c["summary"]),
-        })
+    A uniquely named file per task attempt: a failed or repeated attempt leaves a file no
+    committed ``file`` row names, which the driver then drops.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / f"part-{uuid.uuid4().hex}.parquet"
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, rows: PredictionRows) -> None:
+        if not len(rows):
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, PREDICTION_SCHEMA, compression="snappy")
+        self._writer.write_batch(rows.batch())
+        self.rows += len(rows)
+
+    def close(self, out: OutputRows) -> None:
+        """Finish the file and name it in the task's output (nothing if no row was written)."""
+        if self._writer is not None:
+            self._writer.close()
+            out.file(self.path.name, self.rows)

@@ -14,22 +14,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kappaml.dataset import Dataset, load
-from kappaml.drift import DETECTORS, POLICIES, DriftConfig
 from kappaml.kafka import KafkaSettings
-from kappaml.lineup import Lineup
 from kappaml.topics import Topics
 
-__all__ = ["NO_DRIFT", "ReplaySettings", "build_parser", "default_version", "parse_specs", "parse_until",
-           "settings_from_args"]
+if TYPE_CHECKING:
+    from kappaml.lineup import Lineup
+
+__all__ = ["DRIFT_CHOICES", "DRIFT_POLICIES", "NO_DRIFT", "ReplaySettings", "build_parser", "default_version",
+           "parse_specs", "parse_until", "settings_from_args"]
 
 _MEMORY = re.compile(r"\d+[kmgt]", re.IGNORECASE)
 _LOCAL_MASTER = re.compile(r"local(?:\[(\d+|\*)(?:,\d+)?\])?")
 _LOG_FORMATS = ("auto", "console", "json")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NO_DRIFT = "none"
-_DRIFT_CHOICES = (*sorted(DETECTORS), NO_DRIFT)
+# kappaml.drift's detectors and policies, spelled out: importing River's drift module takes
+# a second, which the launcher and --help need not pay (a test checks they agree).
+DRIFT_CHOICES = ("adwin", "page-hinkley", NO_DRIFT)
+DRIFT_POLICIES = ("alert", "reset")
 
 
 def default_version(now: datetime | None = None) -> str:
@@ -107,15 +112,24 @@ class ReplaySettings:
 
         if self.spec not in SPECS:
             raise ValueError(f"unknown model spec {self.spec!r}: choose one of {sorted(SPECS)}")
-        if self.drift not in _DRIFT_CHOICES:
-            raise ValueError(f"unknown drift detector {self.drift!r}: choose one of {list(_DRIFT_CHOICES)}")
-        if self.drift_policy not in POLICIES:
-            raise ValueError(f"unknown drift policy {self.drift_policy!r}: choose one of {list(POLICIES)}")
-        self.lineup  # noqa: B018 - builds (and so checks) the champion and challengers now
+        if self.drift not in DRIFT_CHOICES:
+            raise ValueError(f"unknown drift detector {self.drift!r}: choose one of {DRIFT_CHOICES}")
+        if self.drift_policy not in DRIFT_POLICIES:
+            raise ValueError(f"unknown drift policy {self.drift_policy!r}: choose one of {DRIFT_POLICIES}")
+        specs = [self.spec, *self.challengers]
+        unknown = [s for s in self.challengers if s not in SPECS]
+        if unknown:
+            raise ValueError(f"unknown model spec {unknown[0]!r} in --challengers: "
+                             f"choose from {sorted(SPECS)}")
+        if len(set(specs)) != len(specs):
+            raise ValueError(f"a spec appears twice in champion + challengers: {specs}")
 
     @property
     def lineup(self) -> Lineup:
         """What the replay runs per key, as the processor runs it: champion, challengers, drift."""
+        from kappaml.drift import DriftConfig  # noqa: PLC0415 - see DRIFT_CHOICES
+        from kappaml.lineup import Lineup  # noqa: PLC0415
+
         drift = None if self.drift == NO_DRIFT else DriftConfig(detector=self.drift, policy=self.drift_policy)
         return Lineup(self.dataset, champion=self.spec, challengers=self.challengers, version=self.version,
                       window=self.metrics_window, drift=drift)
@@ -166,7 +180,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="model specs that learn beside the champion (--model-spec) on every key, "
                    "for comparison and promotion (env KAPPAML_CHALLENGERS, default none)")
     p.add_argument("--drift", help="drift detector on each model's error: "
-                   f"{', '.join(_DRIFT_CHOICES)} (env KAPPAML_DRIFT, default adwin)")
+                   f"{', '.join(DRIFT_CHOICES)} (env KAPPAML_DRIFT, default adwin)")
     p.add_argument("--drift-policy", help="on a drift: alert (report it) or reset (start the key's model "
                    "afresh) (env KAPPAML_DRIFT_POLICY, default alert)")
     p.add_argument("--version", "--model-version", dest="version",

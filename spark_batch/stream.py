@@ -1,8 +1,9 @@
 """The function Spark runs on its workers: stream a task's records through per-key replays.
 
-Each task gets its records in Arrow batches (``mapInPandas``), every key's records in offset
+Each task gets its records in Arrow batches (``mapInArrow``), every key's records in offset
 order; :class:`spark_batch.rebuild.KeyReplay` does the per-key work, this module the routing
-of records to keys, the output batches and the progress lines.
+of records to keys, the outputs (a prediction file per task, a few rows back to Spark) and
+the progress lines.
 """
 
 from __future__ import annotations
@@ -10,21 +11,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 
-from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, PromotionLog
+from kappaml.lineup import CONTROL_KEY_BYTES, Lineup
 from kappaml.logging import configure_logging, get_logger
-from spark_batch.rebuild import KeyReplay, OutputRows
+from spark_batch.rebuild import KeyReplay
+from spark_batch.rows import OutputRows, PredictionFile, PredictionRows
 
 __all__ = ["StreamRebuild"]
 
 _PROGRESS_EVERY_S = 5.0
+Slot = tuple[int, bytes | None]  # (Kafka partition, raw key): the processor's unit of state
 
 
 @dataclass(frozen=True)
 class StreamRebuild:
-    """The function Spark runs per partition of the job (``mapInPandas``), picklable.
+    """The function Spark runs per partition of the job (``mapInArrow``), picklable.
 
     Its input is the records of that partition in Arrow batches, each key's records in offset
     order. ``clustered``: the records are also grouped by (partition, key) (the job shuffled
@@ -32,36 +36,37 @@ class StreamRebuild:
     as the next key starts: a worker holds one key's state at a time. Not clustered: the
     records come straight from one Kafka partition, keys interleaved as the processor sees
     them, and every key of the partition stays live until the end. Order and clustering are
-    checked, not assumed. Control records (promotions) are skipped: the driver read them
-    first, into ``promotions``.
+    checked, not assumed. Control records (promotions) are not data: they are passed on as
+    ``control`` rows, for the driver to apply. Each task writes its predictions to a file in
+    ``predictions_dir`` (a folder the workers and the driver share) and names it in its output.
     """
 
     lineup: Lineup
-    promotions: PromotionLog | None = None
+    predictions_dir: str
     clustered: bool = True
     end_offsets: Mapping[int, int] | None = None
     rows_total: int = 0
     log_level: str = "INFO"
     log_json: bool | None = None
 
-    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         configure_logging(self.log_level, json=self.log_json)
         progress = _TaskProgress(self.rows_total)
-        finished: set[tuple[int, bytes | None]] = set()
-        live: dict[tuple[int, bytes | None], KeyReplay] = {}
+        finished: set[Slot] = set()
+        live: dict[Slot, KeyReplay] = {}
         current: KeyReplay | None = None
-        slot: tuple[int, bytes | None] | None = None
-        for pdf in batches:
-            out = OutputRows()
-            keys = pdf["key"].to_numpy()
-            partitions = pdf["partition"].to_numpy().tolist()
-            offsets = pdf["offset"].to_numpy().tolist()
-            values = pdf["value"].to_numpy()
-            for i, offset in enumerate(offsets):
-                raw = keys[i]
+        slot: Slot | None = None
+        predictions = PredictionFile(Path(self.predictions_dir))
+        for batch in batches:
+            progress.busy()
+            out, rows = OutputRows(), PredictionRows()
+            keys, partitions, offsets, values = (batch.column(name).to_pylist()
+                                                 for name in ("key", "partition", "offset", "value"))
+            for raw, partition, offset, value in zip(keys, partitions, offsets, values, strict=True):
                 if raw == CONTROL_KEY_BYTES:
+                    out.control(partition, offset, value)
                     continue
-                this = (partitions[i], None if raw is None else bytes(raw))
+                this = (partition, raw)
                 if this != slot:
                     if self.clustered and current is not None and slot is not None:
                         current.finish(out)
@@ -69,43 +74,64 @@ class StreamRebuild:
                         del live[slot]
                         progress.key_done()
                     if this in finished:
-                        raise RuntimeError(f"records of key {this[1]!r} (partition {this[0]}) arrived "
+                        raise RuntimeError(f"records of key {raw!r} (partition {partition}) arrived "
                                            "in two runs: the input is not clustered by key")
                     slot = this
                     current = live.get(this)
                     if current is None:
-                        current = live[this] = KeyReplay(raw, this[0], self.lineup, self.promotions,
-                                                         self.end_offsets)
+                        current = live[this] = KeyReplay(raw, partition, self.lineup, self.end_offsets)
                 assert current is not None
-                current.step(offset, values[i], out)
+                current.step(offset, value, rows)
+            predictions.write(rows)
             progress.rows_done(len(offsets))
-            yield out.frame()
+            result = out.batch()
+            progress.idle()
+            if len(out):
+                yield result
+        progress.busy()
         out = OutputRows()
         for replay in live.values():
             replay.finish(out)
             progress.key_done()
-        yield out.frame()
+        predictions.close(out)
+        result = out.batch()
+        progress.idle()
         progress.log(final=True)
+        yield result
 
-    def as_udf(self) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    def as_udf(self) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
         """A plain function: pyspark inspects the arguments of what it is given, and counts
         ``self`` in those of a callable object."""
 
-        def rebuild_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        def rebuild_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             return self(batches)
 
         return rebuild_partition
 
 
 class _TaskProgress:
-    """Rows and keys finished by one Spark task, logged every few seconds and at its end."""
+    """Rows and keys finished by one Spark task, logged every few seconds and at its end.
+
+    Also where the task's time goes: ``busy_s`` in the replay's own code, the rest of
+    ``task_s`` in pyspark (Arrow batches in and out) or waiting for the JVM.
+    """
 
     def __init__(self, rows_total: int) -> None:
         self.rows_total = rows_total
         self.keys = 0
         self.rows = 0
-        self.last = time.monotonic()
+        self.began = self.last = time.monotonic()
+        self.busy_s = 0.0
+        self._busy_since: float | None = None
         self.log_ = get_logger("spark_batch.worker")
+
+    def busy(self) -> None:
+        self._busy_since = time.monotonic()
+
+    def idle(self) -> None:
+        if self._busy_since is not None:
+            self.busy_s += time.monotonic() - self._busy_since
+            self._busy_since = None
 
     def key_done(self) -> None:
         self.keys += 1
@@ -119,4 +145,5 @@ class _TaskProgress:
         self.last = time.monotonic()
         # rows_total: the whole replay's, every task shares it; a task does its part of it.
         self.log_.info("replay task done" if final else "replay progress (this task)",
-                       rows_done=self.rows, rows_total=self.rows_total, keys_done=self.keys)
+                       rows_done=self.rows, rows_total=self.rows_total, keys_done=self.keys,
+                       busy_s=round(self.busy_s, 2), task_s=round(self.last - self.began, 2))

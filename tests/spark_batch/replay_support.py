@@ -208,6 +208,31 @@ def fingerprints(ref: Reference) -> dict[tuple[int, str], str]:
     return {slot: fingerprint(s.model) for slot, s in ref.states.items()}
 
 
+def stream_rebuild(lineup: Any, frame: Any, batch: int, clustered: bool = True) -> Any:
+    """What one Spark task does with ``frame`` (columns key, partition, offset, value) fed in
+    Arrow batches of ``batch`` rows: its prediction file's rows (``kind`` "row") and then the
+    rows it hands back to Spark, as one pandas frame."""
+    import tempfile
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from spark_batch.stream import StreamRebuild
+
+    schema = pa.schema([("key", pa.binary()), ("partition", pa.int32()), ("offset", pa.int64()),
+                        ("value", pa.binary())])
+    parts = [pa.RecordBatch.from_pandas(frame.iloc[i:i + batch], schema=schema, preserve_index=False)
+             for i in range(0, len(frame), batch)]
+    with tempfile.TemporaryDirectory() as folder:
+        fn = StreamRebuild(lineup, folder, clustered=clustered, rows_total=len(frame)).as_udf()
+        out = pd.concat([b.to_pandas() for b in fn(iter(parts))], ignore_index=True)
+        files = out[out.kind == "file"]
+        assert len(files) == len(list(Path(folder).iterdir())) <= 1  # one file per task, named
+        rows = [pd.read_parquet(Path(folder) / name).assign(kind="row") for name in files.summary]
+        assert sum(len(r) for r in rows) == files.offset.sum()
+    return pd.concat([*rows, out[out.kind != "file"]], ignore_index=True)
+
+
 # ---------------------------------------------------------------- a keyed synthetic data set
 
 FLEET_TOML = """\

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from replay_support import FLEET_TOML, fleet_rows, record_message, sequential_replay
+from replay_support import FLEET_TOML, fleet_rows, record_message, sequential_replay, stream_rebuild
 
 from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
@@ -15,7 +15,7 @@ from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, PromotionLog
 from kappaml.models import DEFAULT_SPEC
 from kappaml.snapshot import Snapshot
 from spark_batch.rebuild import rebuild_key
-from spark_batch.stream import StreamRebuild
+from spark_batch.serving import END, relabel_predictions, role_at
 
 CHALLENGERS = ("rls_additive", "linear")
 
@@ -118,7 +118,7 @@ def _control(promotion: Promotion | bytes) -> tuple[bytes, bytes]:
 
 
 @pytest.mark.parametrize("clustered", [False, True])
-def test_promotions_decide_who_serves_and_control_records_are_no_data(fleet, clustered):
+def test_promotions_decide_who_serves_and_control_records_are_no_data(fleet, clustered, tmp_path):
     lineup = Lineup(fleet, DEFAULT_SPEC, CHALLENGERS, version="v1")
     data = [record_message(fleet, i + 1, r) for i, r in enumerate(fleet_rows(300, 3))]
     controls = {
@@ -132,17 +132,27 @@ def test_promotions_decide_who_serves_and_control_records_are_no_data(fleet, clu
     for offset in range(len(data) + len(controls)):
         messages.append(controls.get(offset) or next(it))
     frame = _frame(messages, partition=1)
-    promotions = PromotionLog(lineup, [(1, o, v) for o, (_k, v) in controls.items()])
-    assert [(o, reason.split(":")[0]) for _p, o, reason in promotions.problems] == [
-        (61, "control record is not JSON"), (150, "cannot promote 'hoeffding'")]
-
     if clustered:
         frame = frame.sort_values(["partition", "key", "offset"], kind="stable", ignore_index=True)
-    fn = StreamRebuild(lineup, promotions, clustered=clustered, rows_total=len(frame)).as_udf()
-    out = pd.concat(list(fn(iter([frame.iloc[i:i + 70] for i in range(0, len(frame), 70)]))))
+    out = stream_rebuild(lineup, frame, batch=70, clustered=clustered)
     rows = out[out.kind == "row"]
     assert set(rows.offset).isdisjoint(controls) and len(rows) == len(data) * 3
     assert (rows.status == "learned").all()  # control records are not invalid data
+    # The workers pass the control records on; the driver reads them as the processor does.
+    passed = out[out.kind == "control"]
+    assert sorted(zip(passed.offset, passed.snapshot, strict=True)) == [(o, v) for o, (_k, v) in
+                                                                         sorted(controls.items())]
+    promotions = PromotionLog(lineup, zip(passed.partition, passed.offset, passed.snapshot, strict=True))
+    assert [(o, reason.split(":")[0]) for _p, o, reason in promotions.problems] == [
+        (61, "control record is not JSON"), (150, "cannot promote 'hoeffding'")]
+
+    # Written as Spark writes them (several files), then relabelled by the driver.
+    folder = tmp_path / "predictions.parquet"
+    folder.mkdir()
+    for i, part in enumerate((rows.iloc[: len(rows) // 2], rows.iloc[len(rows) // 2:])):
+        part.to_parquet(folder / f"part-{i}.parquet", index=False)
+    assert relabel_predictions(folder, promotions) == 2
+    rows = pd.read_parquet(folder)
     serving = rows[rows.role == "champion"].set_index("offset").spec.sort_index()
     assert serving.index.tolist() == sorted(set(rows.offset))  # exactly one champion per record
     expected = ["rls" if o < 60 else "linear" if o < 200 else "rls_additive" for o in serving.index]
@@ -150,14 +160,14 @@ def test_promotions_decide_who_serves_and_control_records_are_no_data(fleet, clu
     # Who serves changes nothing in what each spec learns: the same predictions, row by row,
     # as a run of that spec alone over the data records.
     for spec in lineup.specs:
-        alone = StreamRebuild(Lineup(fleet, spec, version="v1"), clustered=False).as_udf()
-        alone_rows = pd.concat(list(alone(iter([_frame(data, partition=1)]))))
-        alone_rows = alone_rows[alone_rows.kind == "row"]
+        alone = stream_rebuild(Lineup(fleet, spec, version="v1"), _frame(data, partition=1), 1000, False)
+        alone = alone[alone.kind == "row"]
         mine = rows[rows.spec == spec]
         assert dict(zip(mine.row_id, mine.y_pred, strict=True)) == dict(
-            zip(alone_rows.row_id, alone_rows.y_pred, strict=True))
-    final = {r.spec: r.role for r in out[out.kind == "model"].itertuples()}
+            zip(alone.row_id, alone.y_pred, strict=True))
+    final = {spec: role_at(promotions, 1, END, spec) for spec in lineup.specs}
     assert final == {DEFAULT_SPEC: "challenger", "linear": "challenger", "rls_additive": "champion"}
+    assert relabel_predictions(folder, PromotionLog(lineup, [])) == 0  # nothing to do without promotions
 
 
 def test_drift_detections_and_reset_generations_match_the_sequential_rules(fleet):

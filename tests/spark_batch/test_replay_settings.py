@@ -77,6 +77,13 @@ def test_bad_settings_are_rejected(argv, match):
         _settings(argv)
 
 
+def test_drift_choices_are_kappaml_drifts():
+    from kappaml.drift import DETECTORS, POLICIES
+    from spark_batch.settings import DRIFT_CHOICES, DRIFT_POLICIES, NO_DRIFT
+
+    assert set(DRIFT_CHOICES) == {*DETECTORS, NO_DRIFT} and set(DRIFT_POLICIES) == set(POLICIES)
+
+
 def test_lineup_from_flags_and_env():
     others = [name for name in SPECS if name != DEFAULT_SPEC][:2]
     s = _settings([])
