@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 
 from kappaml.logging import configure_logging, get_logger
+from spark_batch.classdata import class_archive
 from spark_batch.connector import connector_jars
 from spark_batch.errors import ReplayError
 from spark_batch.offsets import pin_offsets
@@ -33,16 +34,24 @@ def _replay(argv: list[str]) -> int:
         # spark-submit pipes the job's output: decide here, where the terminal is known.
         settings = replace(settings, log_format="console" if sys.stderr.isatty() else "json")
     configure_logging(settings.log_level, json=settings.log_json)
-    cmd = spark_submit_command(settings, connector_jars(), build_pyfiles())
+    jars, pyfiles = connector_jars(), build_pyfiles()
+    archive = class_archive() if settings.class_archive else None
     if args.print_command:
-        sys.stdout.write(shlex.join(cmd) + "\n")
+        # A command to run by hand uses an archive that exists; it does not write one.
+        options = archive.java_options(dump=False)[0] if archive else []
+        sys.stdout.write(shlex.join(spark_submit_command(settings, jars, pyfiles, options)) + "\n")
         return 0
     # Fail in a second, before a JVM starts, when there is no broker, topic or data; the job
     # pins the range again itself, that pin is the one it replays.
     pin_offsets(settings.kafka, settings.topics.raw, settings.until)
+    options, pending = archive.java_options() if archive else ([], None)
+    cmd = spark_submit_command(settings, jars, pyfiles, options)
     log.info("starting spark-submit", version=settings.version, spec=settings.spec,
              master=settings.master, output=str(settings.output_dir))
-    return subprocess.run(cmd, env=spark_submit_env(settings)).returncode
+    code = subprocess.run(cmd, env=spark_submit_env(settings)).returncode
+    if archive is not None and pending is not None:
+        archive.adopt(pending, succeeded=code == 0)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,6 +89,7 @@ class ReplaySettings:
     challengers: tuple[str, ...] = ()
     drift: str = "adwin"  # a detector of kappaml.drift, or "none"
     drift_policy: str = "alert"
+    class_archive: bool = True  # the launcher's class-data archive of the driver JVM (classdata)
 
     def __post_init__(self) -> None:
         if not _VERSION.fullmatch(self.version):
@@ -161,6 +162,8 @@ class ReplaySettings:
             argv += ["--until", ",".join(f"{p}:{o}" for p, o in sorted(self.until.items()))]
         if not self.publish:
             argv.append("--no-publish")
+        if not self.class_archive:
+            argv.append("--no-class-archive")
         for k, v in self.spark_conf.items():
             argv += ["--spark-conf", f"{k}={v}"]
         return argv
@@ -200,6 +203,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                    help="extra Spark setting, repeatable")
     p.add_argument("--no-publish", action="store_true", help="write the report only, publish no snapshot")
+    p.add_argument("--no-class-archive", action="store_true",
+                   help="start the driver JVM without the class-data archive that makes later starts faster "
+                   "(env KAPPAML_SPARK_CLASS_ARCHIVE=0)")
     p.add_argument("--log-format", choices=_LOG_FORMATS,
                    help="console or json log lines (env KAPPAML_LOG_FORMAT, "
                    "default auto: console on a terminal)")
@@ -260,4 +266,5 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         challengers=parse_specs(pick(args.challengers, "KAPPAML_CHALLENGERS", "") or ""),
         drift=(pick(args.drift, "KAPPAML_DRIFT", "adwin") or "adwin").lower(),
         drift_policy=(pick(args.drift_policy, "KAPPAML_DRIFT_POLICY", "alert") or "alert").lower(),
+        class_archive=not args.no_class_archive and env.get("KAPPAML_SPARK_CLASS_ARCHIVE", "1") != "0",
     )

@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from infra.classpath import default_cache_dir
@@ -76,8 +76,10 @@ def _log4j2_file(cache_dir: Path | None = None) -> Path:
     return path
 
 
-def spark_submit_command(settings: ReplaySettings, jars: list[Path], pyfiles: Path) -> list[str]:
-    java_options = [f"-Dlog4j2.configurationFile={_log4j2_file().as_uri()}"]
+def spark_submit_command(settings: ReplaySettings, jars: list[Path], pyfiles: Path,
+                         java_options: Sequence[str] = ()) -> list[str]:
+    """``java_options``: more options for the driver JVM (see :mod:`spark_batch.classdata`)."""
+    java_options = [f"-Dlog4j2.configurationFile={_log4j2_file().as_uri()}", *java_options]
     if settings.master.startswith("local"):
         # In local mode the JVM only reads Kafka, shuffles and hands rows to Python; the C2
         # compiler's warm-up costs more CPU than it saves there, and it competes with the
