@@ -7,6 +7,7 @@ On one backlog of synthetic CO2 records (one partition, one global model), exact
 - ``champion, no drift``: the processor with ``--drift none``;
 - ``champion``: the default, ADWIN on the champion's absolute error;
 - ``champion + challenger``: ``--challengers <spec>``, drift on both;
+- ``challenger alone``: the challenger's spec as the only model;
 - in memory, no Kafka: the challenger's own cost per message (decode excluded: the processor
   decodes once for all specs), i.e. ``learn_step`` with its drift monitor.
 
@@ -44,9 +45,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def processor_rate(kafka: KafkaSettings, rows: list[dict], state: Path, **kw: object) -> float:
     topics = _backlog(kafka, rows)
-    settings = ProcessorSettings(dataset=builtin("co2"), model_spec=DEFAULT_SPEC, kafka=kafka, topics=topics,
-                                 state_dir=state, consumer_group=f"bench-{uuid.uuid4().hex[:8]}",
-                                 **kw)  # type: ignore[arg-type]
+    kw.setdefault("model_spec", DEFAULT_SPEC)
+    settings = ProcessorSettings(dataset=builtin("co2"), kafka=kafka, topics=topics, state_dir=state,
+                                 consumer_group=f"bench-{uuid.uuid4().hex[:8]}", **kw)  # type: ignore[arg-type]
     Processor(settings).run(idle_timeout=3)
     stamps = sorted(json.loads(v)["processed_ts"] for _k, v, _p, _o in
                     read_all(kafka, topics.predictions, expect=len(rows), timeout=120))
@@ -69,6 +70,8 @@ def one_run(kafka: KafkaSettings, rows: list[dict], tmp: Path, challenger: str) 
         "champion, no drift": processor_rate(kafka, rows, tmp / "a", drift=None),
         "champion": processor_rate(kafka, rows, tmp / "b"),
         "champion + challenger": processor_rate(kafka, rows, tmp / "c", challengers=(challenger,)),
+        # For scale: the challenger's spec as the only model, i.e. its cost inside the pipeline.
+        "challenger alone": processor_rate(kafka, rows, tmp / "d", model_spec=challenger),
     }
     topics = _backlog(kafka, rows[:20_000])
     values = [v for _k, v, _p, _o in read_all(kafka, topics.raw, expect=min(len(rows), 20_000))]
