@@ -45,6 +45,10 @@ class Processor:
             consumer_group=settings.group,
             auto_offset_reset=settings.auto_offset_reset,
             commit_interval=settings.commit_interval,
+            # Quix commits a due checkpoint only once a poll returns: with its default of 1 s,
+            # the last messages of a burst waited for the next burst, or a whole second when the
+            # stream went quiet (bench/latency.py measured a max of about 1,040 ms).
+            consumer_poll_timeout=0.005,
             processing_guarantee=settings.guarantee,
             state_dir=settings.state_dir,
             # Models are Python objects: the store keeps them pickled, not as JSON.
