@@ -1,4 +1,4 @@
-"""The Spark side of the replay: session, Kafka batch read of the pinned range, per-key rebuild.
+"""The Spark side of the replay: Kafka batch read of the pinned range, per-key rebuild, output.
 
 Keys are independent: a few tasks (one Python worker each) rebuild their keys in parallel,
 one task per Kafka partition or, when that is too few, per shuffle partition of (partition,
@@ -8,12 +8,9 @@ key) (see :func:`arrange`); within a key the rows are replayed strictly in offse
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from pathlib import Path
 
-from pyspark import SparkConf
 from pyspark.sql import DataFrame, SparkSession
 
 from kappaml.logging import get_logger
@@ -22,52 +19,9 @@ from spark_batch.rows import INPUT_COLUMNS, OUTPUT_SCHEMA
 from spark_batch.settings import ReplaySettings
 from spark_batch.stream import StreamRebuild
 
-__all__ = ["StageProgress", "arrange", "read_raw", "rebuild", "spark_session",
-           "under_spark_submit", "write_output"]
+__all__ = ["StageProgress", "arrange", "read_raw", "rebuild", "write_output"]
 
 log = get_logger(__name__)
-
-
-def under_spark_submit() -> bool:
-    # spark-submit's Python runner hands its JVM to the script through this variable.
-    return "PYSPARK_GATEWAY_PORT" in os.environ
-
-
-def spark_session(settings: ReplaySettings, jars: list[Path]) -> SparkSession:
-    """A session for the replay; settings spark-submit already fixed (master, jars) are kept."""
-    # Python workers default to `python3` on PATH, which may lack pandas, River and kappaml:
-    # they run this interpreter unless the user chose one.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    given = SparkConf()
-    builder = SparkSession.builder.appName(f"kappaml-replay-{settings.version}")
-    if not given.contains("spark.master"):
-        builder = builder.master(settings.master)
-    master = given.get("spark.master", settings.master)
-    if not under_spark_submit():
-        # Only effective while Python still launches the JVM itself (python replay.py).
-        builder = builder.config("spark.driver.memory", settings.driver_memory)
-        builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
-    if master.startswith("local"):
-        # Local mode talks to itself only: never bind or advertise a network interface.
-        builder = builder.config("spark.driver.host", "127.0.0.1")
-        builder = builder.config("spark.driver.bindAddress", "127.0.0.1")
-    defaults = {
-        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
-        # AQE would merge small key groups into one partition, i.e. one task for every key.
-        "spark.sql.adaptive.coalescePartitions.enabled": "false",
-        "spark.ui.enabled": "false",
-        "spark.sql.session.timeZone": "UTC",
-        # The output folders (models, files, control) written side by side, instead of sorting
-        # the whole output by kind first, which a partitioned write does by default.
-        "spark.sql.maxConcurrentOutputFileWriters": "3",
-        # Workers forked from a daemon that imported the replay's modules once (see there).
-        "spark.python.daemon.module": "spark_batch.daemon",
-    }
-    for k, v in {**defaults, **settings.spark_conf}.items():
-        builder = builder.config(k, v)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR" if settings.log_level in ("WARNING", "ERROR") else "WARN")
-    return spark
 
 
 def read_raw(spark: SparkSession, settings: ReplaySettings, pinned: OffsetRange) -> DataFrame:

@@ -17,6 +17,7 @@ import logging
 import shutil
 import sys
 import time
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,23 @@ log = get_logger("spark_batch.replay")
 
 def run_replay(settings: ReplaySettings) -> dict:
     """The whole replay; returns the summary document (also written to the output folder)."""
+    # The session starts first, in the background: the imports and the pin below overlap it.
+    from spark_batch import session  # noqa: PLC0415 - keep --help free of pyspark
+    from spark_batch.connector import connector_jars  # noqa: PLC0415
+
+    started = time.monotonic()
+    starting = session.start_session(settings, [] if session.under_spark_submit() else connector_jars())
+    try:
+        return _replay(settings, starting, started)
+    except BaseException:
+        # An error before the job (no topic, say) must not leave the session running; a
+        # second stop after the job's own is harmless.
+        if not starting.cancel() and starting.exception() is None:
+            starting.result().stop()
+        raise
+
+
+def _replay(settings: ReplaySettings, starting: Future, started: float) -> dict:
     import pyarrow.dataset  # noqa: PLC0415 - keep --help free of pyspark and pyarrow
     from confluent_kafka import KafkaException  # noqa: PLC0415
     from py4j.protocol import Py4JError  # noqa: PLC0415
@@ -47,11 +65,9 @@ def run_replay(settings: ReplaySettings) -> dict:
     from kappaml.lineup import PromotionLog  # noqa: PLC0415
     from kappaml.topics import ensure_topics  # noqa: PLC0415
     from spark_batch import job, report, serving  # noqa: PLC0415
-    from spark_batch.connector import connector_jars  # noqa: PLC0415
     from spark_batch.offsets import pin_offsets  # noqa: PLC0415
     from spark_batch.publish import SnapshotPublisher  # noqa: PLC0415
 
-    started = time.monotonic()
     phases = report.Phases()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     topic = settings.topics.raw
@@ -64,15 +80,14 @@ def run_replay(settings: ReplaySettings) -> dict:
     (out / report.SUMMARY).unlink(missing_ok=True)
 
     lineup = settings.lineup
-    jars = [] if job.under_spark_submit() else connector_jars()
     staging = out / "_staging"  # Spark's output: models, control records, prediction file names
     written = out / "_predictions"  # the prediction files, written by the tasks themselves
     shutil.rmtree(written, ignore_errors=True)
     written.mkdir()
     spark = None
     try:
-        with phases("session"):
-            spark = job.spark_session(settings, jars)
+        with phases("session"):  # what is left of it: it started with the replay
+            spark = starting.result()
         records, clustered = job.arrange(job.read_raw(spark, settings, pinned), settings, pinned)
         log.info("replay starting", records_at_most=pinned.span, partitions=len(pinned.partitions),
                  tasks=settings.shuffle_partitions if clustered else len(pinned.partitions),
