@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow.dataset
 
 from kappaml.lineup import Lineup, PromotionLog
+from spark_batch.errors import ReplayError
 
 __all__ = ["PREDICTIONS", "SUMMARY", "LineupTotals", "Phases", "Totals", "control_report",
            "gather_predictions", "serving_report", "write_summary"]
@@ -161,6 +162,9 @@ def gather_predictions(file_rows: Path, written: Path, target: Path) -> int:
     if file_rows.exists():
         names = pyarrow.dataset.dataset(file_rows, format="parquet").to_table(columns=["summary", "offset"])
         for name, count in zip(*(names.column(i).to_pylist() for i in range(2)), strict=True):
+            if not (written / name).exists():
+                raise ReplayError(f"prediction file {name} is not in {written}: the output folder must be "
+                                  "one the driver and the executors share (any local path with local[N])")
             os.replace(written / name, target / name)
             rows += count
     shutil.rmtree(written, ignore_errors=True)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from kappaml.dataset import Dataset, load
 from kappaml.kafka import KafkaSettings
@@ -131,7 +131,8 @@ class ReplaySettings:
         from kappaml.drift import DriftConfig  # noqa: PLC0415 - see DRIFT_CHOICES
         from kappaml.lineup import Lineup  # noqa: PLC0415
 
-        drift = None if self.drift == NO_DRIFT else DriftConfig(detector=self.drift, policy=self.drift_policy)
+        policy: Literal["alert", "reset"] = "reset" if self.drift_policy == "reset" else "alert"
+        drift = None if self.drift == NO_DRIFT else DriftConfig(detector=self.drift, policy=policy)
         return Lineup(self.dataset, champion=self.spec, challengers=self.challengers, version=self.version,
                       window=self.metrics_window, drift=drift)
 
