@@ -29,6 +29,7 @@ __all__ = ["ClassArchive", "class_archive"]
 
 log = get_logger(__name__)
 _PREFIX = "spark-classes-"
+_KEEP = 3
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,12 @@ class ClassArchive:
         """Keep the archive a successful run dumped; drop older archives and failed dumps."""
         if succeeded and pending.exists() and pending.stat().st_size > 0:
             os.replace(pending, self.path)
-            for old in self.path.parent.glob(f"{_PREFIX}*.jsa"):
-                if old != self.path:
-                    old.unlink(missing_ok=True)
+            # A few, not one: two installations sharing the cache would otherwise delete each
+            # other's archive, and each replay would pay for a new one.
+            archives = sorted(self.path.parent.glob(f"{_PREFIX}*.jsa"), key=lambda p: p.stat().st_mtime,
+                              reverse=True)
+            for old in archives[_KEEP:]:
+                old.unlink(missing_ok=True)
         pending.unlink(missing_ok=True)
         # Dumps of runs that were killed; an hour old, they are no other run's dump in progress.
         for stale in self.path.parent.glob(f"{_PREFIX}*.partial"):
@@ -63,7 +67,8 @@ class ClassArchive:
 def _spark_jars() -> list[Path]:
     import pyspark  # noqa: PLC0415 - only the launcher needs to know where pyspark lives
 
-    return sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+    # Resolved: the same installation reached by another path (a symlinked lib64) is the same.
+    return sorted((Path(pyspark.__file__).resolve().parent / "jars").glob("*.jar"))
 
 
 def class_archive(cache_dir: Path | None = None) -> ClassArchive | None:

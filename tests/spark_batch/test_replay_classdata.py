@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -26,12 +27,15 @@ def test_first_run_dumps_a_successful_run_is_adopted_then_used(tmp_path):
     archive.adopt(pending, succeeded=False)  # a failed run's dump is not trusted
     assert not archive.path.exists() and not pending.exists()
 
-    older = tmp_path / "spark-classes-000000000000.jsa"
-    older.write_bytes(b"an older Java's")
+    others = [tmp_path / f"spark-classes-00000000000{i}.jsa" for i in range(3)]
+    for i, other in enumerate(others):  # other Javas or Sparks sharing the cache, oldest first
+        other.write_bytes(b"another installation's")
+        os.utime(other, (1_000_000 + i, 1_000_000 + i))
     options, pending = archive.java_options()
     pending.write_bytes(b"dumped")
     archive.adopt(pending, succeeded=True)
-    assert archive.path.read_bytes() == b"dumped" and not pending.exists() and not older.exists()
+    assert archive.path.read_bytes() == b"dumped" and not pending.exists()
+    assert [o.exists() for o in others] == [False, True, True]  # the three newest stay
     options, pending = archive.java_options()
     assert pending is None and options[0] == f"-XX:SharedArchiveFile={archive.path}"
 
