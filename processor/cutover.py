@@ -100,6 +100,8 @@ def load_replay_seed(kafka: KafkaSettings, models_topic: str, version: str, spec
                     continue  # not a snapshot: nothing to seed from
                 if header.get("version") != version or header.get("origin") != "replay":
                     continue
+                if (msg.key() or b"").decode("utf-8", "replace").partition("/")[0] != version:
+                    continue  # a challenger's snapshot (version+spec/key): the cut-over seeds the champion
                 snap = Snapshot.decode(msg.value())
                 # If the version was replayed more than once, the newest replay wins.
                 old = snapshots.get(snap.key)
