@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import Consumer, IsolationLevel, Producer, TopicPartition
@@ -37,6 +38,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 Message = tuple[bytes | None, bytes | None]  # (kafka key, value)
+
+
+class FakeMessage(SimpleNamespace):
+    """Just enough of confluent_kafka.Message (k, v, p, o) for the sequential reference."""
+
+    def key(self) -> Any:
+        return self.k
+
+    def value(self) -> Any:
+        return self.v
+
+    def partition(self) -> int:
+        return self.p
+
+    def offset(self) -> int:
+        return self.o
+
+
+def fake_messages(messages: Sequence[Message], partition: int, first_offset: int = 0) -> list[FakeMessage]:
+    """The messages as one partition holds them, from ``first_offset`` on."""
+    return [FakeMessage(k=k, v=v, p=partition, o=first_offset + i) for i, (k, v) in enumerate(messages)]
 
 
 def record_message(dataset: Dataset, number: int, row: Mapping[str, Any], ts: int | None = None) -> Message:

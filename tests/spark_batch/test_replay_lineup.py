@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from replay_support import FLEET_TOML, fleet_rows, record_message, sequential_replay, stream_rebuild
+from replay_support import fake_messages, fleet_rows, record_message, sequential_replay, stream_rebuild
 
 from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
@@ -20,25 +19,6 @@ from spark_batch.serving import END, relabel_predictions, role_at
 CHALLENGERS = ("rls_additive", "linear")
 
 
-class _Msg(SimpleNamespace):
-    def key(self):
-        return self.k
-
-    def value(self):
-        return self.v
-
-    def partition(self):
-        return self.p
-
-    def offset(self):
-        return self.o
-
-
-@pytest.fixture
-def fleet(tmp_path) -> Dataset:
-    path = tmp_path / "fleet.toml"
-    path.write_text(FLEET_TOML)
-    return Dataset.from_toml(path)
 
 
 def _frame(messages, partition=0, start=0) -> pd.DataFrame:
@@ -181,7 +161,7 @@ def test_drift_detections_and_reset_generations_match_the_sequential_rules(fleet
     out = rebuild_key(_frame(messages), lineup)
     summaries = _summaries(out)
     for spec in (DEFAULT_SPEC, "rls_additive"):
-        ref = sequential_replay([_Msg(k=k, v=v, p=0, o=i) for i, (k, v) in enumerate(messages)], fleet, spec,
+        ref = sequential_replay(fake_messages(messages, 0), fleet, spec,
                                 "v1", drift=drift)
         assert ref.drifts and all(offset >= cut for _p, offset, *_ in ref.drifts)  # none before the change
         detections = summaries[spec]["detections"]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import random
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from replay_support import FLEET_TOML, fleet_rows, record_message, sequential_replay, stream_rebuild
+from replay_support import fake_messages, fleet_rows, record_message, sequential_replay, stream_rebuild
 
 from kappaml.dataset import Dataset
 from kappaml.fingerprint import fingerprint
@@ -16,29 +15,6 @@ from kappaml.lineup import Lineup
 from kappaml.models import DEFAULT_SPEC
 from kappaml.snapshot import Snapshot
 from spark_batch.rebuild import rebuild_key
-
-
-class _Msg(SimpleNamespace):
-    """Just enough of confluent_kafka.Message for the reference."""
-
-    def key(self):
-        return self.k
-
-    def value(self):
-        return self.v
-
-    def partition(self):
-        return self.p
-
-    def offset(self):
-        return self.o
-
-
-@pytest.fixture
-def fleet(tmp_path) -> Dataset:
-    path = tmp_path / "fleet.toml"
-    path.write_text(FLEET_TOML)
-    return Dataset.from_toml(path)
 
 
 def _lineup(fleet: Dataset, *challengers: str, **kwargs) -> Lineup:
@@ -76,7 +52,7 @@ def test_rebuild_equals_sequential_learn_step_in_any_input_order(fleet):
     messages = _one_key_messages(fleet)
     frame = _frame(messages)
     ref = sequential_replay(
-        [_Msg(k=k, v=v, p=1, o=100 + i) for i, (k, v) in enumerate(messages)], fleet, DEFAULT_SPEC, "v1"
+        fake_messages(messages, 1, 100), fleet, DEFAULT_SPEC, "v1"
     )
     (state,) = ref.states.values()
 
@@ -197,7 +173,7 @@ def test_model_failures_are_invalid_records_as_in_the_processor(fleet, monkeypat
     failed = rows[rows.reason.fillna("").str.contains("ZeroDivisionError")]
     assert len(failed) > 0 and (failed.status == "invalid").all()
     ref = sequential_replay(
-        [_Msg(k=k, v=v, p=1, o=100 + i) for i, (k, v) in enumerate(messages)], fleet, DEFAULT_SPEC, "v1"
+        fake_messages(messages, 1, 100), fleet, DEFAULT_SPEC, "v1"
     )
     assert [ref.outcomes[(1, o)].status for o in rows.offset] == list(rows.status)
     assert json.loads(out[out.kind == "model"].iloc[0].summary)["invalid"] == 4 + len(failed)
