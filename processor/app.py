@@ -213,7 +213,8 @@ class Processor:
 
     def _overall(self, ts: int, champions: dict[int, str]) -> dict[str, Any]:
         every = [ks for _p, states in self.cache.states() for ks in states.values()]
-        serving = pooled(self._serving(champions))
+        serving_states = self._serving(champions)
+        serving = pooled(serving_states)
         interval = self.stats.take()
         return {
             "scope": "overall",
@@ -226,7 +227,7 @@ class Processor:
             "keys": len(self.cache),
             # Of the serving models: what the pipeline's users got.
             "learned": serving["learned"],
-            "skipped": sum(ks.skipped for ks in self._serving(champions)),
+            "skipped": sum(ks.skipped for ks in serving_states),
             "invalid": interval["invalid_total"],
             "rmse": serving["rmse"],
             "mae": serving["mae"],
