@@ -6,12 +6,13 @@ import os
 import pickle
 import socket
 import time
+from time import perf_counter
 from typing import Any
 
 import orjson
 from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
-from quixstreams.state import State
+from quixstreams.state.base import PartitionTransaction
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from kappaml.fingerprint import fingerprint
@@ -26,7 +27,7 @@ from processor.champions import Champions
 from processor.cutover import load_replay_seed
 from processor.outputs import dead_letter, drift_event, key_metrics, now_ms, pooled, prediction
 from processor.settings import ProcessorSettings
-from processor.stats import IntervalStats
+from processor.stats import IntervalStats, LearnCost
 
 __all__ = ["Processor"]
 
@@ -64,6 +65,7 @@ class Processor:
                                       settings.model_spec) if settings.from_replay else None)
         self.cache = ModelCache(self._new_states)
         self.stats = IntervalStats()
+        self.learn_cost = LearnCost()
         self._last_progress = time.monotonic()
         self._build()
         # The stateful step has registered (and created) its changelog topic by now.
@@ -83,9 +85,20 @@ class Processor:
         sdf = self.app.dataframe(self.raw_topic)
         # One operator does all the per-message work and produces its own outputs (through
         # the application's producer, so they join the checkpoint's transaction): each
-        # further Quix operator (filter, to_topic) adds its own per-message overhead.
-        sdf = sdf.update(self._process, stateful=True, metadata=True)
-        sdf.sink(CheckpointSink(self._on_checkpoint))
+        # further Quix operator (filter, to_topic, sink) adds its own per-message overhead.
+        # It is not declared stateful either, which would build a State for every message:
+        # the models live in memory (processor/cache.py) and the store is opened only once
+        # per key and checkpoint, through _transaction().
+        sdf.register_store()
+        sdf.update(self._process, metadata=True)
+        self._sdf = sdf
+        # Registered, a sink is flushed at every checkpoint; it needs no per-message add().
+        sdf.processing_context.sink_manager.register(CheckpointSink(self._on_checkpoint))
+
+    def _transaction(self, partition: int) -> PartitionTransaction:
+        """This checkpoint's store transaction of the partition (started on first use)."""
+        return self._sdf.processing_context.checkpoint.get_store_transaction(
+            stream_id=self._sdf.stream_id, partition=partition)
 
     def run(self, idle_timeout: float = 0.0) -> None:
         """Process until stopped, or, with ``idle_timeout``, until no message came for that long."""
@@ -100,12 +113,12 @@ class Processor:
         self.app.stop()
 
     # -- per message ------------------------------------------------------------------
-    def _process(self, value: bytes, key: bytes, timestamp: int, headers: Any, state: State) -> None:
+    def _process(self, value: bytes, key: bytes, timestamp: int, headers: Any) -> None:
         ctx = message_context()
         partition, offset = ctx.partition, ctx.offset
         self.stats.messages += 1
         if is_control(key):
-            self._control(value, key, partition, offset, state)
+            self._control(value, key, partition, offset)
             return
         try:
             model_key = key.decode("utf-8") if key is not None else None
@@ -116,10 +129,11 @@ class Processor:
         except (InvalidRecord, UnicodeDecodeError) as exc:
             self._send_dead_letter(exc, partition, offset, key, value)
             return
-        champion = self.champions.champion(partition, state)
+        champion = self.champions.champion(partition, self._transaction)
         topics, produce = self.settings.topics, self.app._producer.produce  # noqa: SLF001 - see _send_dead_letter
         processed = 0
-        for spec, ks in self.cache.get(partition, model_key, state).items():
+        for spec, ks in self.cache.get(partition, model_key, self._transaction).items():
+            started = perf_counter()
             try:
                 result = learn_step(ks, example, offset)
             except ModelError as exc:
@@ -127,6 +141,8 @@ class Processor:
                           spec=spec, partition=partition, offset=offset, reason=exc.reason)
                 self._send_dead_letter(exc, partition, offset, key, value)
                 continue
+            finally:
+                self.learn_cost.add(spec, perf_counter() - started)
             if result is None:
                 continue
             processed = processed or now_ms()
@@ -144,15 +160,15 @@ class Processor:
                             error_after=round(event["error_after"], 3), action=event["action"])
                 produce(topics.drift, key=key, value=orjson.dumps(event))
 
-    def _control(self, value: bytes, key: bytes, partition: int, offset: int, state: State) -> None:
+    def _control(self, value: bytes, key: bytes, partition: int, offset: int) -> None:
         """A control record (a promotion): applied to this partition from the next offset on."""
-        previous = self.champions.champion(partition, state)
+        previous = self.champions.champion(partition, self._transaction)
         try:
             promotion = Promotion.decode(value)
         except InvalidRecord as exc:
             self._send_dead_letter(exc, partition, offset, key, value)
             return
-        reason = self.champions.promote(partition, promotion, state)
+        reason = self.champions.promote(partition, promotion, self._transaction(partition))
         if reason == "":
             return  # another version's promotion: for the processors of that version
         if reason is not None:
@@ -247,7 +263,8 @@ class Processor:
         return {
             "scope": "comparison", "key": "__comparison__", "version": self.settings.model_version,
             "instance": self.instance, "champions": {str(p): spec for p, spec in champions.items()},
-            "specs": {spec: {**pooled(states), "role": "champion" if spec in serving else "challenger"}
+            "specs": {spec: {**pooled(states), "role": "champion" if spec in serving else "challenger",
+                             "learn_us": self.learn_cost.micros(spec)}
                       for spec, states in by_spec.items()},
             "ts": ts,
         }

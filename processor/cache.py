@@ -15,6 +15,7 @@ from typing import Any
 
 from quixstreams.sinks import BaseSink
 from quixstreams.state import State
+from quixstreams.state.base import PartitionTransaction
 
 from kappaml.learner import IncompatibleState, KeyState
 
@@ -46,11 +47,17 @@ class ModelCache:
     def __len__(self) -> int:
         return len(self._live)
 
-    def get(self, partition: int, key: str, state: State) -> KeyStates:
-        """The key's live states; loaded from the store on first use in each checkpoint if stale."""
+    def get(self, partition: int, key: str, transaction: Callable[[int], PartitionTransaction]) -> KeyStates:
+        """The key's live states; loaded from the store on first use in each checkpoint if stale.
+
+        ``transaction(partition)`` is the checkpoint's store transaction: opened only then,
+        not for every message. Its State for the key is the one Quix would give a stateful
+        operator: prefixed by the raw message key.
+        """
         slot = (partition, key)
         if slot in self._dirty:
             return self._live[slot]
+        state = transaction(partition).as_state(prefix=key.encode("utf-8"))
         states = self._live.get(slot)
         stored_stamp = state.get(_STAMP)
         if states is None or self._flushed.get(slot) != stored_stamp:
@@ -93,7 +100,11 @@ class ModelCache:
 
 
 class CheckpointSink(BaseSink):
-    """Runs ``on_checkpoint`` at every checkpoint commit, before Quix writes changelogs and offsets."""
+    """Runs ``on_checkpoint`` at every checkpoint commit, before Quix writes changelogs and offsets.
+
+    Registered with the processing context's sink manager, not added with ``sdf.sink()``:
+    nothing is added to it per message.
+    """
 
     def __init__(self, on_checkpoint: Callable[[], None]) -> None:
         super().__init__()

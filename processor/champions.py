@@ -8,7 +8,10 @@ moves with the partition when another instance takes it over.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from quixstreams.state import State
+from quixstreams.state.base import PartitionTransaction
 
 from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, ServingHistory
 from kappaml.logging import get_logger
@@ -20,10 +23,10 @@ log = get_logger(__name__)
 _CHAMPION = "champion"
 
 
-def _partition_state(state: State) -> State:
-    # Quix scopes a message's State to the message key; the serving spec belongs to the
-    # whole partition, so it lives under the control records' key in the same transaction.
-    return state._transaction.as_state(prefix=CONTROL_KEY_BYTES)  # type: ignore[attr-defined]  # noqa: SLF001
+def _partition_state(transaction: PartitionTransaction) -> State:
+    # The serving spec belongs to the whole partition: it lives under the control records'
+    # key, in the transaction that also holds the partition's models and offsets.
+    return transaction.as_state(prefix=CONTROL_KEY_BYTES)
 
 
 class Champions:
@@ -33,9 +36,10 @@ class Champions:
         # each, because a partition may have been served by another instance in between.
         self._loaded: set[int] = set()
 
-    def champion(self, partition: int, state: State) -> str:
+    def champion(self, partition: int, transaction: Callable[[int], PartitionTransaction]) -> str:
+        """The partition's serving spec; ``transaction(partition)`` is opened once per checkpoint."""
         if partition not in self._loaded:
-            stored = _partition_state(state).get(_CHAMPION)
+            stored = _partition_state(transaction(partition)).get(_CHAMPION)
             if stored in self.history.lineup.specs:
                 self.history.champions[partition] = stored
             else:
@@ -47,12 +51,12 @@ class Champions:
             self._loaded.add(partition)
         return self.history.champion(partition)
 
-    def promote(self, partition: int, promotion: Promotion, state: State) -> str | None:
+    def promote(self, partition: int, promotion: Promotion, transaction: PartitionTransaction) -> str | None:
         """Apply a promotion read at this point of the partition; see ServingHistory.apply."""
-        self.champion(partition, state)
+        self.champion(partition, lambda _p: transaction)
         reason = self.history.apply(partition, promotion)
         if reason is None:
-            _partition_state(state).set(_CHAMPION, promotion.spec)
+            _partition_state(transaction).set(_CHAMPION, promotion.spec)
         return reason
 
     def checkpoint(self) -> None:

@@ -1,4 +1,4 @@
-"""Throughput and event-to-prediction latency between two checkpoints."""
+"""Throughput and event-to-prediction latency between two checkpoints; each spec's learning cost."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["IntervalStats"]
+__all__ = ["IntervalStats", "LearnCost"]
 
 # Enough samples for a stable p99 without letting a long checkpoint grow memory.
 _MAX_SAMPLES = 20_000
@@ -35,3 +35,24 @@ class IntervalStats:
         }
         self.messages, self.invalid, self.latencies_ms, self._since = 0, 0, [], now
         return figures
+
+
+@dataclass
+class LearnCost:
+    """Time spent in each spec's test-then-train step, in this process since it started.
+
+    Measured inside the pipeline, where a model costs more than in a tight loop (its caches
+    are shared with the Kafka clients and the other specs): what a challenger really costs.
+    """
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)
+
+    def add(self, spec: str, seconds: float) -> None:
+        self.seconds[spec] = self.seconds.get(spec, 0.0) + seconds
+        self.steps[spec] = self.steps.get(spec, 0) + 1
+
+    def micros(self, spec: str) -> float | None:
+        """Mean microseconds per step, None before the spec's first step."""
+        steps = self.steps.get(spec, 0)
+        return round(self.seconds[spec] / steps * 1e6, 2) if steps else None

@@ -145,6 +145,8 @@ def latest_comparison_frame(records: list[dict[str, Any]], instance: str | None 
             "learned": f.get("learned"), "RMSE (rolling)": number(f.get("rolling_rmse")),
             "MAE (rolling)": number(f.get("rolling_mae")), "RMSE": number(f.get("rmse")),
             "MAE": number(f.get("mae")), "drifts": f.get("drifts"),
+            # What the spec's learning step costs this processor per message (mean since it started).
+            "µs per message": number(f.get("learn_us")),
         })
     frame = pd.DataFrame(rows)
     return frame.sort_values("role", key=lambda r: r != "champion", kind="stable").reset_index(drop=True)

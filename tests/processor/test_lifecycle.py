@@ -66,6 +66,8 @@ def test_challengers_learn_exactly_like_separate_runs(kafka_settings, topics, tm
     assert set(comparison["specs"]) == {"rls", "linear", "amf"}
     assert all(v["learned"] == 500 for v in comparison["specs"].values())
     assert comparison["specs"]["rls"]["role"] == "champion"
+    # Each spec's own learning step, timed by the processor: some microseconds per message.
+    assert all(0 < v["learn_us"] < 1e6 for v in comparison["specs"].values())
 
 
 def _wait(kafka: KafkaSettings, topic: str, n: int, timeout: float = 120) -> list:

@@ -117,7 +117,7 @@ def _comparisons(ts0: int, *, promoted: bool) -> list[dict[str, object]]:
         roles = ("challenger", "champion") if after else ("champion", "challenger")
         records.append(comparison_record(ts0 + i * 1000, {
             "rls": SpecFigures(100 * (i + 1), 10.0 - i, 8.0 - i, 12.0 - i, 9.0 - i, drifts=i // 2,
-                               role=roles[0]),
+                               role=roles[0], learn_us=12.5 + i),
             "linear": SpecFigures(100 * (i + 1), 9.0 - i, 7.0 - i, 6.0 - i, 5.0 - i, role=roles[1]),
         }, champions={0: "linear", 1: "linear"} if after else {}))
     if promoted:
@@ -141,6 +141,7 @@ def test_comparison_page_shows_every_spec_champions_and_promotions(
     assert (linear["role"], linear["champion of partitions"]) == ("champion", "0, 1")
     assert rls["role"] == "challenger"
     assert (rls["learned"], rls["RMSE (rolling)"], rls["MAE"], rls["drifts"]) == (500, 8.0, 4.0, 2)
+    assert rls["µs per message"] == 16.5 and pd.isna(linear["µs per message"])
     assert dict(zip(champions["partition"], champions["champion"], strict=True)) == {"0": "linear",
                                                                                      "1": "linear"}
     assert list(promotions["partition"]) == [1, 0] and set(promotions["spec"]) == {"linear"}

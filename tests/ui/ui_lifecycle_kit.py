@@ -35,11 +35,12 @@ class SpecFigures:
     rolling_mae: float | None
     drifts: int = 0
     role: str = "challenger"
+    learn_us: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"learned": self.learned, "rmse": self.rmse, "mae": self.mae,
                 "rolling_rmse": self.rolling_rmse, "rolling_mae": self.rolling_mae,
-                "drifts": self.drifts, "role": self.role}
+                "drifts": self.drifts, "role": self.role, "learn_us": self.learn_us}
 
 
 def comparison_record(ts: int, specs: dict[str, SpecFigures], *, champions: dict[int, str] | None = None,
