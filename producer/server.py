@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from litestar import Litestar, get
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import Stream
@@ -159,6 +160,12 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
         request_max_body_size=1024,
         on_shutdown=[lambda: streams.stop.set()],
         debug=False,
+        # kappaml.logging owns the handlers (structlog, --log-level): Litestar's default
+        # config would replace the root handler with its own format at start-up. Its own
+        # logger only propagates, and a handler's unexpected exception is always logged.
+        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="always",
+                                     loggers={"litestar": {"level": "INFO", "handlers": [],
+                                                           "propagate": True}}),
     )
     app.state.streams = streams
     app.state.table = table

@@ -26,6 +26,7 @@ import anyio.lowlevel
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from litestar import Litestar, MediaType, get
 from litestar.exceptions import HTTPException
+from litestar.logging.config import LoggingConfig
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
@@ -286,6 +287,12 @@ def create_feeds_app(settings: UISettings, config: FeedConfig | None = None) -> 
         request_max_body_size=1024,
         on_shutdown=[lambda: feeds.stop.set()],
         debug=False,
+        # kappaml.logging owns the handlers (structlog, --log-level): Litestar's default
+        # config would replace the root handler with its own format at start-up. Its own
+        # logger only propagates, and a handler's unexpected exception is always logged.
+        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="always",
+                                     loggers={"litestar": {"level": "INFO", "handlers": [],
+                                                           "propagate": True}}),
     )
     app.state.feeds = feeds
     return app
