@@ -10,7 +10,10 @@ global model), then measures, on that same backlog:
   consumer-group join are not counted;
 - ``hand-written loop``: confluent-kafka consume -> learn_step -> transactional produce, with a
   model checkpoint and the offsets in the same transaction (bench/handwritten_loop.py);
-- ``River alone``: decode + learn_step over the same values in memory, no Kafka: the upper bound.
+- ``River alone``: decode + learn_step over the same values in memory, no Kafka: the upper bound;
+- ``Quix Streams alone``: a Quix Streams application with the processor's settings whose one
+  operator does no learning and produces one fixed prediction-sized record per message: the
+  floor the framework itself sets (consume, per-message pipeline, produce, transactions).
 
 Writes bench/results/processor.json and prints a table (median, min-max over runs).
 """
@@ -26,6 +29,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import orjson
+from quixstreams import Application
+from quixstreams.kafka.configuration import ConnectionConfig
 
 from bench.handwritten_loop import run_loop
 from infra.broker import BrokerConfig, LocalBroker
@@ -53,6 +60,31 @@ def kappaml_rate(kafka: KafkaSettings, topics: Topics, guarantee: str, n: int, s
     preds = [json.loads(v) for _k, v, _p, _o in read_all(kafka, topics.predictions, expect=n, timeout=120)]
     stamps = sorted(p["processed_ts"] for p in preds)
     return len(preds) / max((stamps[-1] - stamps[0]) / 1000, 1e-3)
+
+
+def quix_alone_rate(kafka: KafkaSettings, topics: Topics, n: int, state: Path) -> float:
+    """The processor's Quix Streams set-up with an operator that only produces a record."""
+    app = Application(broker_address=ConnectionConfig.from_librdkafka_dict(kafka.client_config()),
+                      consumer_group=f"bench-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
+                      processing_guarantee="exactly-once", state_dir=str(state), consumer_poll_timeout=0.005,
+                      loglevel="WARNING")
+    record = orjson.dumps({"key": "__all__", "id": 1, "y_true": 250.0, "y_pred": 249.5, "error": -0.5,
+                           "version": "v1", "spec": DEFAULT_SPEC, "partition": 0, "offset": 1,
+                           "event_ts": 0, "processed_ts": 0, "role": "champion", "generation": 0})
+    stamps: list[float] = []
+    producer = app._producer  # noqa: SLF001 - as the processor produces its outputs
+
+    def operator(value: bytes, key: bytes, timestamp: int, headers: object) -> None:
+        producer.produce(topics.predictions, key=key, value=record)
+        stamps.append(time.perf_counter())
+
+    sdf = app.dataframe(app.topic(topics.raw, key_deserializer="bytes", value_deserializer="bytes"))
+    sdf.register_store()
+    sdf.update(operator, metadata=True)
+    app.run(timeout=3)
+    if len(stamps) != n:
+        raise RuntimeError(f"Quix Streams alone processed {len(stamps)} of {n} messages")
+    return n / max(stamps[-1] - stamps[0], 1e-3)
 
 
 def river_alone_rate(values: list[bytes]) -> float:
@@ -83,6 +115,7 @@ def one_run(kafka: KafkaSettings, rows: list[dict], tmp: Path) -> dict[str, floa
     rates["hand-written loop"] = n / run_loop(kafka, topics.raw, out, ckpt, builtin("co2"), DEFAULT_SPEC, n)
     values = [v for _k, v, _p, _o in read_all(kafka, topics.raw, expect=n)]
     rates["River alone"] = river_alone_rate(values)
+    rates["Quix Streams alone"] = quix_alone_rate(kafka, _backlog(kafka, rows), n, tmp / "quix")
     return rates
 
 

@@ -60,6 +60,8 @@ def headline(run: dict) -> list[list[str]]:
     if proc:
         loop = _med(proc["hand-written loop"])
         river = _med(proc["River alone"])
+        floor = proc.get("Quix Streams alone")
+        quix = f"; Quix Streams alone {_f(_med(floor))}" if floor else ""
         for g in ("exactly-once", "at-least-once"):
             s = proc[f"kappaml {g}"]
             ok = None
@@ -71,7 +73,7 @@ def headline(run: dict) -> list[list[str]]:
                 [
                     f"processor msg/s, {g} (one partition, one core)",
                     _mm(s),
-                    f"hand-written loop {_f(loop)}; River alone {_f(river)}",
+                    f"hand-written loop {_f(loop)}; River alone {_f(river)}{quix}",
                     f"{_ratio(_med(s), loop)} loop; {_ratio(_med(s), river)} River",
                     goal,
                     _yes(ok),
