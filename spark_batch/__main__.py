@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from spark_batch.classdata import class_archive
 from spark_batch.connector import connector_jars
 from spark_batch.errors import ReplayError
 from spark_batch.offsets import pin_offsets
-from spark_batch.settings import build_parser, settings_from_args
+from spark_batch.settings import ReplaySettings, build_parser, settings_from_args
 from spark_batch.submit import build_pyfiles, spark_submit_command, spark_submit_env
 
 log = get_logger("spark_batch")
@@ -27,12 +28,14 @@ def _replay(argv: list[str]) -> int:
                         help="print the spark-submit command instead of running it")
     args = parser.parse_args(argv)
     try:
-        settings = settings_from_args(args)
+        # Specs checked below, while the JVM starts: knowing them means importing River.
+        settings = settings_from_args(args, validate_specs=args.print_command)
     except ValueError as exc:
         parser.exit(2, f"error: {exc}\n")
     if settings.log_format == "auto":
         # spark-submit pipes the job's output: decide here, where the terminal is known.
-        settings = replace(settings, log_format="console" if sys.stderr.isatty() else "json")
+        settings = replace(settings, log_format="console" if sys.stderr.isatty() else "json",
+                           validate_specs=args.print_command)
     configure_logging(settings.log_level, json=settings.log_json)
     jars, pyfiles = connector_jars(), build_pyfiles()
     archive = class_archive() if settings.class_archive else None
@@ -43,15 +46,36 @@ def _replay(argv: list[str]) -> int:
         return 0
     # Fail in a second, before a JVM starts, when there is no broker, topic or data; the job
     # pins the range again itself, that pin is the one it replays.
-    pin_offsets(settings.kafka, settings.topics.raw, settings.until)
+    try:
+        pin_offsets(settings.kafka, settings.topics.raw, settings.until)
+    except ReplayError:
+        _check_specs(parser, settings)  # a bad flag is reported first, as usage error
+        raise
     options, pending = archive.java_options() if archive else ([], None)
     cmd = spark_submit_command(settings, jars, pyfiles, options)
     log.info("starting spark-submit", version=settings.version, spec=settings.spec,
              master=settings.master, output=str(settings.output_dir))
-    code = subprocess.run(cmd, env=spark_submit_env(settings)).returncode
+    proc = subprocess.Popen(cmd, env=spark_submit_env(settings))
+    try:
+        # Seconds before the driver could have written anything (it checks them too).
+        _check_specs(parser, settings)
+    except BaseException:
+        proc.terminate()
+        proc.wait()
+        if pending is not None:
+            pending.unlink(missing_ok=True)
+        raise
+    code = proc.wait()
     if archive is not None and pending is not None:
         archive.adopt(pending, succeeded=code == 0)
     return code
+
+
+def _check_specs(parser: argparse.ArgumentParser, settings: ReplaySettings) -> None:
+    try:
+        settings.check_specs()
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

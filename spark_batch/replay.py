@@ -16,11 +16,13 @@ import json
 import logging
 import shutil
 import sys
+import threading
 import time
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 if __name__ == "__main__" and __package__ in (None, ""):
     # Run as a file by spark-submit: its folder is sys.path[0] and its modules would shadow
@@ -47,6 +49,10 @@ def run_replay(settings: ReplaySettings) -> dict:
     started = time.monotonic()
     starting = session.start_session(settings, [] if session.under_spark_submit() else connector_jars())
     try:
+        try:
+            settings.check_specs()  # here, not in main(): River's import overlaps the session's start
+        except ValueError as exc:
+            raise ReplayError(str(exc)) from None
         return _replay(settings, starting, started)
     except BaseException:
         # An error before the job (no topic, say) must not leave the session running; a
@@ -57,16 +63,15 @@ def run_replay(settings: ReplaySettings) -> dict:
 
 
 def _replay(settings: ReplaySettings, starting: Future, started: float) -> dict:
-    import pyarrow.dataset  # noqa: PLC0415 - keep --help free of pyspark and pyarrow
-    from confluent_kafka import KafkaException  # noqa: PLC0415
+    # Imported here, while the session starts: what the report needs too (see _report).
+    import pyarrow.dataset  # noqa: PLC0415, F401 - keep --help free of pyspark and pyarrow
     from py4j.protocol import Py4JError  # noqa: PLC0415
     from pyspark.errors import PySparkException  # noqa: PLC0415
 
-    from kappaml.lineup import PromotionLog  # noqa: PLC0415
-    from kappaml.topics import ensure_topics  # noqa: PLC0415
-    from spark_batch import job, report, serving  # noqa: PLC0415
+    import kappaml.lineup  # noqa: PLC0415, F401
+    import spark_batch.publish  # noqa: PLC0415, F401
+    from spark_batch import job, report, serving  # noqa: PLC0415, F401
     from spark_batch.offsets import pin_offsets  # noqa: PLC0415
-    from spark_batch.publish import SnapshotPublisher  # noqa: PLC0415
 
     phases = report.Phases()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -94,12 +99,37 @@ def _replay(settings: ReplaySettings, starting: Future, started: float) -> dict:
                  shuffled=clustered, specs=list(lineup.specs))
         with job.StageProgress(spark), phases("rebuild"):
             job.write_output(job.rebuild(records, settings, clustered, pinned, written), staging)
-    except (PySparkException, Py4JError) as exc:
-        raise ReplayError(_spark_error(exc)) from None
-    finally:
+    except BaseException as exc:
         if spark is not None:
             with phases("stop"):
                 spark.stop()
+        if isinstance(exc, (PySparkException, Py4JError)):
+            raise ReplayError(_spark_error(exc)) from None
+        raise
+    # In the background: pyspark's stop waits up to a second for the poll loop of its
+    # accumulator server to notice, time the report can use (it needs no Spark).
+    assert spark is not None
+    stopping = threading.Thread(target=spark.stop, name="spark-stop")
+    stopping.start()
+    try:
+        return _report(settings, phases, pinned, started, started_at, staging, stopping, clustered)
+    finally:
+        stopping.join()
+
+
+def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, started_at: str,
+            staging: Path, stopping: threading.Thread, clustered: bool) -> dict:
+    """Predictions gathered and relabelled, models read (and published), the summary written."""
+    import pyarrow.dataset  # noqa: PLC0415
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+
+    from kappaml.lineup import PromotionLog  # noqa: PLC0415
+    from kappaml.topics import ensure_topics  # noqa: PLC0415
+    from spark_batch import report, serving  # noqa: PLC0415
+    from spark_batch.publish import SnapshotPublisher  # noqa: PLC0415
+
+    topic, out, lineup = settings.topics.raw, settings.output_dir, settings.lineup
+    written = out / "_predictions"
 
     model_rows = staging / "kind=model"
     if not model_rows.exists():
@@ -146,6 +176,8 @@ def _replay(settings: ReplaySettings, starting: Future, started: float) -> dict:
         publisher.flush()
     shutil.rmtree(staging, ignore_errors=True)
     phases.stop()
+    with phases("stop"):
+        stopping.join()
 
     counts = totals.champion.to_dict()
     control_doc = report.control_report(promotions, len(control))
@@ -204,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser("spark-submit spark_batch/replay.py")
     args = parser.parse_args(argv)
     try:
-        settings = settings_from_args(args)
+        # The specs are checked by run_replay, once the Spark session is starting.
+        settings = settings_from_args(args, validate_specs=False)
     except ValueError as exc:
         parser.exit(2, f"error: {exc}\n")
     configure_logging(settings.log_level, json=settings.log_json)

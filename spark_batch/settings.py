@@ -11,7 +11,7 @@ import argparse
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -90,8 +90,11 @@ class ReplaySettings:
     drift: str = "adwin"  # a detector of kappaml.drift, or "none"
     drift_policy: str = "alert"
     class_archive: bool = True  # the launcher's class-data archive of the driver JVM (classdata)
+    # False: the model specs are checked later, by check_specs(). Knowing them means importing
+    # River (a second of CPU), which the launcher and the driver do while the JVM starts.
+    validate_specs: InitVar[bool] = True
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, validate_specs: bool = True) -> None:
         if not _VERSION.fullmatch(self.version):
             raise ValueError(
                 f"version {self.version!r}: use 1-64 letters, digits, '.', '_' or '-' "
@@ -109,21 +112,26 @@ class ReplaySettings:
             raise ValueError(f"shuffle partitions must be >= 1, got {self.shuffle_partitions}")
         if self.until is not None and any(p < 0 or o < 0 for p, o in self.until.items()):
             raise ValueError("--until partitions and offsets must be >= 0")
-        from kappaml.models import SPECS  # noqa: PLC0415 - the registry pulls in River
-
-        if self.spec not in SPECS:
-            raise ValueError(f"unknown model spec {self.spec!r}: choose one of {sorted(SPECS)}")
         if self.drift not in DRIFT_CHOICES:
             raise ValueError(f"unknown drift detector {self.drift!r}: choose one of {DRIFT_CHOICES}")
         if self.drift_policy not in DRIFT_POLICIES:
             raise ValueError(f"unknown drift policy {self.drift_policy!r}: choose one of {DRIFT_POLICIES}")
         specs = [self.spec, *self.challengers]
+        if len(set(specs)) != len(specs):
+            raise ValueError(f"a spec appears twice in champion + challengers: {specs}")
+        if validate_specs:
+            self.check_specs()
+
+    def check_specs(self) -> None:
+        """ValueError unless the champion and every challenger are registered model specs."""
+        from kappaml.models import SPECS  # noqa: PLC0415 - the registry pulls in River
+
+        if self.spec not in SPECS:
+            raise ValueError(f"unknown model spec {self.spec!r}: choose one of {sorted(SPECS)}")
         unknown = [s for s in self.challengers if s not in SPECS]
         if unknown:
             raise ValueError(f"unknown model spec {unknown[0]!r} in --challengers: "
                              f"choose from {sorted(SPECS)}")
-        if len(set(specs)) != len(specs):
-            raise ValueError(f"a spec appears twice in champion + challengers: {specs}")
 
     @property
     def lineup(self) -> Lineup:
@@ -229,16 +237,16 @@ def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:
     return conf
 
 
-def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ReplaySettings:
-    """Flags win over ``KAPPAML_*`` env vars, which win over the defaults."""
+def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None,
+                       validate_specs: bool = True) -> ReplaySettings:
+    """Flags win over ``KAPPAML_*`` env vars, which win over the defaults. ``validate_specs``:
+    see :class:`ReplaySettings` (False: the caller calls ``check_specs()`` itself)."""
     env = os.environ if env is None else env
 
     def pick(flag: object, name: str, default: str | None) -> str | None:
         if flag is not None:
             return str(flag)
         return env.get(name) or default
-
-    from kappaml.models import DEFAULT_SPEC  # noqa: PLC0415
 
     dataset_ref = pick(args.dataset, "KAPPAML_DATASET", "co2") or "co2"
     version = pick(args.version, "KAPPAML_REPLAY_VERSION", None)
@@ -252,7 +260,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         topics=Topics(prefix=pick(args.topic_prefix, "KAPPAML_TOPIC_PREFIX", "kappaml") or "kappaml"),
         dataset=load(dataset_ref),
         dataset_ref=dataset_ref,
-        spec=pick(args.model_spec, "KAPPAML_MODEL_SPEC", DEFAULT_SPEC) or DEFAULT_SPEC,
+        spec=pick(args.model_spec, "KAPPAML_MODEL_SPEC", None) or _default_spec(),
         version=version,
         output_dir=Path(output) if output else data_dir / "replay" / version,
         until=parse_until(args.until) if args.until else None,
@@ -268,4 +276,12 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         drift=(pick(args.drift, "KAPPAML_DRIFT", "adwin") or "adwin").lower(),
         drift_policy=(pick(args.drift_policy, "KAPPAML_DRIFT_POLICY", "alert") or "alert").lower(),
         class_archive=not args.no_class_archive and env.get("KAPPAML_SPARK_CLASS_ARCHIVE", "1") != "0",
+        validate_specs=validate_specs,
     )
+
+
+def _default_spec() -> str:
+    # Only when no spec was named: the registry pulls in River (the job is always given one).
+    from kappaml.models import DEFAULT_SPEC  # noqa: PLC0415
+
+    return DEFAULT_SPEC
