@@ -55,7 +55,7 @@ class _Tally:
     invalid: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     # Order-free sums of the learned rows, so the driver can pool metrics over all keys:
-    # squared errors, absolute errors, y, y squared.
+    # squared errors, absolute errors, y, y squared (added by KeyReplay.step).
     sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
     drifts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -65,14 +65,6 @@ class _Tally:
             self.reasons[reason] += 1
         else:
             self.reasons[_OTHER_REASONS] += 1
-
-    def learned_row(self, y: float, y_pred: float) -> None:
-        err = y_pred - y
-        sums = self.sums
-        sums[0] += err * err
-        sums[1] += abs(err)
-        sums[2] += y
-        sums[3] += y * y
 
 
 class KeyReplay:
@@ -93,10 +85,15 @@ class KeyReplay:
         # One state per spec, created with the first valid record, as the processor does.
         self.states: dict[str, KeyState] | None = None
         self.tallies = {spec: _Tally() for spec in lineup.specs}
+        # Per spec (name, state, tally, role), in lineup order, once the states exist: what
+        # step() loops over for every record.
+        self._plan: list[tuple[str, KeyState, _Tally, str]] = []
         self.rows = 0
         self._last_offset = -1
+        self._dataset = lineup.dataset
 
     def step(self, offset: int, value: Any, out: PredictionRows) -> None:
+        """One record, in offset order: learned (or not) by every spec. The replay's hot path."""
         if offset <= self._last_offset:
             raise RuntimeError(f"offset {offset} of key {self.key!r} came after {self._last_offset}: "
                                "the replay needs each key's records in offset order")
@@ -106,41 +103,49 @@ class KeyReplay:
             self._invalid_record(out, offset, self._key_problem)
             return
         try:
-            example = decode(self.lineup.dataset, value)
+            example = decode(self._dataset, value)
         except InvalidRecord as exc:
             self._invalid_record(out, offset, exc.reason)
             return
         row_id, ts, y = str(example.id), example.ts, example.y
-        if self.key is None or example.key != self.key:
+        key = self.key
+        if key is None or example.key != key:
             # The message key decides partition and state; a record claiming another key is bad
             # data (the processor dead-letters it with the same words).
-            reason = f"record key {example.key!r} does not match the message key {self.key!r}"
+            reason = f"record key {example.key!r} does not match the message key {key!r}"
             self._invalid_record(out, offset, reason, row_id, ts, y)
             return
         if self.states is None:
-            self.states = self.lineup.new_states(self.key)
-        key, partition, roles = self.key, self.partition, self._roles
-        for spec, state in self.states.items():
-            tally = self.tallies[spec]
+            self.states = self.lineup.new_states(key)
+            self._plan = [(spec, state, self.tallies[spec], self._roles[spec])
+                          for spec, state in self.states.items()]
+        partition, append = self.partition, out.append
+        for spec, state, tally, role in self._plan:
             try:
                 result = learn_step(state, example, offset)
             except ModelError as exc:  # the processor dead-letters these too; the other specs learn on
                 tally.invalid_row(exc.reason)
-                out.row(key, partition, offset, INVALID, spec, roles[spec], state.generation, row_id, ts,
-                        exc.reason, y)
+                append((key, partition, offset, row_id, ts, INVALID, exc.reason, y, None, spec, role,
+                        state.generation))
                 continue
             if result is None:
-                out.row(key, partition, offset, DUPLICATE, spec, roles[spec], state.generation, row_id, ts,
-                        None, y)
+                append((key, partition, offset, row_id, ts, DUPLICATE, None, y, None, spec, role,
+                        state.generation))
                 continue
             y_pred = result.y_pred
-            tally.learned_row(y, y_pred)
+            # Order-free sums for the driver's pooled metrics (_Tally.sums), inline: per record.
+            err = y_pred - y
+            sums = tally.sums
+            sums[0] += err * err
+            sums[1] += abs(err)
+            sums[2] += y
+            sums[3] += y * y
             if result.drift is not None:
-                tally.drifts.append(self._drift(state, example, result, offset, roles[spec]))
+                tally.drifts.append(self._drift(state, example, result, offset, role))
             # generation: of the model that made this prediction, as in the processor's prediction
             # records (a reset at this very record counts from the next one).
-            out.row(key, partition, offset, LEARNED, spec, roles[spec], result.generation, row_id, ts, None,
-                    y, y_pred)
+            append((key, partition, offset, row_id, ts, LEARNED, None, y, y_pred, spec, role,
+                    result.generation))
 
     def _invalid_record(self, out: PredictionRows, offset: int, reason: str, row_id: str | None = None,
                         ts: int | None = None, y_true: float | None = None) -> None:

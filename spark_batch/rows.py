@@ -46,42 +46,37 @@ MODEL, CONTROL, FILE = "model", "control", "file"
 LEARNED, DUPLICATE, INVALID = "learned", "duplicate", "invalid"
 
 
-def _batch(columns: list[list[Any]], schema: pa.Schema) -> pa.RecordBatch:
+def _batch(columns: list[Any], schema: pa.Schema) -> pa.RecordBatch:
     # Lists to Arrow in C; y values are never NaN here (decode refuses them): None is the null.
     return pa.RecordBatch.from_arrays(
         [pa.array(column, type=f.type) for column, f in zip(columns, schema, strict=True)], schema=schema)
 
 
 class PredictionRows:
-    """Prediction columns as lists, one Arrow batch per input batch."""
+    """Prediction rows, one Arrow batch per input batch.
+
+    Kept as tuples in :data:`PREDICTION_SCHEMA`'s order and turned into columns once per
+    batch (in C): one append per row, the replay's hot path (:meth:`append`).
+    """
 
     def __init__(self) -> None:
-        self.columns: list[list[Any]] = [[] for _ in PREDICTION_SCHEMA]
-        (self._key, self._partition, self._offset, self._row_id, self._ts, self._status, self._reason,
-         self._y_true, self._y_pred, self._spec, self._role, self._generation) = self.columns
+        self.rows: list[tuple[Any, ...]] = []
+        # (key, partition, offset, row_id, ts, status, reason, y_true, y_pred, spec, role, generation)
+        self.append = self.rows.append
 
     def __len__(self) -> int:
-        return len(self._key)
+        return len(self.rows)
 
     def row(self, key: str | None, partition: int, offset: int, status: str, spec: str, role: str,
             generation: int, row_id: str | None = None, ts: int | None = None, reason: str | None = None,
             y_true: float | None = None, y_pred: float | None = None) -> None:
-        """One (record, spec) outcome. The hot path of the replay: plain appends, no loop."""
-        self._key.append(key)
-        self._partition.append(partition)
-        self._offset.append(offset)
-        self._row_id.append(row_id)
-        self._ts.append(ts)
-        self._status.append(status)
-        self._reason.append(reason)
-        self._y_true.append(y_true)
-        self._y_pred.append(y_pred)
-        self._spec.append(spec)
-        self._role.append(role)
-        self._generation.append(generation)
+        """One (record, spec) outcome, by name."""
+        self.rows.append((key, partition, offset, row_id, ts, status, reason, y_true, y_pred, spec, role,
+                          generation))
 
     def batch(self) -> pa.RecordBatch:
-        return _batch(self.columns, PREDICTION_SCHEMA)
+        columns = list(zip(*self.rows, strict=True)) if self.rows else [() for _ in PREDICTION_SCHEMA]
+        return _batch(columns, PREDICTION_SCHEMA)
 
     def frame(self) -> pd.DataFrame:
         """As pandas (a null y is NaN): for tests and one-key runs."""

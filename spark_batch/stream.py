@@ -113,7 +113,8 @@ class _TaskProgress:
     """Rows and keys finished by one Spark task, logged every few seconds and at its end.
 
     Also where the task's time goes: ``busy_s`` in the replay's own code, the rest of
-    ``task_s`` in pyspark (Arrow batches in and out) or waiting for the JVM.
+    ``task_s`` in pyspark (Arrow batches in and out) or waiting for the JVM; ``cpu_s``: the
+    worker's CPU time (less than ``busy_s`` when the cores are shared with the JVM).
     """
 
     def __init__(self, rows_total: int) -> None:
@@ -121,6 +122,7 @@ class _TaskProgress:
         self.keys = 0
         self.rows = 0
         self.began = self.last = time.monotonic()
+        self.cpu_began = time.process_time()
         self.busy_s = 0.0
         self._busy_since: float | None = None
         self.log_ = get_logger("spark_batch.worker")
@@ -146,4 +148,5 @@ class _TaskProgress:
         # rows_total: the whole replay's, every task shares it; a task does its part of it.
         self.log_.info("replay task done" if final else "replay progress (this task)",
                        rows_done=self.rows, rows_total=self.rows_total, keys_done=self.keys,
-                       busy_s=round(self.busy_s, 2), task_s=round(self.last - self.began, 2))
+                       busy_s=round(self.busy_s, 2), task_s=round(self.last - self.began, 2),
+                       cpu_s=round(time.process_time() - self.cpu_began, 2))
