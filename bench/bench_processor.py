@@ -11,9 +11,10 @@ global model), then measures, on that same backlog:
 - ``hand-written loop``: confluent-kafka consume -> learn_step -> transactional produce, with a
   model checkpoint and the offsets in the same transaction (bench/handwritten_loop.py);
 - ``River alone``: decode + learn_step over the same values in memory, no Kafka: the upper bound;
-- ``Quix Streams alone``: a Quix Streams application with the processor's settings whose one
-  operator does no learning and produces one fixed prediction-sized record per message: the
-  floor the framework itself sets (consume, per-message pipeline, produce, transactions).
+- ``Quix Streams alone``: a Quix Streams application set up like the processor (exactly-once,
+  5 ms polls, a registered store, one non-stateful operator) whose operator does no learning
+  and produces one fixed prediction-sized record per message: the floor the framework itself
+  sets (consume, per-message pipeline, produce, transactions).
 
 Writes bench/results/processor.json and prints a table (median, min-max over runs).
 """
@@ -63,7 +64,8 @@ def kappaml_rate(kafka: KafkaSettings, topics: Topics, guarantee: str, n: int, s
 
 
 def quix_alone_rate(kafka: KafkaSettings, topics: Topics, n: int, state: Path) -> float:
-    """The processor's Quix Streams set-up with an operator that only produces a record."""
+    """A Quix Streams app set up like the processor (exactly-once, 5 ms polls, a registered
+    store, one non-stateful operator) whose operator only produces one record."""
     app = Application(broker_address=ConnectionConfig.from_librdkafka_dict(kafka.client_config()),
                       consumer_group=f"bench-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
                       processing_guarantee="exactly-once", state_dir=str(state), consumer_poll_timeout=0.005,

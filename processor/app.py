@@ -68,7 +68,7 @@ class Processor:
         self.learn_cost = LearnCost()
         self._last_progress = time.monotonic()
         self._build()
-        # The stateful step has registered (and created) its changelog topic by now.
+        # register_store() in _build has registered (and created) the changelog topic by now.
         allow_model_messages(settings.kafka, [t.name for t in
                                               self.app._topic_manager.changelog_topics_list])  # noqa: SLF001
 
@@ -168,7 +168,7 @@ class Processor:
         except InvalidRecord as exc:
             self._send_dead_letter(exc, partition, offset, key, value)
             return
-        reason = self.champions.promote(partition, promotion, self._transaction(partition))
+        reason = self.champions.promote(partition, promotion, self._transaction)
         if reason == "":
             return  # another version's promotion: for the processors of that version
         if reason is not None:

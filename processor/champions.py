@@ -51,12 +51,13 @@ class Champions:
             self._loaded.add(partition)
         return self.history.champion(partition)
 
-    def promote(self, partition: int, promotion: Promotion, transaction: PartitionTransaction) -> str | None:
+    def promote(self, partition: int, promotion: Promotion,
+                transaction: Callable[[int], PartitionTransaction]) -> str | None:
         """Apply a promotion read at this point of the partition; see ServingHistory.apply."""
-        self.champion(partition, lambda _p: transaction)
+        self.champion(partition, transaction)
         reason = self.history.apply(partition, promotion)
         if reason is None:
-            _partition_state(transaction).set(_CHAMPION, promotion.spec)
+            _partition_state(transaction(partition)).set(_CHAMPION, promotion.spec)
         return reason
 
     def checkpoint(self) -> None:
