@@ -52,7 +52,9 @@ class ReaderLimits:
     poll_timeout: float = 0.2
     refresh_every: float = 2.0
     request_timeout: float = 3.0
-    load_timeout: float = 15.0
+    # Last resort only (a partition stuck behind a transaction that never ends): a partition
+    # counts as read once the reader reaches the end it had when assigned, however busy it is.
+    load_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("metrics_backlog", "predictions_backlog", "dlq_backlog", "drift_backlog"):
@@ -93,6 +95,9 @@ class LiveReader:
         self._assigned: set[tuple[str, int]] = set()
         # Partitions assigned but not yet read to their end: "loaded" once this is empty.
         self._unread: set[tuple[str, int]] = set()
+        # The end offset of each unread partition when it was assigned: reaching it is enough,
+        # so a partition written faster than it is read still counts as loaded.
+        self._targets: dict[tuple[str, int], int] = {}
         self._load_deadline: float | None = None
         # Every consumed topic is assigned (none missing or not ready at the last look).
         self._complete = False
@@ -168,8 +173,6 @@ class LiveReader:
                 self._dispatch(batch)
                 if self._load_deadline is not None and (
                         (self._complete and not self._unread) or time.monotonic() > self._load_deadline):
-                    # A partition fed faster than it is read never reaches its end: do not
-                    # keep the pages waiting on it.
                     self._load_deadline = None
                     self.store.set_loaded()
         except Exception:  # a last net: the pages show the status, the log keeps the trace
@@ -221,6 +224,7 @@ class LiveReader:
                     backlog = self._backlog[role]
                     start = low if backlog is None else max(low, high - backlog)
                     new.append(TopicPartition(name, partition, start))
+                    self._targets[(name, partition)] = high
             infos.append(TopicInfo(name=name, role=role, start_offsets=starts, end_offsets=ends))
         if nothing_listed and not self._assigned:
             # No topic at all yet: the pages may say so instead of "reading".
@@ -230,7 +234,8 @@ class LiveReader:
         if new:
             consumer.incremental_assign(new)
             self._assigned.update((tp.topic, tp.partition) for tp in new)
-            self._unread.update((tp.topic, tp.partition) for tp in new)
+            self._unread.update((tp.topic, tp.partition) for tp in new
+                                if tp.offset < self._targets[(tp.topic, tp.partition)])
             if self._load_deadline is None:
                 self._load_deadline = time.monotonic() + self.limits.load_timeout
             log.info("ui reader assigned", partitions=[f"{tp.topic}[{tp.partition}]@{tp.offset}"
@@ -259,10 +264,14 @@ class LiveReader:
         for msg in batch:
             if msg.error():
                 if msg.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                    self._unread.discard((msg.topic() or "", msg.partition() or 0))
+                    # The end under read_committed stops short of an open transaction: that
+                    # partition is read once the transaction ends and the end passes the target.
+                    self._note_progress(msg, end=msg.offset())
                 else:
                     log.debug("fetch error", error=str(msg.error()))
                 continue
+            if self._unread:
+                self._note_progress(msg, end=msg.offset() + 1)
             role = self._roles.get(msg.topic() or "")
             if role == "models":
                 self._on_snapshot(msg)
@@ -288,6 +297,12 @@ class LiveReader:
                 self.store.add_dead_letter(record)
         if predictions:
             self.store.add_predictions(predictions)
+
+    def _note_progress(self, msg: Message, *, end: int | None) -> None:
+        """``end``: the offset the reader has read up to in ``msg``'s partition."""
+        where = (msg.topic() or "", msg.partition() or 0)
+        if where in self._unread and end is not None and end >= self._targets.get(where, 0):
+            self._unread.discard(where)
 
     def _on_snapshot(self, msg: Message) -> None:
         raw_key = msg.key()
