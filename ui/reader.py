@@ -264,8 +264,8 @@ class LiveReader:
         for msg in batch:
             if msg.error():
                 if msg.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
-                    # The end under read_committed stops short of an open transaction: that
-                    # partition is read once the transaction ends and the end passes the target.
+                    # The event's offset is the end the reader reached (under read_committed,
+                    # the first offset of a transaction still open, like the target itself).
                     self._note_progress(msg, end=msg.offset())
                 else:
                     log.debug("fetch error", error=str(msg.error()))
