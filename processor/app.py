@@ -60,6 +60,7 @@ class Processor:
             loglevel="WARNING",
         )
         self.lineup = settings.lineup
+        self._direct = settings.guarantee == "exactly-once"
         self.champions = Champions(self.lineup)
         self.seed = (load_replay_seed(settings.kafka, settings.topics.models, settings.model_version,
                                       settings.model_spec) if settings.from_replay else None)
@@ -130,7 +131,7 @@ class Processor:
             self._send_dead_letter(exc, partition, offset, key, value)
             return
         champion = self.champions.champion(partition, self._transaction)
-        topics, produce = self.settings.topics, self.app._producer.produce  # noqa: SLF001 - see _send_dead_letter
+        topics, produce = self.settings.topics, self._produce
         processed = 0
         for spec, ks in self.cache.get(partition, model_key, self._transaction).items():
             started = perf_counter()
@@ -149,8 +150,7 @@ class Processor:
             serving = spec == champion
             role = "champion" if serving else "challenger"
             record = prediction(ks, example, result, partition, offset, processed, role)
-            produce(topics.predictions if serving else topics.challengers, key=key,
-                    value=orjson.dumps(record))
+            produce(topics.predictions if serving else topics.challengers, key, orjson.dumps(record))
             if serving and example.ts is not None:
                 self.stats.latencies_ms.append(processed - example.ts)
             if result.drift is not None:
@@ -158,7 +158,22 @@ class Processor:
                 log.warning("drift detected", key=model_key, spec=spec, offset=offset,
                             error_before=round(event["error_before"], 3),
                             error_after=round(event["error_after"], 3), action=event["action"])
-                produce(topics.drift, key=key, value=orjson.dumps(event))
+                produce(topics.drift, key, orjson.dumps(event))
+
+    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+        """Produce one output of a message, inside the checkpoint's transaction."""
+        quix = self.app._producer  # noqa: SLF001 - see _send_dead_letter
+        if self._direct:
+            # Straight to the transactional confluent-kafka producer: Quix's wrapper adds a
+            # delivery callback and a poll per record (bench: 4.1-4.8 vs 1.4-1.9 us per
+            # record). A record that fails delivery makes the transaction's commit fail, so
+            # the checkpoint is retried from the last one: nothing is lost without a callback.
+            try:
+                quix._producer._producer.produce(topic, value, key)  # noqa: SLF001
+                return
+            except BufferError:
+                pass  # queue full: Quix's produce polls and retries
+        quix.produce(topic, value=value, key=key)
 
     def _control(self, value: bytes, key: bytes, partition: int, offset: int) -> None:
         """A control record (a promotion): applied to this partition from the next offset on."""
