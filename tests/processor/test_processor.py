@@ -219,3 +219,29 @@ def test_co2_end_to_end_meets_the_rmse_goal(kafka_settings, topics, tmp_path, co
     rmse = math.sqrt(sum(p["error"] ** 2 for p in predictions) / len(predictions))
     assert rmse <= 5.0, rmse
 
+
+
+def test_a_full_producer_queue_falls_back_to_quix_and_loses_nothing(kafka_settings, topics, tmp_path):
+    # Exactly-once outputs go straight to the transactional producer; when its local queue is
+    # full, the record goes through Quix's produce instead, which polls and retries.
+    dataset = builtin("co2")
+    rows = synthetic_rows(tmp_path, 300)
+    produce_raw(kafka_settings, topics.raw, dataset, rows)
+    processor = Processor(make_settings(kafka_settings, topics, tmp_path, dataset))
+    quix = processor.app._producer  # noqa: SLF001
+    assert not quix._producer.instantiated  # noqa: SLF001 - configured before its first use
+    quix._producer._producer_config["queue.buffering.max.messages"] = 4  # noqa: SLF001
+    fallbacks = []
+    through_quix = quix.produce
+
+    def counting(topic, *args, **kwargs):
+        if topic == topics.predictions:
+            fallbacks.append(kwargs.get("key"))
+        return through_quix(topic, *args, **kwargs)
+
+    quix.produce = counting
+    processor.run(idle_timeout=4)
+
+    assert fallbacks, "the queue never filled: the fallback was not exercised"
+    predictions = json_values(read_all(kafka_settings, topics.predictions, expect=300))
+    assert sorted(p["id"] for p in predictions) == list(range(1, 301))
