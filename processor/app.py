@@ -166,8 +166,9 @@ class Processor:
         if self._direct:
             # Straight to the transactional confluent-kafka producer: Quix's wrapper adds a
             # delivery callback and a poll per record (bench: 4.1-4.8 vs 1.4-1.9 us per
-            # record). A record that fails delivery makes the transaction's commit fail, so
-            # the checkpoint is retried from the last one: nothing is lost without a callback.
+            # record). A record that fails delivery makes the transaction's commit fail: none
+            # of that checkpoint is committed and a restart resumes from the last one, so
+            # nothing is lost without a callback.
             try:
                 quix._producer._producer.produce(topic, value, key)  # noqa: SLF001
                 return
