@@ -18,7 +18,7 @@ from infra.classpath import require_java, resolve_classpath
 from infra.errors import InfraError
 from kappaml.logging import get_logger
 
-__all__ = ["BrokerConfig", "LocalBroker"]
+__all__ = ["BrokerConfig", "LocalBroker", "new_cluster_id"]
 
 log = get_logger(__name__)
 
@@ -35,6 +35,15 @@ logger.kafka.level = {level}
 logger.state.name = state.change.logger
 logger.state.level = WARN
 """
+
+
+def new_cluster_id() -> str:
+    """A cluster id in Kafka's Uuid text form (16 random bytes, base64url, no padding), never
+    starting with "-", as Kafka's own ``Uuid.randomUuid()`` ensures: tools read it as an option."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 @dataclass(frozen=True)
@@ -255,14 +264,13 @@ class LocalBroker:
         if (self.log_dirs / "meta.properties").exists():
             return
         if not self.cluster_id_file.exists():
-            # Kafka's Uuid text form: 16 random bytes, base64url, no padding.
-            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            self.cluster_id_file.write_text(cid)
+            self.cluster_id_file.write_text(new_cluster_id())
         cid = self.cluster_id_file.read_text().strip()
         proc = subprocess.run(
             [java, "-Xmx256m", "-cp", f"{libs}/*",
              f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-             "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(self.props_file)],
+             # "--cluster-id=ID", not "-t ID": an id starting with "-" would read as an option.
+             "kafka.tools.StorageTool", "format", f"--cluster-id={cid}", "-c", str(self.props_file)],
             capture_output=True, text=True,
         )
         if proc.returncode != 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import uuid
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from infra.broker import BrokerConfig, LocalBroker
+from infra.broker import BrokerConfig, LocalBroker, new_cluster_id
 from infra.errors import InfraError
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics, TopicSpec, ensure_topics
@@ -143,3 +144,26 @@ def test_config_rejects_bad_arguments():
         BrokerConfig(port=9000, controller_port=9000)
     with pytest.raises(ValueError):
         BrokerConfig(heap="lots")
+
+
+def test_cluster_ids_never_start_with_a_dash():
+    # One id in 64 would: Kafka's tools then read it as an option (a CI run failed on it).
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert not [cid for cid in ids if cid.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(cid + "==")) == 16 for cid in ids)
+
+
+def test_storage_is_formatted_with_an_id_that_starts_with_a_dash(tmp_path: Path):
+    # A data dir whose id was written by an older kappaml, or by hand.
+    while not (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    tmp_path.mkdir(exist_ok=True)
+    broker = LocalBroker(BrokerConfig(port=free_port(), controller_port=free_port(), data_dir=tmp_path,
+                                      heap="256m", log_level="WARN"))
+    broker.cluster_id_file.write_text(cid)
+    try:
+        broker.start()
+        assert broker.is_ready(timeout=10)
+    finally:
+        broker.stop()
+    assert f"cluster.id={cid}" in (broker.log_dirs / "meta.properties").read_text()
