@@ -157,7 +157,6 @@ def test_storage_is_formatted_with_an_id_that_starts_with_a_dash(tmp_path: Path)
     # A data dir whose id was written by an older kappaml, or by hand.
     while not (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
         pass
-    tmp_path.mkdir(exist_ok=True)
     broker = LocalBroker(BrokerConfig(port=free_port(), controller_port=free_port(), data_dir=tmp_path,
                                       heap="256m", log_level="WARN"))
     broker.cluster_id_file.write_text(cid)

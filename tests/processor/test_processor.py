@@ -220,7 +220,6 @@ def test_co2_end_to_end_meets_the_rmse_goal(kafka_settings, topics, tmp_path, co
     assert rmse <= 5.0, rmse
 
 
-
 def test_a_full_producer_queue_falls_back_to_quix_and_loses_nothing(kafka_settings, topics, tmp_path):
     # Exactly-once outputs go straight to the transactional producer; when its local queue is
     # full, the record goes through Quix's produce instead, which polls and retries.
