@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model-version", default=env("KAPPAML_MODEL_VERSION", "v1"))
     p.add_argument("--group", default=env("KAPPAML_PROCESSOR_GROUP", ""),
                    help="consumer group (default: <prefix>-processor-<version>)")
+    p.add_argument("--instance-id", default=env("KAPPAML_PROCESSOR_INSTANCE_ID", ""),
+                   help="this instance's stable id in the group (its Kafka transactional id and "
+                        "group.instance.id); default: <host>-<lowest free slot on this host>. Give "
+                        "each instance its own, stable across restarts (e.g. a StatefulSet pod name)")
     p.add_argument("--guarantee", choices=["exactly-once", "at-least-once"],
                    default=env("KAPPAML_PROCESSING_GUARANTEE", "exactly-once"))
     p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             kafka=KafkaSettings.from_env(bootstrap_servers=args.bootstrap),
             topics=Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions),
             consumer_group=args.group,
+            instance_id=args.instance_id,
             guarantee=args.guarantee,
             state_dir=args.state_dir,
             commit_interval=args.commit_interval,

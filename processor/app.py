@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import socket
 import time
 from time import perf_counter
 from typing import Any
@@ -25,7 +23,16 @@ from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_top
 from processor.cache import CheckpointSink, KeyStates, ModelCache
 from processor.champions import Champions
 from processor.cutover import load_replay_seed
-from processor.outputs import dead_letter, drift_event, key_metrics, now_ms, pooled, prediction
+from processor.instance import claim_identity
+from processor.outputs import (
+    dead_letter,
+    drift_event,
+    key_metrics,
+    now_ms,
+    pooled,
+    pooled_metrics,
+    prediction,
+)
 from processor.settings import ProcessorSettings
 from processor.stats import IntervalStats, LearnCost
 
@@ -33,13 +40,20 @@ __all__ = ["Processor"]
 
 log = get_logger(__name__)
 
+# A restart under the same transactional id aborts its predecessor's open transaction at once.
+# An instance that dies for good is not restarted: its transaction then blocks read_committed
+# readers until this timeout (librdkafka's default is 60 s); a checkpoint's transaction lasts
+# about one commit interval.
+TRANSACTION_TIMEOUT_MS = 15_000
+
 
 class Processor:
     """Builds the Quix Streams application; ``run()`` processes until SIGTERM/Ctrl-C."""
 
     def __init__(self, settings: ProcessorSettings) -> None:
         self.settings = settings
-        self.instance = f"{socket.gethostname()}-{os.getpid()}"
+        self.identity = claim_identity(settings.group, settings.instance_id)
+        self.instance = self.identity.instance
         ensure_topics(settings.kafka, settings.topics.specs())
         self.app = Application(
             broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka.client_config()),
@@ -54,9 +68,14 @@ class Processor:
             state_dir=settings.state_dir,
             # Models are Python objects: the store keeps them pickled, not as JSON.
             rocksdb_options=RocksDBOptions(dumps=pickle.dumps, loads=pickle.loads),
-            producer_extra_config={"message.max.bytes": MODEL_MESSAGE_BYTES + 65536},
+            producer_extra_config={"message.max.bytes": MODEL_MESSAGE_BYTES + 65536,
+                                   # Stable across restarts: see processor/instance.py.
+                                   "transactional.id": self.identity.transactional_id,
+                                   "transaction.timeout.ms": max(TRANSACTION_TIMEOUT_MS,
+                                                                 int(settings.commit_interval * 3000))},
             consumer_extra_config={"session.timeout.ms": int(settings.session_timeout * 1000),
-                                   "heartbeat.interval.ms": max(int(settings.session_timeout * 200), 100)},
+                                   "heartbeat.interval.ms": max(int(settings.session_timeout * 200), 100),
+                                   "group.instance.id": self.identity.group_instance_id},
             loglevel="WARNING",
         )
         self.lineup = settings.lineup
@@ -105,10 +124,14 @@ class Processor:
         """Process until stopped, or, with ``idle_timeout``, until no message came for that long."""
         log.info("processor starting", group=self.settings.group, raw=self.settings.topics.raw,
                  spec=self.settings.model_spec, version=self.settings.model_version,
-                 guarantee=self.settings.guarantee, from_replay=self.settings.from_replay)
+                 guarantee=self.settings.guarantee, from_replay=self.settings.from_replay,
+                 instance=self.instance)
         if self.seed is not None:
             self.seed.commit_start_offsets(self.settings.kafka, self.settings.group, self.settings.topics.raw)
-        self.app.run(timeout=idle_timeout, collect=False)
+        try:
+            self.app.run(timeout=idle_timeout, collect=False)
+        finally:
+            self.identity.release()
 
     def stop(self) -> None:
         self.app.stop()
@@ -151,8 +174,10 @@ class Processor:
             role = "champion" if serving else "challenger"
             record = prediction(ks, example, result, partition, offset, processed, role)
             produce(topics.predictions if serving else topics.challengers, key, orjson.dumps(record))
-            if serving and example.ts is not None:
-                self.stats.latencies_ms.append(processed - example.ts)
+            if serving:
+                self.champions.served[partition].update(result.y_true, result.y_pred)
+                if example.ts is not None:
+                    self.stats.latencies_ms.append(processed - example.ts)
             if result.drift is not None:
                 event = drift_event(ks, example, result, partition, offset, role, processed)
                 log.warning("drift detected", key=model_key, spec=spec, offset=offset,
@@ -230,7 +255,7 @@ class Processor:
                 label = "" if spec == lineup.champion else spec
                 producer.produce(topics.models, key=snapshot_key(ks.version, ks.key, label),
                                  value=snapshot.encode())
-        self.champions.checkpoint()
+        self.champions.checkpoint(self._transaction)
         if flushed or self.stats.messages:
             overall = self._overall(ts, champions)
             producer.produce(topics.metrics, key="__overall__", value=orjson.dumps(overall))
@@ -246,7 +271,7 @@ class Processor:
     def _overall(self, ts: int, champions: dict[int, str]) -> dict[str, Any]:
         every = [ks for _p, states in self.cache.states() for ks in states.values()]
         serving_states = self._serving(champions)
-        serving = pooled(serving_states)
+        served = pooled_metrics(list(self.champions.served.values()))
         interval = self.stats.take()
         return {
             "scope": "overall",
@@ -257,12 +282,17 @@ class Processor:
             "challengers": list(self.lineup.challengers),
             "instance": self.instance,
             "keys": len(self.cache),
-            # Of the serving models: what the pipeline's users got.
-            "learned": serving["learned"],
+            # "spec" above names the version (the spec it was started with); the errors are of
+            # the predictions served, whichever spec served each one (see "champions").
+            "scored": "served",
+            "learned": sum(ks.learned for ks in serving_states),
             "skipped": sum(ks.skipped for ks in serving_states),
             "invalid": interval["invalid_total"],
-            "rmse": serving["rmse"],
-            "mae": serving["mae"],
+            "served": served["n"],
+            "rmse": served["rmse"],
+            "mae": served["mae"],
+            "rolling_rmse": served["rolling_rmse"],
+            "rolling_mae": served["rolling_mae"],
             "drifts": sum(ks.drifts for ks in every),
             "throughput": interval["throughput"],
             "latency_ms": interval["latency_ms"],

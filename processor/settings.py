@@ -40,6 +40,9 @@ class ProcessorSettings:
     # Kafka's default is 45 s; heartbeats run on librdkafka's own thread, so a long
     # checkpoint does not count against it.
     session_timeout: float = 10.0
+    # This instance's stable id in the group (transactional id, static membership); empty:
+    # claimed per host, see processor/instance.py.
+    instance_id: str = ""
     # None: no drift detection.
     drift: DriftConfig | None = field(default_factory=DriftConfig)
 

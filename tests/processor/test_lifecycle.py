@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import signal
 import time
@@ -117,6 +118,12 @@ def test_promotion_switches_the_serving_spec_at_the_control_record(kafka_setting
         (p, o, "linear", "rls") for p, o in sorted(control.items())]
     raw_controls = [m for m in read_all(kafka_settings, topics.raw) if m[0] == CONTROL_KEY_BYTES]
     assert len(raw_controls) == 6  # three promotions x two partitions, all kept in the log
+    # The overall error is that of what was served, whichever spec served it.
+    overall = [m for m in metrics if m["scope"] == "overall"][-1]
+    served_rmse = math.sqrt(sum(p["error"] ** 2 for p in main) / len(main))
+    served_mae = sum(abs(p["error"]) for p in main) / len(main)
+    assert (overall["scored"], overall["served"]) == ("served", 1200)
+    assert abs(overall["rmse"] - served_rmse) < 1e-9 and abs(overall["mae"] - served_mae) < 1e-9
 
 
 def _altered(rows: list[dict], dataset, start: int, column: str, factor: float) -> list[dict]:
