@@ -5,15 +5,19 @@
 One processor (exactly-once, commit interval 0.5 s) follows a raw topic written at ``--rate``
 rows/s. A read_committed reader stamps every prediction's arrival. Each kill SIGKILLs the
 processor and starts it again at once; the figure per kill is the largest silence the reader
-sees between that kill and the next one. The baseline gives every restart a fresh instance id
-(``--instance-id <random>``), which is what every start did before stable ids: the predecessor's
-open transaction is then never fenced. Writes bench/results/restart.json and prints a table.
+sees between that kill and the next one (nan: nothing arrived before the next kill). The
+baseline gives every restart a fresh instance id (``--instance-id <random>``), as every start
+had before stable ids: the predecessor's open transaction is then never fenced and blocks
+readers until the transaction timeout (now 15 s; it was librdkafka's 60 s before), and the
+group waits for the dead member's session to time out. Writes bench/results/restart.json and
+prints a table; with --work DIR the processors' logs stay in DIR.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -40,8 +44,8 @@ def _processor(kafka: KafkaSettings, topics: Topics, state: Path, instance_id: s
             "--state-dir", str(state), "--commit-interval", "0.5", "--log-level", "WARNING"]
     if instance_id:
         argv += ["--instance-id", instance_id]
-    return subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    log = open(state.parent / f"processor-{time.monotonic_ns()}.log", "wb")
+    return subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def kill_gaps(kafka: KafkaSettings, work: Path, kills: int, rate: float, spacing: float,
@@ -86,16 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-kills", type=int, default=1,
                         help="kills with a fresh id per start (each stalls about a minute)")
     parser.add_argument("--rate", type=float, default=100.0, help="raw rows/s")
-    parser.add_argument("--spacing", type=float, default=15.0, help="seconds between kills")
+    parser.add_argument("--spacing", type=float, default=20.0, help="seconds between kills")
+    parser.add_argument("--work", type=Path, default=None, help="keep the work files (logs) here")
     parser.add_argument("--bootstrap", default=None, help="an existing broker (default: a private one)")
     args = parser.parse_args(argv)
     configure_logging("WARNING")
-    with tempfile.TemporaryDirectory(prefix="kappaml-bench-") as tmpdir, \
-            broker_or(args.bootstrap, Path(tmpdir)) as kafka:
-        stable = kill_gaps(kafka, Path(tmpdir) / "stable", args.kills, args.rate, args.spacing, False)
-        fresh = (kill_gaps(kafka, Path(tmpdir) / "fresh", args.baseline_kills, args.rate, 75.0, True)
-                 if args.baseline_kills else [])
-    result = {"rate": args.rate, "kills": args.kills, "stable_ids_gap_s": stable, "fresh_ids_gap_s": fresh}
+    with tempfile.TemporaryDirectory(prefix="kappaml-bench-") as tmpdir:
+        work = args.work or Path(tmpdir)
+        with broker_or(args.bootstrap, work) as kafka:
+            stable = kill_gaps(kafka, work / "stable", args.kills, args.rate, args.spacing, False)
+            fresh = (kill_gaps(kafka, work / "fresh", args.baseline_kills, args.rate, 45.0, True)
+                     if args.baseline_kills else [])
+    result = {"rate": args.rate, "kills": args.kills, "spacing_s": args.spacing,
+              "load_average": os.getloadavg(), "stable_ids_gap_s": stable, "fresh_ids_gap_s": fresh}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "restart.json").write_text(json.dumps(result, indent=2))
     lines = []
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if gaps:
             lines.append(f"{name:<28} largest gap per kill: p50 {statistics.median(gaps):.2f} s, "
                          f"max {max(gaps):.2f} s ({', '.join(f'{g:.2f}' for g in gaps)})")
+    lines.append(f"load average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 

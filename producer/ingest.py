@@ -15,6 +15,7 @@ from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import get_logger
 from kappaml.topics import ensure_topics
+from kappaml.validation import InvalidShare
 from producer.settings import IngestSettings
 from producer.source import SSESource
 
@@ -130,6 +131,7 @@ def run_ingest(settings: IngestSettings) -> int:
         log_interval=settings.log_interval,
         max_backoff=settings.max_backoff,
         log_level=settings.log_level,
+        invalid_share=InvalidShare(settings.invalid_warn_share, settings.invalid_warn_rows),
     )
     raw = app.topic(topics.raw, key_serializer="bytes", value_serializer="bytes")
     app.add_source(source, topic=raw)
