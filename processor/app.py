@@ -35,6 +35,7 @@ from processor.outputs import (
 )
 from processor.settings import ProcessorSettings
 from processor.stats import IntervalStats, LearnCost
+from processor.timing import CheckpointTimer, GcPauses
 
 __all__ = ["Processor"]
 
@@ -86,6 +87,8 @@ class Processor:
         self.cache = ModelCache(self._new_states)
         self.stats = IntervalStats()
         self.learn_cost = LearnCost()
+        self.timer = CheckpointTimer()
+        self.gc_pauses = GcPauses()
         self._last_progress = time.monotonic()
         self._build()
         # register_store() in _build has registered (and created) the changelog topic by now.
@@ -128,9 +131,11 @@ class Processor:
                  instance=self.instance)
         if self.seed is not None:
             self.seed.commit_start_offsets(self.settings.kafka, self.settings.group, self.settings.topics.raw)
+        self.gc_pauses.install()
         try:
             self.app.run(timeout=idle_timeout, collect=False)
         finally:
+            self.gc_pauses.uninstall()
             self.identity.release()
 
     def stop(self) -> None:
@@ -138,6 +143,7 @@ class Processor:
 
     # -- per message ------------------------------------------------------------------
     def _process(self, value: bytes, key: bytes, timestamp: int, headers: Any) -> None:
+        self.timer.message()
         ctx = message_context()
         partition, offset = ctx.partition, ctx.offset
         self.stats.messages += 1
@@ -237,7 +243,10 @@ class Processor:
     # -- per checkpoint ---------------------------------------------------------------
     def _on_checkpoint(self) -> None:
         """Persist dirty models and publish their metrics and snapshots, inside the checkpoint."""
+        timer = self.timer
+        timer.start()
         flushed = self.cache.flush()
+        timer.lap("states")
         ts = now_ms()
         producer = self.app._producer  # noqa: SLF001 - see _send_dead_letter
         topics, lineup = self.settings.topics, self.lineup
@@ -256,13 +265,20 @@ class Processor:
                 producer.produce(topics.models, key=snapshot_key(ks.version, ks.key, label),
                                  value=snapshot.encode())
         self.champions.checkpoint(self._transaction)
+        timer.lap("snapshots")
         if flushed or self.stats.messages:
             overall = self._overall(ts, champions)
+            due = time.monotonic() - self._last_progress >= self.settings.progress_interval
+            if due:  # sorting the samples costs more than a checkpoint: only now and then
+                overall["timing"] = {"checkpoint_ms": timer.summary(), "gc": self.gc_pauses.summary()}
             producer.produce(topics.metrics, key="__overall__", value=orjson.dumps(overall))
             if lineup.challengers:
                 producer.produce(topics.metrics, key="__comparison__",
                                  value=orjson.dumps(self._comparison(ts, champions)))
-            self._log_progress(overall)
+            if due:
+                self._log_progress(overall)
+        timer.lap("metrics")
+        timer.done()
 
     def _serving(self, champions: dict[int, str]) -> list[KeyState]:
         champion = self.lineup.champion
@@ -316,10 +332,8 @@ class Processor:
         }
 
     def _log_progress(self, overall: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if now - self._last_progress < self.settings.progress_interval:
-            return
-        self._last_progress = now
+        self._last_progress = time.monotonic()
+        log.debug("checkpoint timing", **overall.get("timing", {}))
         log.info("progress", learned=overall["learned"], skipped=overall["skipped"],
                  invalid=overall["invalid"], keys=overall["keys"], rate=overall["throughput"],
                  rmse=overall["rmse"] and round(overall["rmse"], 3),
