@@ -9,6 +9,7 @@ from pathlib import Path
 
 from infra.broker import BrokerConfig, LocalBroker
 from infra.classpath import resolve_classpath
+from infra.cluster import ClusterConfig, LocalCluster
 from infra.errors import InfraError
 from infra.stack import Stack, default_programs
 from kappaml.kafka import KafkaSettings
@@ -27,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                    default=int(env("KAPPAML_BROKER_CONTROLLER_PORT", "9093")))
     p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")))
     p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"))
+    p.add_argument("--brokers", type=int, default=int(env("KAPPAML_BROKERS", "1")),
+                   help="up/down/status: nodes of a local KRaft cluster (3: replication 3, "
+                        "min.insync.replicas 2; node i on --port + 2(i-1)); 1: the single broker")
     p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
     p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")))
     p.add_argument("--no-topics", action="store_true", help="up: do not create the project's topics")
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                               data_dir=args.data_dir / "kafka", heap=args.heap)
         broker = LocalBroker(config)
         out = sys.stdout
+        if args.brokers > 1 and args.command in ("up", "down", "status"):
+            return _cluster(args, out)
         if args.command == "run":
             programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port, args.rate,
                                         args.feeds_port)
@@ -81,6 +87,35 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 1
     return 0
+
+
+def _cluster(args: argparse.Namespace, out) -> int:  # type: ignore[no-untyped-def]
+    """up/down/status of a local multi-node cluster (infra/cluster.py)."""
+    config = ClusterConfig(nodes=args.brokers, host=args.host, port=args.port,
+                           data_dir=args.data_dir / "kafka-cluster")
+    cluster = LocalCluster(config)
+    if args.command == "up":
+        started = cluster.start()
+        if not args.no_topics:
+            topics = Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions)
+            ensure_topics(KafkaSettings(bootstrap_servers=config.bootstrap), topics.specs())
+        out.write(f"kafka cluster of {config.nodes} nodes up (started {started or 'none'}): bootstrap "
+                  f"{config.bootstrap}; replication {config.rf}, min.insync.replicas {config.isr}\n")
+        return 0
+    if args.command == "down":
+        stopped = cluster.stop()
+        out.write(f"kafka cluster: stopped nodes {stopped}\n" if stopped
+                  else "kafka cluster was not running\n")
+        return 0
+    status = cluster.status()
+    for i, node in status["nodes"].items():
+        state = "answering" if node["answering"] else ("NOT answering" if node["pid"] else "down")
+        out.write(f"node {i}: {node['bootstrap']}, pid {node['pid']}, {state}\n")
+    out.write(f"controller: node {status['controller']}\n")
+    for name, part in status["partitions"].items():
+        if not name.startswith("__"):
+            out.write(f"  {name}: leader {part['leader']}, replicas {part['replicas']}, isr {part['isr']}\n")
+    return 0 if all(n["answering"] for n in status["nodes"].values()) else 3
 
 
 if __name__ == "__main__":

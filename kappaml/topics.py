@@ -92,10 +92,13 @@ def ensure_topics(
     kafka: KafkaSettings,
     specs: Iterable[TopicSpec],
     *,
-    replication_factor: int = 1,
+    replication_factor: int = -1,
     timeout: float = 30.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
+
+    ``replication_factor`` -1 takes the cluster's ``default.replication.factor`` (1 on the local
+    single broker, 3 on ``python -m infra up --brokers 3``, whatever a real cluster sets).
 
     Existing topics are left alone (their partition count is checked, not changed). An
     unreachable cluster or refused credentials raise ``KafkaUnavailable`` with the reason.
