@@ -11,6 +11,7 @@ from infra.broker import BrokerConfig, LocalBroker
 from infra.classpath import resolve_classpath
 from infra.cluster import ClusterConfig, LocalCluster
 from infra.errors import InfraError
+from infra.spark import SparkCluster, SparkClusterConfig
 from infra.stack import Stack, default_programs
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import configure_logging
@@ -20,8 +21,14 @@ from kappaml.topics import Topics, ensure_topics
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
-    p.add_argument("command", choices=["up", "down", "status", "jars", "run"],
-                   help="up/down/status: the broker; jars: resolve its classpath; run: everything")
+    p.add_argument("command", choices=["up", "down", "status", "jars", "run", "spark"],
+                   help="up/down/status: the broker; jars: resolve its classpath; run: everything; "
+                        "spark up|down|status: a local Spark standalone cluster")
+    p.add_argument("action", nargs="?", choices=["up", "down", "status"], help="with spark: what to do")
+    p.add_argument("--workers", type=int, default=int(env("KAPPAML_SPARK_WORKERS", "2")),
+                   help="spark up: workers (one core each)")
+    p.add_argument("--spark-port", type=int, default=int(env("KAPPAML_SPARK_MASTER_PORT", "7077")),
+                   help="spark: the master's port (its web UI on 8080, worker i's on 8080+i)")
     p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")))
     p.add_argument("--controller-port", type=int,
@@ -53,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                               data_dir=args.data_dir / "kafka", heap=args.heap)
         broker = LocalBroker(config)
         out = sys.stdout
+        if args.command == "spark":
+            return _spark(args, out)
         if args.brokers > 1 and args.command in ("up", "down", "status"):
             return _cluster(args, out)
         if args.command == "run":
@@ -86,6 +95,34 @@ def main(argv: list[str] | None = None) -> int:
     except (InfraError, ValueError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
+    return 0
+
+
+def _spark(args: argparse.Namespace, out) -> int:  # type: ignore[no-untyped-def]
+    """spark up|down|status: a master and workers from pyspark's jars (infra/spark.py)."""
+    config = SparkClusterConfig(workers=args.workers, host=args.host, port=args.spark_port,
+                                data_dir=args.data_dir / "spark-cluster")
+    cluster = SparkCluster(config)
+    action = args.action or "status"
+    if action == "up":
+        cluster.start()
+        uis = ", ".join(config.worker_ui(i) for i in range(1, config.workers + 1))
+        out.write(f"spark master {config.master_url} (web UI {config.master_ui}); {config.workers} workers "
+                  f"(web UIs {uis}); replay on it: python -m spark_batch replay "
+                  f"--master {config.master_url}\n")
+        return 0
+    if action == "down":
+        stopped = cluster.stop()
+        out.write(f"spark: stopped {', '.join(stopped)}\n" if stopped else "spark cluster was not running\n")
+        return 0
+    status = cluster.status()
+    if status is None:
+        out.write(f"spark master: not answering at {config.master_ui}\n")
+        return 3
+    out.write(f"spark master {status.get('url')}: {status.get('status')}, "
+              f"{status.get('aliveworkers', 0)} workers alive, {status.get('cores', 0)} cores\n")
+    for w in status.get("workers", []):
+        out.write(f"  worker {w.get('host')}:{w.get('port')} {w.get('state')} ({w.get('webuiaddress')})\n")
     return 0
 
 
