@@ -15,11 +15,12 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.state.base import PartitionTransaction
 from quixstreams.state.rocksdb import RocksDBOptions
 
+from kappaml.catalog import LogDeclarations
 from kappaml.fingerprint import fingerprint
 from kappaml.learner import KeyState, ModelError, learn_step
 from kappaml.lineup import Promotion, is_control
 from kappaml.logging import get_logger
-from kappaml.records import InvalidRecord, decode
+from kappaml.records import InvalidRecord
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
 from processor.cache import CheckpointSink, KeyStates, ModelCache
@@ -41,6 +42,7 @@ class Processor:
         self.settings = settings
         self.instance = f"{socket.gethostname()}-{os.getpid()}"
         ensure_topics(settings.kafka, settings.topics.specs())
+        self.declarations = LogDeclarations(settings.kafka, settings.topics.datasets)
         self.app = Application(
             broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka.client_config()),
             consumer_group=settings.group,
@@ -123,7 +125,7 @@ class Processor:
             return
         try:
             model_key = key.decode("utf-8") if key is not None else None
-            example = decode(self.settings.dataset, value)
+            example = self.declarations.decode(self.settings.dataset, value)
             if model_key is None or example.key != model_key:
                 raise InvalidRecord(f"record key {example.key!r} does not match the message key "
                                     f"{model_key!r}")

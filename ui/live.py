@@ -40,19 +40,19 @@ def settings() -> UISettings:
         raise  # unreachable: st.stop() raises; keeps type checkers honest
 
 
-@st.cache_resource(show_spinner=False)
-def _dataset(name: str) -> Dataset:
-    from kappaml.dataset import load
-
-    return load(name)
+@st.cache_data(show_spinner=False, ttl=60)
+def _dataset(identity: str, _settings: UISettings) -> Dataset:
+    # Errors are not cached: a log without a declaration yet is asked again on the next run.
+    return _settings.dataset()
 
 
 def dataset(s: UISettings) -> Dataset:
+    """The data set the log declares (``KAPPAML_DATASET`` must agree with it)."""
     try:
-        return _dataset(s.dataset_name)
+        return _dataset(repr(s), s)
     except ValueError as exc:
-        st.error(f"**Cannot load the dataset declaration {s.dataset_name!r}:** {exc}. "
-                 "Set `KAPPAML_DATASET` to a built-in name (e.g. `co2`) or a `.toml` path.")
+        st.error(f"**No usable data set declaration:** {exc}. The ingest declares its data set in "
+                 f"`{s.topics.datasets}`; `KAPPAML_DATASET` (or `--dataset`) must agree with it.")
         st.stop()
         raise
 
@@ -122,7 +122,7 @@ def sidebar(s: UISettings) -> None:
     """Settings and a live connection line (its own fragment, so it refreshes with the status)."""
     st.sidebar.markdown(
         f"**Kafka** `{s.kafka.bootstrap_servers}`  \n**Topic prefix** `{s.prefix}`  \n"
-        f"**Dataset** `{s.dataset_name}`"
+        f"**Dataset** `{s.dataset_name or 'from the log'}`"
     )
     st.sidebar.caption("Set with KAPPAML_KAFKA_BOOTSTRAP_SERVERS, KAPPAML_TOPIC_PREFIX, KAPPAML_DATASET.")
     with st.sidebar:
