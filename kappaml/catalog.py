@@ -65,7 +65,7 @@ def decode_declaration(value: bytes) -> Dataset:
 
 def read_declarations(kafka: KafkaSettings, topic: str, timeout: float = 15.0) -> dict[str, Dataset]:
     """Every data set the topic declares (the newest message per name); {} when it does not exist."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
     consumer = Consumer({**kafka.client_config(), "group.id": f"kappaml-catalog-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "isolation.level": "read_committed",
@@ -74,16 +74,23 @@ def read_declarations(kafka: KafkaSettings, topic: str, timeout: float = 15.0) -
         meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
             return {}
+        deadline = time.monotonic() + timeout
         ends: dict[int, int] = {}
         for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            while True:
+                try:
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+                    break
+                except KafkaException as exc:  # a topic just created has no leader for a moment
+                    if time.monotonic() > deadline:
+                        raise DatasetError(f"cannot read the declarations in {topic}: {exc}") from None
+                    time.sleep(0.2)
             if high > low:
                 ends[p] = high
         if not ends:
             return {}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         declared: dict[str, Dataset] = {}
-        deadline = time.monotonic() + timeout
         while ends:
             if time.monotonic() > deadline:
                 raise DatasetError(f"cannot read the data set declarations in {topic} within {timeout:.0f} s")

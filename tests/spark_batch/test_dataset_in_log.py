@@ -38,7 +38,8 @@ def _write_csv(path: Path) -> Path:
     for i in range(ROWS):
         km, load = 5 + (i * 37) % 200, (i % 7) / 3
         road = ("city", "highway", "mixed")[i % 3]
-        lines.append(f"t{i:04d},veh-{i % 5},{km},{load:.3f},{road},{km * (6 + load) / 100 + (i % 3) * 0.4:.4f}")
+        fuel = km * (6 + load) / 100 + (i % 3) * 0.4
+        lines.append(f"t{i:04d},veh-{i % 5},{km},{load:.3f},{road},{fuel:.4f}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -111,8 +112,9 @@ def test_a_data_set_declared_only_by_flags_is_read_from_the_log(kafka_settings, 
         assert bad.returncode == 2, bad.stderr[-2000:]
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], bad.stderr
-    replay = run_cli(["replay", "--bootstrap", kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix,
-                      "--dataset", str(other), "--version", "r0", "--output-dir", str(tmp_path / "r0")])
+    where = ["--bootstrap", kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix]
+    replay = run_cli(["replay", *where, "--dataset", str(other), "--version", "r0",
+                      "--output-dir", str(tmp_path / "r0")])
     assert replay.returncode != 0 and "disagrees with the log's" in replay.stderr, replay.stderr[-2000:]
     assert sum(end_offsets(kafka_settings, topics.dlq).values()) == 0
     assert sum(end_offsets(kafka_settings, topics.predictions).values()) == 0
@@ -128,8 +130,7 @@ def test_a_data_set_declared_only_by_flags_is_read_from_the_log(kafka_settings, 
 
     # No --dataset: the replay rebuilds the same models.
     out = tmp_path / "replay"
-    proc = run_cli(["replay", "--bootstrap", kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix,
-                    "--version", "r1", "--output-dir", str(out), "--no-publish",
+    proc = run_cli(["replay", *where, "--version", "r1", "--output-dir", str(out), "--no-publish",
                     "--spark-conf", "spark.ui.enabled=false"])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     summary = json.loads((out / "summary.json").read_text())
