@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -46,13 +47,34 @@ def _dataset(identity: str, _settings: UISettings) -> Dataset:
     return _settings.dataset()
 
 
+@st.fragment(run_every=3)
+def _rerun_when_resolved(s: UISettings) -> None:
+    """The page again, once Kafka answers and the data set resolves (pages are not fragments)."""
+    if view(s).status.connected:
+        try:
+            _dataset(repr(s), s)
+        except Exception:  # noqa: BLE001 - not yet: try again at the next tick
+            return
+        st.rerun()
+
+
 def dataset(s: UISettings) -> Dataset:
     """The data set the log declares (``KAPPAML_DATASET`` must agree with it)."""
+    v = view(s)
+    deadline = time.monotonic() + 5
+    while v.status.checked_at == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the reader's first look at the cluster takes a moment
+        v = view(s)
+    if not v.status.connected:
+        ready(v, s)  # says that Kafka is not reachable
+        _rerun_when_resolved(s)
+        st.stop()
     try:
         return _dataset(repr(s), s)
-    except ValueError as exc:
-        st.error(f"**No usable data set declaration:** {exc}. The ingest declares its data set in "
-                 f"`{s.topics.datasets}`; `KAPPAML_DATASET` (or `--dataset`) must agree with it.")
+    except Exception as exc:  # noqa: BLE001 - a DatasetError or Kafka's own: said on the page
+        st.warning(f"**No usable data set declaration:** {exc}. The ingest declares its data set in "
+                   f"`{s.topics.datasets}`; `KAPPAML_DATASET` (or `--dataset`) must agree with it.")
+        _rerun_when_resolved(s)
         st.stop()
         raise
 
