@@ -104,3 +104,13 @@ def test_a_source_declared_after_start_is_read_again_before_it_is_refused(kafka_
     with pytest.raises(InvalidRecord, match="'ghost' is not the data set 'trips'"):
         seen.decode(TRIPS, _record("ghost"))
     assert seen.names == {"ghost"}
+
+
+@pytest.mark.kafka
+def test_the_ui_takes_the_data_set_from_the_log(kafka_settings, topics):
+    from ui.settings import UISettings
+
+    publish_declaration(kafka_settings, topics.datasets, TRIPS)
+    assert UISettings(kafka=kafka_settings, prefix=topics.prefix).dataset() == TRIPS
+    with pytest.raises(DatasetError, match="declares no data set 'co2'"):
+        UISettings(kafka=kafka_settings, prefix=topics.prefix, dataset_name="co2").dataset()
