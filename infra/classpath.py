@@ -15,6 +15,7 @@ from pathlib import Path
 
 from infra.errors import InfraError
 from kappaml.logging import get_logger
+from kappaml.paths import cache_dir
 
 __all__ = ["POM", "default_cache_dir", "require_java", "resolve_classpath", "resolve_maven_jars"]
 
@@ -23,10 +24,7 @@ POM = Path(__file__).with_name("pom.xml")
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("KAPPAML_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kappaml"
-    )
-    return Path(base)
+    return cache_dir()
 
 
 def require_java() -> str:

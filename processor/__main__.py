@@ -19,6 +19,7 @@ from kappaml.kafka import KafkaSettings, KafkaUnavailable
 from kappaml.learner import IncompatibleState
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
+from kappaml.paths import state_dir
 from kappaml.topics import Topics
 from processor import promote
 from processor.app import Processor
@@ -47,9 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                    default=env("KAPPAML_PROCESSING_GUARANTEE", "exactly-once"))
     p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
     p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")))
-    p.add_argument("--state-dir", type=Path,
-                   default=Path(env("KAPPAML_STATE_DIR", os.path.join(env("KAPPAML_DATA_DIR", ".kappaml"),
-                                                                      "state"))))
+    p.add_argument("--state-dir", type=Path, default=state_dir(),
+                   help="Quix Streams state (env KAPPAML_STATE_DIR, default $KAPPAML_DATA_DIR/state)")
     p.add_argument("--commit-interval", type=float,
                    default=float(env("KAPPAML_COMMIT_INTERVAL", "1.0")),
                    help="seconds between checkpoints (also the metrics and snapshot period)")
