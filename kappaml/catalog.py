@@ -25,7 +25,7 @@ from typing import Any
 from kappaml.dataset import Dataset, load
 from kappaml.decoding import decode
 from kappaml.example import Example, InvalidRecord
-from kappaml.kafka import KafkaSettings
+from kappaml.kafka import KafkaSettings, connect_admin
 from kappaml.logging import get_logger
 
 __all__ = ["DECLARATION_VERSION", "DatasetError", "LogDeclarations", "decode_declaration",
@@ -203,6 +203,8 @@ def resolve_from_log(kafka: KafkaSettings, topic: str, override: str | None, *,
     ``wait``: without an override and while the log declares nothing yet (the ingest has not
     started), poll the log up to that many seconds, saying so, before giving up.
     """
+    # Unreachable, or refusing the credentials: KafkaUnavailable with the reason, at once.
+    connect_admin(kafka, timeout=30.0)
     declared = read_declarations(kafka, topic)
     deadline = time.monotonic() + wait
     said = 0.0
