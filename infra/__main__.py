@@ -11,6 +11,7 @@ from infra.broker import BrokerConfig, LocalBroker
 from infra.classpath import resolve_classpath
 from infra.errors import InfraError
 from infra.stack import Stack, default_programs
+from kappaml.envvars import getenv
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import configure_logging
 from kappaml.topics import Topics, ensure_topics
@@ -23,8 +24,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="up/down/status: the broker; jars: resolve its classpath; run: everything")
     p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")))
-    p.add_argument("--controller-port", type=int,
-                   default=int(env("KAPPAML_BROKER_CONTROLLER_PORT", "9093")))
+    p.add_argument("--controller-port", type=int, default=int(getenv("KAPPAML_CONTROLLER_PORT", "9093")),
+                   help="env KAPPAML_CONTROLLER_PORT (KAPPAML_BROKER_CONTROLLER_PORT: deprecated alias)")
     p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")))
     p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"))
     p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
