@@ -71,7 +71,10 @@ def read_declarations(kafka: KafkaSettings, topic: str, timeout: float = 15.0) -
                          "enable.auto.commit": False, "isolation.level": "read_committed",
                          "log_level": 0})
     try:
-        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        try:
+            meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        except KafkaException as exc:
+            raise DatasetError(f"cannot read the data set declarations in {topic}: {exc}") from None
         if meta is None or meta.error is not None or not meta.partitions:
             return {}
         deadline = time.monotonic() + timeout
