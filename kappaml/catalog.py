@@ -98,7 +98,13 @@ def read_declarations(kafka: KafkaSettings, topic: str, timeout: float = 15.0) -
             if time.monotonic() > deadline:
                 raise DatasetError(f"cannot read the data set declarations in {topic} within {timeout:.0f} s")
             msg = consumer.poll(0.2)
-            if msg is None or msg.error() is not None:
+            if msg is None:
+                # Past the end without a message at end - 1 (a transaction marker, say).
+                for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+                    if tp.offset >= ends[tp.partition]:
+                        ends.pop(tp.partition)
+                continue
+            if msg.error() is not None:
                 continue
             _take(declared, topic, msg.key(), msg.value())
             if msg.offset() + 1 >= ends.get(msg.partition(), 0):
