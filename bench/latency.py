@@ -140,8 +140,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def _processor_cmd(kafka: KafkaSettings, topics: Topics, group: str, run: Path, commit_interval: float,
                    guarantee: str) -> list[str]:
-    # The synthetic data has the co2 declaration's columns (the processor knows no other name).
-    return [sys.executable, "-m", "processor", "--bootstrap", kafka.bootstrap_servers, "--dataset", "co2",
+    # Named: the processor starts before the ingest has declared the data set in the log.
+    return [sys.executable, "-m", "processor", "--bootstrap", kafka.bootstrap_servers,
+            "--dataset", synthetic.SYNTHETIC_NAME,
             "--topic-prefix", topics.prefix, "--raw-partitions", "1", "--group", group,
             "--state-dir", str(run / "state"), "--commit-interval", str(commit_interval),
             "--guarantee", guarantee, "--log-level", "WARNING"]

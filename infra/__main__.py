@@ -13,6 +13,7 @@ from infra.cluster import ClusterConfig, LocalCluster
 from infra.errors import InfraError
 from infra.spark import SparkCluster, SparkClusterConfig
 from infra.stack import Stack, default_programs
+from kappaml.envvars import getenv
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import configure_logging
 from kappaml.topics import Topics, ensure_topics
@@ -31,8 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="spark: the master's port (its web UI on 8080, worker i's on 8080+i)")
     p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")))
-    p.add_argument("--controller-port", type=int,
-                   default=int(env("KAPPAML_BROKER_CONTROLLER_PORT", "9093")))
+    p.add_argument("--controller-port", type=int, default=int(getenv("KAPPAML_CONTROLLER_PORT", "9093")),
+                   help="env KAPPAML_CONTROLLER_PORT (KAPPAML_BROKER_CONTROLLER_PORT: deprecated alias)")
     p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")))
     p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"))
     p.add_argument("--brokers", type=int, default=int(env("KAPPAML_BROKERS", "1")),

@@ -69,6 +69,11 @@ class Topics:
     def drift(self) -> str:
         return f"{self.prefix}.drift"
 
+    @property
+    def datasets(self) -> str:
+        """The data set declarations (kappaml/catalog.py), keyed by data set name."""
+        return f"{self.prefix}.datasets"
+
     def specs(self) -> list[TopicSpec]:
         # Outputs are partitioned like the input so per-key order is kept end to end.
         n = self.raw_partitions
@@ -79,6 +84,8 @@ class Topics:
             TopicSpec(self.metrics, 1),
             TopicSpec(self.challengers, n),
             TopicSpec(self.drift, 1),
+            # Compacted: the declaration of every data set in the log is kept for ever.
+            TopicSpec(self.datasets, 1, {"cleanup.policy": "compact"}),
             # Compacted: the newest snapshot per (key, version) is kept for ever.
             TopicSpec(
                 self.models,

@@ -13,11 +13,12 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.state.base import PartitionTransaction
 from quixstreams.state.rocksdb import RocksDBOptions
 
+from kappaml.catalog import LogDeclarations
 from kappaml.fingerprint import fingerprint
 from kappaml.learner import KeyState, ModelError, learn_step
 from kappaml.lineup import Promotion, is_control
 from kappaml.logging import get_logger
-from kappaml.records import InvalidRecord, decode
+from kappaml.records import InvalidRecord
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
 from processor.cache import CheckpointSink, KeyStates, ModelCache
@@ -56,6 +57,7 @@ class Processor:
         self.identity = claim_identity(settings.group, settings.instance_id)
         self.instance = self.identity.instance
         ensure_topics(settings.kafka, settings.topics.specs())
+        self.declarations = LogDeclarations(settings.kafka, settings.topics.datasets)
         self.app = Application(
             broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka.client_config()),
             consumer_group=settings.group,
@@ -152,7 +154,7 @@ class Processor:
             return
         try:
             model_key = key.decode("utf-8") if key is not None else None
-            example = decode(self.settings.dataset, value)
+            example = self.declarations.decode(self.settings.dataset, value)
             if model_key is None or example.key != model_key:
                 raise InvalidRecord(f"record key {example.key!r} does not match the message key "
                                     f"{model_key!r}")

@@ -18,7 +18,7 @@ from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig, DriftMonitor
 from kappaml.evaluation import PrequentialMetrics
 from kappaml.kafka import KafkaSettings
-from kappaml.learner import MODEL_CODE, KeyState
+from kappaml.learner import STATE_CODE, KeyState
 from kappaml.logging import get_logger
 from kappaml.seen import SeenIds
 from kappaml.snapshot import Snapshot, read_header, snapshot_label
@@ -49,7 +49,7 @@ class ReplaySeed:
         return KeyState(key=key, spec=spec, version=version, model=snap.model,
                         metrics=PrequentialMetrics(window=window),
                         seen=SeenIds.from_json(snap.extra["seen"]),
-                        learned=snap.learned, last_offset=snap.offset, code=MODEL_CODE,
+                        learned=snap.learned, last_offset=snap.offset, code=STATE_CODE,
                         drift=DriftMonitor(drift) if drift is not None else None,
                         generation=int(snap.extra.get("generation", 0)))
 

@@ -11,9 +11,8 @@ from kappaml import synthetic
 from kappaml.csvsource import CsvHeaderError
 from kappaml.kafka import KafkaUnavailable
 from kappaml.logging import configure_logging, get_logger
+from kappaml.paths import cache_dir, state_dir
 from producer.settings import (
-    DEFAULT_CACHE_DIR,
-    DEFAULT_STATE_DIR,
     IngestSettings,
     ServeSettings,
     add_dataset_flags,
@@ -41,7 +40,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                        help="seconds of silence before a comment heartbeat (env KAPPAML_SSE_HEARTBEAT)")
     serve.add_argument("--retry-ms", type=int, default=int(env_default(env, "SSE_RETRY_MS", "3000")),
                        help="reconnection delay hinted to clients")
-    serve.add_argument("--cache-dir", default=env_default(env, "CACHE_DIR", str(DEFAULT_CACHE_DIR)),
+    serve.add_argument("--cache-dir", default=str(cache_dir(env)),
                        help="where the synthetic CSV is generated (env KAPPAML_CACHE_DIR)")
     serve.add_argument("--synthetic-rows", type=int,
                        default=int(env_default(env, "SYNTHETIC_ROWS", str(synthetic.DEFAULT_ROWS))),
@@ -80,8 +79,9 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     ingest.add_argument("--log-interval", type=float,
                         default=float(env_default(env, "LOG_INTERVAL", "5")),
                         help="seconds between progress lines (env KAPPAML_LOG_INTERVAL)")
-    ingest.add_argument("--state-dir", default=env_default(env, "STATE_DIR", str(DEFAULT_STATE_DIR)),
-                        help="Quix Streams state directory (env KAPPAML_STATE_DIR); the source state "
+    ingest.add_argument("--state-dir", default=str(state_dir(env)),
+                        help="Quix Streams state directory (env KAPPAML_STATE_DIR, default "
+                             "$KAPPAML_DATA_DIR/state, .kappaml/state); the source state "
                              "itself lives in Kafka (changelog), this only holds local metadata")
     ingest.add_argument("--invalid-warn-share", type=float,
                         default=float(env_default(env, "INGEST_INVALID_WARN_SHARE", "0.5")),

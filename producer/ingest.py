@@ -11,6 +11,7 @@ from quixstreams import Application
 from quixstreams.app import consumer_extra_config_overrides
 from quixstreams.models import Topic
 
+from kappaml.catalog import publish_declaration
 from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import get_logger
@@ -98,6 +99,8 @@ def run_ingest(settings: IngestSettings) -> int:
     topics = settings.topics
     ensure_topics(settings.kafka, topics.specs())
     dataset = settings.dataset or fetch_dataset(settings.url, max_backoff=settings.max_backoff)
+    # Before the first record: the log says what its records are (kappaml/catalog.py).
+    publish_declaration(settings.kafka, topics.datasets, dataset)
     # One identity per (topic prefix, data set): the state (last event id) and the fencing
     # transactional id follow it across restarts.
     identity = f"{topics.prefix}-ingest-{dataset.name}"

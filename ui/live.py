@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -40,19 +41,40 @@ def settings() -> UISettings:
         raise  # unreachable: st.stop() raises; keeps type checkers honest
 
 
-@st.cache_resource(show_spinner=False)
-def _dataset(name: str) -> Dataset:
-    from kappaml.dataset import load
+@st.cache_data(show_spinner=False, ttl=60)
+def _dataset(identity: str, _settings: UISettings) -> Dataset:
+    # Errors are not cached: a log without a declaration yet is asked again on the next run.
+    return _settings.dataset()
 
-    return load(name)
+
+@st.fragment(run_every=3)
+def _rerun_when_resolved(s: UISettings) -> None:
+    """The page again, once Kafka answers and the data set resolves (pages are not fragments)."""
+    if view(s).status.connected:
+        try:
+            _dataset(repr(s), s)
+        except Exception:  # noqa: BLE001 - not yet: try again at the next tick
+            return
+        st.rerun()
 
 
 def dataset(s: UISettings) -> Dataset:
+    """The data set the log declares (``KAPPAML_DATASET`` must agree with it)."""
+    v = view(s)
+    deadline = time.monotonic() + 5
+    while v.status.checked_at == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the reader's first look at the cluster takes a moment
+        v = view(s)
+    if not v.status.connected:
+        ready(v, s)  # says that Kafka is not reachable
+        _rerun_when_resolved(s)
+        st.stop()
     try:
-        return _dataset(s.dataset_name)
-    except ValueError as exc:
-        st.error(f"**Cannot load the dataset declaration {s.dataset_name!r}:** {exc}. "
-                 "Set `KAPPAML_DATASET` to a built-in name (e.g. `co2`) or a `.toml` path.")
+        return _dataset(repr(s), s)
+    except Exception as exc:  # noqa: BLE001 - a DatasetError or Kafka's own: said on the page
+        st.warning(f"**No usable data set declaration:** {exc}. The ingest declares its data set in "
+                   f"`{s.topics.datasets}`; `KAPPAML_DATASET` (or `--dataset`) must agree with it.")
+        _rerun_when_resolved(s)
         st.stop()
         raise
 
@@ -122,7 +144,7 @@ def sidebar(s: UISettings) -> None:
     """Settings and a live connection line (its own fragment, so it refreshes with the status)."""
     st.sidebar.markdown(
         f"**Kafka** `{s.kafka.bootstrap_servers}`  \n**Topic prefix** `{s.prefix}`  \n"
-        f"**Dataset** `{s.dataset_name}`"
+        f"**Dataset** `{s.dataset_name or 'from the log'}`"
     )
     st.sidebar.caption("Set with KAPPAML_KAFKA_BOOTSTRAP_SERVERS, KAPPAML_TOPIC_PREFIX, KAPPAML_DATASET.")
     with st.sidebar:
