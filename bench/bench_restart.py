@@ -41,7 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _processor(kafka: KafkaSettings, topics: Topics, state: Path, instance_id: str) -> subprocess.Popen:
     argv = [sys.executable, "-m", "processor", "--bootstrap", kafka.bootstrap_servers,
             "--topic-prefix", topics.prefix, "--raw-partitions", str(topics.raw_partitions),
-            "--state-dir", str(state), "--commit-interval", "0.5", "--log-level", "WARNING"]
+            "--state-dir", str(state), "--commit-interval", "0.5", "--log-level", "WARNING",
+            "--dataset", synthetic.SYNTHETIC_NAME]  # written here, not by an ingest that declares it
     if instance_id:
         argv += ["--instance-id", instance_id]
     log = open(state.parent / f"processor-{time.monotonic_ns()}.log", "wb")
