@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 from time import perf_counter
@@ -54,6 +55,7 @@ class Processor:
 
     def __init__(self, settings: ProcessorSettings) -> None:
         self.settings = settings
+        logging.getLogger("quixstreams").setLevel(max(logging.WARNING, logging.getLogger().level))
         self.identity = claim_identity(settings.group, settings.instance_id)
         self.instance = self.identity.instance
         ensure_topics(settings.kafka, settings.topics.specs())
@@ -79,7 +81,9 @@ class Processor:
             consumer_extra_config={"session.timeout.ms": int(settings.session_timeout * 1000),
                                    "heartbeat.interval.ms": max(int(settings.session_timeout * 200), 100),
                                    "group.instance.id": self.identity.group_instance_id},
-            loglevel="WARNING",
+            # Quix's own handler would print its lines (librdkafka's among them) raw, past
+            # kappaml.logging's JSON and its masking of secrets: route them through ours.
+            loglevel=None,
         )
         self.lineup = settings.lineup
         self._direct = settings.guarantee == "exactly-once"

@@ -41,6 +41,8 @@ def test_no_log_line_shows_the_password(capsys):
         logging.getLogger("quixstreams").warning("librdkafka said sasl.password=%s", PASSWORD)
         err = capsys.readouterr().err
     finally:
-        configure_logging("WARNING", json=False)
+        # Outside the capture: bound to capsys's stream, later loggers would write to a closed file.
+        with capsys.disabled():
+            configure_logging("WARNING", json=False)
     assert err.count("\n") == 3 and "connecting" in err and "librdkafka said" in err
     assert PASSWORD not in err
