@@ -62,7 +62,8 @@ def test_spark_submit_without_the_connector_says_how_to_get_it(kafka_settings, t
     proc = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "spark-submit"), "--master", "local[1]",
          str(REPO / "spark_batch" / "replay.py"), "--bootstrap", kafka_settings.bootstrap_servers,
-         "--topic-prefix", topics.prefix, "--version", "v1", "--output-dir", str(tmp_path / "o")],
+         "--topic-prefix", topics.prefix, "--dataset", "co2", "--version", "v1",
+         "--output-dir", str(tmp_path / "o")],
         cwd=REPO, env={**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"},
         capture_output=True, text=True, timeout=300,
     )
