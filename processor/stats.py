@@ -6,7 +6,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["IntervalStats", "LearnCost"]
+from kappaml.observability import Buckets
+from kappaml.observability.processor import LEARN_BUCKETS
+
+__all__ = ["IntervalStats", "LearnCost", "TimedLearnCost"]
 
 # Enough samples for a stable p99 without letting a long checkpoint grow memory.
 _MAX_SAMPLES = 20_000
@@ -16,6 +19,7 @@ _MAX_SAMPLES = 20_000
 class IntervalStats:
     messages: int = 0
     invalid: int = 0
+    learned: int = 0  # messages the serving model learned
     latencies_ms: list[int] = field(default_factory=list)
     _invalid_total: int = 0
     _since: float = field(default_factory=time.monotonic)
@@ -33,7 +37,7 @@ class IntervalStats:
             } if lat else {},
             "invalid_total": self._invalid_total,
         }
-        self.messages, self.invalid, self.latencies_ms, self._since = 0, 0, [], now
+        self.messages, self.invalid, self.learned, self.latencies_ms, self._since = 0, 0, 0, [], now
         return figures
 
 
@@ -56,3 +60,18 @@ class LearnCost:
         """Mean microseconds per step, None before the spec's first step."""
         steps = self.steps.get(spec, 0)
         return round(self.seconds[spec] / steps * 1e6, 2) if steps else None
+
+
+class TimedLearnCost(LearnCost):
+    """``LearnCost`` that also fills each spec's learn-time histogram: with metrics on only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buckets: dict[str, Buckets] = {}
+
+    def add(self, spec: str, seconds: float) -> None:
+        super().add(spec, seconds)
+        buckets = self.buckets.get(spec)
+        if buckets is None:
+            buckets = self.buckets[spec] = Buckets(LEARN_BUCKETS)
+        buckets.observe(seconds)

@@ -130,6 +130,7 @@ def run_ingest(settings: IngestSettings) -> int:
         log_interval=settings.log_interval,
         max_backoff=settings.max_backoff,
         log_level=settings.log_level,
+        metrics_port=settings.metrics_port,
     )
     raw = app.topic(topics.raw, key_serializer="bytes", value_serializer="bytes")
     app.add_source(source, topic=raw)

@@ -84,6 +84,7 @@ class ServeSettings:
     port: int = 8000
     server: ServerConfig = field(default_factory=ServerConfig)
     log_level: str = "INFO"
+    metrics_port: int | None = None  # Prometheus /metrics on this port; None: off
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -111,6 +112,7 @@ class ServeSettings:
             server=ServerConfig(max_clients=args.max_clients, heartbeat=args.heartbeat,
                                 retry_ms=args.retry_ms),
             log_level=args.log_level,
+            metrics_port=args.metrics_port,
         )
 
 
@@ -128,6 +130,7 @@ class IngestSettings:
     max_backoff: float = 5.0
     state_dir: Path = DEFAULT_STATE_DIR
     log_level: str = "INFO"
+    metrics_port: int | None = None  # Prometheus /metrics on this port; None: off
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -160,4 +163,5 @@ class IngestSettings:
             max_backoff=args.max_backoff,
             state_dir=Path(args.state_dir),
             log_level=args.log_level,
+            metrics_port=args.metrics_port,
         )
