@@ -94,7 +94,8 @@ def test_prometheus_scrapes_the_processor(kafka_settings, topics, tmp_path: Path
         learned = "kappaml_processor_messages_learned_total"
         wait_for(f"{learned} == {n}", lambda: value(prom, learned) == n)
         lag = "kappaml_processor_consumer_lag_messages"
-        wait_for("consumer lag 0 on every partition", lambda: _all_zero(prom.query(lag), topics.raw_partitions))
+        wait_for("consumer lag 0 on every partition",
+                 lambda: _all_zero(prom.query(lag), topics.raw_partitions))
         dlq = 'kappaml_processor_dead_letters_total{reason="not_json"}'
         wait_for(f"{dlq} == 1", lambda: value(prom, dlq) == 1)
         assert value(prom, "kappaml_processor_messages_total") == n + 1
