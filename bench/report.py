@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.report_metrics import metrics_section
+
 
 def _f(v: Any, digits: int = 0) -> str:
     if v is None:
@@ -542,6 +544,7 @@ def render(run: dict, made: list[tuple[str, str]]) -> str:
             ),
             "",
         ]
+    out += metrics_section(sec)
     for m in run.get("merged", []):
         out += [
             f"Section(s) {', '.join(m['sections'])} re-run on their own ({m['mode']} settings) at "

@@ -1,0 +1,141 @@
+"""The processor's throughput with Prometheus metrics on vs off, in one run (issue: cost < 3 %).
+
+    python -m bench.bench_metrics [--messages 100000] [--pairs 8] [--bootstrap HOST:PORT]
+
+Each pair runs the exactly-once processor twice over the same kind of fresh backlog (one
+partition, one key), metrics off and metrics on, alternating which goes first so a drift of the
+machine's load does not favour one side. "On" serves ``/metrics`` and a scraper reads it every
+second (Prometheus' default is 15 s: this is the harsher case). Throughput is measured as in
+bench_processor (first to last prediction). The ratio on/off is taken per pair, then summarised.
+
+It also times, without Kafka, what metrics add per message in the hot path (the learn-time
+histogram and the learned counter), so the cost can be read apart from the machine's noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+import timeit
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.bench_processor import _backlog, kappaml_rate
+from bench.harness import broker_or, free_port, summary
+from bench.machine import load_average
+from kappaml import synthetic
+from kappaml.logging import configure_logging
+from processor.stats import IntervalStats, LearnCost, TimedLearnCost
+from tests.kafka_helpers import typed_rows
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class Scraper(threading.Thread):
+    """GET /metrics every ``interval`` seconds until stopped (as a Prometheus server would)."""
+
+    def __init__(self, port: int, interval: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval = f"http://127.0.0.1:{port}/metrics", interval
+        self.halt = threading.Event()
+        self.scrapes = 0
+
+    def run(self) -> None:
+        while not self.halt.wait(self.interval):
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as response:
+                    response.read()
+                self.scrapes += 1
+            except OSError:
+                continue  # not serving yet
+
+
+def rate(kafka: Any, rows: list[dict], work: Path, metrics: bool) -> tuple[float, int]:
+    """(messages/s, scrapes made) of one processor run over a fresh backlog."""
+    topics = _backlog(kafka, rows)
+    port = free_port() if metrics else None
+    scraper = Scraper(port) if port is not None else None
+    if scraper is not None:
+        scraper.start()
+    try:
+        value = kappaml_rate(kafka, topics, "exactly-once", len(rows), work, metrics_port=port)
+    finally:
+        if scraper is not None:
+            scraper.halt.set()
+    return value, scraper.scrapes if scraper is not None else 0
+
+
+def hot_path_ns(steps: int = 200_000) -> dict[str, float]:
+    """Nanoseconds per message that metrics add where the processor spends per message."""
+    plain, timed, stats = LearnCost(), TimedLearnCost(), IntervalStats()
+
+    def learned() -> None:
+        stats.learned += True
+
+    def best(stmt: Any) -> float:
+        return min(timeit.repeat(stmt, number=steps, repeat=5)) / steps * 1e9
+
+    add_plain = best(lambda: plain.add("rls", 3.1e-5))
+    add_timed = best(lambda: timed.add("rls", 3.1e-5))
+    counter = best(learned) - best(lambda: None)
+    return {"learn_cost_plain_ns": round(add_plain, 1), "learn_cost_timed_ns": round(add_timed, 1),
+            "histogram_ns": round(add_timed - add_plain, 1),
+            "learned_counter_ns": round(max(counter, 0.0), 1)}
+
+
+def measure(kafka: Any, rows: list[dict], work: Path, pairs: int, note: Any = None) -> dict[str, Any]:
+    # The first processor on a fresh broker waits for its transaction coordinator: not counted.
+    rate(kafka, rows[: min(len(rows), 5000)], work / "warm-up", False)
+    runs = []
+    for i in range(pairs):
+        order = (False, True) if i % 2 == 0 else (True, False)
+        before = load_average()["loadavg"]
+        got: dict[bool, tuple[float, int]] = {}
+        for metrics in order:
+            got[metrics] = rate(kafka, rows, work / f"pair{i}-{'on' if metrics else 'off'}", metrics)
+        off, (on, scrapes) = got[False][0], got[True]
+        runs.append({"off": off, "on": on, "ratio": on / off, "first": "on" if order[0] else "off",
+                     "scrapes": scrapes, "loadavg_before": before,
+                     "loadavg_after": load_average()["loadavg"]})
+        if note is not None:
+            note(f"metrics pair {i + 1}: off {off:,.0f} on {on:,.0f} msg/s, ratio {on / off:.3f}, "
+                 f"load {before}")
+    return {
+        "settings": {"messages": len(rows), "pairs": pairs, "guarantee": "exactly-once", "partitions": 1,
+                     "keys": 1, "scrape_interval_s": 1.0},
+        "off": summary([r["off"] for r in runs]),
+        "on": summary([r["on"] for r in runs]),
+        "ratio": summary([r["ratio"] for r in runs]),
+        "hot_path": hot_path_ns(),
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--bootstrap", default=None)
+    args = parser.parse_args(argv)
+    configure_logging("WARNING")
+    with (tempfile.TemporaryDirectory(prefix="kappaml-bench-") as tmp,
+          broker_or(args.bootstrap, Path(tmp)) as kafka):
+        csv_path = synthetic.write_csv(Path(tmp) / "rows.csv", args.messages, seed=1)
+        rows = typed_rows(synthetic.dataset(), csv_path)
+        result = measure(kafka, rows, Path(tmp), args.pairs,
+                         lambda text: sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}\n"))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "metrics.json").write_text(json.dumps(result, indent=2))
+    r = result["ratio"]
+    sys.stdout.write(f"throughput on/off: median {r['median']:.3f} (min {r['min']:.3f}, max {r['max']:.3f}, "
+                     f"{args.pairs} pairs); hot path {result['hot_path']}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
