@@ -21,7 +21,7 @@ from kappaml.learner import ModelError
 from kappaml.logging import get_logger
 from kappaml.observability import Buckets, histogram_family, new_registry
 
-__all__ = ["LATENCY_BUCKETS", "LEARN_BUCKETS", "ProcessorMetrics", "dlq_reason"]
+__all__ = ["DLQ_REASONS", "LATENCY_BUCKETS", "LEARN_BUCKETS", "ProcessorMetrics", "dlq_reason"]
 
 log = get_logger(__name__)
 
@@ -36,15 +36,18 @@ _ASK_EVERY = 5.0  # seconds between watermark requests for a partition nothing w
 
 # The DLQ reason label: a handful of classes, never the free text (one series per distinct text
 # would grow without bound). The record in the DLQ topic keeps the full reason.
-_REASONS = (
+_REASONS = (  # first match wins
+    ("control record", "bad_control"),
+    ("cannot promote", "bad_control"),
     ("not UTF-8", "not_utf8"),
     ("tombstone", "empty"),
     ("not JSON", "not_json"),
     ("unexpected record shape", "not_json"),
+    ("not a JSON object", "not_json"),
     ("does not match", "key_mismatch"),
-    ("control record", "bad_control"),
-    ("promot", "bad_control"),
 )
+DLQ_REASONS = ("bad_control", "not_utf8", "empty", "not_json", "key_mismatch", "model_error",
+               "invalid_record")
 
 
 def dlq_reason(exc: Exception) -> str:
