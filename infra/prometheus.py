@@ -48,10 +48,11 @@ class PrometheusServer:
 
     def __init__(self, data_dir: Path, port: int, targets: Mapping[str, str], *, interval: float = 15.0,
                  rules: list[Path] | None = None, binary: str | None = None) -> None:
-        self.binary = binary or find_binary()
-        if self.binary is None:
+        found = binary or find_binary()
+        if found is None:
             raise InfraError("prometheus is not installed (Debian: apt-get install prometheus; "
                              "`make setup` does it where it can)")
+        self.binary: str = found
         self.data_dir = data_dir
         self.port = port
         self.targets = dict(targets)

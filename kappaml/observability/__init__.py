@@ -102,7 +102,7 @@ class Buckets:
         self.sum += total
 
     def cumulative(self) -> list[tuple[str, float]]:
-        running, out = 0, []
+        running, out = 0, list[tuple[str, float]]()
         for bound, count in zip((*map(_le, self.bounds), "+Inf"), list(self.counts), strict=True):
             running += count
             out.append((bound, running))
