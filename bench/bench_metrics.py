@@ -25,11 +25,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from bench.bench_processor import _backlog, kappaml_rate
 from bench.harness import broker_or, free_port, summary
 from bench.machine import load_average
 from kappaml import synthetic
 from kappaml.logging import configure_logging
+from kappaml.observability import Buckets
+from kappaml.observability.processor import LATENCY_BUCKETS
 from processor.cache import CheckpointSink
 from processor.stats import IntervalStats, LearnCost, TimedLearnCost
 from tests.kafka_helpers import typed_rows
@@ -65,8 +69,10 @@ class CpuMarks:
 
     def __init__(self) -> None:
         self.marks: list[tuple[float, int]] = []
+        self.processor: Any = None
 
     def install(self, processor: Any) -> None:
+        self.processor = processor
         sink = next(s for s in processor.app._processing_context.sink_manager.sinks  # noqa: SLF001
                     if isinstance(s, CheckpointSink))
         on_checkpoint = sink._on_checkpoint  # noqa: SLF001
@@ -88,8 +94,8 @@ class CpuMarks:
         return (self.marks[last][0] - self.marks[first][0]) / messages * 1e6
 
 
-def rate(kafka: Any, rows: list[dict], work: Path, metrics: bool) -> tuple[float, float, int]:
-    """(messages/s, CPU us/message of the processing thread, scrapes made) of one run."""
+def rate(kafka: Any, rows: list[dict], work: Path, metrics: bool) -> tuple[float, float, int, float]:
+    """(messages/s, CPU us/message of the processing thread, scrapes made, CPU ms per scrape)."""
     topics = _backlog(kafka, rows)
     port = free_port() if metrics else None
     scraper = Scraper(port) if port is not None else None
@@ -102,7 +108,9 @@ def rate(kafka: Any, rows: list[dict], work: Path, metrics: bool) -> tuple[float
     finally:
         if scraper is not None:
             scraper.halt.set()
-    return value, cpu.us_per_message(), scraper.scrapes if scraper is not None else 0
+    if scraper is None:
+        return value, cpu.us_per_message(), 0, 0.0
+    return value, cpu.us_per_message(), scraper.scrapes, scrape_ms(cpu.processor)
 
 
 def hot_path_ns(steps: int = 200_000) -> dict[str, float]:
@@ -118,9 +126,24 @@ def hot_path_ns(steps: int = 200_000) -> dict[str, float]:
     add_plain = best(lambda: plain.add("rls", 3.1e-5))
     add_timed = best(lambda: timed.add("rls", 3.1e-5))
     counter = best(learned) - best(lambda: None)
+    # The event-to-prediction latencies of a checkpoint, folded into the histogram at once.
+    latencies, buckets = [3 + i % 40 for i in range(10_000)], Buckets(LATENCY_BUCKETS)
+    fold = min(timeit.repeat(lambda: buckets.observe_many(latencies, 0.001), number=20, repeat=5)) / 20
     return {"learn_cost_plain_ns": round(add_plain, 1), "learn_cost_timed_ns": round(add_timed, 1),
             "histogram_ns": round(add_timed - add_plain, 1),
-            "learned_counter_ns": round(max(counter, 0.0), 1)}
+            "learned_counter_ns": round(max(counter, 0.0), 1),
+            "latency_fold_ns": round(fold / len(latencies) * 1e9, 1)}
+
+
+def scrape_ms(processor: Any, times: int = 20) -> float:
+    """CPU milliseconds one scrape of the processor's registry takes (collect + text format)."""
+    registry = processor.metrics.registry
+    best = float("inf")
+    for _ in range(times):
+        started = time.thread_time()
+        generate_latest(registry)
+        best = min(best, time.thread_time() - started)
+    return best * 1e3
 
 
 def measure(kafka: Any, rows: list[dict], work: Path, pairs: int, note: Any = None) -> dict[str, Any]:
@@ -130,13 +153,13 @@ def measure(kafka: Any, rows: list[dict], work: Path, pairs: int, note: Any = No
     for i in range(pairs):
         order = (False, True) if i % 2 == 0 else (True, False)
         before = load_average()["loadavg"]
-        got: dict[bool, tuple[float, float, int]] = {}
+        got: dict[bool, tuple[float, float, int, float]] = {}
         for metrics in order:
             got[metrics] = rate(kafka, rows, work / f"pair{i}-{'on' if metrics else 'off'}", metrics)
-        (off, cpu_off, _), (on, cpu_on, scrapes) = got[False], got[True]
+        (off, cpu_off, _, _), (on, cpu_on, scrapes, scrape) = got[False], got[True]
         runs.append({"off": off, "on": on, "ratio": on / off, "cpu_us_off": cpu_off, "cpu_us_on": cpu_on,
                      "cpu_ratio": cpu_on / cpu_off, "first": "on" if order[0] else "off",
-                     "scrapes": scrapes, "loadavg_before": before,
+                     "scrapes": scrapes, "scrape_cpu_ms": scrape, "loadavg_before": before,
                      "loadavg_after": load_average()["loadavg"]})
         if note is not None:
             note(f"metrics pair {i + 1}: off {off:,.0f} on {on:,.0f} msg/s, ratio {on / off:.3f}; CPU "
@@ -151,6 +174,7 @@ def measure(kafka: Any, rows: list[dict], work: Path, pairs: int, note: Any = No
         "cpu_us_on": summary([r["cpu_us_on"] for r in runs]),
         "cpu_ratio": summary([r["cpu_ratio"] for r in runs]),
         "hot_path": hot_path_ns(),
+        "scrape_cpu_ms": summary([r["scrape_cpu_ms"] for r in runs]),
         "runs": runs,
     }
 

@@ -11,7 +11,7 @@ lists them. Names follow Prometheus' conventions: the ``kappaml_`` prefix, base 
 from __future__ import annotations
 
 import os
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -94,12 +94,17 @@ class Buckets:
         self.sum += value
 
     def observe_many(self, values: Iterable[float], scale: float = 1.0) -> None:
-        counts, bounds, total = self.counts, self.bounds, 0.0
-        for v in values:
-            v *= scale
-            counts[bisect_left(bounds, v)] += 1
-            total += v
-        self.sum += total
+        """Observe every value times ``scale``: sorted once, then one bisection per bucket."""
+        ordered = sorted(values)
+        if not ordered:
+            return
+        counts, below = self.counts, 0
+        for i, bound in enumerate(self.bounds):
+            upto = bisect_right(ordered, bound / scale)
+            counts[i] += upto - below
+            below = upto
+        counts[-1] += len(ordered) - below
+        self.sum += sum(ordered) * scale
 
     def cumulative(self) -> list[tuple[str, float]]:
         running, out = 0, list[tuple[str, float]]()
