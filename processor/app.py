@@ -112,9 +112,12 @@ class Processor:
                  guarantee=self.settings.guarantee, from_replay=self.settings.from_replay)
         if self.seed is not None:
             self.seed.commit_start_offsets(self.settings.kafka, self.settings.group, self.settings.topics.raw)
-        if self.metrics is not None:
-            self.metrics_server = serve_metrics(self.settings.metrics_port, self.metrics.registry)
-        self.app.run(timeout=idle_timeout, collect=False)
+        server = serve_metrics(self.settings.metrics_port, self.metrics.registry) if self.metrics else None
+        try:
+            self.app.run(timeout=idle_timeout, collect=False)
+        finally:
+            if server is not None:
+                server.shutdown()
 
     def stop(self) -> None:
         self.app.stop()

@@ -179,6 +179,9 @@ class ProcessorMetrics(Collector):
         return self.state_bytes
 
     # -- the scrape -----------------------------------------------------------------------
+    def describe(self) -> list[Metric]:
+        return []  # registering must not collect: the state size would be measured before any state
+
     def collect(self) -> Iterator[Metric]:
         p = "kappaml_processor_"
         yield _counter(p + "messages", "Raw-topic messages processed (valid, invalid and control).",
@@ -225,8 +228,8 @@ class ProcessorMetrics(Collector):
         for (spec, action), count in sorted(dict(self.drifts).items()):
             drift.add_metric([spec, action], count)
         yield drift
-        promotions = CounterMetricFamily(p + "promotions", "Promotions applied, by the promoted spec.",
-                                         labels=["spec"])
+        promotions = CounterMetricFamily(p + "promotions", "Promotions applied (one per raw partition), "
+                                         "by the promoted spec.", labels=["spec"])
         for spec, count in sorted(dict(self.promotions).items()):
             promotions.add_metric([spec], count)
         yield promotions
