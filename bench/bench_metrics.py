@@ -149,13 +149,22 @@ def scrape_ms(processor: Any, times: int = 20) -> float:
 def measure(kafka: Any, rows: list[dict], work: Path, pairs: int, note: Any = None) -> dict[str, Any]:
     # The first processor on a fresh broker waits for its transaction coordinator: not counted.
     rate(kafka, rows[: min(len(rows), 5000)], work / "warm-up", False)
-    runs = []
+    runs: list[dict[str, Any]] = []
+    failures: list[str] = []
     for i in range(pairs):
         order = (False, True) if i % 2 == 0 else (True, False)
         before = load_average()["loadavg"]
         got: dict[bool, tuple[float, float, int, float]] = {}
         for metrics in order:
-            got[metrics] = rate(kafka, rows, work / f"pair{i}-{'on' if metrics else 'off'}", metrics)
+            for attempt in range(3):
+                try:
+                    got[metrics] = rate(kafka, rows, work / f"pair{i}-{metrics}-{attempt}", metrics)
+                    break
+                except Exception as exc:  # noqa: BLE001 - a run that failed is run again, and counted
+                    failures.append(f"pair {i + 1} metrics {'on' if metrics else 'off'}: "
+                                    f"{type(exc).__name__}: {exc}"[:300])
+            else:
+                raise RuntimeError(f"three failed runs in a row: {failures[-3:]}")
         (off, cpu_off, _, _), (on, cpu_on, scrapes, scrape) = got[False], got[True]
         runs.append({"off": off, "on": on, "ratio": on / off, "cpu_us_off": cpu_off, "cpu_us_on": cpu_on,
                      "cpu_ratio": cpu_on / cpu_off, "first": "on" if order[0] else "off",
@@ -175,6 +184,7 @@ def measure(kafka: Any, rows: list[dict], work: Path, pairs: int, note: Any = No
         "cpu_ratio": summary([r["cpu_ratio"] for r in runs]),
         "hot_path": hot_path_ns(),
         "scrape_cpu_ms": summary([r["scrape_cpu_ms"] for r in runs]),
+        "failed_runs": failures,
         "runs": runs,
     }
 
