@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench.report_metrics import metrics_section
+from bench.report_metrics import metrics_headline, metrics_section
 
 
 def _f(v: Any, digits: int = 0) -> str:
@@ -166,6 +166,7 @@ def headline(run: dict) -> list[list[str]]:
                 _yes(_med(mod[d]["rmse"]) <= 5.0),
             ]
         )
+    rows += metrics_headline(sec)
     return rows
 
 
