@@ -20,7 +20,7 @@ from kappaml.learner import KeyState, ModelError, learn_step
 from kappaml.lineup import Promotion, is_control
 from kappaml.logging import get_logger
 from kappaml.observability import serve_metrics
-from kappaml.observability.processor import ProcessorMetrics
+from kappaml.observability.processor import MetricsOff, ProcessorMetrics
 from kappaml.records import InvalidRecord, decode
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
@@ -68,11 +68,10 @@ class Processor:
                                       settings.model_spec) if settings.from_replay else None)
         self.cache = ModelCache(self._new_states)
         self.stats = IntervalStats()
-        metrics_on = settings.metrics_port is not None
-        self.learn_cost = TimedLearnCost() if metrics_on else LearnCost()
+        self.learn_cost = TimedLearnCost() if settings.metrics_port is not None else LearnCost()
         self._last_progress = time.monotonic()
         self._build()
-        self.metrics = ProcessorMetrics(self, pooled) if metrics_on else None
+        self.metrics = ProcessorMetrics(self, pooled) if settings.metrics_port is not None else MetricsOff()
         # register_store() in _build has registered (and created) the changelog topic by now.
         allow_model_messages(settings.kafka, [t.name for t in
                                               self.app._topic_manager.changelog_topics_list])  # noqa: SLF001
@@ -112,7 +111,7 @@ class Processor:
                  guarantee=self.settings.guarantee, from_replay=self.settings.from_replay)
         if self.seed is not None:
             self.seed.commit_start_offsets(self.settings.kafka, self.settings.group, self.settings.topics.raw)
-        server = serve_metrics(self.settings.metrics_port, self.metrics.registry) if self.metrics else None
+        server = serve_metrics(self.settings.metrics_port, self.metrics.registry)
         try:
             self.app.run(timeout=idle_timeout, collect=False)
         finally:
@@ -169,8 +168,7 @@ class Processor:
                             error_before=round(event["error_before"], 3),
                             error_after=round(event["error_after"], 3), action=event["action"])
                 produce(topics.drift, key, orjson.dumps(event))
-                if self.metrics is not None:
-                    self.metrics.drift(spec, event["action"])
+                self.metrics.drift(spec, event["action"])
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         """Produce one output of a message, inside the checkpoint's transaction."""
@@ -204,8 +202,7 @@ class Processor:
             return
         log.info("promotion", partition=partition, offset=offset, spec=promotion.spec,
                  previous=previous, by=promotion.by)
-        if self.metrics is not None:
-            self.metrics.promoted(promotion.spec)
+        self.metrics.promoted(promotion.spec)
         record = {"scope": "promotion", "key": "__promotion__", "version": promotion.version,
                   "spec": promotion.spec, "previous": previous, "partition": partition, "offset": offset,
                   "id": promotion.id, "by": promotion.by, "requested_ts": promotion.ts, "ts": now_ms(),
@@ -216,8 +213,7 @@ class Processor:
     def _send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,
                           value: bytes | None) -> None:
         self.stats.invalid += 1
-        if self.metrics is not None:
-            self.metrics.dead_lettered(exc)
+        self.metrics.dead_lettered(exc)
         detail = exc.to_dict() if isinstance(exc, InvalidRecord) else {}
         reason = exc.reason if isinstance(exc, InvalidRecord) else f"key is not UTF-8: {exc}"
         record = dead_letter(reason, topic=self.settings.topics.raw, partition=partition,
@@ -228,8 +224,7 @@ class Processor:
     # -- per checkpoint ---------------------------------------------------------------
     def _on_checkpoint(self) -> None:
         """Persist dirty models and publish their metrics and snapshots, inside the checkpoint."""
-        if self.metrics is not None:
-            self.metrics.on_checkpoint()  # before _overall starts the next interval of self.stats
+        self.metrics.on_checkpoint()  # before _overall starts the next interval of self.stats
         flushed = self.cache.flush()
         ts = now_ms()
         producer = self.app._producer  # noqa: SLF001 - see _send_dead_letter

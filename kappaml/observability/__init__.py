@@ -48,12 +48,12 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
-def serve_metrics(port: int | None, registry: CollectorRegistry, host: str | None = None) -> Any:
-    """Serve ``registry`` at ``http://host:port/metrics`` on a daemon thread; None when ``port`` is None.
+def serve_metrics(port: int | None, registry: CollectorRegistry | None, host: str | None = None) -> Any:
+    """Serve ``registry`` at ``http://host:port/metrics`` on a daemon thread; None without a port.
 
     Port 0 picks a free port (the server's ``server_address`` tells which).
     """
-    if port is None:
+    if port is None or registry is None:
         return None
     host = host or os.environ.get("KAPPAML_METRICS_HOST", DEFAULT_HOST)
     server, _thread = start_http_server(port, addr=host, registry=registry)

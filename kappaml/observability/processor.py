@@ -21,7 +21,7 @@ from kappaml.learner import ModelError
 from kappaml.logging import get_logger
 from kappaml.observability import Buckets, histogram_family, new_registry
 
-__all__ = ["DLQ_REASONS", "LATENCY_BUCKETS", "LEARN_BUCKETS", "ProcessorMetrics", "dlq_reason"]
+__all__ = ["DLQ_REASONS", "LATENCY_BUCKETS", "LEARN_BUCKETS", "MetricsOff", "ProcessorMetrics", "dlq_reason"]
 
 log = get_logger(__name__)
 
@@ -61,6 +61,24 @@ def dlq_reason(exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "not_utf8"
     return "invalid_record"
+
+
+class MetricsOff:
+    """The processor's metrics when they are off: every hook does nothing, nothing is served."""
+
+    registry = None
+
+    def dead_lettered(self, exc: Exception) -> None:
+        pass
+
+    def drift(self, spec: str, action: str) -> None:
+        pass
+
+    def promoted(self, spec: str) -> None:
+        pass
+
+    def on_checkpoint(self) -> None:
+        pass
 
 
 class ProcessorMetrics(Collector):
