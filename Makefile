@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kappaml-installed
 
-.PHONY: run test setup browser lint bench chaos clean
+.PHONY: run test setup browser prometheus lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) prometheus
 	@$(PY) -m infra jars >/dev/null
 	@$(PY) -m spark_batch jars >/dev/null
+
+# Debian's prometheus and promtool (for `make run ARGS=--prometheus` and the metrics tests), its
+# service kept from starting; where it cannot be installed the tests skip, saying why.
+prometheus:
+	@sh infra/install_prometheus.sh
 
 # The browser tests drive Debian's Chromium; they skip (saying why) where it cannot be installed.
 browser:

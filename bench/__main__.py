@@ -28,7 +28,7 @@ from kappaml.logging import configure_logging
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 DEFAULT_CSV = REPO.parent / "shared" / "data" / "co2_processed.csv"
-SECTIONS = ("ingest", "processor", "profile", "latency", "seed", "replay", "models")
+SECTIONS = ("ingest", "processor", "profile", "metrics", "latency", "seed", "replay", "models")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ class Plan:
     replay_mid: int  # sizes >= this run 3 times (the full run must fit in 30 minutes on 2 cores)
     model_orders: tuple[int | None, ...]
     seed_spark_rmse: bool  # the seed's RMSE in its Spark job too (the in-memory replica always runs)
+    metrics_messages: int = 10_000  # Prometheus metrics on vs off (bench/bench_metrics.py)
+    metrics_pairs: int = 2
 
 
 QUICK = Plan(
@@ -106,6 +108,8 @@ FULL = Plan(
     replay_mid=100_000,
     model_orders=(None, 0, 1, 2, 3),
     seed_spark_rmse=True,
+    metrics_messages=100_000,
+    metrics_pairs=6,
 )
 
 
@@ -151,6 +155,16 @@ def run_processor(plan: Plan, kafka: Any, work: Path) -> dict:
         "variants": {name: summary([r[name] for r in runs]) for name in runs[0]},
         "runs": runs,
     }
+
+
+def run_metrics(plan: Plan, kafka: Any, work: Path) -> dict:
+    from bench.bench_metrics import measure
+    from kappaml import synthetic
+    from tests.kafka_helpers import typed_rows
+
+    csv_path = synthetic.write_csv(work / "metrics-rows.csv", plan.metrics_messages, seed=1)
+    rows = typed_rows(synthetic.dataset(), csv_path)
+    return measure(kafka, rows, work / "metrics", plan.metrics_pairs, _note)
 
 
 def run_profile(plan: Plan, kafka: Any, work: Path) -> dict:
@@ -373,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             "ingest": lambda: run_ingest(plan, kafka, work),
             "processor": lambda: run_processor(plan, kafka, work),
             "profile": lambda: run_profile(plan, kafka, work),
+            "metrics": lambda: run_metrics(plan, kafka, work),
             "latency": lambda: run_latency(plan, kafka, work),
             "seed": lambda: run_seed(plan, kafka, work, args.csv),
             "replay": lambda: run_replay(plan, kafka, work),

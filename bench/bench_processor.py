@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -51,13 +52,17 @@ from tests.kafka_helpers import produce_raw, read_all, typed_rows
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def kappaml_rate(kafka: KafkaSettings, topics: Topics, guarantee: str, n: int, state: Path) -> float:
+def kappaml_rate(kafka: KafkaSettings, topics: Topics, guarantee: str, n: int, state: Path,
+                 metrics_port: int | None = None, hook: Callable[[Processor], None] | None = None) -> float:
     dataset = builtin("co2")
     settings = ProcessorSettings(dataset=dataset, model_spec=DEFAULT_SPEC, kafka=kafka, topics=topics,
                                  guarantee=guarantee, state_dir=state,  # type: ignore[arg-type]
-                                 consumer_group=f"bench-{uuid.uuid4().hex[:8]}")
+                                 consumer_group=f"bench-{uuid.uuid4().hex[:8]}", metrics_port=metrics_port)
     # A fresh predictions topic per variant, so each one's timestamps are its own.
-    Processor(settings).run(idle_timeout=3)
+    processor = Processor(settings)
+    if hook is not None:
+        hook(processor)
+    processor.run(idle_timeout=3)
     preds = [json.loads(v) for _k, v, _p, _o in read_all(kafka, topics.predictions, expect=n, timeout=120)]
     stamps = sorted(p["processed_ts"] for p in preds)
     return len(preds) / max((stamps[-1] - stamps[0]) / 1000, 1e-3)

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.report_metrics import metrics_headline, metrics_section
+
 
 def _f(v: Any, digits: int = 0) -> str:
     if v is None:
@@ -164,6 +166,7 @@ def headline(run: dict) -> list[list[str]]:
                 _yes(_med(mod[d]["rmse"]) <= 5.0),
             ]
         )
+    rows += metrics_headline(sec)
     return rows
 
 
@@ -551,6 +554,7 @@ def render(run: dict, made: list[tuple[str, str]]) -> str:
             ),
             "",
         ]
+    out += metrics_section(sec)
     for m in run.get("merged", []):
         out += [
             f"Section(s) {', '.join(m['sections'])} re-run on their own ({m['mode']} settings) at "

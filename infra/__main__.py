@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sse-port", type=int, default=int(env("KAPPAML_SSE_PORT", "8000")))
     p.add_argument("--feeds-port", type=int, default=int(env("KAPPAML_FEEDS_PORT", "8001")))
     p.add_argument("--ui-port", type=int, default=int(env("KAPPAML_UI_PORT", "8501")))
+    p.add_argument("--metrics-port", type=int, default=int(env("KAPPAML_RUN_METRICS_PORT", "9400")),
+                   help="run: first of the programs' Prometheus metrics ports (sse-server, ingest, "
+                        "processor, feeds: consecutive); 0: no metrics")
+    p.add_argument("--prometheus", action="store_true",
+                   help="run: also start a Prometheus server scraping the programs (Debian's prometheus)")
+    p.add_argument("--prometheus-port", type=int, default=int(env("KAPPAML_PROMETHEUS_PORT", "9090")))
     p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
     return p
 
@@ -67,8 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             return _cluster(args, out)
         if args.command == "run":
             programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port, args.rate,
-                                        args.feeds_port)
-            return Stack(broker, programs, args.data_dir / "logs").run()
+                                        args.feeds_port, args.metrics_port or None)
+            if args.prometheus and not args.metrics_port:
+                raise ValueError("--prometheus needs the programs' metrics: drop --metrics-port 0")
+            return Stack(broker, programs, args.data_dir / "logs",
+                         args.prometheus_port if args.prometheus else None).run()
         if args.command == "jars":
             out.write(f"{resolve_classpath()}\n")
         elif args.command == "up":

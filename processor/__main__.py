@@ -19,6 +19,7 @@ from kappaml.kafka import KafkaSettings, KafkaUnavailable
 from kappaml.learner import IncompatibleState
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
+from kappaml.observability import add_metrics_port
 from kappaml.paths import state_dir
 from kappaml.topics import Topics
 from processor import promote
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
                    help="stop once no message arrived for this long (0: run until stopped)")
     p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
+    add_metrics_port(p)
     return p
 
 
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             from_replay=args.from_replay,
             challengers=tuple(s.strip() for s in args.challengers.split(",") if s.strip()),
             drift=None if args.drift == "none" else DriftConfig(args.drift, args.drift_policy),
+            metrics_port=args.metrics_port,
         )
         processor = Processor(settings)
     except (ValueError, CutoverError) as exc:

@@ -19,6 +19,8 @@ from kappaml.fingerprint import fingerprint
 from kappaml.learner import KeyState, ModelError, learn_step
 from kappaml.lineup import Promotion, is_control
 from kappaml.logging import get_logger
+from kappaml.observability import serve_metrics
+from kappaml.observability.processor import MetricsOff, ProcessorMetrics
 from kappaml.records import InvalidRecord
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
@@ -36,7 +38,7 @@ from processor.outputs import (
     prediction,
 )
 from processor.settings import ProcessorSettings
-from processor.stats import IntervalStats, LearnCost
+from processor.stats import IntervalStats, LearnCost, TimedLearnCost
 from processor.timing import CheckpointTimer, GcPauses
 
 __all__ = ["Processor"]
@@ -92,11 +94,12 @@ class Processor:
                                       settings.model_spec) if settings.from_replay else None)
         self.cache = ModelCache(self._new_states)
         self.stats = IntervalStats()
-        self.learn_cost = LearnCost()
+        self.learn_cost = TimedLearnCost() if settings.metrics_port is not None else LearnCost()
         self.timer = CheckpointTimer()
         self.gc_pauses = GcPauses()
         self._last_progress = time.monotonic()
         self._build()
+        self.metrics = ProcessorMetrics(self, pooled) if settings.metrics_port is not None else MetricsOff()
         # register_store() in _build has registered (and created) the changelog topic by now.
         allow_model_messages(settings.kafka, [t.name for t in
                                               self.app._topic_manager.changelog_topics_list])  # noqa: SLF001
@@ -137,12 +140,15 @@ class Processor:
                  instance=self.instance)
         if self.seed is not None:
             self.seed.commit_start_offsets(self.settings.kafka, self.settings.group, self.settings.topics.raw)
+        server = serve_metrics(self.settings.metrics_port, self.metrics.registry)
         self.gc_pauses.install()
         try:
             self.app.run(timeout=idle_timeout, collect=False)
         finally:
             self.gc_pauses.uninstall()
             self.identity.release()
+            if server is not None:
+                server.shutdown()
 
     def stop(self) -> None:
         self.app.stop()
@@ -183,6 +189,7 @@ class Processor:
                 continue
             processed = processed or now_ms()
             serving = spec == champion
+            self.stats.learned += serving
             role = "champion" if serving else "challenger"
             record = prediction(ks, example, result, partition, offset, processed, role)
             produce(topics.predictions if serving else topics.challengers, key, orjson.dumps(record))
@@ -196,6 +203,7 @@ class Processor:
                             error_before=round(event["error_before"], 3),
                             error_after=round(event["error_after"], 3), action=event["action"])
                 produce(topics.drift, key, orjson.dumps(event))
+                self.metrics.drift(spec, event["action"])
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         """Produce one output of a message, inside the checkpoint's transaction."""
@@ -229,6 +237,7 @@ class Processor:
             return
         log.info("promotion", partition=partition, offset=offset, spec=promotion.spec,
                  previous=previous, by=promotion.by)
+        self.metrics.promoted(promotion.spec)
         record = {"scope": "promotion", "key": "__promotion__", "version": promotion.version,
                   "spec": promotion.spec, "previous": previous, "partition": partition, "offset": offset,
                   "id": promotion.id, "by": promotion.by, "requested_ts": promotion.ts, "ts": now_ms(),
@@ -239,6 +248,7 @@ class Processor:
     def _send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,
                           value: bytes | None) -> None:
         self.stats.invalid += 1
+        self.metrics.dead_lettered(exc)
         detail = exc.to_dict() if isinstance(exc, InvalidRecord) else {}
         reason = exc.reason if isinstance(exc, InvalidRecord) else f"key is not UTF-8: {exc}"
         record = dead_letter(reason, topic=self.settings.topics.raw, partition=partition,
@@ -251,6 +261,7 @@ class Processor:
         """Persist dirty models and publish their metrics and snapshots, inside the checkpoint."""
         timer = self.timer
         timer.start()
+        self.metrics.on_checkpoint()  # before _overall starts the next interval of self.stats
         flushed = self.cache.flush()
         timer.lap("states")
         ts = now_ms()

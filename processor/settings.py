@@ -45,6 +45,8 @@ class ProcessorSettings:
     instance_id: str = ""
     # None: no drift detection.
     drift: DriftConfig | None = field(default_factory=DriftConfig)
+    # Serve Prometheus metrics on this port (0: any free port); None: no metrics.
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if self.guarantee not in ("exactly-once", "at-least-once"):
@@ -58,6 +60,8 @@ class ProcessorSettings:
         if not self.model_version or any(c in self.model_version for c in "/@+"):
             raise ValueError("model_version must be non-empty without '/', '@' or '+' (they label "
                              f"snapshots), got {self.model_version!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
         if self.from_replay and self.challengers:
             raise ValueError("--from-replay seeds the champion only; start challengers without it")
         self.lineup  # noqa: B018 - validates the specs now, with a clear error

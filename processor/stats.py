@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["IntervalStats", "LearnCost"]
+from kappaml.observability import Buckets
+from kappaml.observability.processor import LEARN_BUCKETS
+
+__all__ = ["IntervalStats", "LearnCost", "TimedLearnCost"]
 
 # Enough samples for a stable p99 without letting a long checkpoint grow memory.
 _MAX_SAMPLES = 20_000
@@ -16,6 +20,7 @@ _MAX_SAMPLES = 20_000
 class IntervalStats:
     messages: int = 0
     invalid: int = 0
+    learned: int = 0  # messages the serving model learned
     latencies_ms: list[int] = field(default_factory=list)
     _invalid_total: int = 0
     _since: float = field(default_factory=time.monotonic)
@@ -33,7 +38,7 @@ class IntervalStats:
             } if lat else {},
             "invalid_total": self._invalid_total,
         }
-        self.messages, self.invalid, self.latencies_ms, self._since = 0, 0, [], now
+        self.messages, self.invalid, self.learned, self.latencies_ms, self._since = 0, 0, 0, [], now
         return figures
 
 
@@ -56,3 +61,28 @@ class LearnCost:
         """Mean microseconds per step, None before the spec's first step."""
         steps = self.steps.get(spec, 0)
         return round(self.seconds[spec] / steps * 1e6, 2) if steps else None
+
+
+class TimedLearnCost(LearnCost):
+    """``LearnCost`` as a histogram per spec (the Prometheus learn-time metric): with metrics on only.
+
+    The histogram's sum and count are the seconds and steps ``LearnCost`` keeps, so they replace
+    them: timing each step into buckets costs about what the plain sums cost (bench_metrics).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buckets: dict[str, Buckets] = {}
+
+    def add(self, spec: str, seconds: float, _bisect: Any = bisect_left,
+            _bounds: Any = LEARN_BUCKETS) -> None:
+        buckets = self.buckets.get(spec)
+        if buckets is None:
+            buckets = self.buckets[spec] = Buckets(_bounds)
+        buckets.counts[_bisect(_bounds, seconds)] += 1
+        buckets.sum += seconds
+
+    def micros(self, spec: str) -> float | None:
+        buckets = self.buckets.get(spec)
+        steps = sum(buckets.counts) if buckets is not None else 0
+        return round(buckets.sum / steps * 1e6, 2) if buckets is not None and steps else None

@@ -11,6 +11,7 @@ from kappaml import synthetic
 from kappaml.csvsource import CsvHeaderError
 from kappaml.kafka import KafkaUnavailable
 from kappaml.logging import configure_logging, get_logger
+from kappaml.observability import add_metrics_port
 from kappaml.paths import cache_dir, state_dir
 from producer.settings import (
     IngestSettings,
@@ -24,6 +25,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--log-level", default=env_default(env, "LOG_LEVEL", "INFO"),
                         help="DEBUG, INFO, WARNING or ERROR (env KAPPAML_LOG_LEVEL)")
+    add_metrics_port(common, env)
     parser = argparse.ArgumentParser(prog="python -m producer", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -135,6 +135,7 @@ def run_ingest(settings: IngestSettings) -> int:
         max_backoff=settings.max_backoff,
         log_level=settings.log_level,
         invalid_share=InvalidShare(settings.invalid_warn_share, settings.invalid_warn_rows),
+        metrics_port=settings.metrics_port,
     )
     raw = app.topic(topics.raw, key_serializer="bytes", value_serializer="bytes")
     app.add_source(source, topic=raw)

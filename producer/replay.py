@@ -144,6 +144,7 @@ class Replay:
         self.retry_ms = retry_ms
         self.batch_rows = batch_rows
         self._clock = clock
+        self.sent = 0  # row events sent to every client (the Prometheus metrics read it)
 
     def _batch_size(self, rate: float) -> int:
         # Paced streams send about 20 batches a second, so pacing stays smooth.
@@ -165,6 +166,7 @@ class Replay:
                     yield chunk
                     last_sent = clock()
                 emitted += count
+                self.sent += count
                 if cursor.done:
                     end = {"last_id": cursor.last_id, "rows": self.table.n_rows}
                     yield sse.encode_event(_dumps(end), event="end")

@@ -6,6 +6,7 @@ import uvicorn
 
 from kappaml.csvsource import CsvTable
 from kappaml.logging import get_logger
+from kappaml.observability import serve_metrics
 from producer.server import create_app
 from producer.settings import ServeSettings
 
@@ -46,6 +47,7 @@ def run_serve(settings: ServeSettings) -> int:
     log.info("serving", url=f"http://{settings.host}:{settings.port}/events", csv=str(settings.csv),
              dataset=settings.dataset.name, synthetic=settings.dataset.synthetic,
              columns=len(table.header))
+    serve_metrics(settings.metrics_port, app.state.metrics.registry)
     server = _Server(config, app.state.streams.stop)
     server.run()
     return 0

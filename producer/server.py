@@ -22,6 +22,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from kappaml.csvsource import CsvTable
 from kappaml.logging import get_logger
+from kappaml.observability.programs import ServeMetrics
 from producer.replay import Replay, ReplayParams
 
 __all__ = ["ServerConfig", "create_app"]
@@ -91,6 +92,7 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
     config = config or ServerConfig()
     replay = Replay(table, heartbeat=config.heartbeat, retry_ms=config.retry_ms, batch_rows=config.batch_rows)
     streams = _Streams(config.max_clients)
+    metrics = ServeMetrics(streams, replay)
     dataset = table.dataset
 
     @get(
@@ -122,6 +124,7 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
             )
         if streams.stop.is_set():
             raise HTTPException(status_code=HTTP_503_SERVICE_UNAVAILABLE, detail="server is stopping")
+        metrics.resumes += params.last_event_id is not None
         return Stream(
             streams.guard(replay.stream(params, streams.stop), params),
             media_type="text/event-stream",
@@ -168,5 +171,6 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
                                                            "propagate": True}}),
     )
     app.state.streams = streams
+    app.state.metrics = metrics
     app.state.table = table
     return app

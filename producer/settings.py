@@ -85,6 +85,7 @@ class ServeSettings:
     port: int = 8000
     server: ServerConfig = field(default_factory=ServerConfig)
     log_level: str = "INFO"
+    metrics_port: int | None = None  # Prometheus /metrics on this port; None: off
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -112,6 +113,7 @@ class ServeSettings:
             server=ServerConfig(max_clients=args.max_clients, heartbeat=args.heartbeat,
                                 retry_ms=args.retry_ms),
             log_level=args.log_level,
+            metrics_port=args.metrics_port,
         )
 
 
@@ -132,6 +134,7 @@ class IngestSettings:
     # Warn once when more than this share of the first rows is invalid (see kappaml.validation).
     invalid_warn_share: float = 0.5
     invalid_warn_rows: int = 100
+    metrics_port: int | None = None  # Prometheus /metrics on this port; None: off
 
     def __post_init__(self) -> None:
         InvalidShare(self.invalid_warn_share, self.invalid_warn_rows)  # rejects bad values
@@ -167,4 +170,5 @@ class IngestSettings:
             log_level=args.log_level,
             invalid_warn_share=args.invalid_warn_share,
             invalid_warn_rows=args.invalid_warn_rows,
+            metrics_port=args.metrics_port,
         )

@@ -26,6 +26,8 @@ from quixstreams.sources import StatefulSource
 
 from kappaml.dataset import Dataset
 from kappaml.logging import configure_logging, get_logger
+from kappaml.observability import serve_metrics
+from kappaml.observability.programs import IngestMetrics
 from kappaml.records import InvalidRecord, extract
 from kappaml.validation import InvalidShare
 from producer.follower import Event, Follower
@@ -79,6 +81,7 @@ class SSESource(StatefulSource):
         log_level: str = "INFO",
         shutdown_timeout: float = 10.0,
         invalid_share: InvalidShare | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         super().__init__(name, shutdown_timeout=shutdown_timeout)
         self.url = url
@@ -91,6 +94,8 @@ class SSESource(StatefulSource):
         self.log_interval = log_interval
         self.max_backoff = max_backoff
         self.log_level = log_level
+        self.metrics_port = metrics_port
+        self._metrics: IngestMetrics | None = None  # made in run(): the source runs in its own process
         # Counters of this run (not state: the raw topic itself is the record of what was produced).
         self.produced = 0
         self.invalid = 0
@@ -112,7 +117,10 @@ class SSESource(StatefulSource):
             self.state.set(LAST_ID, last_id)
         self.flush()  # state -> changelog (inside the transaction), then the producer queue
         if self.transactional:
+            started = time.perf_counter()
             self.producer.commit_transaction(positions=[], group_metadata=None)  # type: ignore[arg-type]
+            if self._metrics is not None:
+                self._metrics.commit.observe(time.perf_counter() - started)
         self.committed_id = last_id
 
     def _dead_letter(self, event: Event, details: dict[str, Any]) -> None:
@@ -202,6 +210,9 @@ class SSESource(StatefulSource):
                  transactional=self.transactional)
         follower = Follower(self.url, last_id, max_backoff=self.max_backoff)
         follower.start()
+        if self.metrics_port is not None:
+            self._metrics = IngestMetrics(self, follower)
+            serve_metrics(self.metrics_port, self._metrics.registry)
         pending = 0
         opened = last_log = started = time.monotonic()
         logged_rows = 0

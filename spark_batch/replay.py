@@ -32,6 +32,7 @@ if __name__ == "__main__" and __package__ in (None, ""):
     sys.path.insert(0, str(_here.parent))
 
 from kappaml.logging import configure_logging, get_logger  # noqa: E402
+from kappaml.observability.textfile import TEXTFILE, write_replay_textfile  # noqa: E402
 from spark_batch.errors import ReplayError  # noqa: E402
 from spark_batch.settings import ReplaySettings, build_parser, settings_from_args  # noqa: E402
 
@@ -213,6 +214,7 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
         "seconds": round(time.monotonic() - started, 3),
     }
     path = report.write_summary(out, doc, keys)
+    write_replay_textfile(doc, out / TEXTFILE, settings.metrics_textfile)
     log.info("replay done", **counts, drifts=len(drifts), seconds=doc["seconds"], summary=str(path))
     return {**doc, "keys": keys}
 

@@ -95,6 +95,7 @@ class ReplaySettings:
     drift_policy: str = "alert"
     class_archive: bool = True  # the launcher's class-data archive of the driver JVM (classdata)
     declared: frozenset[str] | None = None  # the data set names the log declares (kappaml.catalog)
+    metrics_textfile: Path | None = None  # also write the Prometheus textfile here (node-exporter)
     # False: the model specs are checked later, by check_specs(). Knowing them means importing
     # River (a second of CPU), which the launcher and the driver do while the JVM starts.
     validate_specs: InitVar[bool] = True
@@ -188,6 +189,8 @@ class ReplaySettings:
             argv.append("--no-publish")
         if not self.class_archive:
             argv.append("--no-class-archive")
+        if self.metrics_textfile is not None:
+            argv += ["--metrics-textfile", str(self.metrics_textfile)]
         for k, v in self.spark_conf.items():
             argv += ["--spark-conf", f"{k}={v}"]
         return argv
@@ -228,6 +231,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                    help="extra Spark setting, repeatable")
     p.add_argument("--no-publish", action="store_true", help="write the report only, publish no snapshot")
+    p.add_argument("--metrics-textfile", help="also write the run's Prometheus metrics (metrics.prom, "
+                   "always beside summary.json) to this file, e.g. in node-exporter's textfile directory "
+                   "(env KAPPAML_REPLAY_METRICS_TEXTFILE)")
     p.add_argument("--no-class-archive", action="store_true",
                    help="start the driver JVM without the class-data archive that makes later starts faster "
                    "(env KAPPAML_SPARK_CLASS_ARCHIVE=0)")
@@ -293,8 +299,13 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         drift=(pick(args.drift, "KAPPAML_DRIFT", "adwin") or "adwin").lower(),
         drift_policy=(pick(args.drift_policy, "KAPPAML_DRIFT_POLICY", "alert") or "alert").lower(),
         class_archive=not args.no_class_archive and env.get("KAPPAML_SPARK_CLASS_ARCHIVE", "1") != "0",
+        metrics_textfile=_optional_path(pick(args.metrics_textfile, "KAPPAML_REPLAY_METRICS_TEXTFILE", None)),
         validate_specs=validate_specs,
     )
+
+
+def _optional_path(text: str | None) -> Path | None:
+    return Path(text) if text else None
 
 
 def _default_spec() -> str:

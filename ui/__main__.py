@@ -11,6 +11,7 @@ import uvicorn
 
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import configure_logging, get_logger
+from kappaml.observability import add_metrics_port, serve_metrics
 from ui.feeds import FeedConfig, create_feeds_app
 from ui.settings import UISettings
 
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="concurrent streams; more get HTTP 503 (env KAPPAML_FEEDS_MAX_CLIENTS)")
     feeds.add_argument("--heartbeat", type=float, default=float(env("KAPPAML_FEEDS_HEARTBEAT", "15")),
                        help="seconds of silence before a keep-alive comment (env KAPPAML_FEEDS_HEARTBEAT)")
+    add_metrics_port(feeds)
     return parser
 
 
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"python -m ui: {exc}\n")
         return 2
     app = create_feeds_app(settings, config)
+    serve_metrics(args.metrics_port, app.state.feeds.metrics.registry)
     log.info("feeds starting", host=args.host, port=args.port, prefix=settings.prefix,
              bootstrap=settings.kafka.bootstrap_servers)
     # Open streams end within one poll once the app's shutdown hook sets the stop flag.

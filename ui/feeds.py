@@ -33,6 +33,7 @@ from litestar.response.sse import ServerSentEventMessage
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_503_SERVICE_UNAVAILABLE
 
 from kappaml.logging import get_logger
+from kappaml.observability.programs import FeedsMetrics
 from ui.feed_page import PAGE
 from ui.position import MAX_ID_LENGTH, Position, parse_position
 from ui.settings import UISettings
@@ -88,6 +89,7 @@ class _Feeds:
         self.active = 0
         self.served = 0
         self.stop = threading.Event()
+        self.metrics = FeedsMetrics(self)
 
     def _consumer(self) -> Consumer:
         return Consumer({
@@ -176,6 +178,7 @@ class _Feeds:
         consumer, position = opened.consumer, dict(opened.start)
         self.active += 1
         self.served += 1
+        self.metrics.clients[event] += 1
         log.info("feed stream opened", feed=event, start=Position.of(position).encode(), active=self.active)
         try:
             yield ServerSentEventMessage(data=None, comment="kappaml feed")
@@ -204,6 +207,7 @@ class _Feeds:
                         # backlog would be written on for a while after the client went away.
                         await anyio.lowlevel.checkpoint()
                 now = time.monotonic()
+                self.metrics.sent[event] += sent
                 if sent:
                     quiet_since = now
                 elif now - quiet_since >= self.config.heartbeat:
@@ -212,6 +216,7 @@ class _Feeds:
                     yield ServerSentEventMessage(data=None, comment="keep-alive")
         finally:
             self.active -= 1
+            self.metrics.clients[event] -= 1
             # A client that went away cancels us: the shield lets the consumer close anyway.
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(consumer.close)
@@ -245,6 +250,7 @@ def create_feeds_app(settings: UISettings, config: FeedConfig | None = None) -> 
                                 detail=f"too many clients: {feeds.active} streams open "
                                        f"(max {config.max_clients})")
         opened = await anyio.to_thread.run_sync(feeds.open, topic, resume, start)
+        feeds.metrics.resumes += resume is not None
         return ServerSentEvent(feeds.stream(opened, event),
                                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
+from prometheus_client.parser import text_string_to_metric_families
 from replay_support import (
     FLEET_TOML,
     base_args,
@@ -48,6 +51,23 @@ def _replay(kafka, topics, out: Path, dataset: str, version: str, *extra: str) -
     shown = proc.stdout + proc.stderr
     assert '"replay progress' in shown and '"replay done"' in shown, shown[-2000:]
     return json.loads((out / "summary.json").read_text())
+
+
+def _check_textfile(path: Path, summary: dict) -> None:
+    """The replay's Prometheus textfile: its figures are the summary's; promtool accepts it."""
+    labels = {"version": summary["version"], "spec": summary["spec"]}
+    samples = {(s.name, s.labels.get("phase")): s.value
+               for family in text_string_to_metric_families(path.read_text()) for s in family.samples
+               if {k: s.labels.get(k) for k in labels} == labels}
+    for name in ("rows", "keys", "learned", "duplicates", "invalid"):
+        assert samples[(f"kappaml_replay_{name}", None)] == summary["totals"][name], name
+    assert samples[("kappaml_replay_rmse", None)] == pytest.approx(summary["metrics"]["rmse"])
+    phases = {phase for name, phase in samples if name == "kappaml_replay_phase_seconds"}
+    assert phases == set(summary["phases"])
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        done = subprocess.run([promtool, "check", "metrics"], input=path.read_bytes(), capture_output=True)
+        assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done
 
 
 def _snapshots(kafka, topics) -> dict[tuple[int, str], Snapshot]:
@@ -164,9 +184,12 @@ def test_keyed_replay_until_a_cut_as_new_version(kafka_settings, topics, fleet, 
     out = tmp_path / "v2"
     # Three tasks for two busy partitions: the records are shuffled by key (the clustered path;
     # the CO2 scenario takes the direct one, a task per Kafka partition).
+    textfile = tmp_path / "node-exporter" / "kappaml_replay.prom"
     summary = _replay(kafka_settings, topics, out, str(toml), "v2", "--model-spec", spec,
-                      "--shuffle-partitions", "3",
+                      "--shuffle-partitions", "3", "--metrics-textfile", str(textfile),
                       "--until", ",".join(f"{p}:{o}" for p, o in until.items()))
+    _check_textfile(textfile, summary)
+    assert (out / "metrics.prom").read_text() == textfile.read_text()
 
     everything = read_topic(kafka_settings, topics.raw)
     ref = sequential_replay(everything, dataset, spec, "v2", until=until)
