@@ -86,7 +86,8 @@ def test_prometheus_scrapes_the_processor(kafka_settings, topics, tmp_path: Path
         [sys.executable, "-m", "processor", "--bootstrap", kafka_settings.bootstrap_servers,
          "--topic-prefix", topics.prefix, "--raw-partitions", str(topics.raw_partitions),
          "--state-dir", str(tmp_path / "state"), "--commit-interval", "0.5", "--log-level", "WARNING",
-         "--metrics-port", str(port)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         "--metrics-port", str(port), "--dataset", "co2"],  # no ingest declares it here
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     prom = PrometheusServer(tmp_path / "prometheus", free_port(), {"processor": f"127.0.0.1:{port}"},
                             interval=1.0)
     try:
