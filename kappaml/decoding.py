@@ -54,6 +54,10 @@ def _extract_checked(dataset: Dataset, record: Mapping[str, Any]) -> Example:
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
         raise InvalidRecord("ts must be integer milliseconds or null", column="ts", value=ts)
 
+    stream = record.get("stream")
+    if stream is not None and (not isinstance(stream, str) or not stream):
+        raise InvalidRecord("stream must be a non-empty string or null", column="stream", value=stream)
+
     row = record["row"]
     if not isinstance(row, Mapping):
         raise InvalidRecord("row is not a JSON object", column="row", value=type(row).__name__)
@@ -94,7 +98,7 @@ def _extract_checked(dataset: Dataset, record: Mapping[str, Any]) -> Example:
     if dataset.target not in row:
         raise InvalidRecord("missing target", column=dataset.target)
     y = _json_number(row[dataset.target], dataset.target, "target")
-    return Example(id=record_id, key=key, x=x, y=y, ts=ts)
+    return Example(id=record_id, key=key, x=x, y=y, ts=ts, stream=stream or "")
 
 
 _EXACT_TYPE = {"numeric": float, "boolean": bool, "categorical": str}
@@ -150,9 +154,11 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
     record_id = record.get("id")
     key = record.get("key")
     ts = record.get("ts")
+    stream = record.get("stream")
     id_type = type(record_id)
     if (
         type(row) is not dict
+        or (stream is not None and (type(stream) is not str or not stream))
         or not (id_type is int or (id_type is str and record_id))
         or (ts is not None and type(ts) is not int)
         or type(key) is not str
@@ -185,7 +191,7 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
         return None
     # zip stops at the features: the last value is the target.
     return Example(id=record_id, key=key, x=dict(zip(plan.features, converted, strict=False)),
-                   y=converted[-1], ts=ts)
+                   y=converted[-1], ts=ts, stream=stream or "")
 
 
 def extract(dataset: Dataset, record: Mapping[str, Any]) -> Example:

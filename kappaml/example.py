@@ -66,3 +66,6 @@ class Example:
     x: dict[str, float | str]
     y: float
     ts: int | None = None
+    # The stream the row came from (data set and source file digest, ``kappaml.provenance``);
+    # row ids are unique within a stream. "" for records that name none.
+    stream: str = ""

@@ -25,6 +25,7 @@ from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_top
 from processor.cache import CheckpointSink, KeyStates, ModelCache
 from processor.champions import Champions
 from processor.cutover import load_replay_seed
+from processor.duplicates import DuplicateWatch
 from processor.outputs import dead_letter, drift_event, key_metrics, now_ms, pooled, prediction
 from processor.settings import ProcessorSettings
 from processor.stats import IntervalStats, LearnCost
@@ -67,6 +68,7 @@ class Processor:
         self.cache = ModelCache(self._new_states)
         self.stats = IntervalStats()
         self.learn_cost = LearnCost()
+        self.duplicates = DuplicateWatch()
         self._last_progress = time.monotonic()
         self._build()
         # register_store() in _build has registered (and created) the changelog topic by now.
@@ -145,9 +147,11 @@ class Processor:
             finally:
                 self.learn_cost.add(spec, perf_counter() - started)
             if result is None:
+                self.duplicates.skipped += spec == champion
                 continue
             processed = processed or now_ms()
             serving = spec == champion
+            self.duplicates.learned += serving
             role = "champion" if serving else "challenger"
             record = prediction(ks, example, result, partition, offset, processed, role)
             produce(topics.predictions if serving else topics.challengers, key, orjson.dumps(record))
@@ -233,6 +237,7 @@ class Processor:
         self.champions.checkpoint()
         if flushed or self.stats.messages:
             overall = self._overall(ts, champions)
+            overall["duplicates"] = self.duplicates.update(overall["skipped"])
             producer.produce(topics.metrics, key="__overall__", value=orjson.dumps(overall))
             if lineup.challengers:
                 producer.produce(topics.metrics, key="__comparison__",

@@ -15,6 +15,7 @@ from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import get_logger
 from kappaml.topics import ensure_topics
+from producer.identity import fetch_stream, ingest_identity
 from producer.settings import IngestSettings
 from producer.source import SSESource
 
@@ -97,9 +98,10 @@ def run_ingest(settings: IngestSettings) -> int:
     topics = settings.topics
     ensure_topics(settings.kafka, topics.specs())
     dataset = settings.dataset or fetch_dataset(settings.url, max_backoff=settings.max_backoff)
-    # One identity per (topic prefix, data set): the state (last event id) and the fencing
-    # transactional id follow it across restarts.
-    identity = f"{topics.prefix}-ingest-{dataset.name}"
+    # One identity per (topic prefix, data set, source file): the state (last event id) and the
+    # fencing transactional id follow it across restarts; another file starts afresh.
+    identity = ingest_identity(topics.prefix, dataset.name,
+                               fetch_stream(settings.url, max_backoff=settings.max_backoff))
     fence(settings.kafka, identity)
     client = {k: v for k, v in settings.kafka.client_config().items() if k != "bootstrap.servers"}
     app = TransactionalSourceApplication(

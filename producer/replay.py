@@ -58,7 +58,8 @@ class ReplayParams:
 class _Cursor:
     """Synchronous walk over the table from one event id on, producing encoded events."""
 
-    def __init__(self, table: CsvTable, first_id: int, loop: bool, n_rows: int | None) -> None:
+    def __init__(self, table: CsvTable, first_id: int, loop: bool, n_rows: int | None,
+                 stream: str = "") -> None:
         self.table = table
         self.dataset = table.dataset
         self.loop = loop
@@ -74,6 +75,8 @@ class _Cursor:
         self.last_id = first_id - 1
         ds = self.dataset
         self._source = _dumps(ds.name)
+        # Row ids are unique within a stream (kappaml.provenance): the record names its stream.
+        self._stream = f',"stream":{_dumps(stream)}' if stream else ""
         self._global_key = None if ds.key is not None else _dumps(GLOBAL_KEY)
         self._id_column = ds.id_column
 
@@ -113,7 +116,7 @@ class _Cursor:
             ts = time.time_ns() // 1_000_000
             out.append(
                 f'id: {eid}\nevent: record\ndata: {{"id":{rid},"key":{key},"ts":{ts},'
-                f'"source":{self._source},"row":{_dumps(values)}}}\n\n'
+                f'"source":{self._source}{self._stream},"row":{_dumps(values)}}}\n\n'
             )
         return "".join(out).encode("utf-8"), count
 
@@ -134,6 +137,7 @@ class Replay:
         retry_ms: int = 3000,
         batch_rows: int = 512,
         clock: Callable[[], float] = time.monotonic,
+        stream: str = "",
     ) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat must be > 0 s, got {heartbeat}")
@@ -144,6 +148,7 @@ class Replay:
         self.retry_ms = retry_ms
         self.batch_rows = batch_rows
         self._clock = clock
+        self.stream_id = stream
 
     def _batch_size(self, rate: float) -> int:
         # Paced streams send about 20 batches a second, so pacing stays smooth.
@@ -153,7 +158,7 @@ class Replay:
         """The SSE bytes for one client, ending with an ``end`` event (unless looping or stopped)."""
         yield sse.retry(self.retry_ms)
         n_rows = await anyio.to_thread.run_sync(self.table.count_rows) if params.loop else None
-        cursor = _Cursor(self.table, params.first_id, params.loop, n_rows)
+        cursor = _Cursor(self.table, params.first_id, params.loop, n_rows, self.stream_id)
         clock = self._clock
         size = self._batch_size(params.rate)
         started = last_sent = clock()

@@ -44,7 +44,7 @@ def run_serve(settings: ServeSettings) -> int:
         h11_max_incomplete_event_size=16 * 1024,
     )
     log.info("serving", url=f"http://{settings.host}:{settings.port}/events", csv=str(settings.csv),
-             dataset=settings.dataset.name, synthetic=settings.dataset.synthetic,
+             dataset=settings.dataset.name, synthetic=settings.dataset.synthetic, stream=app.state.stream,
              columns=len(table.header))
     server = _Server(config, app.state.streams.stop)
     server.run()

@@ -22,6 +22,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from kappaml.csvsource import CsvTable
 from kappaml.logging import get_logger
+from kappaml.provenance import stream_name
 from producer.replay import Replay, ReplayParams
 
 __all__ = ["ServerConfig", "create_app"]
@@ -89,7 +90,10 @@ def _parse_last_event_id(value: str | None) -> int | None:
 def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
     """The app serving ``table``; ``app.state.streams.stop.set()`` ends every stream."""
     config = config or ServerConfig()
-    replay = Replay(table, heartbeat=config.heartbeat, retry_ms=config.retry_ms, batch_rows=config.batch_rows)
+    # The file's bytes name the stream: another file is new data, the same file again is not.
+    stream = stream_name(table.dataset.name, table.path)
+    replay = Replay(table, heartbeat=config.heartbeat, retry_ms=config.retry_ms, batch_rows=config.batch_rows,
+                    stream=stream)
     streams = _Streams(config.max_clients)
     dataset = table.dataset
 
@@ -134,6 +138,7 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
             "status": "stopping" if streams.stop.is_set() else "ok",
             "dataset": dataset.name,
             "synthetic": dataset.synthetic,
+            "stream": stream,
             "rows": table.n_rows,
             "active_streams": streams.active,
             "streams_served": streams.served,
@@ -151,6 +156,7 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
             "description": dataset.description,
             "synthetic": dataset.synthetic,
             "units": dict(dataset.units),
+            "stream": stream,
         }
 
     app = Litestar(
@@ -169,4 +175,5 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
     )
     app.state.streams = streams
     app.state.table = table
+    app.state.stream = stream
     return app
