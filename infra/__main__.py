@@ -26,7 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--controller-port", type=int,
                    default=int(env("KAPPAML_BROKER_CONTROLLER_PORT", "9093")))
     p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")))
-    p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"))
+    p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"), help="broker JVM heap (512m, 1g, ...)")
+    p.add_argument("--retention-bytes", type=int,
+                   default=int(env("KAPPAML_BROKER_RETENTION_BYTES", str(256 * 1024 * 1024))),
+                   help="bytes kept per topic partition before the oldest data is deleted (-1: all); "
+                        "default 256 MiB, so a demo never fills the disk")
     p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
     p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")))
     p.add_argument("--no-topics", action="store_true", help="up: do not create the project's topics")
@@ -46,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         config = BrokerConfig(host=args.host, port=args.port, controller_port=args.controller_port,
-                              data_dir=args.data_dir / "kafka", heap=args.heap)
+                              data_dir=args.data_dir / "kafka", heap=args.heap,
+                              retention_bytes=args.retention_bytes)
         broker = LocalBroker(config)
         out = sys.stdout
         if args.command == "run":
