@@ -18,30 +18,46 @@ from kappaml.topics import Topics, ensure_topics
 
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m infra", description=__doc__,
+        epilog="Every flag also has an environment variable (shown in its help); the flag wins.")
     p.add_argument("command", choices=["up", "down", "status", "jars", "run"],
                    help="up/down/status: the broker; jars: resolve its classpath; run: everything")
-    p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")))
+    p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"),
+                   help="broker listen address (KAPPAML_BROKER_HOST; default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")),
+                   help="broker port (KAPPAML_BROKER_PORT; default 9092)")
     p.add_argument("--controller-port", type=int,
-                   default=int(env("KAPPAML_BROKER_CONTROLLER_PORT", "9093")))
-    p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")))
+                   default=int(env("KAPPAML_BROKER_CONTROLLER_PORT", "9093")),
+                   help="KRaft controller port (KAPPAML_BROKER_CONTROLLER_PORT; default 9093)")
+    p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")),
+                   help="broker data (DIR/kafka) and run logs (DIR/logs) (KAPPAML_DATA_DIR; "
+                        "default .kappaml)")
     p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"), help="broker JVM heap (512m, 1g, ...)")
     p.add_argument("--retention-bytes", type=int,
                    default=int(env("KAPPAML_BROKER_RETENTION_BYTES", str(256 * 1024 * 1024))),
                    help="bytes kept per topic partition before the oldest data is deleted (-1: all); "
                         "default 256 MiB, so a demo never fills the disk")
-    p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
-    p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")))
+    p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"),
+                   help="up: prefix of the topics created (KAPPAML_TOPIC_PREFIX; default kappaml)")
+    p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")),
+                   help="up: partitions of the raw topic (KAPPAML_RAW_PARTITIONS; default 4)")
     p.add_argument("--no-topics", action="store_true", help="up: do not create the project's topics")
     p.add_argument("--csv", default=env("KAPPAML_CSV"),
                    help="run: replay this CSV instead of the embedded synthetic data set")
     p.add_argument("--rate", type=float, default=float(env("KAPPAML_RUN_RATE", "100")),
-                   help="run: rows per second replayed from the CSV (0: as fast as possible)")
-    p.add_argument("--sse-port", type=int, default=int(env("KAPPAML_SSE_PORT", "8000")))
-    p.add_argument("--feeds-port", type=int, default=int(env("KAPPAML_FEEDS_PORT", "8001")))
-    p.add_argument("--ui-port", type=int, default=int(env("KAPPAML_UI_PORT", "8501")))
-    p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
+                   help="run: rows per second replayed from the CSV, in a loop (KAPPAML_RUN_RATE; default "
+                        "100); 0: as fast as possible, one pass")
+    p.add_argument("--sse-port", type=int, default=int(env("KAPPAML_SSE_PORT", "8000")),
+                   help="run: port of the SSE server (KAPPAML_SSE_PORT; default 8000)")
+    p.add_argument("--feeds-port", type=int, default=int(env("KAPPAML_FEEDS_PORT", "8001")),
+                   help="run: port of the live feeds (KAPPAML_FEEDS_PORT; default 8001)")
+    p.add_argument("--ui-port", type=int, default=int(env("KAPPAML_UI_PORT", "8501")),
+                   help="run: port of the UI (KAPPAML_UI_PORT; default 8501)")
+    p.add_argument("--ui-host", default=env("KAPPAML_UI_HOST", "127.0.0.1"),
+                   help="run: address the UI binds (KAPPAML_UI_HOST; default 127.0.0.1, this machine only)")
+    p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"),
+                   help="log level of every program (KAPPAML_LOG_LEVEL; default INFO)")
     return p
 
 
@@ -56,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         out = sys.stdout
         if args.command == "run":
             programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port, args.rate,
-                                        args.feeds_port)
+                                        args.feeds_port, ui_host=args.ui_host)
             return Stack(broker, programs, args.data_dir / "logs").run()
         if args.command == "jars":
             out.write(f"{resolve_classpath()}\n")

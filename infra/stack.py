@@ -40,7 +40,8 @@ class Program:
 
 
 def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: int,
-                     rate: float = 100.0, feeds_port: int = 8001) -> list[Program]:
+                     rate: float = 100.0, feeds_port: int = 8001,
+                     ui_host: str = "127.0.0.1") -> list[Program]:
     """The pipeline of ``make run``: the CSV is replayed at ``rate`` rows/s, in a loop, so the
     dashboard shows a model learning live rather than a backlog processed in a second.
 
@@ -61,9 +62,10 @@ def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: in
                 "", "producer.__main__", may_finish=not loop, note=note),
         Program("processor", (py, "-m", "processor", *kafka), "", "processor.__main__"),
         Program("ui", (py, "-m", "streamlit", "run", str(Path("ui") / "app.py"),
-                       "--server.port", str(ui_port), "--server.headless", "true",
+                       "--server.address", ui_host, "--server.port", str(ui_port),
+                       "--server.headless", "true",
                        "--browser.gatherUsageStats", "false", "--", *kafka),
-                f"http://127.0.0.1:{ui_port}", "ui.app", port=ui_port),
+                f"http://{ui_host}:{ui_port}", "ui.app", port=ui_port),
         Program("feeds", (py, "-m", "ui", "feeds", "--port", str(feeds_port), *kafka),
                 f"http://127.0.0.1:{feeds_port}/streams/predictions", "ui.__main__", port=feeds_port),
     ]

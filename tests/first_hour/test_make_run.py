@@ -28,6 +28,21 @@ from tests.kafka_helpers import end_offsets
 pytestmark = pytest.mark.kafka
 
 
+def listening(port: int) -> set[str]:
+    """The IPv4 addresses something listens on at ``port`` ("0.0.0.0" for every interface)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        address, hex_port = fields[1].split(":")
+        if fields[3] == "0A" and int(hex_port, 16) == port:
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    for line in Path("/proc/net/tcp6").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+            found.add("[::]")
+    return found
+
+
 class RunningStack:
     def __init__(self, broker: LocalBroker, tmp: Path, *args: str) -> None:
         self.prefix = f"t{uuid.uuid4().hex[:10]}"
@@ -67,6 +82,11 @@ def test_rate_0_replays_the_csv_once_instead_of_flooding_kafka(
     try:
         stack.wait_for("kappaml is running", 120)
         assert "one pass at full speed" in stack.text()
+        # Item 6: the UI binds this machine only, like every other program.
+        deadline = time.monotonic() + 90
+        while not listening(stack.ui_port) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert listening(stack.ui_port) == {"127.0.0.1"}
         stack.wait_for("ingest finished", 120)
         raw = f"{stack.prefix}.raw"
         first = sum(end_offsets(kafka_settings, raw).values())
@@ -123,3 +143,27 @@ def test_a_program_that_exits_0_unexpectedly_stops_the_stack(broker: LocalBroker
     err = capsys.readouterr().err
     assert "error: feeds stopped unexpectedly (exit code 0); stopping everything" in err
     assert "feeds: nothing to do, bye" in err
+
+
+def test_outside_the_venv_a_command_says_so_in_one_line(tmp_path: Path) -> None:
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    probe = subprocess.run([str(base), "-c", "import confluent_kafka"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        pytest.skip(f"{base} has kappaml's dependencies: there is no python outside the venv to try")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    for command in (["spark_batch", "replay"], ["processor"], ["infra", "status"], ["producer", "serve"]):
+        done = subprocess.run([str(base), "-m", *command], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 1
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith("error: 'confluent_kafka' is not installed for ")
+        assert ". .venv/bin/activate" in done.stderr
+
+
+def test_infra_help_describes_every_option() -> None:
+    from infra.__main__ import _parser
+
+    parser = _parser()
+    undocumented = [a.option_strings for a in parser._actions if not a.help]  # noqa: SLF001
+    assert undocumented == []
+    assert "--ui-host" in parser.format_help()
