@@ -116,7 +116,9 @@ def latest_metrics_frame(series: Series, key: str) -> pd.DataFrame:
         for label, cumulative, rolling in METRICS:
             row[label] = number(last.get(cumulative))
             row[f"{label} (rolling)"] = number(last.get(rolling))
-        row["updated"] = pd.to_datetime(last.get("ts"), unit="ms", utc=True) if last.get("ts") else None
+        # Time of day only (UTC, 24-hour): a full timestamp was cut off in the table.
+        row["updated (UTC)"] = (pd.to_datetime(last.get("ts"), unit="ms", utc=True).strftime("%H:%M:%S")
+                                if last.get("ts") else None)
         rows.append(row)
     return pd.DataFrame(rows)
 

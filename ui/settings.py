@@ -62,6 +62,10 @@ class UISettings:
         return Topics(prefix=self.prefix)
 
     def dataset(self) -> Dataset:
+        from kappaml import synthetic  # noqa: PLC0415 - only for the embedded synthetic data set
+
+        if self.dataset_name == synthetic.SYNTHETIC_NAME:
+            return synthetic.dataset()
         return load(self.dataset_name)
 
     def processor_group(self, version: str) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
+import pandas as pd
 import pytest
 import streamlit as st
 from ui_apptest import configure, started_app, texts
-from ui_testkit import Pipeline
+from ui_testkit import Pipeline, synthetic_rows
 
 from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
@@ -42,3 +45,63 @@ def test_pipeline_page_says_when_the_processor_skips_its_input_as_duplicates(
     assert "Version v1 skips its input as already learned" in warnings
     assert "812 of its latest 812 rows (100%; 2,400 in all)" in warnings
     assert "v2 skips" not in warnings
+
+
+def test_time_axes_are_24_hour_utc_and_the_table_shows_its_update_time(
+        monkeypatch: pytest.MonkeyPatch, kafka_settings: KafkaSettings, topics: Topics) -> None:
+    pipe = Pipeline(kafka_settings, topics, builtin("co2"))
+    # Metrics written at 14:05 UTC: a 12-hour axis without AM/PM showed 02:05.
+    afternoon = int(pd.Timestamp("2026-12-04T14:05:00Z").timestamp() * 1000)
+    pipe.learn(synthetic_rows(120), version="v1", spec="rls", start_ts=afternoon)
+    pipe.overall("v1", afternoon + 60_000, throughput=10.0)
+    settings = configure(monkeypatch, kafka_settings.bootstrap_servers, topics.prefix)
+    at = started_app(settings)
+    at.radio(key="eval_x").set_value("time").run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["updated (UTC)"])[0] == "14:05:09"  # the last of the 120 rows, 100 ms apart
+    specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    at.switch_page("views/pipeline.py").run()
+    specs += [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    time_axes = [enc["x"] for spec in specs for layer in spec.get("layer", [spec])
+                 for enc in [layer.get("encoding", {})] if enc.get("x", {}).get("type") == "temporal"]
+    assert len(time_axes) >= 2  # the Evaluation charts over time and the Pipeline's throughput
+    for x in time_axes:
+        assert x["scale"]["type"] == "utc"
+        assert x["axis"]["format"] == "%H:%M:%S" and x["axis"]["formatType"] == "utc"
+
+
+def test_the_ui_says_when_the_data_is_synthetic(monkeypatch: pytest.MonkeyPatch,
+                                                kafka_settings: KafkaSettings, topics: Topics) -> None:
+    from infra.stack import default_programs
+
+    ui = next(p for p in default_programs("127.0.0.1:1", None, 1, 2) if p.name == "ui")
+    assert ui.argv[-2:] == ("--dataset", "co2-synthetic")  # make run without a CSV
+    settings = configure(monkeypatch, kafka_settings.bootstrap_servers, topics.prefix)
+    monkeypatch.setenv("KAPPAML_DATASET", "co2-synthetic")
+    at = started_app(replace(settings, dataset_name="co2-synthetic"))
+    assert "Synthetic data" in " ".join(texts(at.sidebar.warning))
+    monkeypatch.setenv("KAPPAML_DATASET", "co2")
+    st.cache_resource.clear()
+    at = started_app(replace(settings, dataset_name="co2"))
+    assert "Synthetic data" not in " ".join(texts(at.sidebar.warning))
+
+
+def test_committed_offsets_are_never_shown_above_the_end(kafka_settings: KafkaSettings,
+                                                         topics: Topics) -> None:
+    from confluent_kafka.admin import AdminClient
+    from ui_testkit import commit_group
+
+    from tests.kafka_helpers import end_offsets, produce_raw
+    from ui.cluster import group_lags
+    from ui.store import TopicInfo
+
+    produce_raw(kafka_settings, topics.raw, builtin("co2"), synthetic_rows(50))
+    ends = end_offsets(kafka_settings, topics.raw)
+    commit_group(kafka_settings, f"{topics.prefix}-processor-v1", topics.raw, ends)
+    # End offsets read a moment before a processor committed further (as the reader does).
+    stale = TopicInfo(topics.raw, "raw", {p: 0 for p in ends}, {p: max(e - 5, 0) for p, e in ends.items()})
+    lags = group_lags(AdminClient(kafka_settings.client_config()), f"{topics.prefix}-processor-", stale, 10)
+    assert len(lags) == 1
+    assert all(lags[0].committed[p] <= stale.end_offsets[p] for p in lags[0].committed)
+    assert all(v == 0 for v in lags[0].lag.values())
