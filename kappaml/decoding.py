@@ -57,6 +57,9 @@ def _extract_checked(dataset: Dataset, record: Mapping[str, Any]) -> Example:
     stream = record.get("stream")
     if stream is not None and (not isinstance(stream, str) or not stream):
         raise InvalidRecord("stream must be a non-empty string or null", column="stream", value=stream)
+    pass_no = record.get("pass", 1)
+    if isinstance(pass_no, bool) or not isinstance(pass_no, int) or pass_no < 1:
+        raise InvalidRecord("pass must be a positive integer", column="pass", value=pass_no)
 
     row = record["row"]
     if not isinstance(row, Mapping):
@@ -98,7 +101,7 @@ def _extract_checked(dataset: Dataset, record: Mapping[str, Any]) -> Example:
     if dataset.target not in row:
         raise InvalidRecord("missing target", column=dataset.target)
     y = _json_number(row[dataset.target], dataset.target, "target")
-    return Example(id=record_id, key=key, x=x, y=y, ts=ts, stream=stream or "")
+    return Example(id=record_id, key=key, x=x, y=y, ts=ts, stream=stream or "", pass_no=pass_no)
 
 
 _EXACT_TYPE = {"numeric": float, "boolean": bool, "categorical": str}
@@ -155,10 +158,13 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
     key = record.get("key")
     ts = record.get("ts")
     stream = record.get("stream")
+    pass_no = record.get("pass", 1)
     id_type = type(record_id)
     if (
         type(row) is not dict
         or (stream is not None and (type(stream) is not str or not stream))
+        or type(pass_no) is not int
+        or pass_no < 1
         or not (id_type is int or (id_type is str and record_id))
         or (ts is not None and type(ts) is not int)
         or type(key) is not str
@@ -191,7 +197,7 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
         return None
     # zip stops at the features: the last value is the target.
     return Example(id=record_id, key=key, x=dict(zip(plan.features, converted, strict=False)),
-                   y=converted[-1], ts=ts, stream=stream or "")
+                   y=converted[-1], ts=ts, stream=stream or "", pass_no=pass_no)
 
 
 def extract(dataset: Dataset, record: Mapping[str, Any]) -> Example:

@@ -8,7 +8,7 @@ parameter names a file: the app serves the one table it was built with.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
@@ -107,13 +107,16 @@ def _server_error(request: Request, exc: Exception) -> Response:
                     status_code=HTTP_500_INTERNAL_SERVER_ERROR, media_type="application/json")
 
 
-def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
-    """The app serving ``table``; ``app.state.streams.stop.set()`` ends every stream."""
+def create_app(table: CsvTable, config: ServerConfig | None = None,
+               passes: Callable[[int], CsvTable] | None = None) -> Litestar:
+    """The app serving ``table``; ``app.state.streams.stop.set()`` ends every stream.
+
+    ``passes(k)``: the table of loop pass k >= 1, new rows instead of ``table`` again."""
     config = config or ServerConfig()
     # The file's bytes name the stream: another file is new data, the same file again is not.
     stream = stream_name(table.dataset.name, table.path)
     replay = Replay(table, heartbeat=config.heartbeat, retry_ms=config.retry_ms, batch_rows=config.batch_rows,
-                    stream=stream)
+                    stream=stream, passes=passes)
     streams = _Streams(config.max_clients)
     dataset = table.dataset
 

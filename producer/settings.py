@@ -84,6 +84,9 @@ class ServeSettings:
     port: int = 8000
     server: ServerConfig = field(default_factory=ServerConfig)
     log_level: str = "INFO"
+    # The generated synthetic data set: (cache dir, rows, seed). A loop then replays new rows
+    # every pass (seed + pass), so the stream stays out of sample for ever.
+    synthetic: tuple[Path, int, int] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -94,11 +97,13 @@ class ServeSettings:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ServeSettings:
         dataset = dataset_from_args(args)
+        generated = None
         if args.csv:
             csv = Path(args.csv)
         elif dataset is None or dataset.name == synthetic.SYNTHETIC_NAME:
             dataset = synthetic.dataset()
             csv = synthetic.ensure_csv(Path(args.cache_dir), args.synthetic_rows, args.seed)
+            generated = (Path(args.cache_dir), args.synthetic_rows, args.seed)
         else:
             raise ValueError(f"dataset {dataset.name!r} needs --csv (only {synthetic.SYNTHETIC_NAME!r} "
                              "is generated)")
@@ -111,6 +116,7 @@ class ServeSettings:
             server=ServerConfig(max_clients=args.max_clients, heartbeat=args.heartbeat,
                                 retry_ms=args.retry_ms),
             log_level=args.log_level,
+            synthetic=generated,
         )
 
 

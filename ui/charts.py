@@ -141,14 +141,19 @@ def predicted_vs_actual(frame: pd.DataFrame, target: str,
     low = float(min(frame["y_true"].min(), frame["y_pred"].min()))
     high = float(max(frame["y_true"].max(), frame["y_pred"].max()))
     identity = pd.DataFrame({"y_true": [low, high], "y_pred": [low, high]})
+    frame = frame.assign(sample=(frame["pass"] > 1).map({False: "out of sample (pass 1)",
+                                                         True: "seen before (pass 2+)"}))
     points = (
         alt.Chart(frame)
-        .mark_circle(size=18, opacity=0.55)
+        .mark_point(size=18, opacity=0.55, filled=True)
         .encode(
             x=alt.X("y_true:Q", title=with_unit(f"actual {target}", unit), scale=alt.Scale(zero=False)),
             y=alt.Y("y_pred:Q", title=with_unit(f"predicted {target}", unit), scale=alt.Scale(zero=False)),
             color=alt.Color("version:N", title="model version"),
-            tooltip=["version:N", "key:N", "id:N", alt.Tooltip("y_true:Q", format=".4g"),
+            # Pass 2+ of a looping CSV: rows learned before, hollow (not out of sample).
+            shape=alt.Shape("sample:N", title="sample", scale=alt.Scale(
+                domain=["out of sample (pass 1)", "seen before (pass 2+)"], range=["circle", "cross"])),
+            tooltip=["version:N", "key:N", "id:N", "pass:Q", alt.Tooltip("y_true:Q", format=".4g"),
                      alt.Tooltip("y_pred:Q", format=".4g"), alt.Tooltip("error:Q", format=".4g")],
         )
     )

@@ -124,7 +124,7 @@ def latest_metrics_frame(series: Series, key: str) -> pd.DataFrame:
 
 
 _PREDICTION_COLUMNS = ["version", "spec", "key", "id", "y_true", "y_pred", "error", "partition", "offset",
-                       "event_ts", "processed_ts", "latency_ms"]
+                       "event_ts", "processed_ts", "pass", "latency_ms"]
 
 
 def predictions_frame(records: list[dict[str, Any]], *, key: str | None = None,
@@ -146,6 +146,7 @@ def predictions_frame(records: list[dict[str, Any]], *, key: str | None = None,
             "y_true": y_true, "y_pred": y_pred, "error": y_pred - y_true,
             "partition": r.get("partition"), "offset": r.get("offset"),
             "event_ts": event_ts, "processed_ts": processed_ts,
+            "pass": r.get("pass") if isinstance(r.get("pass"), int) else 1,
             "latency_ms": processed_ts - event_ts if event_ts is not None and processed_ts is not None
             else None,
         })

@@ -105,3 +105,28 @@ def test_committed_offsets_are_never_shown_above_the_end(kafka_settings: KafkaSe
     assert len(lags) == 1
     assert all(lags[0].committed[p] <= stale.end_offsets[p] for p in lags[0].committed)
     assert all(v == 0 for v in lags[0].lag.values())
+
+
+def test_predictions_page_marks_a_looping_csvs_repeated_rows(
+        monkeypatch: pytest.MonkeyPatch, kafka_settings: KafkaSettings, topics: Topics) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer(kafka_settings.client_config())
+    now = int(time.time() * 1000)
+    for i in range(1, 61):
+        record = {"key": "__all__", "id": i, "y_true": 200.0 + i, "y_pred": 201.0 + i, "error": 1.0,
+                  "version": "v1", "spec": "rls", "partition": 0, "offset": i, "event_ts": now,
+                  "processed_ts": now + 5, "role": "champion", "generation": 0}
+        if i > 40:
+            record["pass"] = 2
+        producer.produce(topics.predictions, key=b"__all__", value=json.dumps(record).encode(), partition=0)
+    assert producer.flush(30) == 0
+    settings = configure(monkeypatch, kafka_settings.bootstrap_servers, topics.prefix)
+    at = started_app(settings)
+    at.switch_page("views/predictions.py").run()
+    assert not at.exception, at.exception
+    warnings = " ".join(texts(at.warning))
+    assert "20 of these 60 predictions are not out of sample" in warnings
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    shapes = [layer["encoding"]["shape"] for layer in spec["layer"] if "shape" in layer.get("encoding", {})]
+    assert shapes and shapes[0]["field"] == "sample"
