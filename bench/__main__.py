@@ -359,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": datetime.now(UTC).isoformat(),
         "machine": machine.describe(),
         "load_start": machine.load_average(),
+        "cpu_start": machine.cpu_seconds(),
         "csv": str(args.csv) if args.csv.exists() else None,
         "sections": {},
     }
@@ -392,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.merge:
                 _save(run)
     run["load_end"] = machine.load_average()
+    run["cpu_others"] = machine.others_cpu(run["cpu_start"], machine.cpu_seconds())
     run["duration_s"] = round(time.monotonic() - started, 1)
     if args.merge and (RESULTS / "run.json").exists():
         previous = json.loads((RESULTS / "run.json").read_text())

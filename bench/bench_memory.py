@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"{args.messages} messages written in {time.monotonic() - t0:.0f}s\n")
         proc = start("processor", ["--bootstrap", kafka.bootstrap_servers, "--topic-prefix", topics.prefix,
                                    "--raw-partitions", str(args.partitions),
-                                   "--state-dir", str(work / "state"), "--log-level", "WARNING"],
+                                   "--state-dir", str(work / "state"), "--log-level", "WARNING",
+                                   "--dataset", "co2"],  # raw written here, without a declaration
                      work / "processor.log")
         samples: list[tuple[float, int, float]] = []
         t0 = time.monotonic()

@@ -140,8 +140,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def _processor_cmd(kafka: KafkaSettings, topics: Topics, group: str, run: Path, commit_interval: float,
                    guarantee: str) -> list[str]:
-    # The synthetic data has the co2 declaration's columns (the processor knows no other name).
-    return [sys.executable, "-m", "processor", "--bootstrap", kafka.bootstrap_servers, "--dataset", "co2",
+    # Named: the processor starts before the ingest has declared the data set in the log.
+    return [sys.executable, "-m", "processor", "--bootstrap", kafka.bootstrap_servers,
+            "--dataset", synthetic.SYNTHETIC_NAME,
             "--topic-prefix", topics.prefix, "--raw-partitions", "1", "--group", group,
             "--state-dir", str(run / "state"), "--commit-interval", str(commit_interval),
             "--guarantee", guarantee, "--log-level", "WARNING"]
@@ -242,6 +243,7 @@ def measure(
         memory = {name: peak.stop() for name, peak in peaks.items()}
         for proc in procs.values():
             stop(proc)
+    timing = _processor_timing(kafka, topics.metrics) if system == "kappaml" else None
     stamps = sorted(ts for ts, _, _ in watcher.samples)
     if not stamps:
         raise RuntimeError(f"no output seen; see {log}")
@@ -271,7 +273,28 @@ def measure(
         "ingest_commit_interval_s": ingest_commit_interval,
         "guarantee": guarantee if system == "kappaml" else None,
         "peak_rss_mb": memory,
+        # The processor's own breakdown of its checkpoints and its GC pauses (processor/timing.py).
+        "processor_timing": timing,
     }
+
+
+def _processor_timing(kafka: KafkaSettings, topic: str) -> dict | None:
+    """The ``timing`` of the processor's last overall record that has one (every ~10 s)."""
+    consumer = Consumer({**kafka.client_config(), "group.id": f"timing-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    last = None
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        while batch := consumer.consume(num_messages=1000, timeout=2.0):
+            for msg in batch:
+                if msg.error() or msg.key() != b"__overall__":
+                    continue
+                record = json.loads(msg.value())
+                last = record.get("timing") or last
+    finally:
+        consumer.close()
+    return last
 
 
 def main(argv: list[str] | None = None) -> int:

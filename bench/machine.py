@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -29,6 +30,33 @@ def load_average() -> dict[str, object]:
     except (OSError, subprocess.SubprocessError):
         line = ""
     return {"loadavg": [round(v, 2) for v in os.getloadavg()], "uptime": line}
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time so far: the whole machine's busy time (``/proc/stat``) and this run's own (this
+    process, its threads and every child it has waited for, the broker and programs included).
+
+    The difference between two readings, busy minus own, is what other processes used meanwhile:
+    the measured answer to "was the machine shared during this run?".
+    """
+    own = os.times()
+    mine = own.user + own.system + own.children_user + own.children_system
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        # user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+        ticks = [int(v) for v in fields[:8]]
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        busy = float("nan")
+    return {"machine_busy_s": round(busy, 2), "own_s": round(mine, 2), "wall_s": round(time.time(), 2)}
+
+
+def others_cpu(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    """CPU-seconds other processes used between two ``cpu_seconds()`` readings, and per second."""
+    wall = max(end["wall_s"] - start["wall_s"], 1e-9)
+    others = (end["machine_busy_s"] - start["machine_busy_s"]) - (end["own_s"] - start["own_s"])
+    return {"others_cpu_s": round(max(others, 0.0), 1), "wall_s": round(wall, 1),
+            "others_cores": round(max(others, 0.0) / wall, 2)}
 
 
 def _cpu_model() -> str:

@@ -337,6 +337,17 @@ def plots(run: dict, folder: Path) -> list[tuple[str, str]]:
     return made
 
 
+def others_sentence(run: dict) -> str:
+    """What other processes used of the machine during the run, as measured (bench/machine.py)."""
+    others = run.get("cpu_others")
+    if not others:
+        return "The CPU time of other processes was not measured in this run. "
+    return (f"Other processes than this run's used {others['others_cpu_s']:,.1f} CPU-seconds during its "
+            f"{others['wall_s']:,.0f} s, i.e. {others['others_cores']:.2f} of the machine's "
+            f"{run['machine'].get('cores', '?')} cores on average (machine busy time from /proc/stat "
+            "minus this run's own processes). ")
+
+
 def render(run: dict, made: list[tuple[str, str]]) -> str:
     m, sec = run["machine"], run["sections"]
     ls, le = run["load_start"], run.get("load_end") or {}
@@ -350,10 +361,8 @@ def render(run: dict, made: list[tuple[str, str]]) -> str:
     )
     out += [
         "",
-        "**Load caveat.** The machine's cores were shared with other engineers running test suites "
-        "during this run, so every timing is disturbed by an unknown, varying amount. "
-        f"Load average (1/5/15 min) at start: {ls['loadavg']}; at end: {le.get('loadavg')}. "
-        f"`uptime` at start: `{ls['uptime']}`; at end: `{le.get('uptime')}`.",
+        f"**Load.** {others_sentence(run)}Load average (1/5/15 min) at start: {ls['loadavg']}; at end: "
+        f"{le.get('loadavg')}. `uptime` at start: `{ls['uptime']}`; at end: `{le.get('uptime')}`.",
         "",
     ]
     if run["mode"] == "full":

@@ -9,8 +9,11 @@ from pathlib import Path
 
 from infra.broker import BrokerConfig, LocalBroker
 from infra.classpath import resolve_classpath
+from infra.cluster import ClusterConfig, LocalCluster
 from infra.errors import InfraError
+from infra.spark import SparkCluster, SparkClusterConfig
 from infra.stack import Stack, default_programs
+from kappaml.envvars import getenv
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import configure_logging
 from kappaml.topics import Topics, ensure_topics
@@ -21,23 +24,35 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m infra", description=__doc__,
         epilog="Every flag also has an environment variable (shown in its help); the flag wins.")
-    p.add_argument("command", choices=["up", "down", "status", "jars", "run"],
-                   help="up/down/status: the broker; jars: resolve its classpath; run: everything")
+    p.add_argument("command", choices=["up", "down", "status", "jars", "run", "spark"],
+                   help="up/down/status: the broker; jars: resolve its classpath; run: everything; "
+                        "spark up|down|status: a local Spark standalone cluster")
+    p.add_argument("action", nargs="?", choices=["up", "down", "status"], help="with spark: what to do")
+    p.add_argument("--workers", type=int, default=int(env("KAPPAML_SPARK_WORKERS", "2")),
+                   help="spark up: workers (one core each) (KAPPAML_SPARK_WORKERS; default 2)")
+    p.add_argument("--spark-port", type=int, default=int(env("KAPPAML_SPARK_MASTER_PORT", "7077")),
+                   help="spark: the master's port (its web UI on 8080, worker i's on 8080+i) "
+                        "(KAPPAML_SPARK_MASTER_PORT; default 7077)")
     p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"),
                    help="broker listen address (KAPPAML_BROKER_HOST; default 127.0.0.1)")
     p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")),
                    help="broker port (KAPPAML_BROKER_PORT; default 9092)")
-    p.add_argument("--controller-port", type=int,
-                   default=int(env("KAPPAML_BROKER_CONTROLLER_PORT", "9093")),
-                   help="KRaft controller port (KAPPAML_BROKER_CONTROLLER_PORT; default 9093)")
+    p.add_argument("--controller-port", type=int, default=int(getenv("KAPPAML_CONTROLLER_PORT", "9093")),
+                   help="KRaft controller port (KAPPAML_CONTROLLER_PORT; default 9093; "
+                        "KAPPAML_BROKER_CONTROLLER_PORT: deprecated alias)")
     p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")),
                    help="broker data (DIR/kafka) and run logs (DIR/logs) (KAPPAML_DATA_DIR; "
                         "default .kappaml)")
-    p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"), help="broker JVM heap (512m, 1g, ...)")
+    p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"),
+                   help="broker JVM heap, 512m, 1g, ... (KAPPAML_BROKER_HEAP; default 1g)")
     p.add_argument("--retention-bytes", type=int,
                    default=int(env("KAPPAML_BROKER_RETENTION_BYTES", str(256 * 1024 * 1024))),
-                   help="bytes kept per topic partition before the oldest data is deleted (-1: all); "
-                        "default 256 MiB, so a demo never fills the disk")
+                   help="bytes kept per topic partition before the oldest data is deleted (-1: all) "
+                        "(KAPPAML_BROKER_RETENTION_BYTES; default 256 MiB, so a demo never fills the disk)")
+    p.add_argument("--brokers", type=int, default=int(env("KAPPAML_BROKERS", "1")),
+                   help="up/down/status: nodes of a local KRaft cluster (3: replication 3, "
+                        "min.insync.replicas 2; node i on --port + 2(i-1)); 1: the single broker "
+                        "(KAPPAML_BROKERS)")
     p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"),
                    help="up: prefix of the topics created (KAPPAML_TOPIC_PREFIX; default kappaml)")
     p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")),
@@ -70,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                               retention_bytes=args.retention_bytes)
         broker = LocalBroker(config)
         out = sys.stdout
+        if args.command == "spark":
+            return _spark(args, out)
+        if args.brokers > 1 and args.command in ("up", "down", "status"):
+            return _cluster(args, out)
         if args.command == "run":
             programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port, args.rate,
                                         args.feeds_port, ui_host=args.ui_host)
@@ -102,6 +121,63 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 1
     return 0
+
+
+def _spark(args: argparse.Namespace, out) -> int:  # type: ignore[no-untyped-def]
+    """spark up|down|status: a master and workers from pyspark's jars (infra/spark.py)."""
+    config = SparkClusterConfig(workers=args.workers, host=args.host, port=args.spark_port,
+                                data_dir=args.data_dir / "spark-cluster")
+    cluster = SparkCluster(config)
+    action = args.action or "status"
+    if action == "up":
+        cluster.start()
+        uis = ", ".join(config.worker_ui(i) for i in range(1, config.workers + 1))
+        out.write(f"spark master {config.master_url} (web UI {config.master_ui}); {config.workers} workers "
+                  f"(web UIs {uis}); replay on it: python -m spark_batch replay "
+                  f"--master {config.master_url}\n")
+        return 0
+    if action == "down":
+        stopped = cluster.stop()
+        out.write(f"spark: stopped {', '.join(stopped)}\n" if stopped else "spark cluster was not running\n")
+        return 0
+    status = cluster.status()
+    if status is None:
+        out.write(f"spark master: not answering at {config.master_ui}\n")
+        return 3
+    out.write(f"spark master {status.get('url')}: {status.get('status')}, "
+              f"{status.get('aliveworkers', 0)} workers alive, {status.get('cores', 0)} cores\n")
+    for w in status.get("workers", []):
+        out.write(f"  worker {w.get('host')}:{w.get('port')} {w.get('state')} ({w.get('webuiaddress')})\n")
+    return 0
+
+
+def _cluster(args: argparse.Namespace, out) -> int:  # type: ignore[no-untyped-def]
+    """up/down/status of a local multi-node cluster (infra/cluster.py)."""
+    config = ClusterConfig(nodes=args.brokers, host=args.host, port=args.port,
+                           data_dir=args.data_dir / "kafka-cluster")
+    cluster = LocalCluster(config)
+    if args.command == "up":
+        started = cluster.start()
+        if not args.no_topics:
+            topics = Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions)
+            ensure_topics(KafkaSettings(bootstrap_servers=config.bootstrap), topics.specs())
+        out.write(f"kafka cluster of {config.nodes} nodes up (started {started or 'none'}): bootstrap "
+                  f"{config.bootstrap}; replication {config.rf}, min.insync.replicas {config.isr}\n")
+        return 0
+    if args.command == "down":
+        stopped = cluster.stop()
+        out.write(f"kafka cluster: stopped nodes {stopped}\n" if stopped
+                  else "kafka cluster was not running\n")
+        return 0
+    status = cluster.status()
+    for i, node in status["nodes"].items():
+        state = "answering" if node["answering"] else ("NOT answering" if node["pid"] else "down")
+        out.write(f"node {i}: {node['bootstrap']}, pid {node['pid']}, {state}\n")
+    out.write(f"controller: node {status['controller']}\n")
+    for name, part in status["partitions"].items():
+        if not name.startswith("__"):
+            out.write(f"  {name}: leader {part['leader']}, replicas {part['replicas']}, isr {part['isr']}\n")
+    return 0 if all(n["answering"] for n in status["nodes"].values()) else 3
 
 
 if __name__ == "__main__":

@@ -62,11 +62,20 @@ class BrokerConfig:
     # credentials; the PLAINTEXT listener stays for the broker's own use and readiness probe.
     sasl_port: int | None = None
     sasl_users: tuple[tuple[str, str], ...] = ()
+    # A node of a cluster (infra/cluster.py): its id, every controller as "id@host:port", and
+    # the replication every topic gets by default (internal ones included).
+    node_id: int = 1
+    voters: str = ""
+    replication: int = 1
+    min_insync: int = 1
     # Bytes kept per partition of a delete-policy topic (compacted topics are not bounded by it):
     # a demo left running, or replaying at full speed, must not fill the disk. -1: unbounded.
     retention_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
+        if not 1 <= self.min_insync <= self.replication:
+            raise ValueError(f"min_insync must be in 1..replication ({self.replication}), "
+                             f"got {self.min_insync}")
         ports = ("port", "controller_port") + (("sasl_port",) if self.sasl_port is not None else ())
         for name in ports:
             value = getattr(self, name)
@@ -161,6 +170,12 @@ class LocalBroker:
                 raise InfraError(f"broker pid {self.pid()} runs but does not answer on "
                                  f"{self.config.bootstrap}; see {self.log_file}")
             return False
+        self.wait_ready(self.launch())
+        return True
+
+    def launch(self, cluster_id: str | None = None) -> subprocess.Popen:
+        """Start the JVM without waiting for it (a cluster's nodes must start together);
+        ``cluster_id``: the one every node of a cluster is formatted with."""
         ports = (self.config.port, self.config.controller_port, self.config.sasl_port)
         for port in (p for p in ports if p is not None):
             if _port_in_use(self.config.host, port):
@@ -169,10 +184,10 @@ class LocalBroker:
         java = require_java()
         libs = resolve_classpath()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if cluster_id is not None and not self.cluster_id_file.exists():
+            self.cluster_id_file.write_text(cluster_id)
         self._write_config()
         self._format_storage(java, libs)
-
-        t0 = time.monotonic()
         with open(self.log_file, "ab") as out:
             proc = subprocess.Popen(
                 [java, *self._jvm_opts(), "-cp", f"{libs}/*", "kafka.Kafka", str(self.props_file)],
@@ -180,6 +195,11 @@ class LocalBroker:
                 start_new_session=True,  # Ctrl-C in the caller's terminal must not kill it
             )
         self.pid_file.write_text(str(proc.pid))
+        return proc
+
+    def wait_ready(self, proc: subprocess.Popen) -> None:
+        """Wait until the launched broker answers; stop it and raise with its log if it does not."""
+        t0 = time.monotonic()
         deadline = t0 + self.config.start_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -187,8 +207,8 @@ class LocalBroker:
                                  f"last lines of {self.log_file}:\n{self.log_tail()}")
             if self.is_ready(timeout=1.0):
                 log.info("kafka ready", bootstrap=self.config.bootstrap, pid=proc.pid,
-                         seconds=round(time.monotonic() - t0, 2))
-                return True
+                         node=self.config.node_id, seconds=round(time.monotonic() - t0, 2))
+                return
             time.sleep(0.3)
         self.stop()
         raise InfraError(f"Kafka did not answer on {self.config.bootstrap} within "
@@ -227,10 +247,11 @@ class LocalBroker:
     def _write_config(self) -> None:
         c = self.config
         n = c.internal_partitions
+        rf, isr = str(c.replication), str(c.min_insync)
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{c.host}:{c.controller_port}",
+            "node.id": str(c.node_id),
+            "controller.quorum.voters": c.voters or f"{c.node_id}@{c.host}:{c.controller_port}",
             "listeners": f"PLAINTEXT://{c.host}:{c.port},CONTROLLER://{c.host}:{c.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{c.host}:{c.port}",
             "controller.listener.names": "CONTROLLER",
@@ -239,14 +260,17 @@ class LocalBroker:
             "log.dirs": str(self.log_dirs),
             "num.partitions": "1",
             "auto.create.topics.enable": "false",
-            # One node: internal topics must not wait for replicas that will never exist.
-            "offsets.topic.replication.factor": "1",
+            # One node (replication 1): internal topics must not wait for replicas that will never
+            # exist. A cluster replicates them like every other topic.
+            "default.replication.factor": rf,
+            "min.insync.replicas": isr,
+            "offsets.topic.replication.factor": rf,
             "offsets.topic.num.partitions": str(n),
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
             "transaction.state.log.num.partitions": str(n),
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.hours": "-1",
             "log.retention.bytes": str(c.retention_bytes),

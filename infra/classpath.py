@@ -10,10 +10,12 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from infra.errors import InfraError
 from kappaml.logging import get_logger
+from kappaml.paths import cache_dir
 
 __all__ = ["POM", "default_cache_dir", "require_java", "resolve_classpath", "resolve_maven_jars"]
 
@@ -22,10 +24,7 @@ POM = Path(__file__).with_name("pom.xml")
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("KAPPAML_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kappaml"
-    )
-    return Path(base)
+    return cache_dir()
 
 
 def require_java() -> str:
@@ -50,10 +49,22 @@ def resolve_maven_jars(pom: Path, prefix: str, what: str, cache_dir: Path | None
     if mvn is None:
         raise InfraError(f"cannot resolve {what}: Maven (mvn) is not on PATH; install maven")
     log.info("resolving jars with Maven", what=what, into=str(libs))
-    tmp = libs.with_name(libs.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    # Each resolution writes its own folder and renames it into place (atomic): several programs
+    # resolving into one fresh cache at once never share a half-written folder.
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{libs.name}.partial-", dir=libs.parent))
+    try:
+        _copy_dependencies(mvn, pom, tmp, what, must_contain, timeout)
+        (tmp / ".complete").write_text(digest)
+        _move_into_place(tmp, libs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
+    return libs
+
+
+def _copy_dependencies(mvn: str, pom: Path, into: Path, what: str, must_contain: str, timeout: float) -> None:
     cmd = [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-           "-DincludeScope=runtime", f"-DoutputDirectory={tmp}"]
+           "-DincludeScope=runtime", f"-DoutputDirectory={into}"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -63,12 +74,27 @@ def resolve_maven_jars(pom: Path, prefix: str, what: str, cache_dir: Path | None
         errors = [ln for ln in output.splitlines() if "ERROR" in ln]
         detail = (errors[0] if errors else output.strip()[-300:]).strip().replace("\n", " ")
         raise InfraError(f"cannot resolve {what} (mvn exit {proc.returncode}): {detail}")
-    if must_contain and not any(p.name.startswith(must_contain) for p in tmp.glob("*.jar")):
+    if must_contain and not any(p.name.startswith(must_contain) for p in into.glob("*.jar")):
         raise InfraError(f"cannot resolve {what}: Maven copied no {must_contain}* jar")
-    (tmp / ".complete").write_text(digest)
-    shutil.rmtree(libs, ignore_errors=True)
-    tmp.rename(libs)
-    return libs
+
+
+def _move_into_place(tmp: Path, libs: Path) -> None:
+    """Rename ``tmp`` to ``libs``, unless another process has put a complete ``libs`` there first."""
+    for _attempt in range(3):
+        try:
+            tmp.rename(libs)  # fails when libs exists and is not empty
+            return
+        except OSError:
+            if (libs / ".complete").exists():
+                return  # the same jars, resolved by another process: keep theirs, in use maybe
+            # An incomplete folder of an interrupted older run: move it aside, then retry.
+            aside = libs.with_name(f"{libs.name}.stale-{os.getpid()}")
+            try:
+                libs.rename(aside)
+            except OSError:
+                continue  # gone or replaced meanwhile: look again
+            shutil.rmtree(aside, ignore_errors=True)
+    raise InfraError(f"cannot move the resolved jars into {libs}")
 
 
 def resolve_classpath(cache_dir: Path | None = None, pom: Path = POM) -> Path:

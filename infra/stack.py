@@ -64,9 +64,7 @@ def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: in
         Program("ui", (py, "-m", "streamlit", "run", str(Path("ui") / "app.py"),
                        "--server.address", ui_host, "--server.port", str(ui_port),
                        "--server.headless", "true",
-                       "--browser.gatherUsageStats", "false", "--", *kafka,
-                       # Without a CSV the data are synthetic: the UI says so.
-                       *(() if csv else ("--dataset", "co2-synthetic"))),
+                       "--browser.gatherUsageStats", "false", "--", *kafka),
                 f"http://{ui_host}:{ui_port}", "ui.app", port=ui_port),
         Program("feeds", (py, "-m", "ui", "feeds", "--port", str(feeds_port), *kafka),
                 f"http://127.0.0.1:{feeds_port}/streams/predictions", "ui.__main__", port=feeds_port),

@@ -6,6 +6,8 @@ CO2 data's names live in ``kappaml/datasets/co2.toml`` and nowhere else.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -73,6 +75,47 @@ class Dataset:
         """Every declared column: the ones a CSV of this data set must have."""
         extra = tuple(c for c in (self.key, self.id_column) if c is not None)
         return (*self.feature_names, self.target, *extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The declaration as plain JSON values: ``from_dict(to_dict())`` is an equal Dataset."""
+        return {
+            "name": self.name,
+            "features": [{"name": f.name, "kind": f.kind} for f in self.features],
+            "target": self.target,
+            "key": self.key,
+            "id_column": self.id_column,
+            "description": self.description,
+            "synthetic": self.synthetic,
+            "units": dict(self.units),
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Dataset:
+        try:
+            value = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"dataset declaration is not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValueError("dataset declaration is not a JSON object")
+        return cls.from_dict(value)
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of what decides how records are read and learned: name, features (names, kinds,
+        order), target, key and id column. Description, units and the synthetic flag only
+        describe the data, so two declarations differing in them agree."""
+        essential = {
+            "name": self.name,
+            "features": [[f.name, f.kind] for f in self.features],
+            "target": self.target,
+            "key": self.key,
+            "id_column": self.id_column,
+        }
+        text = json.dumps(essential, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Dataset:

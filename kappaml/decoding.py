@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,13 +36,28 @@ def _json_number(value: Any, column: str, what: str) -> float:
     return number
 
 
-def _extract_checked(dataset: Dataset, record: Mapping[str, Any]) -> Example:
+def _check_source(dataset: Dataset, source: Any, declared: Collection[str] | None) -> None:
+    """A record names its data set in ``source`` (optional: records written before it existed)."""
+    if source is None or source == dataset.name:
+        return
+    if not isinstance(source, str):
+        raise InvalidRecord("source must be a string", column="source", value=source)
+    if declared is not None and source not in declared:
+        raise InvalidRecord(f"source {source!r} names a data set the log does not declare",
+                            column="source", value=source)
+    raise InvalidRecord(f"source {source!r} is not the data set {dataset.name!r} learned here",
+                        column="source", value=source)
+
+
+def _extract_checked(dataset: Dataset, record: Mapping[str, Any],
+                     declared: Collection[str] | None = None) -> Example:
     """``extract`` checking every rule in turn: the path that explains what is wrong."""
     if not isinstance(record, Mapping):
         raise InvalidRecord("record is not a JSON object", value=type(record).__name__)
     missing = [f for f in ("id", "key", "row") if f not in record]
     if missing:
         raise InvalidRecord(f"record lacks field(s) {missing}")
+    _check_source(dataset, record.get("source"), declared)
 
     record_id = record["id"]
     if isinstance(record_id, bool) or not isinstance(record_id, (int, str)):
@@ -117,6 +132,7 @@ class _Plan:
     types: tuple[type, ...]  # the exact type of each of those values in a record as make_record writes it
     categorical: tuple[int, ...]  # positions of categorical features (kept as text)
     key_column: str | None
+    name: str  # the data set's: a record's ``source``, when it has one
 
 
 # Dataset holds a dict (units), so it is not hashable: plans are kept by identity. The entry
@@ -136,6 +152,7 @@ def _plan(dataset: Dataset) -> _Plan:
         types=(*(_EXACT_TYPE[f.kind] for f in dataset.features), float),
         categorical=tuple(i for i, f in enumerate(dataset.features) if f.kind == "categorical"),
         key_column=dataset.key,
+        name=dataset.name,
     )
     if len(_PLANS) >= _MAX_PLANS:  # many short-lived declarations (tests): start afresh
         _PLANS.clear()
@@ -157,11 +174,13 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
     record_id = record.get("id")
     key = record.get("key")
     ts = record.get("ts")
+    source = record.get("source")
     stream = record.get("stream")
     pass_no = record.get("pass", 1)
     id_type = type(record_id)
     if (
-        type(row) is not dict
+        (source is not None and source != plan.name)
+        or type(row) is not dict
         or (stream is not None and (type(stream) is not str or not stream))
         or type(pass_no) is not int
         or pass_no < 1
@@ -200,14 +219,18 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
                    y=converted[-1], ts=ts, stream=stream or "", pass_no=pass_no)
 
 
-def extract(dataset: Dataset, record: Mapping[str, Any]) -> Example:
-    """Validate a decoded raw-topic record and return its ``Example``."""
+def extract(dataset: Dataset, record: Mapping[str, Any], declared: Collection[str] | None = None) -> Example:
+    """Validate a decoded raw-topic record and return its ``Example``.
+
+    ``declared``: the data set names the log declares (``kappaml.catalog``), only to say why a
+    record of another data set is refused."""
     # The common, valid record costs a few dict lookups; any doubt goes to the checked path.
     example = _extract_fast(_plan(dataset), record)
-    return example if example is not None else _extract_checked(dataset, record)
+    return example if example is not None else _extract_checked(dataset, record, declared)
 
 
-def decode(dataset: Dataset, value: bytes | bytearray | memoryview | None) -> Example:
+def decode(dataset: Dataset, value: bytes | bytearray | memoryview | None,
+           declared: Collection[str] | None = None) -> Example:
     """Parse a raw-topic message value; any problem is an ``InvalidRecord``, never another error."""
     if type(value) is bytes:
         # orjson validates UTF-8 itself: one pass instead of decode() and then a parse. Any
@@ -217,7 +240,7 @@ def decode(dataset: Dataset, value: bytes | bytearray | memoryview | None) -> Ex
         except orjson.JSONDecodeError:
             pass
         else:
-            return _extract_safely(dataset, data)
+            return _extract_safely(dataset, data, declared)
     if value is None:
         raise InvalidRecord("empty message (tombstone)")
     try:
@@ -229,12 +252,12 @@ def decode(dataset: Dataset, value: bytes | bytearray | memoryview | None) -> Ex
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise InvalidRecord(f"value is not JSON: {exc}") from None
-    return _extract_safely(dataset, data)
+    return _extract_safely(dataset, data, declared)
 
 
-def _extract_safely(dataset: Dataset, data: Any) -> Example:
+def _extract_safely(dataset: Dataset, data: Any, declared: Collection[str] | None) -> Example:
     try:
-        return extract(dataset, data)
+        return extract(dataset, data, declared)
     except InvalidRecord:
         raise
     except Exception as exc:  # a defensive net: decode's contract is InvalidRecord only

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kappaml.logging import register_secret
+
 __all__ = ["KafkaSettings", "KafkaUnavailable", "connect_admin"]
 
 _SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
@@ -26,6 +28,13 @@ class KafkaSettings:
     sasl_password: str | None = None
     ssl_ca_location: str | None = None
 
+    def __repr__(self) -> str:
+        # The password never shows: settings objects end up in reprs, cache keys and log lines.
+        shown = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        if shown["sasl_password"]:
+            shown["sasl_password"] = "***"
+        return f"KafkaSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():
             raise ValueError("bootstrap_servers must not be empty")
@@ -36,6 +45,7 @@ class KafkaSettings:
             )
         if self.security_protocol.upper().startswith("SASL") and not self.sasl_mechanism:
             raise ValueError(f"security_protocol {self.security_protocol} needs a sasl_mechanism")
+        register_secret(self.sasl_password)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> KafkaSettings:

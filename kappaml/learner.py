@@ -6,12 +6,11 @@ so the two cannot drift apart: the same examples in the same order give the same
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from kappaml.compat import STATE_CODE
 from kappaml.dataset import Dataset
 from kappaml.drift import Detection, DriftConfig, DriftMonitor
 from kappaml.evaluation import PrequentialMetrics
@@ -19,23 +18,11 @@ from kappaml.models import build_model
 from kappaml.records import Example, InvalidRecord
 from kappaml.seen import SeenIds
 
-__all__ = ["MODEL_CODE", "IncompatibleState", "KeyState", "ModelError", "StepResult", "learn_step"]
-
-
-def _model_code() -> str:
-    """A hash of the kappaml package's source: the code a stored state's pickle depends on.
-
-    Conservative on purpose: any change to the shared domain code makes old states
-    untrusted, and the fix (a new model version, rebuilt from the log) is always safe.
-    """
-    digest = hashlib.sha256()
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.name.encode() + source.read_bytes())
-    return digest.hexdigest()[:16]
+__all__ = ["STATE_CODE", "IncompatibleState", "KeyState", "ModelError", "StepResult", "learn_step"]
 
 
 class IncompatibleState(RuntimeError):
-    """A stored state was pickled by other model code; it cannot be trusted to load right."""
+    """A stored state was pickled by other model code (kappaml/compat.py); it cannot be trusted."""
 
 
 class ModelError(InvalidRecord):
@@ -68,14 +55,14 @@ class KeyState:
     def new(cls, key: str, dataset: Dataset, spec: str, version: str, window: int = 500,
             drift: DriftConfig | None = None) -> KeyState:
         return cls(key=key, spec=spec, version=version, model=build_model(spec, dataset),
-                   metrics=PrequentialMetrics(window=window), code=MODEL_CODE,
+                   metrics=PrequentialMetrics(window=window), code=STATE_CODE,
                    drift=DriftMonitor(drift) if drift is not None else None)
 
     def check_compatible(self) -> None:
-        if self.code != MODEL_CODE:
+        if self.code != STATE_CODE:
             raise IncompatibleState(
                 f"the stored state of key {self.key!r} (version {self.version}) was written by other "
-                f"model code ({self.code or 'unknown'}, now {MODEL_CODE}); run the new code as a new "
+                f"model code ({self.code or 'unknown'}, now {STATE_CODE}); run the new code as a new "
                 "--model-version, which rebuilds its models from the log"
             )
 
@@ -126,5 +113,3 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
         state.drift.restart()  # type: ignore[union-attr]
     return StepResult(y_true=example.y, y_pred=y_pred, drift=detection, reset=reset, generation=generation)
 
-
-MODEL_CODE = _model_code()

@@ -8,10 +8,45 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging", "get_logger", "redact_secrets", "register_secret"]
+
+
+# Keys whose values never reach a log line (client configs: "sasl.password", "sasl.jaas.config").
+_SECRET_WORDS = ("password", "secret", "jaas")
+
+
+# Secret values known to this process (register_secret): masked wherever they appear in a line.
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Mask ``value`` in every log line of this process (e.g. the SASL password, in a client's message)."""
+    if value and len(value) >= 3:
+        _SECRETS.add(value)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        for secret in _SECRETS:
+            if secret in value:
+                value = value.replace(secret, "***")
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: ("***" if isinstance(k, str) and any(w in k.lower() for w in _SECRET_WORDS) and v
+                    else _masked(v)) for k, v in value.items()}
+    return value
+
+
+def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: values under secret-looking keys, also nested in dicts, become ``***``."""
+    return _masked(event)  # type: ignore[return-value]
 
 
 def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
@@ -23,6 +58,7 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         raise ValueError(f"unknown log level {level!r}: use DEBUG, INFO, WARNING or ERROR")
 
     shared: list[structlog.types.Processor] = [
+        redact_secrets,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

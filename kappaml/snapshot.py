@@ -10,8 +10,11 @@ sha256, so a reader (the UI, a CLI) can list snapshots without unpickling anythi
 pickle digest before unpickling, and by default re-computes the model's fingerprint. Only
 decode snapshots from a topic you trust: unpickling runs code.
 
-The Kafka key of a snapshot is ``snapshot_key(version, key)`` = ``f"{version}/{key}"``
-(``f"{version}+{spec}/{key}"`` for a challenger spec).
+The Kafka key of a snapshot is ``snapshot_key(version, key, spec, origin)``: a *label*, a slash,
+the model key. The label is the version, ``+spec`` for a challenger spec, and ``@replay`` for
+a Spark replay's snapshot: ``v1/k``, ``v1+linear/k``, ``v1@replay/k``. Live and replay
+snapshots of one version therefore never share a key, and compaction of the models topic
+keeps the newest of each (a replay of the live version must not replace the live models).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Any, Literal
 
 from kappaml.fingerprint import fingerprint
 
-__all__ = ["ORIGINS", "Snapshot", "parse_snapshot_key", "read_header", "snapshot_key"]
+__all__ = ["ORIGINS", "Snapshot", "parse_label", "parse_snapshot_key", "read_header", "snapshot_key",
+           "snapshot_label"]
 
 Origin = Literal["live", "replay"]
 ORIGINS: tuple[str, ...] = ("live", "replay")
@@ -39,22 +43,39 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _META = ("key", "version", "spec", "origin", "partition", "offset", "learned", "fingerprint", "created_at")
 
 
-def snapshot_key(version: str, key: str, spec: str = "") -> str:
-    """The Kafka key of a model snapshot: the model version, a slash, the model key.
+def snapshot_label(version: str, spec: str = "", origin: str = "live") -> str:
+    """``version``, ``+spec`` for a challenger spec, ``@replay`` for a replay's snapshot."""
+    _check_version(version)
+    if "@" in version or "+" in version:
+        raise ValueError(f"version must not contain '@' or '+' (they label snapshots), got {version!r}")
+    if origin not in ORIGINS:
+        raise ValueError(f"origin must be one of {ORIGINS}, got {origin!r}")
+    label = f"{version}+{spec}" if spec else version
+    return label if origin == "live" else f"{label}@{origin}"
+
+
+def snapshot_key(version: str, key: str, spec: str = "", origin: str = "live") -> str:
+    """The Kafka key of a model snapshot: its label (see ``snapshot_label``), a slash, the model key.
 
     A challenger (any spec but the one the version was started with) is labelled
     ``version+spec``, so each spec of a version keeps its own newest snapshot per key.
     """
-    _check_version(version)
-    return f"{version}+{spec}/{key}" if spec else f"{version}/{key}"
+    return f"{snapshot_label(version, spec, origin)}/{key}"
 
 
 def parse_snapshot_key(text: str) -> tuple[str, str]:
-    """(version, key) of a snapshot's Kafka key; versions never contain a slash."""
-    version, sep, key = text.partition("/")
-    if not sep or not version:
-        raise ValueError(f"not a snapshot key (version/key): {text!r}")
-    return version, key
+    """(label, key) of a snapshot's Kafka key; labels never contain a slash."""
+    label, sep, key = text.partition("/")
+    if not sep or not label:
+        raise ValueError(f"not a snapshot key (label/key): {text!r}")
+    return label, key
+
+
+def parse_label(label: str) -> tuple[str, str, str]:
+    """(version, spec or "", origin) of a snapshot label."""
+    rest, at, origin = label.partition("@")
+    version, _plus, spec = rest.partition("+")
+    return version, spec, origin if at else "live"
 
 
 def _check_version(version: object) -> None:
@@ -137,7 +158,7 @@ class Snapshot:
 
     @property
     def kafka_key(self) -> str:
-        return snapshot_key(self.version, self.key)
+        return snapshot_key(self.version, self.key, origin=self.origin)
 
     def metadata(self) -> dict[str, Any]:
         """Every field but the model, as JSON-ready values."""

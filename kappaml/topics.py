@@ -69,6 +69,11 @@ class Topics:
     def drift(self) -> str:
         return f"{self.prefix}.drift"
 
+    @property
+    def datasets(self) -> str:
+        """The data set declarations (kappaml/catalog.py), keyed by data set name."""
+        return f"{self.prefix}.datasets"
+
     def specs(self) -> list[TopicSpec]:
         # Outputs are partitioned like the input so per-key order is kept end to end.
         n = self.raw_partitions
@@ -79,6 +84,8 @@ class Topics:
             TopicSpec(self.metrics, 1),
             TopicSpec(self.challengers, n),
             TopicSpec(self.drift, 1),
+            # Compacted: the declaration of every data set in the log is kept for ever.
+            TopicSpec(self.datasets, 1, {"cleanup.policy": "compact"}),
             # Compacted: the newest snapshot per (key, version) is kept for ever.
             TopicSpec(
                 self.models,
@@ -92,10 +99,13 @@ def ensure_topics(
     kafka: KafkaSettings,
     specs: Iterable[TopicSpec],
     *,
-    replication_factor: int = 1,
+    replication_factor: int = -1,
     timeout: float = 30.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
+
+    ``replication_factor`` -1 takes the cluster's ``default.replication.factor`` (1 on the local
+    single broker, 3 on ``python -m infra up --brokers 3``, whatever a real cluster sets).
 
     Existing topics are left alone (their partition count is checked, not changed). An
     unreachable cluster or refused credentials raise ``KafkaUnavailable`` with the reason.

@@ -13,12 +13,13 @@ import signal
 import sys
 from pathlib import Path
 
-from kappaml.dataset import load
+from kappaml.catalog import resolve_from_log
 from kappaml.drift import DETECTORS, POLICIES, DriftConfig
 from kappaml.kafka import KafkaSettings, KafkaUnavailable
 from kappaml.learner import IncompatibleState
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
+from kappaml.paths import state_dir
 from kappaml.topics import Topics
 from processor import promote
 from processor.app import Processor
@@ -32,20 +33,27 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers "
                    "(default: KAPPAML_KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
-    p.add_argument("--dataset", default=env("KAPPAML_DATASET", "co2"),
-                   help="built-in dataset name or path of a TOML declaration")
+    p.add_argument("--dataset", default=env("KAPPAML_DATASET") or None,
+                   help="the data set: by default the one the log declares (<prefix>.datasets, written "
+                        "by the ingest); a built-in name, TOML path or declared name must agree with it")
+    p.add_argument("--dataset-wait", type=float, default=float(env("KAPPAML_DATASET_WAIT", "120")),
+                   metavar="SECONDS", help="without --dataset, how long to wait for the ingest to declare "
+                                           "the data set in the log before giving up")
     p.add_argument("--model-spec", default=env("KAPPAML_MODEL_SPEC", DEFAULT_SPEC),
                    choices=sorted(SPECS))
     p.add_argument("--model-version", default=env("KAPPAML_MODEL_VERSION", "v1"))
     p.add_argument("--group", default=env("KAPPAML_PROCESSOR_GROUP", ""),
                    help="consumer group (default: <prefix>-processor-<version>)")
+    p.add_argument("--instance-id", default=env("KAPPAML_PROCESSOR_INSTANCE_ID", ""),
+                   help="this instance's stable id in the group (its Kafka transactional id and "
+                        "group.instance.id); default: <host>-<lowest free slot on this host>. Give "
+                        "each instance its own, stable across restarts (e.g. a StatefulSet pod name)")
     p.add_argument("--guarantee", choices=["exactly-once", "at-least-once"],
                    default=env("KAPPAML_PROCESSING_GUARANTEE", "exactly-once"))
     p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
     p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")))
-    p.add_argument("--state-dir", type=Path,
-                   default=Path(env("KAPPAML_STATE_DIR", os.path.join(env("KAPPAML_DATA_DIR", ".kappaml"),
-                                                                      "state"))))
+    p.add_argument("--state-dir", type=Path, default=state_dir(),
+                   help="Quix Streams state (env KAPPAML_STATE_DIR, default $KAPPAML_DATA_DIR/state)")
     p.add_argument("--commit-interval", type=float,
                    default=float(env("KAPPAML_COMMIT_INTERVAL", "1.0")),
                    help="seconds between checkpoints (also the metrics and snapshot period)")
@@ -73,13 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
+        kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
+        topics = Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions)
+        # The log says what its records are (kappaml/catalog.py); the replay resolves it alike.
+        dataset, _declared = resolve_from_log(kafka, topics.datasets, args.dataset, wait=args.dataset_wait)
         settings = ProcessorSettings(
-            dataset=load(args.dataset),
+            dataset=dataset,
             model_spec=args.model_spec,
             model_version=args.model_version,
-            kafka=KafkaSettings.from_env(bootstrap_servers=args.bootstrap),
-            topics=Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions),
+            kafka=kafka,
+            topics=topics,
             consumer_group=args.group,
+            instance_id=args.instance_id,
             guarantee=args.guarantee,
             state_dir=args.state_dir,
             commit_interval=args.commit_interval,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import socket
 import time
 from time import perf_counter
 from typing import Any
@@ -15,24 +13,41 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.state.base import PartitionTransaction
 from quixstreams.state.rocksdb import RocksDBOptions
 
+from kappaml.catalog import LogDeclarations
 from kappaml.fingerprint import fingerprint
 from kappaml.learner import KeyState, ModelError, learn_step
 from kappaml.lineup import Promotion, is_control
 from kappaml.logging import get_logger
-from kappaml.records import InvalidRecord, decode
+from kappaml.records import InvalidRecord
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
 from processor.cache import CheckpointSink, KeyStates, ModelCache
 from processor.champions import Champions
 from processor.cutover import load_replay_seed
 from processor.duplicates import DuplicateWatch
-from processor.outputs import dead_letter, drift_event, key_metrics, now_ms, pooled, prediction
+from processor.instance import claim_identity
+from processor.outputs import (
+    dead_letter,
+    drift_event,
+    key_metrics,
+    now_ms,
+    pooled,
+    pooled_metrics,
+    prediction,
+)
 from processor.settings import ProcessorSettings
 from processor.stats import IntervalStats, LearnCost
+from processor.timing import CheckpointTimer, GcPauses
 
 __all__ = ["Processor"]
 
 log = get_logger(__name__)
+
+# A restart under the same transactional id aborts its predecessor's open transaction at once.
+# An instance that dies for good is not restarted: its transaction then blocks read_committed
+# readers until this timeout (librdkafka's default is 60 s); a checkpoint's transaction lasts
+# about one commit interval.
+TRANSACTION_TIMEOUT_MS = 15_000
 
 
 class Processor:
@@ -40,8 +55,10 @@ class Processor:
 
     def __init__(self, settings: ProcessorSettings) -> None:
         self.settings = settings
-        self.instance = f"{socket.gethostname()}-{os.getpid()}"
+        self.identity = claim_identity(settings.group, settings.instance_id)
+        self.instance = self.identity.instance
         ensure_topics(settings.kafka, settings.topics.specs())
+        self.declarations = LogDeclarations(settings.kafka, settings.topics.datasets)
         self.app = Application(
             broker_address=ConnectionConfig.from_librdkafka_dict(settings.kafka.client_config()),
             consumer_group=settings.group,
@@ -55,9 +72,14 @@ class Processor:
             state_dir=settings.state_dir,
             # Models are Python objects: the store keeps them pickled, not as JSON.
             rocksdb_options=RocksDBOptions(dumps=pickle.dumps, loads=pickle.loads),
-            producer_extra_config={"message.max.bytes": MODEL_MESSAGE_BYTES + 65536},
+            producer_extra_config={"message.max.bytes": MODEL_MESSAGE_BYTES + 65536,
+                                   # Stable across restarts: see processor/instance.py.
+                                   "transactional.id": self.identity.transactional_id,
+                                   "transaction.timeout.ms": max(TRANSACTION_TIMEOUT_MS,
+                                                                 int(settings.commit_interval * 3000))},
             consumer_extra_config={"session.timeout.ms": int(settings.session_timeout * 1000),
-                                   "heartbeat.interval.ms": max(int(settings.session_timeout * 200), 100)},
+                                   "heartbeat.interval.ms": max(int(settings.session_timeout * 200), 100),
+                                   "group.instance.id": self.identity.group_instance_id},
             loglevel="WARNING",
         )
         self.lineup = settings.lineup
@@ -69,6 +91,8 @@ class Processor:
         self.stats = IntervalStats()
         self.learn_cost = LearnCost()
         self.duplicates = DuplicateWatch()
+        self.timer = CheckpointTimer()
+        self.gc_pauses = GcPauses()
         self._last_progress = time.monotonic()
         self._build()
         # register_store() in _build has registered (and created) the changelog topic by now.
@@ -107,16 +131,23 @@ class Processor:
         """Process until stopped, or, with ``idle_timeout``, until no message came for that long."""
         log.info("processor starting", group=self.settings.group, raw=self.settings.topics.raw,
                  spec=self.settings.model_spec, version=self.settings.model_version,
-                 guarantee=self.settings.guarantee, from_replay=self.settings.from_replay)
+                 guarantee=self.settings.guarantee, from_replay=self.settings.from_replay,
+                 instance=self.instance)
         if self.seed is not None:
             self.seed.commit_start_offsets(self.settings.kafka, self.settings.group, self.settings.topics.raw)
-        self.app.run(timeout=idle_timeout, collect=False)
+        self.gc_pauses.install()
+        try:
+            self.app.run(timeout=idle_timeout, collect=False)
+        finally:
+            self.gc_pauses.uninstall()
+            self.identity.release()
 
     def stop(self) -> None:
         self.app.stop()
 
     # -- per message ------------------------------------------------------------------
     def _process(self, value: bytes, key: bytes, timestamp: int, headers: Any) -> None:
+        self.timer.message()
         ctx = message_context()
         partition, offset = ctx.partition, ctx.offset
         self.stats.messages += 1
@@ -125,7 +156,7 @@ class Processor:
             return
         try:
             model_key = key.decode("utf-8") if key is not None else None
-            example = decode(self.settings.dataset, value)
+            example = self.declarations.decode(self.settings.dataset, value)
             if model_key is None or example.key != model_key:
                 raise InvalidRecord(f"record key {example.key!r} does not match the message key "
                                     f"{model_key!r}")
@@ -155,8 +186,10 @@ class Processor:
             role = "champion" if serving else "challenger"
             record = prediction(ks, example, result, partition, offset, processed, role)
             produce(topics.predictions if serving else topics.challengers, key, orjson.dumps(record))
-            if serving and example.ts is not None:
-                self.stats.latencies_ms.append(processed - example.ts)
+            if serving:
+                self.champions.served[partition].update(result.y_true, result.y_pred)
+                if example.ts is not None:
+                    self.stats.latencies_ms.append(processed - example.ts)
             if result.drift is not None:
                 event = drift_event(ks, example, result, partition, offset, role, processed)
                 log.warning("drift detected", key=model_key, spec=spec, offset=offset,
@@ -216,7 +249,10 @@ class Processor:
     # -- per checkpoint ---------------------------------------------------------------
     def _on_checkpoint(self) -> None:
         """Persist dirty models and publish their metrics and snapshots, inside the checkpoint."""
+        timer = self.timer
+        timer.start()
         flushed = self.cache.flush()
+        timer.lap("states")
         ts = now_ms()
         producer = self.app._producer  # noqa: SLF001 - see _send_dead_letter
         topics, lineup = self.settings.topics, self.lineup
@@ -234,15 +270,22 @@ class Processor:
                 label = "" if spec == lineup.champion else spec
                 producer.produce(topics.models, key=snapshot_key(ks.version, ks.key, label),
                                  value=snapshot.encode())
-        self.champions.checkpoint()
+        self.champions.checkpoint(self._transaction)
+        timer.lap("snapshots")
         if flushed or self.stats.messages:
             overall = self._overall(ts, champions)
             overall["duplicates"] = self.duplicates.update(overall["skipped"])
+            due = time.monotonic() - self._last_progress >= self.settings.progress_interval
+            if due:  # sorting the samples costs more than a checkpoint: only now and then
+                overall["timing"] = {"checkpoint_ms": timer.summary(), "gc": self.gc_pauses.summary()}
             producer.produce(topics.metrics, key="__overall__", value=orjson.dumps(overall))
             if lineup.challengers:
                 producer.produce(topics.metrics, key="__comparison__",
                                  value=orjson.dumps(self._comparison(ts, champions)))
-            self._log_progress(overall)
+            if due:
+                self._log_progress(overall)
+        timer.lap("metrics")
+        timer.done()
 
     def _serving(self, champions: dict[int, str]) -> list[KeyState]:
         champion = self.lineup.champion
@@ -251,7 +294,7 @@ class Processor:
     def _overall(self, ts: int, champions: dict[int, str]) -> dict[str, Any]:
         every = [ks for _p, states in self.cache.states() for ks in states.values()]
         serving_states = self._serving(champions)
-        serving = pooled(serving_states)
+        served = pooled_metrics(list(self.champions.served.values()))
         interval = self.stats.take()
         return {
             "scope": "overall",
@@ -262,12 +305,17 @@ class Processor:
             "challengers": list(self.lineup.challengers),
             "instance": self.instance,
             "keys": len(self.cache),
-            # Of the serving models: what the pipeline's users got.
-            "learned": serving["learned"],
+            # "spec" above names the version (the spec it was started with); the errors are of
+            # the predictions served, whichever spec served each one (see "champions").
+            "scored": "served",
+            "learned": sum(ks.learned for ks in serving_states),
             "skipped": sum(ks.skipped for ks in serving_states),
             "invalid": interval["invalid_total"],
-            "rmse": serving["rmse"],
-            "mae": serving["mae"],
+            "served": served["n"],
+            "rmse": served["rmse"],
+            "mae": served["mae"],
+            "rolling_rmse": served["rolling_rmse"],
+            "rolling_mae": served["rolling_mae"],
             "drifts": sum(ks.drifts for ks in every),
             "throughput": interval["throughput"],
             "latency_ms": interval["latency_ms"],
@@ -291,10 +339,8 @@ class Processor:
         }
 
     def _log_progress(self, overall: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if now - self._last_progress < self.settings.progress_interval:
-            return
-        self._last_progress = now
+        self._last_progress = time.monotonic()
+        log.debug("checkpoint timing", **overall.get("timing", {}))
         log.info("progress", learned=overall["learned"], skipped=overall["skipped"],
                  invalid=overall["invalid"], keys=overall["keys"], rate=overall["throughput"],
                  rmse=overall["rmse"] and round(overall["rmse"], 3),

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from quixstreams.state import State
 from quixstreams.state.base import PartitionTransaction
 
+from kappaml.evaluation import PrequentialMetrics
 from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, ServingHistory
 from kappaml.logging import get_logger
 
@@ -21,6 +22,7 @@ __all__ = ["Champions"]
 log = get_logger(__name__)
 
 _CHAMPION = "champion"
+_SERVED = "served"
 
 
 def _partition_state(transaction: PartitionTransaction) -> State:
@@ -35,11 +37,19 @@ class Champions:
         # Partitions whose stored champion was read in the current checkpoint: re-read in
         # each, because a partition may have been served by another instance in between.
         self._loaded: set[int] = set()
+        # Per partition, the prequential metrics of the predictions actually served, whichever
+        # spec served each one: what the pipeline's users got. Stored beside the champion, so
+        # they commit with the offsets and move with the partition.
+        self.served: dict[int, PrequentialMetrics] = {}
 
     def champion(self, partition: int, transaction: Callable[[int], PartitionTransaction]) -> str:
         """The partition's serving spec; ``transaction(partition)`` is opened once per checkpoint."""
         if partition not in self._loaded:
-            stored = _partition_state(transaction(partition)).get(_CHAMPION)
+            state = _partition_state(transaction(partition))
+            served = state.get(_SERVED)
+            self.served[partition] = (served if isinstance(served, PrequentialMetrics)
+                                      else PrequentialMetrics(self.history.lineup.window))
+            stored = state.get(_CHAMPION)
             if stored in self.history.lineup.specs:
                 self.history.champions[partition] = stored
             else:
@@ -60,7 +70,10 @@ class Champions:
             _partition_state(transaction(partition)).set(_CHAMPION, promotion.spec)
         return reason
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, transaction: Callable[[int], PartitionTransaction]) -> None:
+        """Store the served metrics of the partitions used since the last checkpoint."""
+        for partition in self._loaded:
+            _partition_state(transaction(partition)).set(_SERVED, self.served[partition])
         self._loaded.clear()
 
     def current(self) -> dict[int, str]:

@@ -18,10 +18,10 @@ from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig, DriftMonitor
 from kappaml.evaluation import PrequentialMetrics
 from kappaml.kafka import KafkaSettings
-from kappaml.learner import MODEL_CODE, KeyState
+from kappaml.learner import STATE_CODE, KeyState
 from kappaml.logging import get_logger
 from kappaml.seen import SeenIds
-from kappaml.snapshot import Snapshot, read_header
+from kappaml.snapshot import Snapshot, read_header, snapshot_label
 
 __all__ = ["CutoverError", "ReplaySeed", "load_replay_seed"]
 
@@ -49,7 +49,7 @@ class ReplaySeed:
         return KeyState(key=key, spec=spec, version=version, model=snap.model,
                         metrics=PrequentialMetrics(window=window),
                         seen=SeenIds.from_json(snap.extra["seen"]),
-                        learned=snap.learned, last_offset=snap.offset, code=MODEL_CODE,
+                        learned=snap.learned, last_offset=snap.offset, code=STATE_CODE,
                         drift=DriftMonitor(drift) if drift is not None else None,
                         generation=int(snap.extra.get("generation", 0)))
 
@@ -100,8 +100,10 @@ def load_replay_seed(kafka: KafkaSettings, models_topic: str, version: str, spec
                     continue  # not a snapshot: nothing to seed from
                 if header.get("version") != version or header.get("origin") != "replay":
                     continue
-                if (msg.key() or b"").decode("utf-8", "replace").partition("/")[0] != version:
-                    continue  # a challenger's snapshot (version+spec/key): the cut-over seeds the champion
+                label = (msg.key() or b"").decode("utf-8", "replace").partition("/")[0]
+                # ``version`` alone: published before replay snapshots had labels of their own.
+                if label not in (snapshot_label(version, origin="replay"), version):
+                    continue  # a challenger's snapshot (version+spec): the cut-over seeds the champion
                 snap = Snapshot.decode(msg.value())
                 # If the version was replayed more than once, the newest replay wins.
                 old = snapshots.get(snap.key)

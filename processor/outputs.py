@@ -8,10 +8,11 @@ import math
 import time
 from typing import Any
 
+from kappaml.evaluation import PrequentialMetrics
 from kappaml.learner import KeyState, StepResult
 from kappaml.records import Example
 
-__all__ = ["dead_letter", "drift_event", "key_metrics", "now_ms", "pooled", "prediction"]
+__all__ = ["dead_letter", "drift_event", "key_metrics", "now_ms", "pooled", "pooled_metrics", "prediction"]
 
 _MAX_PAYLOAD = 2048
 
@@ -115,7 +116,16 @@ def key_metrics(ks: KeyState, ts: int, role: str = "champion") -> dict[str, Any]
 
 def pooled(states: list[KeyState]) -> dict[str, Any]:
     """Exact pooled cumulative and rolling RMSE/MAE of several keys' prequential metrics."""
-    values = [ks.metrics.get() for ks in states]
+    return {
+        "learned": sum(ks.learned for ks in states),
+        **{k: v for k, v in pooled_metrics([ks.metrics for ks in states]).items() if k != "n"},
+        "drifts": sum(ks.drifts for ks in states),
+    }
+
+
+def pooled_metrics(metrics: list[PrequentialMetrics]) -> dict[str, Any]:
+    """Exact pooled cumulative and rolling RMSE/MAE of several prequential tallies."""
+    values = [m.get() for m in metrics]
     n = sum(v["n"] for v in values if v["n"])
     rn = sum(v["rolling_n"] for v in values if v["rolling_n"])
 
@@ -127,10 +137,9 @@ def pooled(states: list[KeyState]) -> dict[str, Any]:
         return math.sqrt(acc / total) if square else acc / total
 
     return {
-        "learned": sum(ks.learned for ks in states),
+        "n": n,
         "rmse": mean("n", "rmse", True),
         "mae": mean("n", "mae", False),
         "rolling_rmse": mean("rolling_n", "rolling_rmse", True),
         "rolling_mae": mean("rolling_n", "rolling_mae", False),
-        "drifts": sum(ks.drifts for ks in states),
     }

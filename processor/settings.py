@@ -40,6 +40,9 @@ class ProcessorSettings:
     # Kafka's default is 45 s; heartbeats run on librdkafka's own thread, so a long
     # checkpoint does not count against it.
     session_timeout: float = 10.0
+    # This instance's stable id in the group (transactional id, static membership); empty:
+    # claimed per host, see processor/instance.py.
+    instance_id: str = ""
     # None: no drift detection.
     drift: DriftConfig | None = field(default_factory=DriftConfig)
 
@@ -52,8 +55,9 @@ class ProcessorSettings:
             raise ValueError(f"session_timeout must be 1-300 seconds, got {self.session_timeout}")
         if self.metrics_window < 1:
             raise ValueError(f"metrics_window must be >= 1, got {self.metrics_window}")
-        if not self.model_version or "/" in self.model_version:
-            raise ValueError(f"model_version must be non-empty without '/', got {self.model_version!r}")
+        if not self.model_version or any(c in self.model_version for c in "/@+"):
+            raise ValueError("model_version must be non-empty without '/', '@' or '+' (they label "
+                             f"snapshots), got {self.model_version!r}")
         if self.from_replay and self.challengers:
             raise ValueError("--from-replay seeds the champion only; start challengers without it")
         self.lineup  # noqa: B018 - validates the specs now, with a clear error

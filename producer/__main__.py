@@ -11,9 +11,8 @@ from kappaml import synthetic
 from kappaml.csvsource import CsvHeaderError
 from kappaml.kafka import KafkaUnavailable
 from kappaml.logging import configure_logging, get_logger
+from kappaml.paths import cache_dir, state_dir
 from producer.settings import (
-    DEFAULT_CACHE_DIR,
-    DEFAULT_STATE_DIR,
     IngestSettings,
     ServeSettings,
     add_dataset_flags,
@@ -41,11 +40,15 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                        help="seconds of silence before a comment heartbeat (env KAPPAML_SSE_HEARTBEAT)")
     serve.add_argument("--retry-ms", type=int, default=int(env_default(env, "SSE_RETRY_MS", "3000")),
                        help="reconnection delay hinted to clients")
-    serve.add_argument("--cache-dir", default=env_default(env, "CACHE_DIR", str(DEFAULT_CACHE_DIR)),
+    serve.add_argument("--cache-dir", default=str(cache_dir(env)),
                        help="where the synthetic CSV is generated (env KAPPAML_CACHE_DIR)")
     serve.add_argument("--synthetic-rows", type=int,
                        default=int(env_default(env, "SYNTHETIC_ROWS", str(synthetic.DEFAULT_ROWS))),
                        help="rows of the synthetic data (env KAPPAML_SYNTHETIC_ROWS)")
+    serve.add_argument("--check", action="store_true",
+                       help="validate the whole CSV against the declaration, print the invalid rows' "
+                            "reasons with counts, and exit (0: every row valid, 1: some invalid) "
+                            "instead of serving")
     serve.add_argument("--seed", type=int, default=int(env_default(env, "SYNTHETIC_SEED", "42")),
                        help="seed of the synthetic data (env KAPPAML_SYNTHETIC_SEED)")
 
@@ -76,9 +79,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     ingest.add_argument("--log-interval", type=float,
                         default=float(env_default(env, "LOG_INTERVAL", "5")),
                         help="seconds between progress lines (env KAPPAML_LOG_INTERVAL)")
-    ingest.add_argument("--state-dir", default=env_default(env, "STATE_DIR", str(DEFAULT_STATE_DIR)),
-                        help="Quix Streams state directory (env KAPPAML_STATE_DIR); the source state "
+    ingest.add_argument("--state-dir", default=str(state_dir(env)),
+                        help="Quix Streams state directory (env KAPPAML_STATE_DIR, default "
+                             "$KAPPAML_DATA_DIR/state, .kappaml/state); the source state "
                              "itself lives in Kafka (changelog), this only holds local metadata")
+    ingest.add_argument("--invalid-warn-share", type=float,
+                        default=float(env_default(env, "INGEST_INVALID_WARN_SHARE", "0.5")),
+                        help="warn once when more than this share of the first rows is invalid "
+                             "(env KAPPAML_INGEST_INVALID_WARN_SHARE)")
+    ingest.add_argument("--invalid-warn-rows", type=int,
+                        default=int(env_default(env, "INGEST_INVALID_WARN_ROWS", "100")),
+                        help="how many first rows that share is measured on "
+                             "(env KAPPAML_INGEST_INVALID_WARN_ROWS)")
     ingest.add_argument("--max-backoff", type=float, default=5.0,
                         help="longest pause between reconnection attempts, seconds")
     return parser
@@ -96,6 +108,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         if args.command == "serve":
             settings = ServeSettings.from_args(args)
+            if args.check:
+                return check_csv(settings)
             from producer.serve import run_serve
 
             return run_serve(settings)
@@ -111,6 +125,16 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def check_csv(settings: ServeSettings) -> int:
+    """``serve --check``: the whole file against its declaration, as a table on stdout."""
+    from kappaml.csvsource import CsvTable
+    from kappaml.validation import check_table
+
+    report = check_table(CsvTable(settings.csv, settings.dataset))
+    sys.stdout.write(f"{settings.csv} (data set {settings.dataset.name!r}): {report.render()}\n")
+    return 0 if report.invalid == 0 else 1
 
 
 if __name__ == "__main__":

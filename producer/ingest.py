@@ -11,10 +11,12 @@ from quixstreams import Application
 from quixstreams.app import consumer_extra_config_overrides
 from quixstreams.models import Topic
 
+from kappaml.catalog import publish_declaration
 from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import get_logger
 from kappaml.topics import ensure_topics
+from kappaml.validation import InvalidShare
 from producer.identity import fetch_stream, ingest_identity
 from producer.settings import IngestSettings
 from producer.source import SSESource
@@ -98,6 +100,8 @@ def run_ingest(settings: IngestSettings) -> int:
     topics = settings.topics
     ensure_topics(settings.kafka, topics.specs())
     dataset = settings.dataset or fetch_dataset(settings.url, max_backoff=settings.max_backoff)
+    # Before the first record: the log says what its records are (kappaml/catalog.py).
+    publish_declaration(settings.kafka, topics.datasets, dataset)
     # One identity per (topic prefix, data set, source file): the state (last event id) and the
     # fencing transactional id follow it across restarts; another file starts afresh.
     identity = ingest_identity(topics.prefix, dataset.name,
@@ -132,6 +136,7 @@ def run_ingest(settings: IngestSettings) -> int:
         log_interval=settings.log_interval,
         max_backoff=settings.max_backoff,
         log_level=settings.log_level,
+        invalid_share=InvalidShare(settings.invalid_warn_share, settings.invalid_warn_rows),
     )
     raw = app.topic(topics.raw, key_serializer="bytes", value_serializer="bytes")
     app.add_source(source, topic=raw)

@@ -18,6 +18,7 @@ from kappaml import synthetic
 from kappaml.dataset import Dataset, Feature, load
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
+from kappaml.validation import InvalidShare
 from producer.server import ServerConfig
 
 __all__ = ["IngestSettings", "ServeSettings", "add_dataset_flags", "dataset_from_args"]
@@ -134,8 +135,12 @@ class IngestSettings:
     max_backoff: float = 5.0
     state_dir: Path = DEFAULT_STATE_DIR
     log_level: str = "INFO"
+    # Warn once when more than this share of the first rows is invalid (see kappaml.validation).
+    invalid_warn_share: float = 0.5
+    invalid_warn_rows: int = 100
 
     def __post_init__(self) -> None:
+        InvalidShare(self.invalid_warn_share, self.invalid_warn_rows)  # rejects bad values
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
@@ -166,4 +171,6 @@ class IngestSettings:
             max_backoff=args.max_backoff,
             state_dir=Path(args.state_dir),
             log_level=args.log_level,
+            invalid_warn_share=args.invalid_warn_share,
+            invalid_warn_rows=args.invalid_warn_rows,
         )

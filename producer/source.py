@@ -27,6 +27,7 @@ from quixstreams.sources import StatefulSource
 from kappaml.dataset import Dataset
 from kappaml.logging import configure_logging, get_logger
 from kappaml.records import InvalidRecord, extract
+from kappaml.validation import InvalidShare
 from producer.follower import Event, Follower
 
 __all__ = ["SSESource"]
@@ -77,6 +78,7 @@ class SSESource(StatefulSource):
         max_backoff: float = 5.0,
         log_level: str = "INFO",
         shutdown_timeout: float = 10.0,
+        invalid_share: InvalidShare | None = None,
     ) -> None:
         super().__init__(name, shutdown_timeout=shutdown_timeout)
         self.url = url
@@ -93,6 +95,7 @@ class SSESource(StatefulSource):
         self.produced = 0
         self.invalid = 0
         self.committed_id: str | None = None
+        self.invalid_share = invalid_share or InvalidShare()
         self._raw: ConfluentProducer | None = None
         self._topic_name = ""
         self._unpolled = 0
@@ -122,6 +125,7 @@ class SSESource(StatefulSource):
             headers=[("row_id", event.id.encode())],
         )
         self.invalid += 1
+        self.invalid_share.add_invalid(details.get("column"), str(details.get("reason")))
 
     def _record(self, event: Event) -> None:
         try:
@@ -180,6 +184,13 @@ class SSESource(StatefulSource):
         details.setdefault("row", None)
         self._dead_letter(event, details)
 
+    def _warn_invalid(self) -> None:
+        share = self.invalid_share
+        log.warning("most rows are invalid: they go to the dead-letter topic, not to the models; check "
+                    "the CSV against its declaration (python -m producer serve --check ...)",
+                    rows=share.valid + share.invalid, invalid=share.invalid, dataset=self.dataset.name,
+                    dlq_topic=self.dlq_topic, top_reasons=share.top())
+
     # ------------------------------------------------------------------ main loop
 
     def run(self) -> None:
@@ -218,6 +229,8 @@ class SSESource(StatefulSource):
                         break
                     last_id = event.id
                     pending += 1
+                if self.invalid_share.due(self.produced, ended):
+                    self._warn_invalid()
                 now = time.monotonic()
                 if pending and (pending >= self.commit_every or now - opened >= self.commit_interval):
                     self._commit(last_id)
@@ -236,6 +249,8 @@ class SSESource(StatefulSource):
                     if follower.error is not None:
                         raise follower.error
                     break
+            if self.invalid_share.due(self.produced, ended=True):
+                self._warn_invalid()
             self._commit(last_id)
         except BaseException:
             if self.transactional:

@@ -52,6 +52,11 @@ def _replay(argv: list[str]) -> int:
     except ReplayError:
         _check_specs(parser, settings)  # a bad flag is reported first, as usage error
         raise
+    try:
+        # The job resolves it again, by the same rule: this only fails before a JVM starts.
+        settings.resolve_dataset()
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
     options, pending = archive.java_options() if archive else ([], None)
     cmd = spark_submit_command(settings, jars, pyfiles, options)
     log.info("starting spark-submit", version=settings.version, spec=settings.spec,

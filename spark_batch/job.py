@@ -54,7 +54,7 @@ def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tu
     """
     busy = sum(1 for p in pinned.partitions if pinned.end[p] > pinned.start[p])
     # One global model is one key: a shuffle could not spread it over more tasks.
-    if settings.shuffle_partitions <= busy or settings.dataset.key is None:
+    if settings.shuffle_partitions <= busy or settings.lineup.dataset.key is None:
         return raw, False
     shuffled = raw.repartition(settings.shuffle_partitions, "partition", "key").sortWithinPartitions(
         "partition", "key", "offset"
@@ -75,7 +75,7 @@ def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, pinne
     fn = StreamRebuild(
         lineup=settings.lineup, predictions_dir=str(predictions_dir.resolve()), clustered=clustered,
         end_offsets=dict(pinned.end), rows_total=pinned.span,
-        log_level=settings.log_level, log_json=settings.log_json,
+        log_level=settings.log_level, log_json=settings.log_json, declared=settings.declared,
     )
     return records.mapInArrow(fn.as_udf(), OUTPUT_SCHEMA)
 

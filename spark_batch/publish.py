@@ -1,5 +1,6 @@
-"""Publish rebuilt models to the compacted snapshot topic, keyed ``{version}/{key}``
-(``{version}+{spec}/{key}`` for a challenger spec, see kappaml.snapshot.snapshot_key)."""
+"""Publish rebuilt models to the compacted snapshot topic, keyed ``{version}@replay/{key}``
+(``{version}+{spec}@replay/{key}`` for a challenger spec, see kappaml.snapshot.snapshot_key):
+never the live processor's keys, so a replay of the live version cannot replace its models."""
 
 from __future__ import annotations
 
@@ -41,10 +42,10 @@ class SnapshotPublisher:
         if len(snapshot) > _MAX_MESSAGE:
             raise ReplayError(f"snapshot of key {key!r} is {len(snapshot)} bytes, over the "
                               f"{_MAX_MESSAGE}-byte limit of topic {self.topic}")
+        kafka_key = snapshot_key(self.version, key, spec, "replay").encode("utf-8")
         while True:
             try:
-                self._producer.produce(self.topic, key=snapshot_key(self.version, key, spec).encode("utf-8"),
-                                       value=snapshot, on_delivery=self._delivered)
+                self._producer.produce(self.topic, key=kafka_key, value=snapshot, on_delivery=self._delivered)
                 break
             except BufferError:
                 self._producer.poll(0.5)  # local queue full: let deliveries drain

@@ -76,7 +76,8 @@ class KeyReplay:
     """
 
     def __init__(self, raw_key: Any, partition: int, lineup: Lineup,
-                 end_offsets: Mapping[int, int] | None = None) -> None:
+                 end_offsets: Mapping[int, int] | None = None,
+                 declared: frozenset[str] | None = None) -> None:
         self.partition = partition
         self.lineup = lineup
         self._roles = {spec: CHAMPION if spec == lineup.champion else CHALLENGER for spec in lineup.specs}
@@ -91,6 +92,7 @@ class KeyReplay:
         self.rows = 0
         self._last_offset = -1
         self._dataset = lineup.dataset
+        self._declared = declared
 
     def step(self, offset: int, value: Any, out: PredictionRows) -> None:
         """One record, in offset order: learned (or not) by every spec. The replay's hot path."""
@@ -103,7 +105,7 @@ class KeyReplay:
             self._invalid_record(out, offset, self._key_problem)
             return
         try:
-            example = decode(self._dataset, value)
+            example = decode(self._dataset, value, self._declared)
         except InvalidRecord as exc:
             self._invalid_record(out, offset, exc.reason)
             return

@@ -198,7 +198,7 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
         "drift": ({"detector": lineup.drift.detector, "policy": lineup.drift.policy}
                   if lineup.drift is not None else None),
         "origin": "replay",
-        "dataset": settings.dataset.name,
+        "dataset": lineup.dataset.name,
         "topic": topic,
         "models_topic": settings.topics.models if settings.publish else None,
         "published": publisher.sent if publisher is not None else 0,
@@ -252,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, json=settings.log_json)
     # py4j logs every gateway connection it closes at INFO.
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        # From the log, as the processor does (kappaml/catalog.py); --dataset must agree with it.
+        settings = settings.resolve_dataset()
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
     try:
         run_replay(settings)
     except ReplayError as exc:

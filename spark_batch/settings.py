@@ -11,12 +11,13 @@ import argparse
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import InitVar, dataclass, field
+from dataclasses import InitVar, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from kappaml.dataset import Dataset, load
+from kappaml.catalog import load_local
+from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
 
@@ -72,8 +73,11 @@ def _master_cores(master: str) -> int:
 class ReplaySettings:
     kafka: KafkaSettings
     topics: Topics
-    dataset: Dataset
-    dataset_ref: str  # what the user named (built-in name or TOML path): handed on to the job
+    # None until resolved from the log (resolve_dataset): the launcher and the job both do it.
+    dataset: Dataset | None
+    # What the user named (built-in, TOML path or a name the log declares), None: the log's
+    # declaration. Handed on to the job as given.
+    dataset_ref: str | None
     spec: str
     version: str
     output_dir: Path
@@ -90,6 +94,7 @@ class ReplaySettings:
     drift: str = "adwin"  # a detector of kappaml.drift, or "none"
     drift_policy: str = "alert"
     class_archive: bool = True  # the launcher's class-data archive of the driver JVM (classdata)
+    declared: frozenset[str] | None = None  # the data set names the log declares (kappaml.catalog)
     # False: the model specs are checked later, by check_specs(). Knowing them means importing
     # River (a second of CPU), which the launcher and the driver do while the JVM starts.
     validate_specs: InitVar[bool] = True
@@ -133,9 +138,19 @@ class ReplaySettings:
             raise ValueError(f"unknown model spec {unknown[0]!r} in --challengers: "
                              f"choose from {sorted(SPECS)}")
 
+    def resolve_dataset(self) -> ReplaySettings:
+        """These settings with the data set the log declares (checked against ``--dataset``), as the
+        processor resolves it; ``kappaml.catalog.DatasetError`` when they disagree."""
+        from kappaml.catalog import resolve_from_log  # noqa: PLC0415
+
+        dataset, declared = resolve_from_log(self.kafka, self.topics.datasets, self.dataset_ref)
+        return replace(self, dataset=dataset, declared=declared, validate_specs=False)
+
     @property
     def lineup(self) -> Lineup:
         """What the replay runs per key, as the processor runs it: champion, challengers, drift."""
+        if self.dataset is None:
+            raise ValueError("the data set is not resolved yet (ReplaySettings.resolve_dataset)")
         from kappaml.drift import DriftConfig  # noqa: PLC0415 - see DRIFT_CHOICES
         from kappaml.lineup import Lineup  # noqa: PLC0415
 
@@ -153,7 +168,7 @@ class ReplaySettings:
         argv = [
             "--bootstrap", self.kafka.bootstrap_servers,
             "--topic-prefix", self.topics.prefix,
-            "--dataset", self.dataset_ref,
+            *(("--dataset", self.dataset_ref) if self.dataset_ref else ()),
             "--model-spec", self.spec,
             "--challengers", ",".join(self.challengers),
             "--drift", self.drift,
@@ -186,7 +201,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (env KAPPAML_KAFKA_BOOTSTRAP_SERVERS)")
     p.add_argument("--topic-prefix", help="topic name prefix (env KAPPAML_TOPIC_PREFIX, default kappaml)")
-    p.add_argument("--dataset", help="built-in dataset name or TOML path (env KAPPAML_DATASET, default co2)")
+    p.add_argument("--dataset", help="built-in dataset name, TOML path or a name the log declares; it "
+                   "agree with the log's declaration (env KAPPAML_DATASET, default: the log's)")
     p.add_argument("--model-spec", help="model spec name (env KAPPAML_MODEL_SPEC, default the live one)")
     p.add_argument("--challengers", metavar="SPEC1,SPEC2",
                    help="model specs that learn beside the champion (--model-spec) on every key, "
@@ -248,7 +264,7 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
             return str(flag)
         return env.get(name) or default
 
-    dataset_ref = pick(args.dataset, "KAPPAML_DATASET", "co2") or "co2"
+    dataset_ref = pick(args.dataset, "KAPPAML_DATASET", None) or None
     version = pick(args.version, "KAPPAML_REPLAY_VERSION", None)
     version = default_version() if version is None else version
     master = pick(args.master, "KAPPAML_SPARK_MASTER", "local[2]") or "local[2]"
@@ -258,7 +274,8 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
     return ReplaySettings(
         kafka=KafkaSettings.from_env(env, bootstrap_servers=args.bootstrap),
         topics=Topics(prefix=pick(args.topic_prefix, "KAPPAML_TOPIC_PREFIX", "kappaml") or "kappaml"),
-        dataset=load(dataset_ref),
+        # Loaded now when it names a local declaration, so a bad TOML fails before Kafka is asked.
+        dataset=load_local(dataset_ref) if dataset_ref else None,
         dataset_ref=dataset_ref,
         spec=pick(args.model_spec, "KAPPAML_MODEL_SPEC", None) or _default_spec(),
         version=version,

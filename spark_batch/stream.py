@@ -48,6 +48,7 @@ class StreamRebuild:
     rows_total: int = 0
     log_level: str = "INFO"
     log_json: bool | None = None
+    declared: frozenset[str] | None = None  # the data set names the log declares (DLQ reasons)
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         configure_logging(self.log_level, json=self.log_json)
@@ -79,7 +80,8 @@ class StreamRebuild:
                     slot = this
                     current = live.get(this)
                     if current is None:
-                        current = live[this] = KeyReplay(raw, partition, self.lineup, self.end_offsets)
+                        current = live[this] = KeyReplay(raw, partition, self.lineup, self.end_offsets,
+                                                                     self.declared)
                 assert current is not None
                 current.step(offset, value, rows)
             predictions.write(rows)

@@ -56,7 +56,8 @@ def build_pyfiles(cache_dir: Path | None = None) -> Path:
     target = (cache_dir or default_cache_dir()) / f"pyfiles-{digest.hexdigest()[:12]}.zip"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".zip.partial")
+        # Per process: replays started together must not write one temporary file at once.
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.partial")
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             for p in files:
                 zf.write(p, p.relative_to(root).as_posix())
@@ -72,7 +73,9 @@ def _log4j2_file(cache_dir: Path | None = None) -> Path:
     path = (cache_dir or default_cache_dir()) / "spark-log4j2.properties"
     if not path.exists() or path.read_text() != _LOG4J2:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_LOG4J2)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        tmp.write_text(_LOG4J2)
+        os.replace(tmp, path)  # a JVM starting meanwhile never reads half a file
     return path
 
 

@@ -98,3 +98,47 @@ def read_all(settings: KafkaSettings, topic: str, *, expect: int | None = None,
 
 def json_values(messages: list[Any]) -> list[dict[str, Any]]:
     return [json.loads(value) for _key, value, _p, _o in messages]
+
+
+COMPACTION_MARKER = b"__compaction_marker__"
+
+
+def compact_now(settings: KafkaSettings, topic: str, timeout: float = 90.0) -> None:
+    """Make the broker compact ``topic`` now, and wait until it has.
+
+    Compaction only cleans closed segments: the topic gets a tiny ``segment.ms``, a marker
+    record rolls the segment, and the marker written twice under one key must shrink to one.
+    """
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    admin = AdminClient(settings.client_config())
+    entries = [ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET) for name, value in
+               (("segment.ms", "100"), ("min.cleanable.dirty.ratio", "0.0001"),
+                ("min.compaction.lag.ms", "0"), ("delete.retention.ms", "100"))]
+    for future in admin.incremental_alter_configs([ConfigResource("topic", topic,
+                                                                  incremental_configs=entries)]).values():
+        future.result(30)
+    marker = COMPACTION_MARKER + uuid.uuid4().hex.encode()
+    producer = Producer(settings.client_config())
+    partitions = consumer_partitions(settings, topic)
+    deadline = time.monotonic() + timeout
+    written = 0
+    while time.monotonic() < deadline:
+        for p in partitions:
+            for _ in range(2):
+                producer.produce(topic, key=marker, value=b"x", partition=p)
+                written += 1
+        producer.flush(10)
+        time.sleep(2)
+        seen = sum(1 for key, *_ in read_all(settings, topic, timeout=10) if key == marker)
+        if seen < written:
+            return
+    raise AssertionError(f"{topic} was not compacted within {timeout:.0f} s")
+
+
+def consumer_partitions(settings: KafkaSettings, topic: str) -> list[int]:
+    consumer = Consumer({**settings.client_config(), "group.id": f"probe-{uuid.uuid4().hex}"})
+    try:
+        return sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    finally:
+        consumer.close()

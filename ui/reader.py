@@ -37,8 +37,9 @@ __all__ = ["LiveReader", "ReaderLimits"]
 log = get_logger(__name__)
 
 # Topics whose size the pipeline page shows but whose records no page needs: the raw input,
-# and the challengers' predictions (their figures come pooled in the comparison records).
-MEASURED_ONLY = frozenset({"raw", "challengers"})
+# the challengers' predictions (their figures come pooled in the comparison records), and the
+# data set declarations (read by kappaml.catalog when a page needs them).
+MEASURED_ONLY = frozenset({"raw", "challengers", "datasets"})
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class LiveReader:
             topics.dlq: "dlq",
             topics.drift: "drift",
             topics.challengers: "challengers",
+            topics.datasets: "datasets",
         }
         self._backlog = {
             "predictions": self.limits.predictions_backlog,

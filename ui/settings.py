@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kappaml.dataset import Dataset, load
+from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
 
@@ -45,14 +45,15 @@ def script_overrides(argv: Sequence[str]) -> dict[str, str]:
 class UISettings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     prefix: str = "kappaml"
-    dataset_name: str = "co2"
+    # None: the data set the log declares (kappaml/catalog.py), as the processor and replay do.
+    dataset_name: str | None = None
     # Seconds without a metrics record after which the processor counts as not alive.
     alive_after: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.prefix or any(c in self.prefix for c in " /\\"):
             raise ValueError(f"topic prefix must be non-empty without spaces or slashes, got {self.prefix!r}")
-        if not self.dataset_name:
+        if self.dataset_name is not None and not self.dataset_name:
             raise ValueError("dataset must not be empty")
         if self.alive_after <= 0:
             raise ValueError(f"alive_after must be > 0 seconds, got {self.alive_after}")
@@ -62,11 +63,10 @@ class UISettings:
         return Topics(prefix=self.prefix)
 
     def dataset(self) -> Dataset:
-        from kappaml import synthetic  # noqa: PLC0415 - only for the embedded synthetic data set
+        """The log's declaration (``--dataset`` must agree with it); ``ValueError`` when there is none."""
+        from kappaml.catalog import resolve_from_log  # noqa: PLC0415
 
-        if self.dataset_name == synthetic.SYNTHETIC_NAME:
-            return synthetic.dataset()
-        return load(self.dataset_name)
+        return resolve_from_log(self.kafka, self.topics.datasets, self.dataset_name)[0]
 
     def processor_group(self, version: str) -> str:
         """The processor's consumer group of one model version (see ``ProcessorSettings.group``)."""
@@ -78,6 +78,6 @@ class UISettings:
         return cls(
             kafka=KafkaSettings.from_env(env),
             prefix=env.get("KAPPAML_TOPIC_PREFIX") or "kappaml",
-            dataset_name=env.get("KAPPAML_DATASET") or "co2",
+            dataset_name=env.get("KAPPAML_DATASET") or None,
             alive_after=float(env.get("KAPPAML_UI_ALIVE_AFTER") or 10.0),
         )

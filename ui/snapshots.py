@@ -10,7 +10,7 @@ import streamlit as st
 from kappaml.snapshot import Snapshot, read_header
 from ui.store import SnapshotRef
 
-__all__ = ["SnapshotChoice", "choices", "load_model"]
+__all__ = ["SnapshotChoice", "choices", "load_model", "pick"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,17 @@ def _decode(version: str, key: str, partition: int, offset: int, _value: bytes) 
 def load_model(ref: SnapshotRef) -> Snapshot:
     """The decoded snapshot; ValueError with the reason when it is corrupt."""
     return _decode(ref.version, ref.key, ref.partition, ref.offset, ref.value)
+
+
+def pick(available: list[SnapshotChoice], label: str, model_key: str, *,
+         latest: str) -> SnapshotChoice | None:
+    """The newest snapshot of ``model_key`` under ``label``; for ``latest``, a live one if any.
+
+    A replay's snapshots (labels ending in ``@replay``) are chosen by naming their label: the
+    newest snapshot overall may be a replay of the live version, which is not what it serves.
+    """
+    matching = [c for c in available  # newest first
+                if c.ref.key == model_key and (label == latest or c.ref.version == label)]
+    if label == latest:
+        matching = [c for c in matching if "@" not in c.ref.version] or matching
+    return matching[0] if matching else None

@@ -115,3 +115,4 @@ def test_tree_peak_counts_a_child_process():
     finally:
         child.kill()
         child.wait()
+

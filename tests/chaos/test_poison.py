@@ -79,7 +79,7 @@ def test_poison_goes_to_the_dlq_and_nothing_crashes(kafka_settings: KafkaSetting
     log = tmp_path / "processor.log"
     args = ["--bootstrap", kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix,
             "--raw-partitions", str(topics.raw_partitions), "--state-dir", str(tmp_path / "state"),
-            "--commit-interval", "0.5", "--exit-when-idle", "4"]
+            "--commit-interval", "0.5", "--exit-when-idle", "4", "--dataset", "co2"]
     proc = start("processor", args, log)
     assert proc.wait(180) == 0, log.read_text()[-3000:]
     assert "Traceback" not in log.read_text()

@@ -81,6 +81,7 @@ def test_the_pipeline_runs_with_credentials(sasl_broker: LocalBroker, tmp_path: 
     finally:
         for proc in procs:
             kill(proc)
+    assert PASSWORD not in log.read_text()  # no program logs the password
     assert len(read_all(kafka, topics.raw, expect=ROWS)) == ROWS
     predictions = json_values(read_all(kafka, topics.predictions, expect=ROWS))
     assert sorted(p["id"] for p in predictions) == list(range(1, ROWS + 1))

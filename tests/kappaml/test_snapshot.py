@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from kappaml.dataset import builtin
 from kappaml.fingerprint import fingerprint
 from kappaml.models import DEFAULT_SPEC, build_model
-from kappaml.snapshot import Snapshot, parse_snapshot_key, read_header, snapshot_key
+from kappaml.snapshot import Snapshot, parse_label, parse_snapshot_key, read_header, snapshot_key
 
 CO2 = builtin("co2")
 
@@ -156,9 +156,23 @@ def test_bad_fingerprint_is_rejected() -> None:
 def test_kafka_keys() -> None:
     assert snapshot_key("v1", "__all__") == "v1/__all__"
     assert parse_snapshot_key("v1/a/b") == ("v1", "a/b")  # keys may contain slashes
-    assert make().kafka_key == "v3/__all__"
+    assert make(origin="live").kafka_key == "v3/__all__"
     for bad in ("nokey", "/x"):
         with pytest.raises(ValueError):
             parse_snapshot_key(bad)
     with pytest.raises(ValueError):
         snapshot_key("a/b", "k")
+
+
+def test_live_and_replay_snapshots_of_one_version_never_share_a_key() -> None:
+    keys = {snapshot_key("v1", "k", spec, origin) for spec in ("", "linear") for origin in ("live", "replay")}
+    assert keys == {"v1/k", "v1+linear/k", "v1@replay/k", "v1+linear@replay/k"}
+    assert make(origin="replay").kafka_key == "v3@replay/__all__"
+    for key in keys:
+        label, model_key = parse_snapshot_key(key)
+        assert model_key == "k"
+        version, spec, origin = parse_label(label)
+        assert snapshot_key(version, "k", spec, origin) == key
+    for bad in ("v@1", "v+1"):  # would read as a label
+        with pytest.raises(ValueError, match="must not contain"):
+            snapshot_key(bad, "k")

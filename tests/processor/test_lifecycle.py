@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import signal
 import time
@@ -20,7 +21,7 @@ from kappaml.lineup import CONTROL_KEY_BYTES, Promotion, publish_promotion
 from kappaml.snapshot import Snapshot, parse_snapshot_key
 from kappaml.topics import Topics, ensure_topics
 from processor import Processor
-from tests.kafka_helpers import json_values, produce_raw, read_all, typed_rows
+from tests.kafka_helpers import COMPACTION_MARKER, compact_now, json_values, produce_raw, read_all, typed_rows
 from tests.processor.test_processor import _start, fleet, make_settings, reference_states, synthetic_rows
 from tests.spark_batch.replay_support import base_args, run_cli
 
@@ -31,6 +32,8 @@ def snapshots_by_label(kafka: KafkaSettings, topics: Topics) -> dict[tuple[str, 
     """The newest snapshot per (label, key): label "v1" for the champion line, "v1+spec" else."""
     latest: dict[tuple[str, str], Snapshot] = {}
     for key, value, _p, _o in read_all(kafka, topics.models):
+        if key.startswith(COMPACTION_MARKER):
+            continue
         slot = parse_snapshot_key(key.decode())
         snap = Snapshot.decode(value)
         if slot not in latest or snap.learned >= latest[slot].learned:
@@ -117,6 +120,12 @@ def test_promotion_switches_the_serving_spec_at_the_control_record(kafka_setting
         (p, o, "linear", "rls") for p, o in sorted(control.items())]
     raw_controls = [m for m in read_all(kafka_settings, topics.raw) if m[0] == CONTROL_KEY_BYTES]
     assert len(raw_controls) == 6  # three promotions x two partitions, all kept in the log
+    # The overall error is that of what was served, whichever spec served it.
+    overall = [m for m in metrics if m["scope"] == "overall"][-1]
+    served_rmse = math.sqrt(sum(p["error"] ** 2 for p in main) / len(main))
+    served_mae = sum(abs(p["error"]) for p in main) / len(main)
+    assert (overall["scored"], overall["served"]) == ("served", 1200)
+    assert abs(overall["rmse"] - served_rmse) < 1e-9 and abs(overall["mae"] - served_mae) < 1e-9
 
 
 def _altered(rows: list[dict], dataset, start: int, column: str, factor: float) -> list[dict]:
@@ -216,7 +225,12 @@ def test_spark_replay_tells_the_live_history_of_who_served_and_what_drifted(kafk
     assert drifts, "the 1.6x target change must be detected"
     assert sorted((d["partition"], d["offset"], d["spec"], d["generation"]) for d in drifts) == sorted(
         (d["partition"], d["offset"], d["spec"], d["generation"]) for d in summary["drifts"])
+    # The replay of the live version keeps its snapshots apart from the live ones, also once the
+    # compacted models topic has been cleaned: both lines, with the same models.
+    compact_now(kafka_settings, topics.models)
     snaps = snapshots_by_label(kafka_settings, topics)
     for k in summary["keys"]:
         label = "v1" if k["spec"] == "rls" else f"v1+{k['spec']}"
-        assert snaps[(label, k["key"])].fingerprint == k["fingerprint"], (label, k["key"])
+        live_snap, replay_snap = snaps[(label, k["key"])], snaps[(f"{label}@replay", k["key"])]
+        assert (live_snap.origin, replay_snap.origin) == ("live", "replay")
+        assert live_snap.fingerprint == replay_snap.fingerprint == k["fingerprint"], (label, k["key"])

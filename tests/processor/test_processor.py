@@ -149,7 +149,7 @@ def test_sigkill_mid_stream_loses_and_repeats_nothing(kafka_settings, topics, tm
     # member keeps its partition until its session times out: 10 s by default.)
     for _round in range(3):
         before = _progress(kafka_settings, group, topics.raw)
-        proc = _start(topics, kafka_settings, state_dir)
+        proc = _start(topics, kafka_settings, state_dir, "--dataset", "co2")
         deadline = time.monotonic() + 120
         while _progress(kafka_settings, group, topics.raw) == before and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -157,7 +157,7 @@ def test_sigkill_mid_stream_loses_and_repeats_nothing(kafka_settings, topics, tm
         proc.wait()
     progressed = _progress(kafka_settings, group, topics.raw)
     assert 0 < progressed < len(rows), "the kills must land mid-stream"
-    proc = _start(topics, kafka_settings, state_dir)
+    proc = _start(topics, kafka_settings, state_dir, "--dataset", "co2")
     try:
         predictions = _wait_for_predictions(kafka_settings, topics, len(rows))
     finally:

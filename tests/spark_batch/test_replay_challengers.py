@@ -125,12 +125,12 @@ def test_challengers_promotions_and_drift_replay_as_served(kafka_settings, topic
     reasons = sorted(p["reason"].split(":")[0] for p in summary["control"]["problems"])
     assert reasons == ["cannot promote 'hoeffding'"] * 2 + ["control record is not JSON"]
 
-    # Snapshots: one per (key, spec), challengers under "v1+spec/key", generations carried.
+    # Snapshots: one per (key, spec), challengers under "v1+spec@replay/key", generations carried.
     snaps = {}
     for msg in read_topic(kafka_settings, topics.models):
         snap = Snapshot.decode(msg.value())
         label = "v1" if snap.spec == DEFAULT_SPEC else f"v1+{snap.spec}"
-        assert msg.key().decode() == f"{label}/{snap.key}"
+        assert msg.key().decode() == f"{label}@replay/{snap.key}"
         snaps[(snap.spec, snap.partition, snap.key)] = snap
     for spec, ref in refs.items():
         for (p, key), state in ref.states.items():

@@ -54,7 +54,7 @@ def _snapshots(kafka, topics) -> dict[tuple[int, str], Snapshot]:
     snaps = {}
     for msg in read_topic(kafka, topics.models):
         snap = Snapshot.decode(msg.value())  # verifies the model against its fingerprint
-        assert parse_snapshot_key(msg.key().decode()) == (snap.version, snap.key)
+        assert parse_snapshot_key(msg.key().decode()) == (f"{snap.version}@replay", snap.key)
         snaps[(snap.partition, snap.key)] = snap
     return snaps
 

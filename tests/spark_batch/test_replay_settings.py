@@ -19,7 +19,9 @@ def test_defaults_without_env():
     s = _settings([])
     assert s.kafka.bootstrap_servers == "127.0.0.1:9092"
     assert s.topics.raw == "kappaml.raw" and s.topics.models == "kappaml.models"
-    assert s.dataset.name == "co2" and s.dataset_ref == "co2"
+    # The data set: the one the log declares, resolved once Kafka is reached (resolve_dataset).
+    assert s.dataset is None and s.dataset_ref is None
+    assert _settings(["--dataset", "co2"]).dataset.name == "co2"
     assert s.spec == DEFAULT_SPEC
     assert s.version.startswith("replay-")
     assert s.output_dir == Path(".kappaml") / "replay" / s.version
@@ -64,7 +66,6 @@ def test_parse_until_rejects(text):
     (["--driver-memory", "lots"], "driver memory"),
     (["--shuffle-partitions", "0"], "shuffle partitions"),
     (["--metrics-window", "0"], "metrics window"),
-    (["--dataset", "no-such-dataset"], "no built-in dataset"),
     (["--dataset", "/nonexistent/x.toml"], "not found"),
     (["--spark-conf", "novalue"], "KEY=VALUE"),
     (["--challengers", "nope"], "unknown model spec"),
@@ -86,13 +87,16 @@ def test_drift_choices_are_kappaml_drifts():
 
 def test_lineup_from_flags_and_env():
     others = [name for name in SPECS if name != DEFAULT_SPEC][:2]
-    s = _settings([])
+    with pytest.raises(ValueError, match="not resolved"):
+        _settings([]).lineup  # noqa: B018
+    env = {"KAPPAML_DATASET": "co2"}
+    s = _settings([], env)
     lineup = s.lineup
     assert (lineup.champion, lineup.challengers, lineup.version, lineup.window) == (
         DEFAULT_SPEC, (), s.version, 500)
     assert (lineup.drift.detector, lineup.drift.policy) == ("adwin", "alert")
     env = {"KAPPAML_CHALLENGERS": ",".join(others), "KAPPAML_DRIFT": "page-hinkley",
-           "KAPPAML_DRIFT_POLICY": "reset"}
+           "KAPPAML_DRIFT_POLICY": "reset", "KAPPAML_DATASET": "co2"}
     lineup = _settings(["--metrics-window", "50"], env).lineup
     assert (lineup.specs, lineup.window) == ((DEFAULT_SPEC, *others), 50)
     assert (lineup.drift.detector, lineup.drift.policy) == ("page-hinkley", "reset")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -73,17 +72,27 @@ def test_time_axes_are_24_hour_utc_and_the_table_shows_its_update_time(
 
 def test_the_ui_says_when_the_data_is_synthetic(monkeypatch: pytest.MonkeyPatch,
                                                 kafka_settings: KafkaSettings, topics: Topics) -> None:
-    from infra.stack import default_programs
+    import uuid
 
-    ui = next(p for p in default_programs("127.0.0.1:1", None, 1, 2) if p.name == "ui")
-    assert ui.argv[-2:] == ("--dataset", "co2-synthetic")  # make run without a CSV
-    settings = configure(monkeypatch, kafka_settings.bootstrap_servers, topics.prefix)
-    monkeypatch.setenv("KAPPAML_DATASET", "co2-synthetic")
-    at = started_app(replace(settings, dataset_name="co2-synthetic"))
+    from kappaml import synthetic
+    from kappaml.catalog import publish_declaration
+    from kappaml.topics import ensure_topics
+    from ui.settings import UISettings
+
+    # make run without a CSV: the ingest declares the synthetic data set in the log.
+    publish_declaration(kafka_settings, topics.datasets, synthetic.dataset())
+    configure(monkeypatch, kafka_settings.bootstrap_servers, topics.prefix)
+    monkeypatch.delenv("KAPPAML_DATASET")  # as make run starts it: the log's declaration decides
+    at = started_app(UISettings.from_env())
     assert "Synthetic data" in " ".join(texts(at.sidebar.warning))
-    monkeypatch.setenv("KAPPAML_DATASET", "co2")
     st.cache_resource.clear()
-    at = started_app(replace(settings, dataset_name="co2"))
+    st.cache_data.clear()
+    real = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", raw_partitions=2)
+    ensure_topics(kafka_settings, real.specs())
+    publish_declaration(kafka_settings, real.datasets, builtin("co2"))
+    configure(monkeypatch, kafka_settings.bootstrap_servers, real.prefix)
+    monkeypatch.delenv("KAPPAML_DATASET")
+    at = started_app(UISettings.from_env())
     assert "Synthetic data" not in " ".join(texts(at.sidebar.warning))
 
 

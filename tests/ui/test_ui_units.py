@@ -167,3 +167,17 @@ def test_settings_from_env_and_script_arguments() -> None:
         script_overrides(["--nope", "1"])
     with pytest.raises(ValueError, match="prefix"):
         UISettings.from_env({"KAPPAML_TOPIC_PREFIX": "a b"})
+
+
+def test_the_latest_snapshot_of_a_key_is_a_live_one_when_there_is_one() -> None:
+    from ui.snapshots import SnapshotChoice, pick
+    from ui.store import SnapshotRef
+
+    def choice(label: str, key: str, created: int) -> SnapshotChoice:
+        return SnapshotChoice(SnapshotRef(label, key, 0, created, b"", 0.0), {"created_at": created})
+
+    newest_first = [choice("v1@replay", "k", 3), choice("v1", "k", 2), choice("v1", "j", 1)]
+    assert pick(newest_first, "latest", "k", latest="latest").ref.version == "v1"
+    assert pick(newest_first, "v1@replay", "k", latest="latest").ref.version == "v1@replay"
+    assert pick(newest_first[:1], "latest", "k", latest="latest").ref.version == "v1@replay"
+    assert pick(newest_first, "v2", "k", latest="latest") is None

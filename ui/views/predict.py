@@ -12,7 +12,7 @@ from kappaml.records import InvalidRecord
 from ui import live
 from ui.charts import with_unit
 from ui.form import NONE_OF_THESE, FormField, form_fields, to_example
-from ui.snapshots import SnapshotChoice, choices, load_model
+from ui.snapshots import choices, load_model, pick
 
 LATEST = "(newest snapshot)"
 
@@ -52,13 +52,6 @@ def _input(field: FormField) -> Any:
     return st.text_input(label, key=key, placeholder="a value")
 
 
-def _pick(available: list[SnapshotChoice], version: str, model_key: str) -> SnapshotChoice | None:
-    for choice in available:  # newest first
-        if choice.ref.key == model_key and (version == LATEST or choice.ref.version == version):
-            return choice
-    return None
-
-
 def _show(result: dict[str, Any]) -> None:
     st.metric(with_unit(f"Predicted {dataset.target}", unit), f"{result['prediction']:.4g}")
     st.markdown(f"Model version **{result['version']}** (`{result['spec']}`, {result['origin']}) "
@@ -85,7 +78,8 @@ def body() -> None:
     versions = [LATEST, *sorted({c.ref.version for c in available})]
     with st.form("predict_form"):
         version = st.selectbox("Model version", versions, key="predict_version",
-                               help="Default: the version of the most recently created snapshot.")
+                               help="Default: the most recently created live snapshot of the key; "
+                                    "labels ending in @replay are a Spark replay's models.")
         columns = st.columns(3)
         values = {}
         for i, field in enumerate(fields):
@@ -101,7 +95,7 @@ def body() -> None:
             st.error(f"Please correct the input. {where}{exc.reason}.")
             return
         model_key = example.key
-        choice = _pick(available, version, model_key)
+        choice = pick(available, version, model_key, latest=LATEST)
         if choice is None:
             known = sorted({c.ref.key for c in available if version in (LATEST, c.ref.version)})
             shown = ", ".join(f"`{k}`" for k in known[:20]) or "none"
