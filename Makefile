@@ -8,15 +8,18 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kappaml-installed
 
-.PHONY: run test setup browser prometheus lint bench chaos clean
+.PHONY: run test setup browser prometheus lint bench chaos clean reset
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	@echo "creating $(VENV) and installing kappaml's packages (first run: a few minutes; cached in ~/.cache/pip)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	$(PY) -m pip install --progress-bar on -e '.[dev]' | grep -E '^(Collecting|Successfully)' || true
+	@$(PY) -c 'import kappaml' && touch $(STAMP)
 
 setup: $(STAMP) prometheus
+	@[ -n "$$(ls $$HOME/.cache/kappaml 2>/dev/null)" ] || \
+	  echo "resolving the Kafka and Spark connector jars with Maven (first run: a few minutes; cached in ~/.m2)"
 	@$(PY) -m infra jars >/dev/null
 	@$(PY) -m spark_batch jars >/dev/null
 
@@ -50,6 +53,11 @@ bench: setup
 chaos: setup
 	$(PY) -m tests.chaos.run
 
+# Start afresh (broker data, state, logs, replays) but keep the venv and the downloads.
+reset:
+	-@[ -x $(PY) ] && $(PY) -m infra down
+	rm -rf .kappaml
+
 clean:
 	-@[ -x $(PY) ] && $(PY) -m infra down
-	rm -rf $(VENV) .kappaml .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .kappaml .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -21,41 +21,64 @@ from kappaml.topics import Topics, ensure_topics
 
 def _parser() -> argparse.ArgumentParser:
     env = os.environ.get
-    p = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m infra", description=__doc__,
+        epilog="Every flag also has an environment variable (shown in its help); the flag wins.")
     p.add_argument("command", choices=["up", "down", "status", "jars", "run", "spark"],
                    help="up/down/status: the broker; jars: resolve its classpath; run: everything; "
                         "spark up|down|status: a local Spark standalone cluster")
     p.add_argument("action", nargs="?", choices=["up", "down", "status"], help="with spark: what to do")
     p.add_argument("--workers", type=int, default=int(env("KAPPAML_SPARK_WORKERS", "2")),
-                   help="spark up: workers (one core each)")
+                   help="spark up: workers (one core each) (KAPPAML_SPARK_WORKERS; default 2)")
     p.add_argument("--spark-port", type=int, default=int(env("KAPPAML_SPARK_MASTER_PORT", "7077")),
-                   help="spark: the master's port (its web UI on 8080, worker i's on 8080+i)")
-    p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")))
+                   help="spark: the master's port (its web UI on 8080, worker i's on 8080+i) "
+                        "(KAPPAML_SPARK_MASTER_PORT; default 7077)")
+    p.add_argument("--host", default=env("KAPPAML_BROKER_HOST", "127.0.0.1"),
+                   help="broker listen address (KAPPAML_BROKER_HOST; default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(env("KAPPAML_BROKER_PORT", "9092")),
+                   help="broker port (KAPPAML_BROKER_PORT; default 9092)")
     p.add_argument("--controller-port", type=int, default=int(getenv("KAPPAML_CONTROLLER_PORT", "9093")),
-                   help="env KAPPAML_CONTROLLER_PORT (KAPPAML_BROKER_CONTROLLER_PORT: deprecated alias)")
-    p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")))
-    p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"))
+                   help="KRaft controller port (KAPPAML_CONTROLLER_PORT; default 9093; "
+                        "KAPPAML_BROKER_CONTROLLER_PORT: deprecated alias)")
+    p.add_argument("--data-dir", type=Path, default=Path(env("KAPPAML_DATA_DIR", ".kappaml")),
+                   help="broker data (DIR/kafka) and run logs (DIR/logs) (KAPPAML_DATA_DIR; "
+                        "default .kappaml)")
+    p.add_argument("--heap", default=env("KAPPAML_BROKER_HEAP", "1g"),
+                   help="broker JVM heap, 512m, 1g, ... (KAPPAML_BROKER_HEAP; default 1g)")
+    p.add_argument("--retention-bytes", type=int,
+                   default=int(env("KAPPAML_BROKER_RETENTION_BYTES", str(256 * 1024 * 1024))),
+                   help="bytes kept per topic partition before the oldest data is deleted (-1: all) "
+                        "(KAPPAML_BROKER_RETENTION_BYTES; default 256 MiB, so a demo never fills the disk)")
     p.add_argument("--brokers", type=int, default=int(env("KAPPAML_BROKERS", "1")),
                    help="up/down/status: nodes of a local KRaft cluster (3: replication 3, "
-                        "min.insync.replicas 2; node i on --port + 2(i-1)); 1: the single broker")
-    p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
-    p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")))
+                        "min.insync.replicas 2; node i on --port + 2(i-1)); 1: the single broker "
+                        "(KAPPAML_BROKERS)")
+    p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"),
+                   help="up: prefix of the topics created (KAPPAML_TOPIC_PREFIX; default kappaml)")
+    p.add_argument("--raw-partitions", type=int, default=int(env("KAPPAML_RAW_PARTITIONS", "4")),
+                   help="up: partitions of the raw topic (KAPPAML_RAW_PARTITIONS; default 4)")
     p.add_argument("--no-topics", action="store_true", help="up: do not create the project's topics")
     p.add_argument("--csv", default=env("KAPPAML_CSV"),
                    help="run: replay this CSV instead of the embedded synthetic data set")
     p.add_argument("--rate", type=float, default=float(env("KAPPAML_RUN_RATE", "100")),
-                   help="run: rows per second replayed from the CSV (0: as fast as possible)")
-    p.add_argument("--sse-port", type=int, default=int(env("KAPPAML_SSE_PORT", "8000")))
-    p.add_argument("--feeds-port", type=int, default=int(env("KAPPAML_FEEDS_PORT", "8001")))
-    p.add_argument("--ui-port", type=int, default=int(env("KAPPAML_UI_PORT", "8501")))
+                   help="run: rows per second replayed from the CSV, in a loop (KAPPAML_RUN_RATE; default "
+                        "100); 0: as fast as possible, one pass")
+    p.add_argument("--sse-port", type=int, default=int(env("KAPPAML_SSE_PORT", "8000")),
+                   help="run: port of the SSE server (KAPPAML_SSE_PORT; default 8000)")
+    p.add_argument("--feeds-port", type=int, default=int(env("KAPPAML_FEEDS_PORT", "8001")),
+                   help="run: port of the live feeds (KAPPAML_FEEDS_PORT; default 8001)")
+    p.add_argument("--ui-port", type=int, default=int(env("KAPPAML_UI_PORT", "8501")),
+                   help="run: port of the UI (KAPPAML_UI_PORT; default 8501)")
+    p.add_argument("--ui-host", default=env("KAPPAML_UI_HOST", "127.0.0.1"),
+                   help="run: address the UI binds (KAPPAML_UI_HOST; default 127.0.0.1, this machine only)")
     p.add_argument("--metrics-port", type=int, default=int(env("KAPPAML_RUN_METRICS_PORT", "9400")),
                    help="run: first of the programs' Prometheus metrics ports (sse-server, ingest, "
                         "processor, feeds: consecutive); 0: no metrics")
     p.add_argument("--prometheus", action="store_true",
                    help="run: also start a Prometheus server scraping the programs (Debian's prometheus)")
     p.add_argument("--prometheus-port", type=int, default=int(env("KAPPAML_PROMETHEUS_PORT", "9090")))
-    p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"),
+                   help="log level of every program (KAPPAML_LOG_LEVEL; default INFO)")
     return p
 
 
@@ -64,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         config = BrokerConfig(host=args.host, port=args.port, controller_port=args.controller_port,
-                              data_dir=args.data_dir / "kafka", heap=args.heap)
+                              data_dir=args.data_dir / "kafka", heap=args.heap,
+                              retention_bytes=args.retention_bytes)
         broker = LocalBroker(config)
         out = sys.stdout
         if args.command == "spark":
@@ -73,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             return _cluster(args, out)
         if args.command == "run":
             programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port, args.rate,
-                                        args.feeds_port, args.metrics_port or None)
+                                        args.feeds_port, args.metrics_port or None, ui_host=args.ui_host)
             if args.prometheus and not args.metrics_port:
                 raise ValueError("--prometheus needs the programs' metrics: drop --metrics-port 0")
             return Stack(broker, programs, args.data_dir / "logs",

@@ -68,6 +68,9 @@ class BrokerConfig:
     voters: str = ""
     replication: int = 1
     min_insync: int = 1
+    # Bytes kept per partition of a delete-policy topic (compacted topics are not bounded by it):
+    # a demo left running, or replaying at full speed, must not fill the disk. -1: unbounded.
+    retention_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_insync <= self.replication:
@@ -86,6 +89,9 @@ class BrokerConfig:
             if not user or any(c in user + password for c in '"\\;\n'):
                 raise ValueError(f"SASL user {user!r}: empty names and quotes, backslashes, semicolons "
                                  "or newlines are not supported")
+        if self.retention_bytes != -1 and self.retention_bytes < 1024 * 1024:
+            raise ValueError("retention_bytes must be -1 (unbounded) or at least 1 MiB, "
+                             f"got {self.retention_bytes}")
         if not self.heap[:-1].isdigit() or self.heap[-1].lower() not in "mg":
             raise ValueError(f"heap must look like 512m or 1g, got {self.heap!r}")
 
@@ -267,7 +273,10 @@ class LocalBroker:
             "share.coordinator.state.topic.min.isr": isr,
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.hours": "-1",
-            "log.segment.bytes": str(64 * 1024 * 1024),
+            "log.retention.bytes": str(c.retention_bytes),
+            # Retention deletes whole segments: a segment of at most a quarter of the bound.
+            "log.segment.bytes": str(max(min(64 * 1024 * 1024, c.retention_bytes // 4), 1024 * 1024)
+                                     if c.retention_bytes != -1 else 64 * 1024 * 1024),
             "message.max.bytes": str(16 * 1024 * 1024),
         }
         if c.sasl_port is not None:

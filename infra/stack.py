@@ -7,6 +7,7 @@ process, prints what runs where, and on Ctrl-C or SIGTERM stops them all in reve
 from __future__ import annotations
 
 import importlib.util
+import json
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from infra.broker import LocalBroker
+from infra.ports import taken_ports
 from infra.prometheus import ALERTS, PrometheusServer
 from kappaml.logging import get_logger
 
@@ -30,6 +32,10 @@ class Program:
     url: str = ""
     module: str = ""  # skipped when this module is not in the tree yet
     metrics: str = ""  # host:port of its Prometheus endpoint, when it serves one
+    port: int | None = None  # checked free before anything starts
+    # Only a program that may finish (an ingest of one pass) may exit 0; any other exit stops all.
+    may_finish: bool = False
+    note: str = ""  # shown in the table of what runs where
 
     def available(self) -> bool:
         return not self.module or importlib.util.find_spec(self.module) is not None
@@ -37,29 +43,35 @@ class Program:
 
 def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: int,
                      rate: float = 100.0, feeds_port: int = 8001,
-                     metrics_port: int | None = None) -> list[Program]:
+                     metrics_port: int | None = None, ui_host: str = "127.0.0.1") -> list[Program]:
     """The pipeline of ``make run``: the CSV is replayed at ``rate`` rows/s, in a loop, so the
     dashboard shows a model learning live rather than a backlog processed in a second.
 
-    With ``metrics_port``, each program but the Streamlit UI serves Prometheus metrics on its
-    own port, numbered from there in this order: sse-server, ingest, processor, feeds."""
+    ``rate`` 0 (as fast as possible) replays the file once: looped at full speed it would
+    write tens of thousands of rows a second into Kafka for ever. With ``metrics_port``, each
+    program but the Streamlit UI serves Prometheus metrics on its own port, numbered from there
+    in this order: sse-server, ingest, processor, feeds."""
     py = sys.executable
     kafka = ("--bootstrap", bootstrap)
     source = ("--csv", csv) if csv else ()
     events = f"http://127.0.0.1:{sse_port}/events"
+    loop = rate > 0
+    query = f"rate={rate:g}&loop=true" if loop else "rate=0"
+    note = f"{rate:g} rows/s, looping" if loop else "one pass at full speed (--rate 0), then it finishes"
     programs = [
         Program("sse-server", (py, "-m", "producer", "serve", "--port", str(sse_port), *source),
-                events, "producer.__main__"),
-        Program("ingest", (py, "-m", "producer", "ingest", "--url", f"{events}?rate={rate:g}&loop=true",
+                events, "producer.__main__", port=sse_port),
+        Program("ingest", (py, "-m", "producer", "ingest", "--url", f"{events}?{query}",
                            *source, *kafka),
-                "", "producer.__main__"),
+                "", "producer.__main__", may_finish=not loop, note=note),
         Program("processor", (py, "-m", "processor", *kafka), "", "processor.__main__"),
         Program("ui", (py, "-m", "streamlit", "run", str(Path("ui") / "app.py"),
-                       "--server.port", str(ui_port), "--server.headless", "true",
+                       "--server.address", ui_host, "--server.port", str(ui_port),
+                       "--server.headless", "true",
                        "--browser.gatherUsageStats", "false", "--", *kafka),
-                f"http://127.0.0.1:{ui_port}", "ui.app"),
+                f"http://{ui_host}:{ui_port}", "ui.app", port=ui_port),
         Program("feeds", (py, "-m", "ui", "feeds", "--port", str(feeds_port), *kafka),
-                f"http://127.0.0.1:{feeds_port}/streams/predictions", "ui.__main__"),
+                f"http://127.0.0.1:{feeds_port}/streams/predictions", "ui.__main__", port=feeds_port),
     ]
     return programs if metrics_port is None else with_metrics(programs, metrics_port)
 
@@ -90,10 +102,17 @@ class Stack:
         self._procs: list[tuple[Program, subprocess.Popen[bytes]]] = []
         self._started_kafka = False
         self._stopping = False
+        self.tail_lines = 12
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self._request_stop())
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        taken = self._taken_ports()
+        if taken:
+            sys.stderr.write("".join(f"error: {line}\n" for line in taken))
+            sys.stderr.write("nothing was started: stop that process (another `make run`?) or choose "
+                             "other ports (python -m infra run --help)\n")
+            return 1
         try:
             self._started_kafka = self.broker.start()
             lines = [f"  kafka        {self.broker.config.bootstrap}  (log {self.broker.log_file})"]
@@ -101,7 +120,7 @@ class Stack:
                 out = open(self.log_dir / f"{program.name}.log", "ab")  # noqa: SIM115 - owned by child
                 proc = subprocess.Popen(program.argv, stdout=out, stderr=subprocess.STDOUT)
                 self._procs.append((program, proc))
-                where = program.url or "-"
+                where = program.url or program.note or "-"
                 metrics = f"  metrics http://{program.metrics}/metrics" if program.metrics else ""
                 lines.append(f"  {program.name:<12} {where}{metrics}  (log {out.name})")
             if self.prometheus is not None:
@@ -115,6 +134,13 @@ class Stack:
         finally:
             self._shutdown()
 
+    def _taken_ports(self) -> list[str]:
+        ports = {p.name: p.port for p in self.programs if p.port is not None}
+        if not self.broker.is_running():  # ours, if it runs, is reused
+            config = self.broker.config
+            ports.update({"kafka": config.port, "kafka controller": config.controller_port})
+        return taken_ports("127.0.0.1", ports)
+
     def _request_stop(self) -> None:
         self._stopping = True
 
@@ -123,14 +149,21 @@ class Stack:
             for program, proc in list(self._procs):
                 if proc.poll() is None:
                     continue
-                logfile = str(self.log_dir / f"{program.name}.log")
-                if proc.returncode == 0:
+                logfile = self.log_dir / f"{program.name}.log"
+                if proc.returncode == 0 and program.may_finish:
                     # e.g. an ingest that reached the end of a CSV: done, not broken.
-                    log.info("program finished", program=program.name, log=logfile)
+                    log.info("program finished", program=program.name, log=str(logfile))
+                    sys.stdout.write(f"{program.name} finished (log {logfile}); the rest keeps running.\n")
+                    sys.stdout.flush()
                     self._procs.remove((program, proc))
                     continue
-                log.error("program failed; stopping the stack", program=program.name,
-                          code=proc.returncode, log=logfile)
+                # A program meant to run until stopped that exits, even with 0, leaves the
+                # pipeline broken: stop everything and say why.
+                what = "stopped unexpectedly (exit code 0)" if proc.returncode == 0 else \
+                    f"failed (exit code {proc.returncode})"
+                sys.stderr.write(f"error: {program.name} {what}; stopping everything. Last lines of "
+                                 f"{logfile}:\n{tail(logfile, self.tail_lines)}\n")
+                sys.stderr.flush()
                 return 1
             time.sleep(0.5)
         return 0
@@ -152,3 +185,29 @@ class Stack:
         if self._started_kafka:
             self.broker.stop()
         sys.stdout.write("kappaml stopped.\n")
+
+
+def _readable(line: str) -> str:
+    """A JSON log line as ``level event key=value ...``; other lines as they are."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict) or "event" not in record:
+        return line
+    level, event = record.pop("level", ""), record.pop("event")
+    record.pop("timestamp", None)
+    record.pop("exc_info", None)
+    rest = " ".join(f"{k}={v}" for k, v in record.items())
+    return f"{level} {event} {rest}".strip()
+
+
+def tail(path: Path, lines: int = 12, width: int = 400) -> str:
+    """The last ``lines`` lines of a program's log, made readable, each cut to ``width``."""
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return "  (no log)"
+    out = [_readable(line) for line in text if line.strip()]
+    return "\n".join("  | " + (line if len(line) <= width else line[:width] + "...") for line in out) \
+        or "  (the log is empty)"

@@ -69,6 +69,13 @@ def _extract_checked(dataset: Dataset, record: Mapping[str, Any],
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
         raise InvalidRecord("ts must be integer milliseconds or null", column="ts", value=ts)
 
+    stream = record.get("stream")
+    if stream is not None and (not isinstance(stream, str) or not stream):
+        raise InvalidRecord("stream must be a non-empty string or null", column="stream", value=stream)
+    pass_no = record.get("pass", 1)
+    if isinstance(pass_no, bool) or not isinstance(pass_no, int) or pass_no < 1:
+        raise InvalidRecord("pass must be a positive integer", column="pass", value=pass_no)
+
     row = record["row"]
     if not isinstance(row, Mapping):
         raise InvalidRecord("row is not a JSON object", column="row", value=type(row).__name__)
@@ -109,7 +116,7 @@ def _extract_checked(dataset: Dataset, record: Mapping[str, Any],
     if dataset.target not in row:
         raise InvalidRecord("missing target", column=dataset.target)
     y = _json_number(row[dataset.target], dataset.target, "target")
-    return Example(id=record_id, key=key, x=x, y=y, ts=ts)
+    return Example(id=record_id, key=key, x=x, y=y, ts=ts, stream=stream or "", pass_no=pass_no)
 
 
 _EXACT_TYPE = {"numeric": float, "boolean": bool, "categorical": str}
@@ -168,10 +175,15 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
     key = record.get("key")
     ts = record.get("ts")
     source = record.get("source")
+    stream = record.get("stream")
+    pass_no = record.get("pass", 1)
     id_type = type(record_id)
     if (
         (source is not None and source != plan.name)
         or type(row) is not dict
+        or (stream is not None and (type(stream) is not str or not stream))
+        or type(pass_no) is not int
+        or pass_no < 1
         or not (id_type is int or (id_type is str and record_id))
         or (ts is not None and type(ts) is not int)
         or type(key) is not str
@@ -204,7 +216,7 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
         return None
     # zip stops at the features: the last value is the target.
     return Example(id=record_id, key=key, x=dict(zip(plan.features, converted, strict=False)),
-                   y=converted[-1], ts=ts)
+                   y=converted[-1], ts=ts, stream=stream or "", pass_no=pass_no)
 
 
 def extract(dataset: Dataset, record: Mapping[str, Any], declared: Collection[str] | None = None) -> Example:

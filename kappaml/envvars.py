@@ -64,6 +64,8 @@ VARIABLES: tuple[Variable, ...] = (
     _V("KAPPAML_CONTROLLER_PORT", "9093", "infra",
        "local KRaft controller port (`KAPPAML_BROKER_CONTROLLER_PORT`: deprecated alias)"),
     _V("KAPPAML_BROKER_HEAP", "1g", "infra", "local broker JVM heap"),
+    _V("KAPPAML_BROKER_RETENTION_BYTES", "268435456", "infra",
+       "bytes the local broker keeps per topic partition before deleting the oldest (-1: all)"),
     _V("KAPPAML_BROKERS", "1", "infra up/down/status",
        "nodes of a local KRaft cluster (`--brokers 3`: replication 3, min.insync.replicas 2)"),
     _V("KAPPAML_RUN_METRICS_PORT", "9400", "infra run", "first of the programs' metrics ports (0: off)"),
@@ -73,6 +75,7 @@ VARIABLES: tuple[Variable, ...] = (
     _V("KAPPAML_RUN_RATE", "100", "infra run",
        "rows per second replayed by `make run` (0: as fast as possible)"),
     _V("KAPPAML_UI_PORT", "8501", "infra run", "port of the Streamlit UI"),
+    _V("KAPPAML_UI_HOST", "127.0.0.1", "infra run", "address the Streamlit UI binds (this machine only)"),
     # Producer
     _V("KAPPAML_SSE_HOST", "127.0.0.1", "producer serve", "bind address"),
     _V("KAPPAML_SSE_PORT", "8000", "producer serve, infra run", "port"),

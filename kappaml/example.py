@@ -66,3 +66,9 @@ class Example:
     x: dict[str, float | str]
     y: float
     ts: int | None = None
+    # The stream the row came from (data set and source file digest, ``kappaml.provenance``);
+    # row ids are unique within a stream. "" for records that name none.
+    stream: str = ""
+    # The pass of a looping replay this row comes from (1: the first); from 2 on the model may
+    # have learned the same row before, so its error is not out of sample.
+    pass_no: int = 1

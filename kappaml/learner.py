@@ -82,8 +82,10 @@ class StepResult:
 
 
 def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | None:
-    """Test-then-train on one example; None when its row id was already learned (skipped)."""
-    if example.id in state.seen:
+    """Test-then-train on one example; None when its row id was already learned from its
+    stream (skipped): the same row id from another stream (another file) is new data."""
+    seen = state.seen.scope(example.stream)
+    if example.id in seen:
         state.skipped += 1
         return None
     try:
@@ -95,7 +97,7 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
     except Exception as exc:  # noqa: BLE001 - any model failure is reported, never fatal
         raise ModelError(f"model {state.spec} failed: {type(exc).__name__}: {exc}") from exc
     state.metrics.update(example.y, y_pred)
-    state.seen.add(example.id)
+    seen.add(example.id)
     state.learned += 1
     state.last_offset = offset
     detection = state.drift.update(abs(y_pred - example.y)) if state.drift is not None else None

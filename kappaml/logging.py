@@ -87,6 +87,17 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _ClientGone) for f in asyncio_log.filters):
+        asyncio_log.addFilter(_ClientGone())
+
+
+class _ClientGone(logging.Filter):
+    """asyncio warns "socket.send() raised exception." at every write after a client of a
+    stream went away; the server notices and closes that stream itself, saying so once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("socket.send() raised exception")
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

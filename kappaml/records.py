@@ -153,17 +153,23 @@ def model_key(dataset: Dataset, row: Mapping[str, Any]) -> str:
 
 
 def make_record(
-    dataset: Dataset, row_number: int, row: Mapping[str, Any], ts: int | None
+    dataset: Dataset, row_number: int, row: Mapping[str, Any], ts: int | None, stream: str | None = None
 ) -> dict[str, Any]:
-    """The raw-topic value (as a dict) of a typed row; the id is the id column's value or ``row_number``."""
+    """The raw-topic value (as a dict) of a typed row; the id is the id column's value or ``row_number``.
+
+    ``stream`` names where the row comes from (``kappaml.provenance``); row ids are unique within it.
+    """
     record_id: int | str = row_number if dataset.id_column is None else str(row[dataset.id_column])
-    return {
+    record = {
         "id": record_id,
         "key": model_key(dataset, row),
         "ts": ts,
         "source": dataset.name,
         "row": dict(row),
     }
+    if stream:
+        record["stream"] = stream
+    return record
 
 
 def encode_record(record: Mapping[str, Any]) -> bytes:

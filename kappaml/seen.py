@@ -2,11 +2,14 @@
 
 Integer ids are stored as closed intervals, so a stream of ids 1..N costs one interval
 instead of N set entries; other ids (strings from an id column) fall back to a set.
+Row ids are only unique within one stream (``kappaml.provenance``): ``scope(stream)`` is the
+set of that stream's ids; the default stream ``""`` (records that name none) is the set itself.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from typing import Any
 
 __all__ = ["SeenIds"]
 
@@ -16,9 +19,24 @@ class SeenIds:
         self._starts: list[int] = []
         self._ends: list[int] = []
         self._other: set[str] = set()
+        self._scopes: dict[str, SeenIds] = {}
+
+    def scope(self, stream: str) -> SeenIds:
+        """The ids seen in ``stream`` (created empty on first use); ``""`` is this set itself."""
+        if not stream:
+            return self
+        seen = self._scopes.get(stream)
+        if seen is None:
+            seen = self._scopes[stream] = SeenIds()
+        return seen
+
+    @property
+    def streams(self) -> list[str]:
+        return sorted(self._scopes)
 
     def __len__(self) -> int:
-        return sum(e - s + 1 for s, e in zip(self._starts, self._ends, strict=True)) + len(self._other)
+        own = sum(e - s + 1 for s, e in zip(self._starts, self._ends, strict=True)) + len(self._other)
+        return own + sum(len(seen) for seen in self._scopes.values())
 
     def __contains__(self, row_id: int | str) -> bool:
         if not isinstance(row_id, int):
@@ -51,13 +69,21 @@ class SeenIds:
     def intervals(self) -> int:
         return len(self._starts)
 
-    def to_json(self) -> dict[str, list]:
+    def to_json(self) -> dict[str, Any]:
         """A JSON-ready form (snapshots carry it so a cut-over keeps the duplicate rule)."""
-        return {"starts": list(self._starts), "ends": list(self._ends), "other": sorted(self._other)}
+        data: dict[str, Any] = {"starts": list(self._starts), "ends": list(self._ends),
+                                "other": sorted(self._other)}
+        if self._scopes:
+            data["scopes"] = {name: seen.to_json() for name, seen in sorted(self._scopes.items())}
+        return data
 
     @classmethod
-    def from_json(cls, data: dict[str, list]) -> SeenIds:
+    def from_json(cls, data: dict[str, Any]) -> SeenIds:
         seen = cls()
+        scopes = data.get("scopes", {})
+        if not isinstance(scopes, dict) or any(not name or "scopes" in sub for name, sub in scopes.items()):
+            raise ValueError("seen ids: malformed scopes")
+        seen._scopes = {str(name): cls.from_json(sub) for name, sub in scopes.items()}
         starts, ends = [int(v) for v in data["starts"]], [int(v) for v in data["ends"]]
         if len(starts) != len(ends) or any(s > e for s, e in zip(starts, ends, strict=True)) \
                 or starts != sorted(starts):
@@ -72,4 +98,5 @@ class SeenIds:
             and self._starts == other._starts
             and self._ends == other._ends
             and self._other == other._other
+            and self._scopes == other._scopes
         )

@@ -27,6 +27,7 @@ from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_top
 from processor.cache import CheckpointSink, KeyStates, ModelCache
 from processor.champions import Champions
 from processor.cutover import load_replay_seed
+from processor.duplicates import DuplicateWatch
 from processor.instance import claim_identity
 from processor.outputs import (
     dead_letter,
@@ -95,6 +96,7 @@ class Processor:
         self.cache = ModelCache(self._new_states)
         self.stats = IntervalStats()
         self.learn_cost = TimedLearnCost() if settings.metrics_port is not None else LearnCost()
+        self.duplicates = DuplicateWatch()
         self.timer = CheckpointTimer()
         self.gc_pauses = GcPauses()
         self._last_progress = time.monotonic()
@@ -186,10 +188,12 @@ class Processor:
             finally:
                 self.learn_cost.add(spec, perf_counter() - started)
             if result is None:
+                self.duplicates.skipped += spec == champion
                 continue
             processed = processed or now_ms()
             serving = spec == champion
             self.stats.learned += serving
+            self.duplicates.learned += serving
             role = "champion" if serving else "challenger"
             record = prediction(ks, example, result, partition, offset, processed, role)
             produce(topics.predictions if serving else topics.challengers, key, orjson.dumps(record))
@@ -285,6 +289,7 @@ class Processor:
         timer.lap("snapshots")
         if flushed or self.stats.messages:
             overall = self._overall(ts, champions)
+            overall["duplicates"] = self.duplicates.update(overall["skipped"])
             due = time.monotonic() - self._last_progress >= self.settings.progress_interval
             if due:  # sorting the samples costs more than a checkpoint: only now and then
                 overall["timing"] = {"checkpoint_ms": timer.summary(), "gc": self.gc_pauses.summary()}

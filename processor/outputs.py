@@ -23,6 +23,14 @@ def now_ms() -> int:
 
 def prediction(ks: KeyState, example: Example, result: StepResult, partition: int, offset: int,
                processed_ms: int, role: str = "champion") -> dict[str, Any]:
+    record = _prediction(ks, example, result, partition, offset, processed_ms, role)
+    if example.pass_no > 1:  # a looping CSV's row seen before: not an out-of-sample error
+        record["pass"] = example.pass_no
+    return record
+
+
+def _prediction(ks: KeyState, example: Example, result: StepResult, partition: int, offset: int,
+                processed_ms: int, role: str) -> dict[str, Any]:
     return {
         "key": ks.key,
         "id": example.id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import kappaml  # noqa: F401, I001 - first: outside the venv it says so in one line
 from producer import _quiet  # noqa: F401  (first: silences a dependency's import-time warning)
 from producer.replay import Replay, ReplayParams
 from producer.server import ServerConfig, create_app

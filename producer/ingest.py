@@ -17,6 +17,7 @@ from kappaml.kafka import KafkaSettings
 from kappaml.logging import get_logger
 from kappaml.topics import ensure_topics
 from kappaml.validation import InvalidShare
+from producer.identity import fetch_stream, ingest_identity
 from producer.settings import IngestSettings
 from producer.source import SSESource
 
@@ -101,9 +102,10 @@ def run_ingest(settings: IngestSettings) -> int:
     dataset = settings.dataset or fetch_dataset(settings.url, max_backoff=settings.max_backoff)
     # Before the first record: the log says what its records are (kappaml/catalog.py).
     publish_declaration(settings.kafka, topics.datasets, dataset)
-    # One identity per (topic prefix, data set): the state (last event id) and the fencing
-    # transactional id follow it across restarts.
-    identity = f"{topics.prefix}-ingest-{dataset.name}"
+    # One identity per (topic prefix, data set, source file): the state (last event id) and the
+    # fencing transactional id follow it across restarts; another file starts afresh.
+    identity = ingest_identity(topics.prefix, dataset.name,
+                               fetch_stream(settings.url, max_backoff=settings.max_backoff))
     fence(settings.kafka, identity)
     client = {k: v for k, v in settings.kafka.client_config().items() if k != "bootstrap.servers"}
     app = TransactionalSourceApplication(

@@ -5,7 +5,9 @@ Event ids are positions, never data: without ``loop`` the id of a row is its row
 increasing across passes and ``Last-Event-ID`` always names one position of one pass. The
 record's own ``id`` (the dedup key downstream) is the same number, or, for a data set with an
 id column, that column's value (suffixed ``#k`` from the second pass on, so a looped row is a
-new example rather than a duplicate).
+new example rather than a duplicate). From the second pass of a file on, a record carries
+``"pass": k`` (1-based): its row was learned before, so its error is not out of sample. With
+fresh passes (the synthetic data set) every pass is new rows and carries no pass number.
 
 File reading and encoding run in worker threads, a batch of rows at a time, so the event loop
 keeps serving other clients, heartbeats and ``/health`` while a large file streams.
@@ -58,8 +60,12 @@ class ReplayParams:
 class _Cursor:
     """Synchronous walk over the table from one event id on, producing encoded events."""
 
-    def __init__(self, table: CsvTable, first_id: int, loop: bool, n_rows: int | None) -> None:
+    def __init__(self, table: CsvTable, first_id: int, loop: bool, n_rows: int | None,
+                 stream: str = "", passes: Callable[[int], CsvTable] | None = None) -> None:
         self.table = table
+        # Fresh passes: pass k (0-based) reads passes(k), new rows of as many lines (the synthetic
+        # generator with another seed), instead of the same file again.
+        self.passes = passes
         self.dataset = table.dataset
         self.loop = loop
         self.n_rows = n_rows
@@ -70,12 +76,21 @@ class _Cursor:
         else:
             self.pass_index, start_row = 0, first_id
         self.done = loop and not n_rows  # looping an empty file would spin for ever
-        self._rows: Iterator[Row] = iter(()) if self.done else table.rows(start_row)
+        self._rows: Iterator[Row] = iter(()) if self.done else self._table(self.pass_index).rows(start_row)
         self.last_id = first_id - 1
         ds = self.dataset
         self._source = _dumps(ds.name)
+        # Row ids are unique within a stream (kappaml.provenance): the record names its stream.
+        self._stream = f',"stream":{_dumps(stream)}' if stream else ""
         self._global_key = None if ds.key is not None else _dumps(GLOBAL_KEY)
         self._id_column = ds.id_column
+
+    def _table(self, pass_index: int) -> CsvTable:
+        return self.passes(pass_index) if self.passes is not None and pass_index else self.table
+
+    def _pass_field(self) -> str:
+        """``,"pass":k`` from the second pass of a file on: rows the model has learned before."""
+        return f',"pass":{self.pass_index + 1}' if self.pass_index and self.passes is None else ""
 
     def _event_id(self, number: int) -> int:
         return self.pass_index * self.n_rows + number if self.loop and self.n_rows else number
@@ -85,6 +100,7 @@ class _Cursor:
         out: list[str] = []
         count = 0
         ds = self.dataset
+        repeat = self._pass_field()
         while count < max_rows and not self.done:
             row = next(self._rows, None)
             if row is None:
@@ -93,7 +109,8 @@ class _Cursor:
                     break
                 self._rows.close()  # type: ignore[attr-defined]
                 self.pass_index += 1
-                self._rows = self.table.rows(1)
+                self._rows = self._table(self.pass_index).rows(1)
+                repeat = self._pass_field()
                 continue
             eid = self._event_id(row.number)
             count += 1
@@ -113,7 +130,7 @@ class _Cursor:
             ts = time.time_ns() // 1_000_000
             out.append(
                 f'id: {eid}\nevent: record\ndata: {{"id":{rid},"key":{key},"ts":{ts},'
-                f'"source":{self._source},"row":{_dumps(values)}}}\n\n'
+                f'"source":{self._source}{self._stream}{repeat},"row":{_dumps(values)}}}\n\n'
             )
         return "".join(out).encode("utf-8"), count
 
@@ -134,6 +151,8 @@ class Replay:
         retry_ms: int = 3000,
         batch_rows: int = 512,
         clock: Callable[[], float] = time.monotonic,
+        stream: str = "",
+        passes: Callable[[int], CsvTable] | None = None,
     ) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat must be > 0 s, got {heartbeat}")
@@ -145,6 +164,8 @@ class Replay:
         self.batch_rows = batch_rows
         self._clock = clock
         self.sent = 0  # row events sent to every client (the Prometheus metrics read it)
+        self.stream_id = stream
+        self.passes = passes
 
     def _batch_size(self, rate: float) -> int:
         # Paced streams send about 20 batches a second, so pacing stays smooth.
@@ -154,7 +175,7 @@ class Replay:
         """The SSE bytes for one client, ending with an ``end`` event (unless looping or stopped)."""
         yield sse.retry(self.retry_ms)
         n_rows = await anyio.to_thread.run_sync(self.table.count_rows) if params.loop else None
-        cursor = _Cursor(self.table, params.first_id, params.loop, n_rows)
+        cursor = _Cursor(self.table, params.first_id, params.loop, n_rows, self.stream_id, self.passes)
         clock = self._clock
         size = self._batch_size(params.rate)
         started = last_sent = clock()

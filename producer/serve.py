@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import uvicorn
 
+from kappaml import synthetic
 from kappaml.csvsource import CsvTable
 from kappaml.logging import get_logger
 from kappaml.observability import serve_metrics
@@ -30,9 +34,25 @@ class _Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
+def fresh_passes(settings: ServeSettings) -> Callable[[int], CsvTable] | None:
+    """For the generated synthetic data set: pass k of a loop is new rows (seed + k)."""
+    if settings.synthetic is None:
+        return None
+    cache_dir, rows, seed = settings.synthetic
+
+    @functools.lru_cache(maxsize=2)
+    def table(k: int) -> CsvTable:
+        path = synthetic.ensure_csv(cache_dir, rows, seed + k)
+        if k >= 3:  # a pass file is regenerated if a client ever resumes that far back
+            synthetic.ensure_csv(cache_dir, rows, seed + k - 2).unlink(missing_ok=True)
+        return CsvTable(path, settings.dataset)
+
+    return table
+
+
 def run_serve(settings: ServeSettings) -> int:
     table = CsvTable(settings.csv, settings.dataset)
-    app = create_app(table, settings.server)
+    app = create_app(table, settings.server, passes=fresh_passes(settings))
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -45,7 +65,7 @@ def run_serve(settings: ServeSettings) -> int:
         h11_max_incomplete_event_size=16 * 1024,
     )
     log.info("serving", url=f"http://{settings.host}:{settings.port}/events", csv=str(settings.csv),
-             dataset=settings.dataset.name, synthetic=settings.dataset.synthetic,
+             dataset=settings.dataset.name, synthetic=settings.dataset.synthetic, stream=app.state.stream,
              columns=len(table.header))
     serve_metrics(settings.metrics_port, app.state.metrics.registry)
     server = _Server(config, app.state.streams.stop)

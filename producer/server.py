@@ -8,21 +8,22 @@ parameter names a file: the app serves the one table it was built with.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, Response, get
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import Stream
-from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
 from kappaml.csvsource import CsvTable
 from kappaml.logging import get_logger
 from kappaml.observability.programs import ServeMetrics
+from kappaml.provenance import stream_name
 from producer.replay import Replay, ReplayParams
 
 __all__ = ["ServerConfig", "create_app"]
@@ -87,10 +88,36 @@ def _parse_last_event_id(value: str | None) -> int | None:
     return int(text)
 
 
-def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
-    """The app serving ``table``; ``app.state.streams.stop.set()`` ends every stream."""
+def _client_error(request: Request, exc: HTTPException) -> Response:
+    """A refused request (bad query, too many clients): JSON, and one log line without a traceback.
+
+    Litestar would answer in the route's media type (``text/event-stream``, with a JSON body)
+    and log the refusal as an uncaught exception.
+    """
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
+    if getattr(exc, "extra", None):
+        body["extra"] = exc.extra
+    level = log.warning if exc.status_code >= 500 else log.info
+    level("request refused", path=request.url.path, status=exc.status_code, detail=exc.detail)
+    return Response(body, status_code=exc.status_code, media_type="application/json", headers=exc.headers)
+
+
+def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("request failed", path=request.url.path, exc_info=exc)
+    return Response({"status_code": 500, "detail": "Internal Server Error"},
+                    status_code=HTTP_500_INTERNAL_SERVER_ERROR, media_type="application/json")
+
+
+def create_app(table: CsvTable, config: ServerConfig | None = None,
+               passes: Callable[[int], CsvTable] | None = None) -> Litestar:
+    """The app serving ``table``; ``app.state.streams.stop.set()`` ends every stream.
+
+    ``passes(k)``: the table of loop pass k >= 1, new rows instead of ``table`` again."""
     config = config or ServerConfig()
-    replay = Replay(table, heartbeat=config.heartbeat, retry_ms=config.retry_ms, batch_rows=config.batch_rows)
+    # The file's bytes name the stream: another file is new data, the same file again is not.
+    stream = stream_name(table.dataset.name, table.path)
+    replay = Replay(table, heartbeat=config.heartbeat, retry_ms=config.retry_ms, batch_rows=config.batch_rows,
+                    stream=stream, passes=passes)
     streams = _Streams(config.max_clients)
     metrics = ServeMetrics(streams, replay)
     dataset = table.dataset
@@ -137,6 +164,7 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
             "status": "stopping" if streams.stop.is_set() else "ok",
             "dataset": dataset.name,
             "synthetic": dataset.synthetic,
+            "stream": stream,
             "rows": table.n_rows,
             "active_streams": streams.active,
             "streams_served": streams.served,
@@ -154,6 +182,7 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
             "description": dataset.description,
             "synthetic": dataset.synthetic,
             "units": dict(dataset.units),
+            "stream": stream,
         }
 
     app = Litestar(
@@ -163,14 +192,18 @@ def create_app(table: CsvTable, config: ServerConfig | None = None) -> Litestar:
         request_max_body_size=1024,
         on_shutdown=[lambda: streams.stop.set()],
         debug=False,
+        # Refusals are answered in JSON and logged in one line; anything else is a 500, logged
+        # with its traceback (by _server_error, so Litestar need not log exceptions itself).
+        exception_handlers={HTTPException: _client_error, Exception: _server_error},
         # kappaml.logging owns the handlers (structlog, --log-level): Litestar's default
         # config would replace the root handler with its own format at start-up. Its own
-        # logger only propagates, and a handler's unexpected exception is always logged.
-        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="always",
+        # logger only propagates.
+        logging_config=LoggingConfig(configure_root_logger=False, log_exceptions="never",
                                      loggers={"litestar": {"level": "INFO", "handlers": [],
                                                            "propagate": True}}),
     )
     app.state.streams = streams
     app.state.metrics = metrics
     app.state.table = table
+    app.state.stream = stream
     return app

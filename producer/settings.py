@@ -86,6 +86,9 @@ class ServeSettings:
     server: ServerConfig = field(default_factory=ServerConfig)
     log_level: str = "INFO"
     metrics_port: int | None = None  # Prometheus /metrics on this port; None: off
+    # The generated synthetic data set: (cache dir, rows, seed). A loop then replays new rows
+    # every pass (seed + pass), so the stream stays out of sample for ever.
+    synthetic: tuple[Path, int, int] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -96,11 +99,13 @@ class ServeSettings:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ServeSettings:
         dataset = dataset_from_args(args)
+        generated = None
         if args.csv:
             csv = Path(args.csv)
         elif dataset is None or dataset.name == synthetic.SYNTHETIC_NAME:
             dataset = synthetic.dataset()
             csv = synthetic.ensure_csv(Path(args.cache_dir), args.synthetic_rows, args.seed)
+            generated = (Path(args.cache_dir), args.synthetic_rows, args.seed)
         else:
             raise ValueError(f"dataset {dataset.name!r} needs --csv (only {synthetic.SYNTHETIC_NAME!r} "
                              "is generated)")
@@ -114,6 +119,7 @@ class ServeSettings:
                                 retry_ms=args.retry_ms),
             log_level=args.log_level,
             metrics_port=args.metrics_port,
+            synthetic=generated,
         )
 
 

@@ -1,5 +1,6 @@
 """Spark batch replay of the raw topic: rebuild every key's model exactly as the processor would."""
 
+import kappaml  # noqa: F401, I001 - first: outside the venv it says so in one line
 from spark_batch.connector import connector_jars, resolve_connector
 from spark_batch.errors import ReplayError
 from spark_batch.offsets import OffsetRange, pin_offsets

@@ -13,6 +13,7 @@ from kappaml.logging import configure_logging, get_logger
 from spark_batch.classdata import class_archive
 from spark_batch.connector import connector_jars
 from spark_batch.errors import ReplayError
+from spark_batch.headline import headline
 from spark_batch.offsets import pin_offsets
 from spark_batch.settings import ReplaySettings, build_parser, settings_from_args
 from spark_batch.submit import build_pyfiles, spark_submit_command, spark_submit_env
@@ -73,6 +74,8 @@ def _replay(argv: list[str]) -> int:
     code = proc.wait()
     if archive is not None and pending is not None:
         archive.adopt(pending, succeeded=code == 0)
+    if code == 0:
+        sys.stdout.write(headline(settings.output_dir / "summary.json") + "\n")
     return code
 
 

@@ -150,7 +150,8 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
         # before any processor must not publish into an auto-created, uncompacted one.
         topics = replace(settings.topics, raw_partitions=len(pinned.partitions))
         try:
-            ensure_topics(settings.kafka, [s for s in topics.specs() if s.name == topics.models])
+            wanted = (topics.models, topics.metrics)
+            ensure_topics(settings.kafka, [s for s in topics.specs() if s.name in wanted])
         except (KafkaException, RuntimeError) as exc:  # incl. an unreachable or refusing cluster
             raise ReplayError(f"cannot provision the models topic {topics.models}: {exc}") from None
         publisher = SnapshotPublisher(settings.kafka, topics.models, settings.version)
@@ -177,6 +178,13 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
         publisher.flush()
     shutil.rmtree(staging, ignore_errors=True)
     phases.stop()
+    metrics_sent = 0
+    if settings.publish:
+        # The Evaluation page draws the metrics topic: the replayed version joins the live ones.
+        from spark_batch.metrics_feed import publish_metrics  # noqa: PLC0415
+        with phases("metrics"):
+            metrics_sent = publish_metrics(settings.kafka, settings.topics.metrics, predictions,
+                                           settings.version, lineup.champion, lineup.window)
     with phases("stop"):
         stopping.join()
 
@@ -195,6 +203,7 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
         "topic": topic,
         "models_topic": settings.topics.models if settings.publish else None,
         "published": publisher.sent if publisher is not None else 0,
+        "metrics_published": metrics_sent,
         # Cut-over: a new version continues each partition from offsets.end (exclusive).
         "offsets": {**pinned.to_dict(), "until": (
             {str(p): o for p, o in sorted(settings.until.items())} if settings.until else None)},

@@ -24,9 +24,23 @@ def with_unit(label: str, unit: str | None) -> str:
     return f"{label} ({unit})" if unit else label
 
 
+# Vega-Lite's default time labels are local time on a 12-hour clock without AM/PM (14:05 shows as
+# 02:05): every time axis and tooltip here is UTC on a 24-hour clock, as its title says.
+TIME_FORMAT = "%H:%M:%S"
+
+
+def time_x(title: str | None = None) -> alt.X:
+    return alt.X("time:T", title=title, scale=alt.Scale(type="utc"),
+                 axis=alt.Axis(format=TIME_FORMAT, formatType="utc", labelOverlap=True))
+
+
+def time_tooltip(title: str | None = None) -> alt.Tooltip:
+    return alt.Tooltip("time:T", title=title or "time (UTC)", format=TIME_FORMAT, formatType="utc")
+
+
 def _x(x: XAxis) -> alt.X:
     if x == "time":
-        return alt.X("time:T", title="event time of the metrics record (UTC)")
+        return time_x("event time of the metrics record (UTC)")
     return alt.X("messages:Q", title="messages scored (count)")
 
 
@@ -70,7 +84,7 @@ def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *
             tooltip=[
                 alt.Tooltip("model:N"), alt.Tooltip("spec:N"), alt.Tooltip("window:N"),
                 alt.Tooltip("messages:Q", title="messages"),
-                alt.Tooltip("time:T", format="%H:%M:%S"), alt.Tooltip("value:Q", title=metric, format=".4g"),
+                time_tooltip(), alt.Tooltip("value:Q", title=metric, format=".4g"),
             ],
         )
         .properties(height=260)
@@ -87,7 +101,7 @@ def metric_chart(frame: pd.DataFrame, metric: str, x: XAxis, unit: str | None, *
             alt.Tooltip("error_after:Q", title="error after", format=".4g"),
             alt.Tooltip("action:N"), alt.Tooltip("partition:N"), alt.Tooltip("offset:Q"),
             alt.Tooltip("learned:Q", title="learned by the model"),
-            alt.Tooltip("time:T", title="detected at", format="%H:%M:%S"),
+            time_tooltip("detected at (UTC)"),
         ],
     )
     return alt.layer(lines, rules)
@@ -101,11 +115,11 @@ def comparison_chart(frame: pd.DataFrame, metric: str, unit: str | None,
         alt.Chart(data, title=f"Rolling {metric} of each spec on the same messages")
         .mark_line(point=len(data) < 60)
         .encode(
-            x=alt.X("time:T", title="time of the comparison record (UTC)", axis=alt.Axis(format="%H:%M:%S")),
+            x=time_x("time of the comparison record (UTC)"),
             y=alt.Y("value:Q", title=with_unit(f"rolling {metric}", unit), scale=alt.Scale(zero=False)),
             color=alt.Color("spec:N", title="model spec"),
             tooltip=[alt.Tooltip("spec:N"), alt.Tooltip("role:N"), alt.Tooltip("learned:Q"),
-                     alt.Tooltip("drifts:Q"), alt.Tooltip("time:T", format="%H:%M:%S"),
+                     alt.Tooltip("drifts:Q"), time_tooltip(),
                      alt.Tooltip("value:Q", title=f"rolling {metric}", format=".4g")],
         )
         .properties(height=260)
@@ -113,10 +127,10 @@ def comparison_chart(frame: pd.DataFrame, metric: str, unit: str | None,
     if promotions.empty:
         return lines
     rules = alt.Chart(promotions).mark_rule(color=EVENT_COLOR, strokeWidth=2, opacity=0.7).encode(
-        x=alt.X("time:T"),
+        x=time_x(),
         tooltip=[alt.Tooltip("spec:N", title="promoted"), alt.Tooltip("previous:N"),
                  alt.Tooltip("partition:N"), alt.Tooltip("offset:Q", title="control record offset"),
-                 alt.Tooltip("by:N"), alt.Tooltip("time:T", title="applied at", format="%H:%M:%S")],
+                 alt.Tooltip("by:N"), time_tooltip("applied at (UTC)")],
     )
     return alt.layer(lines, rules)
 
@@ -127,14 +141,19 @@ def predicted_vs_actual(frame: pd.DataFrame, target: str,
     low = float(min(frame["y_true"].min(), frame["y_pred"].min()))
     high = float(max(frame["y_true"].max(), frame["y_pred"].max()))
     identity = pd.DataFrame({"y_true": [low, high], "y_pred": [low, high]})
+    frame = frame.assign(sample=(frame["pass"] > 1).map({False: "out of sample (pass 1)",
+                                                         True: "seen before (pass 2+)"}))
     points = (
         alt.Chart(frame)
-        .mark_circle(size=18, opacity=0.55)
+        .mark_point(size=18, opacity=0.55, filled=True)
         .encode(
             x=alt.X("y_true:Q", title=with_unit(f"actual {target}", unit), scale=alt.Scale(zero=False)),
             y=alt.Y("y_pred:Q", title=with_unit(f"predicted {target}", unit), scale=alt.Scale(zero=False)),
             color=alt.Color("version:N", title="model version"),
-            tooltip=["version:N", "key:N", "id:N", alt.Tooltip("y_true:Q", format=".4g"),
+            # Pass 2+ of a looping CSV: rows learned before, hollow (not out of sample).
+            shape=alt.Shape("sample:N", title="sample", scale=alt.Scale(
+                domain=["out of sample (pass 1)", "seen before (pass 2+)"], range=["circle", "cross"])),
+            tooltip=["version:N", "key:N", "id:N", "pass:Q", alt.Tooltip("y_true:Q", format=".4g"),
                      alt.Tooltip("y_pred:Q", format=".4g"), alt.Tooltip("error:Q", format=".4g")],
         )
     )
@@ -163,10 +182,10 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame, title="Processor throughput")
         .mark_line()
         .encode(
-            x=alt.X("time:T", title="time (UTC)"),
+            x=time_x("time (UTC)"),
             y=alt.Y("throughput:Q", title="throughput (messages/s)"),
             color=alt.Color("version:N", title="model version"),
-            tooltip=["version:N", alt.Tooltip("time:T", format="%H:%M:%S"),
+            tooltip=["version:N", time_tooltip(),
                      alt.Tooltip("throughput:Q", format=".1f")],
         )
         .properties(height=220)

@@ -21,8 +21,10 @@ def group_lags(admin: AdminClient, prefix: str, raw: TopicInfo, timeout: float) 
         request = [ConsumerGroupTopicPartitions(group)]
         futures = admin.list_consumer_group_offsets(request, request_timeout=timeout)
         result = futures[group].result(timeout=timeout + 1)
-        committed = {tp.partition: tp.offset for tp in result.topic_partitions or ()
-                     if tp.topic == raw.name and tp.offset >= 0}
+        # The end offsets were read a moment before the group's offsets: a processor that
+        # committed in between is ahead of them. Shown as caught up (at the end), never above it.
+        committed = {tp.partition: min(tp.offset, raw.end_offsets.get(tp.partition, tp.offset))
+                     for tp in result.topic_partitions or () if tp.topic == raw.name and tp.offset >= 0}
         lag = {p: max(0, end - committed.get(p, raw.start_offsets.get(p, 0)))
                for p, end in raw.end_offsets.items()}
         lags.append(GroupLag(group=group, version=group[len(prefix):], committed=committed, lag=lag))

@@ -220,7 +220,10 @@ class _Feeds:
             # A client that went away cancels us: the shield lets the consumer close anyway.
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(consumer.close)
-            log.info("feed stream closed", feed=event, active=self.active)
+            if self.stop.is_set():
+                log.info("feed stream closed", feed=event, active=self.active)
+            else:  # the client went away: routine, one debug line
+                log.debug("feed client went away", feed=event, active=self.active)
 
 
 def _error_text(exc: KafkaException) -> str:

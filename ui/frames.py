@@ -116,13 +116,15 @@ def latest_metrics_frame(series: Series, key: str) -> pd.DataFrame:
         for label, cumulative, rolling in METRICS:
             row[label] = number(last.get(cumulative))
             row[f"{label} (rolling)"] = number(last.get(rolling))
-        row["updated"] = pd.to_datetime(last.get("ts"), unit="ms", utc=True) if last.get("ts") else None
+        # Time of day only (UTC, 24-hour): a full timestamp was cut off in the table.
+        row["updated (UTC)"] = (pd.to_datetime(last.get("ts"), unit="ms", utc=True).strftime("%H:%M:%S")
+                                if last.get("ts") else None)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 _PREDICTION_COLUMNS = ["version", "spec", "key", "id", "y_true", "y_pred", "error", "partition", "offset",
-                       "event_ts", "processed_ts", "latency_ms"]
+                       "event_ts", "processed_ts", "pass", "latency_ms"]
 
 
 def predictions_frame(records: list[dict[str, Any]], *, key: str | None = None,
@@ -144,6 +146,7 @@ def predictions_frame(records: list[dict[str, Any]], *, key: str | None = None,
             "y_true": y_true, "y_pred": y_pred, "error": y_pred - y_true,
             "partition": r.get("partition"), "offset": r.get("offset"),
             "event_ts": event_ts, "processed_ts": processed_ts,
+            "pass": r.get("pass") if isinstance(r.get("pass"), int) else 1,
             "latency_ms": processed_ts - event_ts if event_ts is not None and processed_ts is not None
             else None,
         })

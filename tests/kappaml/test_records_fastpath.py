@@ -139,3 +139,15 @@ def test_plans_follow_the_dataset_object() -> None:
     assert _plan(other).features == ("size",)
     assert _plan(KEYED).features == ("size", "make", "turbo", "doors")
     assert _plan(KEYED) is _plan(KEYED)
+
+
+def test_the_stream_of_a_record_reaches_the_example_on_both_paths() -> None:
+    dataset = builtin("co2")
+    record = make_record(dataset, 3, valid_row(dataset), ts=5, stream="co2@0123abcd")
+    assert extract(dataset, record).stream == "co2@0123abcd"
+    record["row"] = {k: (int(v) if isinstance(v, float) else v) for k, v in record["row"].items()}
+    assert extract(dataset, record).stream == "co2@0123abcd"  # ints: the checked path
+    assert extract(dataset, make_record(dataset, 3, valid_row(dataset), ts=5)).stream == ""
+    for bad in ("", 5, ["x"]):
+        with pytest.raises(InvalidRecord, match="stream must be"):
+            extract(dataset, {**record, "stream": bad})

@@ -14,6 +14,7 @@ from httpx_sse import connect_sse
 from producer_testkit import ThreadServer, read_events, serve_file, write_csv
 
 from kappaml.dataset import GLOBAL_KEY, Dataset, Feature
+from kappaml.provenance import stream_name
 from kappaml.records import extract
 from producer import sse
 
@@ -85,12 +86,14 @@ def test_records_parsed_by_httpx_sse_follow_the_raw_topic_contract(server: Threa
     before = int(time.time() * 1000)
     for i, event in enumerate(events[:100], start=1):
         record = json.loads(event.data)
-        assert set(record) == {"id", "key", "ts", "source", "row"}
+        assert set(record) == {"id", "key", "ts", "source", "stream", "row"}
         assert record["id"] == i and record["key"] == GLOBAL_KEY and record["source"] == "toy"
+        # Row ids are unique within a stream: the data set and the digest of the file's bytes.
+        assert record["stream"] == stream_name("toy", server.app.state.table.path)
         assert isinstance(record["ts"], int) and before - 600_000 < record["ts"] <= before + 1
         assert record["row"] == {"a": i + 0.5, "flag": bool(i % 2), "color": f"c{i % 3}", "y": float(i * 10)}
         example = extract(DS, record)
-        assert example.id == i and example.y == i * 10
+        assert example.id == i and example.y == i * 10 and example.stream == record["stream"]
     assert json.loads(events[-1].data) == {"last_id": 100, "rows": 100}
 
 

@@ -46,6 +46,15 @@ def _processor_status(view: StoreView) -> None:
             shown = f"{age:,.0f} s" if age is not None else "an unknown time"
             st.warning(f"**Processor not alive:** {who}, last metrics {shown} ago (it is stopped, "
                        "or idle: it publishes only while data flows).")
+        duplicates = record.get("duplicates")
+        if isinstance(duplicates, dict) and duplicates.get("warning"):
+            st.warning(
+                f"**Version {version} skips its input as already learned:** "
+                f"{duplicates.get('recent_skipped', 0):,} of its latest {duplicates.get('recent_rows', 0):,} "
+                f"rows ({float(duplicates.get('share') or 0):.0%}; {duplicates.get('skipped', 0):,} in all) "
+                "had a row id it had learned from the same stream. The same rows were ingested again: "
+                "the model learns nothing from them. A different CSV is a new stream and is learned."
+            )
 
 
 def _throughput_frame(view: StoreView) -> pd.DataFrame:

@@ -17,7 +17,8 @@ unit = dataset.units.get(dataset.target)
 st.title("Predictions")
 st.caption(
     f"The newest predictions of `{dataset.target}` read from `{settings.topics.predictions}`: each was "
-    "made before its model learned the example, so these are honest out-of-sample errors."
+    "made before its model learned the example, so these are honest out-of-sample errors (except rows "
+    "of a looping CSV's second and later passes, marked as such)."
 )
 
 
@@ -46,6 +47,12 @@ def body() -> None:
     if frame.empty:
         st.info("No predictions for this selection yet.")
         return
+    repeats = int((frame["pass"] > 1).sum())
+    if repeats:
+        st.warning(f"**{repeats:,} of these {len(frame):,} predictions are not out of sample:** the CSV "
+                   f"loops, and they are of rows from pass {int(frame['pass'].max())} or earlier repeats "
+                   "that the model had already learned (crosses on the chart). Only pass 1 is an honest "
+                   "test; the default synthetic stream is new rows on every pass.")
     a, b, c = st.columns(3)
     a.metric("Predictions shown", f"{len(frame):,}")
     b.metric(with_unit("Mean absolute residual", unit), f"{frame['error'].abs().mean():.3g}")

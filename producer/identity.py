@@ -1,0 +1,46 @@
+"""The ingest's identity: which stream it follows, so a different file is ingested afresh.
+
+The ingest keeps the last event id it committed under its identity (its consumer group and
+transactional id). Event ids restart at 1 in every file, so resuming after another file's last
+id would skip rows of the new one: the identity names the stream (data set and file digest,
+``kappaml.provenance``) that the SSE server reports in ``GET /health``.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from kappaml.logging import get_logger
+
+__all__ = ["fetch_stream", "ingest_identity"]
+
+log = get_logger(__name__)
+
+
+def fetch_stream(url: str, *, attempts: int = 30, max_backoff: float = 2.0) -> str:
+    """The stream the SSE server at ``url`` replays ("" from a server that does not say)."""
+    parts = urlsplit(url)
+    target = urlunsplit(parts._replace(path=parts.path.rsplit("/", 1)[0] + "/health", query=""))
+    backoff = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            response = httpx.get(target, timeout=5.0)
+            response.raise_for_status()
+            stream = response.json().get("stream")
+            return stream if isinstance(stream, str) else ""
+        except (httpx.TransportError, httpx.HTTPStatusError, ValueError, AttributeError) as exc:
+            if attempt == attempts:
+                raise RuntimeError(f"cannot ask the SSE server what it serves ({target}): {exc}") from None
+            log.info("waiting for the SSE server", url=target, error=str(exc))
+            time.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
+    raise AssertionError("unreachable")
+
+
+def ingest_identity(prefix: str, dataset: str, stream: str) -> str:
+    """``<prefix>-ingest-<data set>[-<file digest>]``: one identity per stream followed."""
+    digest = stream.rpartition("@")[2] if stream else ""
+    return f"{prefix}-ingest-{dataset}" + (f"-{digest}" if digest else "")

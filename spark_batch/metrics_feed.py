@@ -1,0 +1,105 @@
+"""The replay's prequential metrics, published where the live processor publishes its own.
+
+The UI's Evaluation page draws every series of the metrics topic: per (version, key, spec) the
+records of scope ``key`` and the version's ``overall`` records. The replay computes the same
+cumulative and rolling RMSE/MAE/R² over its served predictions (the champion spec's, in offset
+order per key, as live), and publishes a bounded number of points per series, labelled
+``origin=replay``, so a replayed version is drawn beside the live ones.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+
+from kappaml.evaluation import PrequentialMetrics
+from kappaml.kafka import KafkaSettings
+from kappaml.logging import get_logger
+from spark_batch.errors import ReplayError
+
+__all__ = ["publish_metrics"]
+
+log = get_logger(__name__)
+
+OVERALL_KEY = "__overall__"
+# Points per series: enough for a smooth line, few enough for a UI reading the whole topic.
+MAX_POINTS_PER_KEY = 200
+MAX_POINTS_OVERALL = 500
+MAX_RECORDS = 20_000
+
+
+def _points(predictions: Path, spec: str) -> dict[str, list[tuple[int, int, float, float, int | None]]]:
+    """Per key: (partition, offset, y_true, y_pred, ts) of the rows ``spec`` learned, in order."""
+    import pyarrow.compute as pc  # noqa: PLC0415 - pyarrow comes with pyspark on the driver
+    import pyarrow.dataset as ds  # noqa: PLC0415
+
+    table = ds.dataset(predictions, format="parquet").to_table(
+        columns=["partition", "offset", "key", "ts", "y_true", "y_pred"],
+        filter=(pc.field("spec") == spec) & (pc.field("status") == "learned"))
+    by_key: dict[str, list[tuple[int, int, float, float, int | None]]] = {}
+    columns = [table.column(c).to_pylist() for c in ("key", "partition", "offset", "y_true", "y_pred", "ts")]
+    for key, partition, offset, y_true, y_pred, ts in zip(*columns, strict=True):
+        by_key.setdefault(key, []).append((partition, offset, y_true, y_pred, ts))
+    for rows in by_key.values():
+        rows.sort()
+    return by_key
+
+
+def _record(scope: str, key: str, version: str, spec: str, metrics: PrequentialMetrics, ts: int,
+            **extra: Any) -> bytes:
+    values = metrics.get()
+    return orjson.dumps({"scope": scope, "key": key, "version": version, "spec": spec, "origin": "replay",
+                         "role": "champion", "learned": values["n"], **values, **extra, "ts": ts})
+
+
+def publish_metrics(kafka: KafkaSettings, topic: str, predictions: Path, version: str, spec: str,
+                    window: int) -> int:
+    """Publish the replay's metrics series of ``spec`` to ``topic``; how many records."""
+    by_key = _points(predictions, spec)
+    now = int(time.time() * 1000)
+    producer = Producer({**kafka.client_config(), "enable.idempotence": "true", "linger.ms": "20"})
+    errors: list[str] = []
+
+    def send(key: str, value: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, key=key.encode("utf-8"), value=value,
+                                 on_delivery=lambda err, _m: err is not None and errors.append(err.str()))
+                return
+            except BufferError:
+                producer.poll(0.5)
+
+    per_key = max(2, min(MAX_POINTS_PER_KEY, MAX_RECORDS // max(len(by_key), 1)))
+    overall = PrequentialMetrics(window=window)
+    merged: list[tuple[int, int, float, float, int | None]] = []
+    sent = 0
+    for key, rows in by_key.items():
+        metrics = PrequentialMetrics(window=window)
+        step = math.ceil(len(rows) / per_key)
+        for i, (_p, offset, y_true, y_pred, ts) in enumerate(rows, start=1):
+            metrics.update(y_true, y_pred)
+            if i % step == 0 or i == len(rows):
+                send(key, _record("key", key, version, spec, metrics, ts if ts is not None else now,
+                                  last_offset=offset))
+                sent += 1
+        merged.extend(rows)
+    # Overall: every served prediction in event order (offsets are only ordered per partition).
+    merged.sort(key=lambda r: (r[4] if r[4] is not None else 0, r[0], r[1]))
+    step = math.ceil(len(merged) / MAX_POINTS_OVERALL) if merged else 1
+    for i, (_p, _o, y_true, y_pred, ts) in enumerate(merged, start=1):
+        overall.update(y_true, y_pred)
+        if i % step == 0 or i == len(merged):
+            send(OVERALL_KEY, _record("overall", OVERALL_KEY, version, spec, overall,
+                                      ts if ts is not None else now, keys=len(by_key)))
+            sent += 1
+    left = producer.flush(60)
+    if left or errors:
+        raise ReplayError(f"replay metrics not delivered to {topic}: "
+                          f"{left} pending, {len(errors)} refused{': ' + errors[0] if errors else ''}")
+    log.info("replay metrics published", topic=topic, records=sent, keys=len(by_key), version=version)
+    return sent
