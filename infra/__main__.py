@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
                         "processor, feeds: consecutive); 0: no metrics")
     p.add_argument("--prometheus", action="store_true",
                    help="run: also start a Prometheus server scraping the programs (Debian's prometheus)")
-    p.add_argument("--prometheus-port", type=int, default=int(env("KAPPAML_PROMETHEUS_PORT", "9090")))
+    p.add_argument("--prometheus-port", type=int, default=int(env("KAPPAML_PROMETHEUS_PORT", "9090")),
+                   help="run --prometheus: its port (KAPPAML_PROMETHEUS_PORT; default 9090)")
     p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"),
                    help="log level of every program (KAPPAML_LOG_LEVEL; default INFO)")
     return p
