@@ -36,7 +36,10 @@ def test_a_client_leaving_a_busy_feed_is_one_debug_line(kafka_settings: KafkaSet
     assert producer.flush(30) == 0
     port, log = free_port(), tmp_path / "feeds.log"
     proc = start_program([sys.executable, "-m", "ui", "feeds", "--port", str(port), "--bootstrap",
-                          kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix],
+                          kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix,
+                          # A client that drops after the whole backlog is written is found by the
+                          # next write: a keep-alive, 1 s later instead of 15.
+                          "--heartbeat", "1"],
                          {"KAPPAML_LOG_LEVEL": "DEBUG"}, log)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc, log)
@@ -48,13 +51,20 @@ def test_a_client_leaving_a_busy_feed_is_one_debug_line(kafka_settings: KafkaSet
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             time.sleep(1.5)
         deadline = time.monotonic() + 15
-        while log.read_text().count("feed client went away") < 3 and time.monotonic() < deadline:
+        def settled() -> bool:
+            text = log.read_text()
+            return text.count("feed client went away") >= text.count("feed stream opened") >= 1
+
+        while not settled() and time.monotonic() < deadline:
             time.sleep(0.3)
     finally:
         stop_program(proc)
     text = log.read_text()
     assert "socket.send() raised exception" not in text
-    assert text.count("feed client went away") == 3
+    # Every stream that opened and lost its client says so once. (A connection dropped before its
+    # stream opened has nothing to say: that happens when the server reads the request late.)
+    opened = text.count("feed stream opened")
+    assert 1 <= opened <= 3 and text.count("feed client went away") == opened, text[-4000:]
     gone = [json.loads(line) for line in text.splitlines() if "feed client went away" in line]
     assert {g["level"] for g in gone} == {"debug"}
     assert '"level": "error"' not in text
