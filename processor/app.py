@@ -193,7 +193,6 @@ class Processor:
             processed = processed or now_ms()
             serving = spec == champion
             self.stats.learned += serving
-            self.duplicates.learned += serving
             role = "champion" if serving else "challenger"
             record = prediction(ks, example, result, partition, offset, processed, role)
             produce(topics.predictions if serving else topics.challengers, key, orjson.dumps(record))
@@ -265,7 +264,9 @@ class Processor:
         """Persist dirty models and publish their metrics and snapshots, inside the checkpoint."""
         timer = self.timer
         timer.start()
-        self.metrics.on_checkpoint()  # before _overall starts the next interval of self.stats
+        # Both read this interval's figures before _overall starts the next interval of self.stats.
+        self.metrics.on_checkpoint()
+        self.duplicates.learned += self.stats.learned
         flushed = self.cache.flush()
         timer.lap("states")
         ts = now_ms()

@@ -27,7 +27,8 @@ class DuplicateWatch:
         self.min_rows = min_rows
         self.warn_every = warn_every
         self._clock = clock
-        # Rows of this run that reached the serving model, counted by the processor per message.
+        # Rows of this run that reached the serving model: learned, added at each checkpoint from
+        # the processor's interval figures; skipped, counted per message (a rare branch).
         self.learned = 0
         self.skipped = 0
         self._counted = (0, 0)  # learned, skipped at the last evaluation

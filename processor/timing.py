@@ -23,9 +23,11 @@ _SAMPLES = 4096
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:
+    """p50, p99 and max of durations in seconds, as milliseconds."""
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(len(ordered) * q))]  # noqa: E731
-    return {"p50": round(pick(0.5) * 1000, 3), "p99": round(pick(0.99) * 1000, 3),
+    last = len(ordered) - 1
+    return {"p50": round(ordered[min(last, len(ordered) // 2)] * 1000, 3),
+            "p99": round(ordered[min(last, int(len(ordered) * 0.99))] * 1000, 3),
             "max": round(ordered[-1] * 1000, 3)}
 
 

@@ -9,35 +9,44 @@ id would skip rows of the new one: the identity names the stream (data set and f
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from kappaml.logging import get_logger
 
-__all__ = ["fetch_stream", "ingest_identity"]
+__all__ = ["fetch_stream", "ingest_identity", "server_json"]
 
 log = get_logger(__name__)
 
 
-def fetch_stream(url: str, *, attempts: int = 30, max_backoff: float = 2.0) -> str:
-    """The stream the SSE server at ``url`` replays ("" from a server that does not say)."""
+def server_json(url: str, endpoint: str, what: str, *, attempts: int = 30, max_backoff: float = 2.0) -> Any:
+    """GET ``endpoint`` beside the SSE server's events ``url`` (``/health``, ``/dataset``), as JSON,
+    retried with backoff while the server starts; ``what`` names it in the error."""
     parts = urlsplit(url)
-    target = urlunsplit(parts._replace(path=parts.path.rsplit("/", 1)[0] + "/health", query=""))
+    target = urlunsplit(parts._replace(path=parts.path.rsplit("/", 1)[0] + "/" + endpoint, query=""))
     backoff = 0.2
     for attempt in range(1, attempts + 1):
         try:
             response = httpx.get(target, timeout=5.0)
             response.raise_for_status()
-            stream = response.json().get("stream")
-            return stream if isinstance(stream, str) else ""
-        except (httpx.TransportError, httpx.HTTPStatusError, ValueError, AttributeError) as exc:
+            return response.json()
+        except (httpx.TransportError, httpx.HTTPStatusError, ValueError) as exc:
             if attempt == attempts:
-                raise RuntimeError(f"cannot ask the SSE server what it serves ({target}): {exc}") from None
+                raise RuntimeError(f"cannot fetch {what} from {target}: {exc}") from None
             log.info("waiting for the SSE server", url=target, error=str(exc))
             time.sleep(backoff)
             backoff = min(backoff * 2, max_backoff)
     raise AssertionError("unreachable")
+
+
+def fetch_stream(url: str, *, attempts: int = 30, max_backoff: float = 2.0) -> str:
+    """The stream the SSE server at ``url`` replays ("" from a server that does not say)."""
+    health = server_json(url, "health", "what the SSE server replays", attempts=attempts,
+                         max_backoff=max_backoff)
+    stream = health.get("stream") if isinstance(health, dict) else None
+    return stream if isinstance(stream, str) else ""
 
 
 def ingest_identity(prefix: str, dataset: str, stream: str) -> str:

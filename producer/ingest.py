@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import httpx
 from confluent_kafka import Producer as ConfluentProducer
 from quixstreams import Application
 from quixstreams.app import consumer_extra_config_overrides
@@ -17,7 +15,7 @@ from kappaml.kafka import KafkaSettings
 from kappaml.logging import get_logger
 from kappaml.topics import ensure_topics
 from kappaml.validation import InvalidShare
-from producer.identity import fetch_stream, ingest_identity
+from producer.identity import fetch_stream, ingest_identity, server_json
 from producer.settings import IngestSettings
 from producer.source import SSESource
 
@@ -66,22 +64,8 @@ def stream_url(url: str, rate: float) -> str:
 
 def fetch_dataset(url: str, *, attempts: int = 30, max_backoff: float = 2.0) -> Dataset:
     """The declaration the SSE server serves (GET /dataset next to the events URL)."""
-    parts = urlsplit(url)
-    path = parts.path.rsplit("/", 1)[0] + "/dataset"
-    target = urlunsplit(parts._replace(path=path, query=""))
-    backoff = 0.2
-    for attempt in range(1, attempts + 1):
-        try:
-            response = httpx.get(target, timeout=5.0)
-            response.raise_for_status()
-            return Dataset.from_dict(response.json())
-        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-            if attempt == attempts:
-                raise RuntimeError(f"cannot fetch the data set declaration from {target}: {exc}") from None
-            log.info("waiting for the SSE server", url=target, error=str(exc))
-            time.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff)
-    raise AssertionError("unreachable")
+    return Dataset.from_dict(server_json(url, "dataset", "the data set declaration", attempts=attempts,
+                                         max_backoff=max_backoff))
 
 
 def fence(kafka: KafkaSettings, transactional_id: str, timeout: float = 30.0) -> None:
