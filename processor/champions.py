@@ -23,6 +23,11 @@ log = get_logger(__name__)
 
 _CHAMPION = "champion"
 _SERVED = "served"
+_SERVED_STAMP = "served_count"
+
+
+def _count(tally: PrequentialMetrics) -> int:
+    return tally.n + tally.invalid
 
 
 def _partition_state(transaction: PartitionTransaction) -> State:
@@ -41,14 +46,21 @@ class Champions:
         # spec served each one: what the pipeline's users got. Stored beside the champion, so
         # they commit with the offsets and move with the partition.
         self.served: dict[int, PrequentialMetrics] = {}
+        self._stamps: dict[int, int | None] = {}  # the stored tally's count, as read this checkpoint
 
     def champion(self, partition: int, transaction: Callable[[int], PartitionTransaction]) -> str:
         """The partition's serving spec; ``transaction(partition)`` is opened once per checkpoint."""
         if partition not in self._loaded:
             state = _partition_state(transaction(partition))
-            served = state.get(_SERVED)
-            self.served[partition] = (served if isinstance(served, PrequentialMetrics)
-                                      else PrequentialMetrics(self.history.lineup.window))
+            # The tally is re-read only when the store holds another one than ours (another
+            # instance served the partition meanwhile): its count of scored pairs tells.
+            stamp = state.get(_SERVED_STAMP)
+            mine = self.served.get(partition)
+            if mine is None or stamp != _count(mine):
+                served = state.get(_SERVED)
+                self.served[partition] = (served if isinstance(served, PrequentialMetrics)
+                                          else PrequentialMetrics(self.history.lineup.window))
+            self._stamps[partition] = stamp
             stored = state.get(_CHAMPION)
             if stored in self.history.lineup.specs:
                 self.history.champions[partition] = stored
@@ -71,9 +83,13 @@ class Champions:
         return reason
 
     def checkpoint(self, transaction: Callable[[int], PartitionTransaction]) -> None:
-        """Store the served metrics of the partitions used since the last checkpoint."""
+        """Store the served metrics of the partitions they changed in since the last checkpoint."""
         for partition in self._loaded:
-            _partition_state(transaction(partition)).set(_SERVED, self.served[partition])
+            count = _count(self.served[partition])
+            if count != self._stamps.get(partition):
+                state = _partition_state(transaction(partition))
+                state.set(_SERVED, self.served[partition])
+                state.set(_SERVED_STAMP, count)
         self._loaded.clear()
 
     def current(self) -> dict[int, str]:

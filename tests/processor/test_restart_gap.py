@@ -22,7 +22,7 @@ from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
 from tests.conftest import REPO
-from tests.kafka_helpers import typed_rows
+from tests.kafka_helpers import json_values, read_all, typed_rows
 
 pytestmark = pytest.mark.kafka
 
@@ -89,3 +89,7 @@ def test_committed_predictions_flow_again_soon_after_a_sigkill(kafka_settings, t
     gaps = watcher.largest_gap(since=killed_at, field="partition")
     assert gaps and max(gaps.values()) < MAX_GAP_S, f"committed output stalled: {gaps}"
     assert all(b"Traceback" not in err for err in stderr), stderr
+    if instances == 1:  # the served tally survives the kill with its state: every row scored once
+        metrics = json_values(read_all(kafka_settings, topics.metrics))
+        overall = [m for m in metrics if m["scope"] == "overall"]
+        assert overall[-1]["served"] == len(rows)
