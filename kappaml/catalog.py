@@ -10,7 +10,7 @@ with :func:`resolve_from_log`, the one rule they share (replay == live):
   a log that declares nothing (written before declarations existed) takes the override as is.
 
 A record whose ``source`` is not the resolved data set is invalid; the reason says whether the
-log declares that source at all (``kappaml.decoding``).
+log declares that source at all (``kappaml.records.decoding``).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kappaml.dataset import Dataset, load
-from kappaml.decoding import decode
 from kappaml.example import Example, InvalidRecord
 from kappaml.kafka import KafkaSettings, connect_admin
 from kappaml.logging import get_logger
+from kappaml.records.decoding import decode
 
 __all__ = ["DECLARATION_VERSION", "DatasetError", "LogDeclarations", "decode_declaration",
            "encode_declaration", "load_local", "publish_declaration", "read_declarations", "resolve",

@@ -1,7 +1,7 @@
 """The two types every side of a record shares: ``Example`` (a valid record) and ``InvalidRecord``.
 
 They live apart from ``kappaml.records`` (which re-exports them) so the CSV side and the
-decoding side (``kappaml.decoding``) can both use them without importing each other.
+decoding side (``kappaml.records.decoding``) can both use them without importing each other.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""kappaml.decoding's fast path agrees with the checked path on every record, valid or not."""
+"""kappaml.records.decoding's fast path agrees with the checked path on every record, valid or not."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kappaml.dataset import Dataset, Feature, builtin
-from kappaml.decoding import _extract_checked, _extract_fast, _plan
 from kappaml.records import Example, InvalidRecord, decode, encode_record, extract, make_record
+from kappaml.records.decoding import _extract_checked, _extract_fast, _plan
 
 KEYED = Dataset(
     name="cars",

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kappaml.dataset import GLOBAL_KEY, Dataset
-from kappaml.decoding import decode, extract
 from kappaml.example import Example, InvalidRecord
+from kappaml.records.decoding import decode, extract
 
 __all__ = [
     "Example",

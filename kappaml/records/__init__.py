@@ -1,0 +1,33 @@
+"""Every record kappaml writes to or reads from Kafka, defined once.
+
+One module per topic family, so the processor, the Spark replay, the UI, the feeds and the bench
+cannot disagree about a field:
+
+* ``raw`` / ``decoding``: the raw topic (CSV text -> typed row -> JSON -> ``Example``).
+
+Import from ``kappaml.records``; the submodules are an implementation detail.
+"""
+
+from kappaml.records.raw import (
+    Example,
+    InvalidRecord,
+    RowParser,
+    decode,
+    encode_record,
+    extract,
+    make_record,
+    model_key,
+    parse_row,
+)
+
+__all__ = [
+    "Example",
+    "InvalidRecord",
+    "RowParser",
+    "decode",
+    "encode_record",
+    "extract",
+    "make_record",
+    "model_key",
+    "parse_row",
+]
