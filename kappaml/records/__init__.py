@@ -9,24 +9,36 @@ Import from ``kappaml.records``; the submodules are an implementation detail.
 """
 
 from kappaml.records.raw import (
+    FEATURES,
+    LABEL,
+    LABELLED,
+    RAW_KINDS,
     Example,
     InvalidRecord,
     RowParser,
     decode,
     encode_record,
     extract,
+    make_features,
+    make_label,
     make_record,
     model_key,
     parse_row,
 )
 
 __all__ = [
+    "FEATURES",
+    "LABEL",
+    "LABELLED",
+    "RAW_KINDS",
     "Example",
     "InvalidRecord",
     "RowParser",
     "decode",
     "encode_record",
     "extract",
+    "make_features",
+    "make_label",
     "make_record",
     "model_key",
     "parse_row",

@@ -24,12 +24,18 @@ from kappaml.example import Example, InvalidRecord
 from kappaml.records.decoding import decode, extract
 
 __all__ = [
+    "FEATURES",
+    "LABEL",
+    "LABELLED",
+    "RAW_KINDS",
     "Example",
     "InvalidRecord",
     "RowParser",
     "decode",
     "encode_record",
     "extract",
+    "make_features",
+    "make_label",
     "make_record",
     "model_key",
     "parse_row",
@@ -166,6 +172,42 @@ def make_record(
         "ts": ts,
         "source": dataset.name,
         "row": dict(row),
+    }
+    if stream:
+        record["stream"] = stream
+    return record
+
+
+# The kinds of raw record. A record without "kind" is labelled (features and target at once):
+# every record written before delayed labels existed stays valid.
+LABELLED, FEATURES, LABEL = "labelled", "features", "label"
+RAW_KINDS = (LABELLED, FEATURES, LABEL)
+
+
+def make_features(
+    dataset: Dataset, row_number: int, row: Mapping[str, Any], ts: int | None, stream: str | None = None
+) -> dict[str, Any]:
+    """The ``features`` half of a typed row: what is known when the prediction is needed.
+
+    Same id, key, ts and stream as ``make_record``; the row lacks the target.
+    """
+    record = make_record(dataset, row_number, row, ts, stream)
+    record["row"] = {c: v for c, v in record["row"].items() if c != dataset.target}
+    record["kind"] = FEATURES
+    return record
+
+
+def make_label(
+    dataset: Dataset, record_id: int | str, key: str, target: float, ts: int | None, stream: str | None = None
+) -> dict[str, Any]:
+    """The ``label`` of an earlier ``features`` record (same id and key): the outcome, once known."""
+    record: dict[str, Any] = {
+        "kind": LABEL,
+        "id": record_id,
+        "key": key,
+        "ts": ts,
+        "source": dataset.name,
+        "target": target,
     }
     if stream:
         record["stream"] = stream

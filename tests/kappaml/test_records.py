@@ -175,3 +175,19 @@ def test_extract_random_shapes_never_raise_anything_else(record: dict) -> None:
     except InvalidRecord:
         return
     assert all(isinstance(v, (float, str)) for v in ex.x.values()) and math.isfinite(ex.y)
+
+
+def test_features_and_label_split_a_labelled_record() -> None:
+    from kappaml.dataset import builtin
+    from kappaml.records import FEATURES, LABEL, make_features, make_label, make_record
+
+    ds = builtin("co2")
+    row = {name: 1.0 for name in ds.feature_names} | {ds.target: 200.0}
+    labelled = make_record(ds, 7, row, 1000, "s")
+    features = make_features(ds, 7, row, 1000, "s")
+    label = make_label(ds, 7, labelled["key"], 200.0, 2000, "s")
+    assert features["kind"] == FEATURES and label["kind"] == LABEL
+    assert ds.target not in features["row"]
+    assert {k: features[k] for k in ("id", "key", "ts", "stream", "source")} == {
+        k: labelled[k] for k in ("id", "key", "ts", "stream", "source")}
+    assert (label["id"], label["key"], label["target"]) == (7, labelled["key"], 200.0)
