@@ -14,6 +14,7 @@ from spark_batch.classdata import class_archive
 from spark_batch.connector import connector_jars
 from spark_batch.errors import ReplayError
 from spark_batch.headline import headline
+from spark_batch.master import check_master
 from spark_batch.offsets import pin_offsets
 from spark_batch.settings import ReplaySettings, build_parser, settings_from_args
 from spark_batch.submit import build_pyfiles, spark_submit_command, spark_submit_env
@@ -49,6 +50,7 @@ def _replay(argv: list[str]) -> int:
     # pins the range again itself, that pin is the one it replays.
     try:
         pin_offsets(settings.kafka, settings.topics.raw, settings.until)
+        check_master(settings.master)
     except ReplayError:
         _check_specs(parser, settings)  # a bad flag is reported first, as usage error
         raise

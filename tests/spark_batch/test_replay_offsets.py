@@ -69,6 +69,10 @@ def test_cli_errors_are_one_line(kafka_settings, topics, tmp_path):
     nobroker = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
     _one_line_error(run_cli(base_args(nobroker, topics.prefix, tmp_path / "o", "co2", "v1")),
                     "cannot reach the Kafka broker")
+    produce_transactions(kafka_settings, topics.raw, [_messages(3)])
+    port = free_port()
+    _one_line_error(run_cli([*args, "--master", f"spark://127.0.0.1:{port}"]),
+                    f"Spark master spark://127.0.0.1:{port} is unreachable")
     bad = run_cli([*args, "--model-spec", "nope"])
     assert bad.returncode == 2 and "unknown model spec" in bad.stderr
     assert not (tmp_path / "out").exists()  # nothing was started, nothing was written

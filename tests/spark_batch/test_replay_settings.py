@@ -132,3 +132,25 @@ def test_spark_submit_command_carries_jars_pyfiles_and_settings(tmp_path):
     assert cmd[script + 1:] == s.to_argv()
     env = spark_submit_env(s, {})
     assert env["SPARK_LOCAL_IP"] == "127.0.0.1" and env["PYSPARK_PYTHON"]
+
+
+def test_check_master_names_every_address_and_skips_local() -> None:
+    import socket
+
+    from spark_batch.errors import ReplayError
+    from spark_batch.master import check_master
+
+    check_master("local[2]")
+    check_master("yarn")
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        up = listening.getsockname()[1]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            down = probe.getsockname()[1]  # bound, not listening: refused
+        check_master(f"spark://127.0.0.1:{down},127.0.0.1:{up}")  # one of an HA pair answers
+        with pytest.raises(ReplayError, match=f"127.0.0.1:{down}"):
+            check_master(f"spark://127.0.0.1:{down}", timeout=1)
+    with pytest.raises(ReplayError, match="not a port number"):
+        check_master("spark://host:x")
