@@ -13,6 +13,9 @@ import signal
 import sys
 from pathlib import Path
 
+from confluent_kafka import KafkaError
+from quixstreams.kafka.exceptions import KafkaConsumerException
+
 from kappaml.catalog import resolve_from_log
 from kappaml.drift import DETECTORS, POLICIES, DriftConfig
 from kappaml.kafka import KafkaSettings, KafkaUnavailable
@@ -120,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     except IncompatibleState as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 3
+    except KafkaConsumerException as exc:
+        if exc.code != KafkaError.INVALID_SESSION_TIMEOUT:
+            raise
+        # The broker bounds it (group.min/max.session.timeout.ms, by default 6-1800 s).
+        sys.stderr.write(f"error: the broker refuses --session-timeout {args.session_timeout:g} s "
+                         "(its group.min.session.timeout.ms / group.max.session.timeout.ms; "
+                         "Kafka's default minimum is 6 s)\n")
+        return 2
     return 0
 
 
