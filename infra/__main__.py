@@ -97,11 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.brokers > 1 and args.command in ("up", "down", "status"):
             return _cluster(args, out)
         if args.command == "run":
-            programs = default_programs(config.bootstrap, args.csv, args.sse_port, args.ui_port, args.rate,
+            kafka: LocalBroker | LocalCluster = broker
+            if args.brokers > 1:
+                kafka = LocalCluster(ClusterConfig(nodes=args.brokers, host=args.host, port=args.port,
+                                                   data_dir=args.data_dir / "kafka-cluster"))
+            programs = default_programs(kafka.config.bootstrap, args.csv, args.sse_port, args.ui_port,
+                                        args.rate,
                                         args.feeds_port, args.metrics_port or None, ui_host=args.ui_host)
             if args.prometheus and not args.metrics_port:
                 raise ValueError("--prometheus needs the programs' metrics: drop --metrics-port 0")
-            return Stack(broker, programs, args.data_dir / "logs",
+            return Stack(kafka, programs, args.data_dir / "logs",
                          args.prometheus_port if args.prometheus else None).run()
         if args.command == "jars":
             out.write(f"{resolve_classpath()}\n")

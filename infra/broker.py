@@ -156,6 +156,12 @@ class LocalBroker:
             if not name.startswith("__")
         }
 
+    def ports(self) -> dict[str, int]:
+        return {"kafka": self.config.port, "kafka controller": self.config.controller_port}
+
+    def describe(self) -> str:
+        return f"{self.config.bootstrap}  (log {self.log_file})"
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])

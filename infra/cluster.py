@@ -114,6 +114,22 @@ class LocalCluster:
     def running(self) -> list[int]:
         return [i for i, b in self.brokers.items() if b.is_running()]
 
+    # -- what ``python -m infra run`` needs of its Kafka, a node or a cluster ----------------
+    def is_running(self) -> bool:
+        return bool(self.running())
+
+    def ports(self) -> dict[str, int]:
+        """Every port the cluster listens on, by what listens there."""
+        out: dict[str, int] = {}
+        for i, broker in self.brokers.items():
+            out.update({f"kafka node {i}": broker.config.port,
+                        f"kafka node {i} controller": broker.config.controller_port})
+        return out
+
+    def describe(self) -> str:
+        return (f"{self.config.bootstrap}  ({self.config.nodes} nodes, replication {self.config.rf}, "
+                f"min.insync.replicas {self.config.isr}; logs {self.config.data_dir}/node-*/broker.log)")
+
     def status(self, timeout: float = 10.0) -> dict[str, Any]:
         """Every node (pid, answering), the controller and each topic partition's leader, replicas
         and in-sync replicas."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from infra.broker import LocalBroker
+from infra.cluster import LocalCluster
 from infra.ports import taken_ports
 from infra.prometheus import ALERTS, PrometheusServer
 from kappaml.logging import get_logger
@@ -90,7 +91,7 @@ def with_metrics(programs: list[Program], first_port: int) -> list[Program]:
 
 
 class Stack:
-    def __init__(self, broker: LocalBroker, programs: list[Program], log_dir: Path,
+    def __init__(self, broker: LocalBroker | LocalCluster, programs: list[Program], log_dir: Path,
                  prometheus_port: int | None = None) -> None:
         self.broker = broker
         self.programs = [p for p in programs if p.available()]
@@ -115,7 +116,7 @@ class Stack:
             return 1
         try:
             self._started_kafka = self.broker.start()
-            lines = [f"  kafka        {self.broker.config.bootstrap}  (log {self.broker.log_file})"]
+            lines = [f"  kafka        {self.broker.describe()}"]
             for program in self.programs:
                 out = open(self.log_dir / f"{program.name}.log", "ab")  # noqa: SIM115 - owned by child
                 proc = subprocess.Popen(program.argv, stdout=out, stderr=subprocess.STDOUT)
@@ -137,8 +138,7 @@ class Stack:
     def _taken_ports(self) -> list[str]:
         ports = {p.name: p.port for p in self.programs if p.port is not None}
         if not self.broker.is_running():  # ours, if it runs, is reused
-            config = self.broker.config
-            ports.update({"kafka": config.port, "kafka controller": config.controller_port})
+            ports.update(self.broker.ports())
         return taken_ports("127.0.0.1", ports)
 
     def _request_stop(self) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,8 +17,11 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from infra.cluster import ClusterConfig, LocalCluster
+from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import TopicSpec, ensure_topics
+from tests.conftest import REPO, free_port
+from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.kafka
 
@@ -73,8 +80,9 @@ def _topic_config(bootstrap: str, topic: str) -> dict:
 
 
 def test_three_nodes_replicate_everything_and_survive_a_dead_leader(tmp_path: Path) -> None:
-    config = ClusterConfig(nodes=3, port=_free_run(6), data_dir=tmp_path / "cluster", heap="384m",
-                           log_level="WARN")
+    # Where ``python -m infra run --brokers 3 --data-dir tmp/data`` looks for its cluster.
+    config = ClusterConfig(nodes=3, port=_free_run(6), data_dir=tmp_path / "data" / "kafka-cluster",
+                           heap="384m", log_level="WARN")
     cluster = LocalCluster(config)
     assert cluster.start() == [1, 2, 3]
     try:
@@ -111,6 +119,42 @@ def test_three_nodes_replicate_everything_and_survive_a_dead_leader(tmp_path: Pa
         finally:
             consumer.close()
         assert sum(ends) == 1000
+        _make_run_on_the_cluster(config, tmp_path)
     finally:
         assert sorted(cluster.stop()) == [1, 2, 3]
         assert cluster.running() == []
+
+
+def _make_run_on_the_cluster(config: ClusterConfig, tmp: Path) -> None:
+    """``make run ARGS="--brokers 3"``: the whole pipeline on the running cluster, one CSV pass."""
+    csv = synthetic.write_csv(tmp / "small.csv", n_rows=300, seed=3)
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    env = {**os.environ, "KAPPAML_TOPIC_PREFIX": prefix, "KAPPAML_STATE_DIR": str(tmp / "state"),
+           "KAPPAML_RAW_PARTITIONS": "3"}
+    argv = [sys.executable, "-m", "infra", "run", "--brokers", "3", "--port", str(config.port),
+            "--data-dir", str(tmp / "data"), "--csv", str(csv), "--rate", "0",
+            "--sse-port", str(free_port()), "--ui-port", str(free_port()), "--feeds-port", str(free_port()),
+            "--metrics-port", "0"]
+    out = tmp / "run.txt"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        predicted = 0
+        while predicted < 300:
+            assert proc.poll() is None, out.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"{predicted} of 300 predicted:\n{out.read_text()[-3000:]}"
+            time.sleep(2)
+            predicted = len(read_all(KafkaSettings(bootstrap_servers=config.bootstrap),
+                                     f"{prefix}.predictions", timeout=10))
+        assert "3 nodes, replication 3, min.insync.replicas 2" in out.read_text()
+        raw = _topic_config(config.bootstrap, f"{prefix}.raw")
+        assert raw["min.insync.replicas"].value == "2"
+        described = AdminClient({"bootstrap.servers": config.bootstrap}).list_topics(timeout=10)
+        replicas = {len(p.replicas) for p in described.topics[f"{prefix}.predictions"].partitions.values()}
+        assert replicas == {3}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(90)
+    assert code == 0, out.read_text()[-3000:]
+    assert config.nodes == len(LocalCluster(config).running()), "a cluster it did not start keeps running"
