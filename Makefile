@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kappaml-installed
 
-.PHONY: run test setup browser prometheus lint bench chaos clean reset
+.PHONY: run test setup browser prometheus lint bench chaos chaos-cluster clean reset
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -61,3 +61,8 @@ reset:
 clean:
 	-@[ -x $(PY) ] && $(PY) -m infra down
 	rm -rf $(VENV) .kappaml .pytest_cache .ruff_cache .mypy_cache *.egg-info
+
+# The fault-injection run on a 3-node Kafka cluster, a processor group and a Spark standalone
+# cluster (tests/chaos/cluster.py); a short version runs in `make test`.
+chaos-cluster: setup
+	$(PY) -m tests.chaos.cluster_run $(ARGS)

@@ -21,7 +21,7 @@ from typing import Any
 
 from infra.broker import BrokerConfig, LocalBroker
 from kappaml import synthetic
-from kappaml.dataset import builtin
+from kappaml.dataset import Dataset, builtin
 from kappaml.fingerprint import fingerprint
 from kappaml.kafka import KafkaSettings
 from kappaml.learner import KeyState, learn_step
@@ -70,12 +70,18 @@ class Supervised:
         self.unexpected: list[int] = []
         self.starts = 0
         self.max_unexpected = 3
+        self.restart_at: float | None = None  # a killed program kept down until then
 
     def start(self) -> None:
         self.proc = start(self.module, self.args, self.log_file)
         self.starts += 1
 
     def supervise(self) -> None:
+        if self.restart_at is not None:
+            if time.monotonic() >= self.restart_at:
+                self.restart_at = None
+                self.start()
+            return
         if self.finished or self.proc is None or self.proc.poll() is None:
             return
         rc = self.proc.returncode
@@ -89,12 +95,16 @@ class Supervised:
         log.warning("program exited on its own; restarting it", program=self.name, code=rc)
         self.start()
 
-    def sigkill(self) -> None:
+    def sigkill(self, down_for: float = 0.0) -> None:
+        """SIGKILL it; restart it at once, or after ``down_for`` seconds (its partitions move meanwhile)."""
         if self.proc is None or self.finished:
             return
         kill(self.proc, signal.SIGKILL)
         self.kills += 1
-        self.start()
+        if down_for > 0:
+            self.restart_at = time.monotonic() + down_for
+        else:
+            self.start()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -109,9 +119,10 @@ def schedule(config: ChaosConfig, duration: float) -> list[tuple[float, str]]:
     return sorted((rng.uniform(0.1, 0.85) * duration, a) for a in actions)
 
 
-def reference(kafka: KafkaSettings, raw: list[Any]) -> tuple[dict[str, KeyState], set[str]]:
+def reference(kafka: KafkaSettings, raw: list[Any],
+              dataset: Dataset | None = None) -> tuple[dict[str, KeyState], set[str]]:
     """An undisturbed in-process run over the final raw topic, in offset order per partition."""
-    dataset = builtin("co2")
+    dataset = dataset or builtin("co2")
     states: dict[str, KeyState] = {}
     learnable: set[str] = set()
     for key, value, _p, offset in sorted(raw, key=lambda m: (m[2], m[3])):
