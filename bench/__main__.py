@@ -210,7 +210,7 @@ def run_latency(plan: Plan, kafka: Any, work: Path) -> dict:
                         guarantee,
                     )
                 )
-            except Exception as exc:  # noqa: BLE001 - recorded, the other runs go on
+            except Exception as exc:  # recorded, the other runs go on
                 results.append({"error": f"{type(exc).__name__}: {exc}"})
             _note(f"latency {name} run {i + 1}: {_short(results[-1])}")
         ok = [r for r in results if "error" not in r]
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             _note(f"section {name}")
             try:
                 result = jobs[name]()
-            except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
+            except Exception as exc:  # one broken benchmark must not hide the others
                 traceback.print_exc()
                 result = {"error": f"{type(exc).__name__}: {exc}"}
             result["seconds"] = round(time.monotonic() - t0, 1)

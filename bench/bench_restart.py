@@ -45,7 +45,7 @@ def _processor(kafka: KafkaSettings, topics: Topics, state: Path, instance_id: s
             "--dataset", synthetic.SYNTHETIC_NAME]  # written here, not by an ingest that declares it
     if instance_id:
         argv += ["--instance-id", instance_id]
-    log = open(state.parent / f"processor-{time.monotonic_ns()}.log", "wb")
+    log = open(state.parent / f"processor-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 - owned by the child
     return subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -79,7 +79,7 @@ def _wait_group(kafka: KafkaSettings, group: str, proc: subprocess.Popen, timeou
             desc = admin.describe_consumer_groups([group])[group].result(5)
             if desc.members and str(desc.state).endswith("STABLE"):
                 return
-        except Exception:  # noqa: BLE001 - the group does not exist yet
+        except Exception:  # the group does not exist yet
             pass
         time.sleep(0.2)
     raise TimeoutError(f"consumer group {group} never became stable")
