@@ -135,8 +135,8 @@ def run_ingest(plan: Plan, kafka: Any, work: Path) -> dict:
 
 def run_processor(plan: Plan, kafka: Any, work: Path) -> dict:
     from bench.bench_processor import one_run
+    from infra.testing import typed_rows
     from kappaml import synthetic
-    from tests.kafka_helpers import typed_rows
 
     csv_path = synthetic.write_csv(work / "proc-rows.csv", plan.processor_messages, seed=1)
     rows = typed_rows(synthetic.dataset(), csv_path)
@@ -159,8 +159,8 @@ def run_processor(plan: Plan, kafka: Any, work: Path) -> dict:
 
 def run_metrics(plan: Plan, kafka: Any, work: Path) -> dict:
     from bench.bench_metrics import measure
+    from infra.testing import typed_rows
     from kappaml import synthetic
-    from tests.kafka_helpers import typed_rows
 
     csv_path = synthetic.write_csv(work / "metrics-rows.csv", plan.metrics_messages, seed=1)
     rows = typed_rows(synthetic.dataset(), csv_path)
@@ -169,8 +169,8 @@ def run_metrics(plan: Plan, kafka: Any, work: Path) -> dict:
 
 def run_profile(plan: Plan, kafka: Any, work: Path) -> dict:
     from bench.profile_processor import profile
+    from infra.testing import typed_rows
     from kappaml import synthetic
-    from tests.kafka_helpers import typed_rows
 
     csv_path = synthetic.write_csv(work / "profile-rows.csv", plan.processor_messages, seed=1)
     return profile(kafka, typed_rows(synthetic.dataset(), csv_path), work)
@@ -222,10 +222,10 @@ def run_latency(plan: Plan, kafka: Any, work: Path) -> dict:
 
 def run_seed(plan: Plan, kafka: Any, work: Path, csv: Path) -> dict:
     from bench import seed_design
+    from infra.testing import produce_raw, typed_rows
     from kappaml import synthetic
     from kappaml.dataset import builtin
     from kappaml.topics import Topics, ensure_topics
-    from tests.kafka_helpers import produce_raw, typed_rows
 
     dataset = builtin("co2")
     out: dict[str, Any] = {

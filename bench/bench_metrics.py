@@ -28,8 +28,9 @@ from typing import Any
 from prometheus_client import generate_latest
 
 from bench.bench_processor import _backlog, kappaml_rate
-from bench.harness import broker_or, free_port, summary
+from bench.harness import broker_or, summary
 from bench.machine import load_average
+from infra.testing import free_port, typed_rows
 from kappaml import synthetic
 from kappaml.logging import configure_logging
 from kappaml.observability import Buckets
@@ -37,7 +38,6 @@ from kappaml.observability.processor import LATENCY_BUCKETS
 from kappaml.quixcompat import processing_context
 from processor.cache import CheckpointSink
 from processor.stats import IntervalStats, LearnCost, TimedLearnCost
-from tests.kafka_helpers import typed_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -38,6 +38,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 
 from bench.handwritten_loop import run_loop
 from infra.broker import BrokerConfig, LocalBroker
+from infra.testing import produce_raw, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
@@ -48,7 +49,6 @@ from kappaml.quixcompat import app_producer
 from kappaml.records import decode
 from kappaml.topics import Topics, TopicSpec, ensure_topics
 from processor import Processor, ProcessorSettings
-from tests.kafka_helpers import produce_raw, read_all, typed_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from infra.testing import json_values, produce_bytes, produce_raw, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import Dataset, Feature, builtin
 from kappaml.fingerprint import fingerprint
@@ -25,7 +26,6 @@ from kappaml.snapshot import Snapshot
 from kappaml.topics import Topics
 from processor import Processor, ProcessorSettings
 from tests.conftest import REPO
-from tests.kafka_helpers import json_values, produce_bytes, produce_raw, read_all, typed_rows
 
 pytestmark = pytest.mark.kafka
 
