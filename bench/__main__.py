@@ -135,8 +135,8 @@ def run_ingest(plan: Plan, kafka: Any, work: Path) -> dict:
 
 def run_processor(plan: Plan, kafka: Any, work: Path) -> dict:
     from bench.bench_processor import one_run
+    from infra.testing import typed_rows
     from kappaml import synthetic
-    from tests.kafka_helpers import typed_rows
 
     csv_path = synthetic.write_csv(work / "proc-rows.csv", plan.processor_messages, seed=1)
     rows = typed_rows(synthetic.dataset(), csv_path)
@@ -159,8 +159,8 @@ def run_processor(plan: Plan, kafka: Any, work: Path) -> dict:
 
 def run_metrics(plan: Plan, kafka: Any, work: Path) -> dict:
     from bench.bench_metrics import measure
+    from infra.testing import typed_rows
     from kappaml import synthetic
-    from tests.kafka_helpers import typed_rows
 
     csv_path = synthetic.write_csv(work / "metrics-rows.csv", plan.metrics_messages, seed=1)
     rows = typed_rows(synthetic.dataset(), csv_path)
@@ -169,8 +169,8 @@ def run_metrics(plan: Plan, kafka: Any, work: Path) -> dict:
 
 def run_profile(plan: Plan, kafka: Any, work: Path) -> dict:
     from bench.profile_processor import profile
+    from infra.testing import typed_rows
     from kappaml import synthetic
-    from tests.kafka_helpers import typed_rows
 
     csv_path = synthetic.write_csv(work / "profile-rows.csv", plan.processor_messages, seed=1)
     return profile(kafka, typed_rows(synthetic.dataset(), csv_path), work)
@@ -210,7 +210,7 @@ def run_latency(plan: Plan, kafka: Any, work: Path) -> dict:
                         guarantee,
                     )
                 )
-            except Exception as exc:  # noqa: BLE001 - recorded, the other runs go on
+            except Exception as exc:  # recorded, the other runs go on
                 results.append({"error": f"{type(exc).__name__}: {exc}"})
             _note(f"latency {name} run {i + 1}: {_short(results[-1])}")
         ok = [r for r in results if "error" not in r]
@@ -222,10 +222,10 @@ def run_latency(plan: Plan, kafka: Any, work: Path) -> dict:
 
 def run_seed(plan: Plan, kafka: Any, work: Path, csv: Path) -> dict:
     from bench import seed_design
+    from infra.testing import produce_raw, typed_rows
     from kappaml import synthetic
     from kappaml.dataset import builtin
     from kappaml.topics import Topics, ensure_topics
-    from tests.kafka_helpers import produce_raw, typed_rows
 
     dataset = builtin("co2")
     out: dict[str, Any] = {
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             _note(f"section {name}")
             try:
                 result = jobs[name]()
-            except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others
+            except Exception as exc:  # one broken benchmark must not hide the others
                 traceback.print_exc()
                 result = {"error": f"{type(exc).__name__}: {exc}"}
             result["seconds"] = round(time.monotonic() - t0, 1)

@@ -19,9 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,44 +28,11 @@ from pathlib import Path
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
+from infra.testing import free_port, start, stop, wait_http
 from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "producer", *args], cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def wait_health(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("server did not start")
 
 
 def peak_rss_mb(pid: int) -> tuple[float, float]:
@@ -110,10 +74,10 @@ def bench_throughput(rows: int, kafka: KafkaSettings, work: Path) -> dict:
     log = work / "throughput.log"
     log.unlink(missing_ok=True)
     serve = ["serve", "--csv", str(csv), "--dataset", synthetic.SYNTHETIC_NAME, "--port", str(port)]
-    server = start(serve, log)
+    server = start("producer", serve, log)
     try:
-        wait_health(port)
-        ingest = start(["ingest", "--url", f"http://127.0.0.1:{port}/events", "--dataset",
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=60)
+        ingest = start("producer", ["ingest", "--url", f"http://127.0.0.1:{port}/events", "--dataset",
                         synthetic.SYNTHETIC_NAME, "--bootstrap", kafka.bootstrap_servers, "--topic-prefix",
                         prefix, "--state-dir", str(work / "state"), "--log-interval", "2"], log)
         ingest.wait(1800)
@@ -153,9 +117,9 @@ def bench_memory(gb: float, work: Path) -> dict:
     port = free_port()
     log = work / "memory.log"
     serve = ["serve", "--csv", str(big), "--dataset", synthetic.SYNTHETIC_NAME, "--port", str(port)]
-    server = start(serve, log)
+    server = start("producer", serve, log)
     try:
-        wait_health(port)
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=60)
         _, idle_peak = peak_rss_mb(server.pid)
         received, t0 = 0, time.monotonic()
         samples = []

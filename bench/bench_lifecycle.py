@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bench.bench_processor import _backlog, _free
 from infra.broker import BrokerConfig, LocalBroker
+from infra.testing import read_all, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import builtin
 from kappaml.drift import DriftConfig
@@ -41,7 +42,6 @@ from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC
 from kappaml.records import decode
 from processor import Processor, ProcessorSettings
-from tests.kafka_helpers import read_all, typed_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -19,12 +19,12 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from infra.broker import BrokerConfig, LocalBroker
+from infra.testing import free_port, kill, start
 from kappaml import synthetic
 from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.records import encode_record, make_record, model_key, parse_row
 from kappaml.topics import Topics, ensure_topics
-from tests.chaos.procs import free_port, kill, start
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory-processor.json"
 

@@ -28,15 +28,16 @@ from typing import Any
 from prometheus_client import generate_latest
 
 from bench.bench_processor import _backlog, kappaml_rate
-from bench.harness import broker_or, free_port, summary
+from bench.harness import broker_or, summary
 from bench.machine import load_average
+from infra.testing import free_port, typed_rows
 from kappaml import synthetic
 from kappaml.logging import configure_logging
 from kappaml.observability import Buckets
 from kappaml.observability.processor import LATENCY_BUCKETS
+from kappaml.quixcompat import processing_context
 from processor.cache import CheckpointSink
 from processor.stats import IntervalStats, LearnCost, TimedLearnCost
-from tests.kafka_helpers import typed_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -73,16 +74,16 @@ class CpuMarks:
 
     def install(self, processor: Any) -> None:
         self.processor = processor
-        sink = next(s for s in processor.app._processing_context.sink_manager.sinks  # noqa: SLF001
+        sink = next(s for s in processing_context(processor.app).sink_manager.sinks
                     if isinstance(s, CheckpointSink))
-        on_checkpoint = sink._on_checkpoint  # noqa: SLF001
+        on_checkpoint = sink._on_checkpoint  # noqa: SLF001 - a kappaml class: wrapped for the bench only
 
         def marked() -> None:
             messages = processor.stats.messages
             on_checkpoint()
             self.marks.append((time.thread_time(), messages))
 
-        sink._on_checkpoint = marked  # noqa: SLF001
+        sink._on_checkpoint = marked  # noqa: SLF001 - see above
 
     def us_per_message(self) -> float:
         """From the first checkpoint to the last that had messages: start-up and idle left out."""
@@ -163,7 +164,7 @@ def measure(kafka: Any, rows: list[dict], work: Path, pairs: int, note: Any = No
                 try:
                     got[metrics] = rate(kafka, rows, work / f"pair{i}-{metrics}-{attempt}", metrics)
                     break
-                except Exception as exc:  # noqa: BLE001 - a run that failed is run again, and counted
+                except Exception as exc:  # a run that failed is run again, and counted
                     failures.append(f"pair {i + 1} metrics {'on' if metrics else 'off'}: "
                                     f"{type(exc).__name__}: {exc}"[:300])
             else:

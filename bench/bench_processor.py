@@ -38,16 +38,17 @@ from quixstreams.kafka.configuration import ConnectionConfig
 
 from bench.handwritten_loop import run_loop
 from infra.broker import BrokerConfig, LocalBroker
+from infra.testing import produce_raw, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.learner import KeyState, learn_step
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC
+from kappaml.quixcompat import app_producer
 from kappaml.records import decode
 from kappaml.topics import Topics, TopicSpec, ensure_topics
 from processor import Processor, ProcessorSettings
-from tests.kafka_helpers import produce_raw, read_all, typed_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -79,7 +80,7 @@ def quix_alone_rate(kafka: KafkaSettings, topics: Topics, n: int, state: Path) -
                            "version": "v1", "spec": DEFAULT_SPEC, "partition": 0, "offset": 1,
                            "event_ts": 0, "processed_ts": 0, "role": "champion", "generation": 0})
     stamps: list[float] = []
-    producer = app._producer  # noqa: SLF001 - as the processor produces its outputs
+    producer = app_producer(app)  # as the processor produces its outputs
 
     def operator(value: bytes, key: bytes, timestamp: int, headers: object) -> None:
         producer.produce(topics.predictions, key=key, value=record)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from bench.harness import broker_or
 from kappaml.dataset import Dataset
 from kappaml.fingerprint import fingerprint
 from kappaml.kafka import KafkaSettings
@@ -152,12 +152,6 @@ def spark_replay(kafka: KafkaSettings, prefix: str, dataset_toml: Path, spec: st
     return seconds, summary
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def scenario(kafka: KafkaSettings, work: Path, n: int, keys: int, spec: str, master: str,
              repeat: int) -> dict:
     """Best of ``repeat`` runs of each replay: the machine is shared, the minimum is the
@@ -199,17 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         work = Path(tmp)
-        broker = None
-        if args.bootstrap:
-            kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
-        else:
-            from infra.broker import BrokerConfig, LocalBroker
-
-            broker = LocalBroker(BrokerConfig(port=_free_port(), controller_port=_free_port(),
-                                              data_dir=work / "kafka", heap="1g", log_level="WARN"))
-            broker.start()
-            kafka = KafkaSettings(bootstrap_servers=broker.config.bootstrap)
-        try:
+        with broker_or(args.bootstrap, work) as kafka:
             startup = scenario(kafka, work, 1, 1, args.spec, args.master, args.repeat)
             out.write(f"spark fixed cost (1 event): {startup['spark_s']:.1f} s\n")
             results = []
@@ -225,9 +209,6 @@ def main(argv: list[str] | None = None) -> int:
                               f"spark {r['spark_s']:7.2f} s (inside the driver {r['spark_inside_s']:.2f} s)"
                               f"  goal met: {r['goal_met']}\n")
                     out.flush()
-        finally:
-            if broker is not None:
-                broker.stop()
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None

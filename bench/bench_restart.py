@@ -26,8 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.harness import broker_or, stop
-from infra.testing import CommittedWatcher, PacedWriter
+from bench.harness import broker_or
+from infra.testing import CommittedWatcher, PacedWriter, spawn, stop
 from kappaml import synthetic
 from kappaml.csvsource import CsvTable
 from kappaml.kafka import KafkaSettings
@@ -35,7 +35,6 @@ from kappaml.logging import configure_logging
 from kappaml.topics import Topics, ensure_topics
 
 RESULTS = Path(__file__).resolve().parent / "results"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _processor(kafka: KafkaSettings, topics: Topics, state: Path, instance_id: str) -> subprocess.Popen:
@@ -45,8 +44,7 @@ def _processor(kafka: KafkaSettings, topics: Topics, state: Path, instance_id: s
             "--dataset", synthetic.SYNTHETIC_NAME]  # written here, not by an ingest that declares it
     if instance_id:
         argv += ["--instance-id", instance_id]
-    log = open(state.parent / f"processor-{time.monotonic_ns()}.log", "wb")
-    return subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return spawn(argv, state.parent / f"processor-{time.monotonic_ns()}.log")
 
 
 def kill_gaps(kafka: KafkaSettings, work: Path, kills: int, rate: float, spacing: float,

@@ -1,23 +1,17 @@
-"""Shared plumbing of the benchmarks: a throw-away broker on free ports, child processes, timing."""
+"""Shared plumbing of the benchmarks: a throw-away broker on free ports, the summary of runs.
+
+Child processes, ports and reading topics come from the test kit, :mod:`infra.testing`.
+"""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import statistics
-import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from infra.testing import free_port
 from kappaml.kafka import KafkaSettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -42,20 +36,6 @@ def broker_or(bootstrap: str | None, work: Path) -> Iterator[KafkaSettings]:
         yield KafkaSettings(bootstrap_servers=broker.config.bootstrap)
     finally:
         broker.stop()
-
-
-def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
-    """SIGTERM the child's process group, then SIGKILL it if it lingers."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    except ProcessLookupError:
-        pass
 
 
 def summary(values: Sequence[float]) -> dict[str, float | int]:

@@ -30,13 +30,12 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from bench.harness import free_port, stop
 from bench.memory import TreePeak
+from infra.testing import free_port, spawn, stop, wait_http
 from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics, ensure_topics
 
-REPO = Path(__file__).resolve().parents[1]
 SYSTEMS = ("kappaml", "seed", "ingest")
 PROCESSOR_COMMIT_INTERVAL = 0.005
 INGEST_COMMIT_INTERVAL = 0.0
@@ -45,27 +44,6 @@ INGEST_COMMIT_INTERVAL = 0.0
 # 85/115/73 ms vs 118/224/78. The programs' memory levels off after start-up, so a sample
 # every 2 s still finds the peak.
 MEMORY_EVERY = 2.0
-
-
-def _start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-
-def _wait_http(port: int, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("SSE server did not start")
 
 
 def _wait_group(kafka: KafkaSettings, group: str, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -79,7 +57,7 @@ def _wait_group(kafka: KafkaSettings, group: str, proc: subprocess.Popen, timeou
             desc = admin.describe_consumer_groups([group])[group].result(5)
             if desc.members and str(desc.state).endswith("STABLE"):
                 return
-        except Exception:  # noqa: BLE001 - the group does not exist yet
+        except Exception:  # the group does not exist yet
             pass
         time.sleep(0.2)
     raise TimeoutError(f"consumer group {group} never became stable")
@@ -154,7 +132,7 @@ def _start_seed(
     from bench.seed_design import prepare
 
     seed = prepare(kafka, topics.raw, synthetic.dataset(), run, expect=n)
-    proc = _start(seed.cmd, log, env=seed.env)
+    proc = spawn(seed.cmd, log, env=seed.env)
     deadline = time.monotonic() + 180
     while not seed.ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -200,15 +178,15 @@ def measure(
     port = free_port()
     log = run / "programs.log"
     procs: dict[str, subprocess.Popen] = {
-        "sse-server": _start([sys.executable, "-m", "producer", "serve", "--csv", str(csv), "--dataset",
-                              dataset_name, "--port", str(port), "--log-level", "WARNING"], log)
+        "sse-server": spawn([sys.executable, "-m", "producer", "serve", "--csv", str(csv), "--dataset",
+                             dataset_name, "--port", str(port), "--log-level", "WARNING"], log)
     }
     peaks: dict[str, TreePeak] = {}
     try:
-        _wait_http(port)
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=60)
         if system == "kappaml":
             group = f"lat-{uuid.uuid4().hex[:8]}"
-            procs["processor"] = _start(
+            procs["processor"] = spawn(
                 _processor_cmd(kafka, topics, group, run, processor_commit_interval, guarantee), log)
             _wait_group(kafka, group, procs["processor"])
             out_topic = topics.predictions
@@ -223,7 +201,7 @@ def measure(
         if raw_watcher is not watcher:
             raw_watcher.start()
         peaks = {name: TreePeak(p.pid, every=MEMORY_EVERY).__enter__() for name, p in procs.items()}
-        procs["ingest"] = _start(
+        procs["ingest"] = spawn(
             [sys.executable, "-m", "producer", "ingest", "--url", f"http://127.0.0.1:{port}/events",
              "--dataset", dataset_name, "--bootstrap", kafka.bootstrap_servers,
              "--topic-prefix", topics.prefix, "--raw-partitions", "1", "--rate", str(rate),

@@ -192,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     import tempfile
 
     from bench.harness import broker_or
+    from infra.testing import produce_raw, typed_rows
     from kappaml import synthetic
     from kappaml.dataset import builtin
     from kappaml.topics import Topics
-    from tests.kafka_helpers import produce_raw, typed_rows
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=20_000)

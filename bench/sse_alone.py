@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import free_port, stop
-from bench.latency import _wait_http
+from infra.testing import free_port, stop, wait_http
 from kappaml import synthetic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +44,7 @@ def sse_rows_per_s(rows: int, work: Path) -> float:
             start_new_session=True,
         )
     try:
-        _wait_http(port)
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=60)
         count, tail = 0, b""
         start = time.perf_counter()
         with httpx.stream("GET", f"http://127.0.0.1:{port}/events", params={"rate": 0}, timeout=60) as resp:

@@ -164,7 +164,7 @@ def load_local(ref: str) -> Dataset | None:
     when it is a plain name this installation does not ship (it may name one in the log)."""
     if ref.endswith(".toml"):
         return load(ref)
-    from kappaml import synthetic  # noqa: PLC0415 - only for its name and declaration
+    from kappaml import synthetic  # only for its name and declaration
 
     if ref == synthetic.SYNTHETIC_NAME:
         return synthetic.dataset()

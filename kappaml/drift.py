@@ -34,7 +34,7 @@ def _page_hinkley() -> Any:
     return drift.PageHinkley(mode="up", threshold=100)
 
 
-CAP = 6.0  # measured on the CO2 data: see README, "Drift"
+CAP = 6.0  # measured on the CO2 data: see docs/lifecycle.md, "Drift"
 
 DETECTORS = {"adwin": _adwin, "page-hinkley": _page_hinkley}
 

@@ -142,7 +142,7 @@ def getenv(name: str, default: str, env: Mapping[str, str] | None = None) -> str
         return env[name]
     for old, new in ALIASES.items():
         if new == name and env.get(old):
-            from kappaml.logging import get_logger  # noqa: PLC0415
+            from kappaml.logging import get_logger
 
             get_logger(__name__).warning("deprecated environment variable", old=old, new=new)
             return env[old]

@@ -60,7 +60,7 @@ class Guarded(base.Wrapper, base.Regressor):
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
-        from river import linear_model  # noqa: PLC0415 - only River's own checks need it
+        from river import linear_model  # only River's own checks need it
 
         yield {"regressor": linear_model.LinearRegression()}
 

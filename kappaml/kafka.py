@@ -120,7 +120,8 @@ def connect_admin(settings: KafkaSettings, timeout: float = 30.0) -> tuple[Any, 
             return admin, admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
         except KafkaException:
             admin.poll(0)  # serves error_cb
-        auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+        # librdkafka's local error codes are public but start with an underscore.
+        auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]  # noqa: SLF001
         if auth:
             raise KafkaUnavailable(f"{where} refused the credentials: {auth[-1].str()}")
         if time.monotonic() >= deadline:

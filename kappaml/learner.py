@@ -94,7 +94,7 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
         # prequential metric stays defined and identical in the processor and the replay.
         y_pred = float(y_pred) if y_pred is not None and math.isfinite(y_pred) else 0.0
         state.model.learn_one(example.x, example.y)
-    except Exception as exc:  # noqa: BLE001 - any model failure is reported, never fatal
+    except Exception as exc:  # any model failure is reported, never fatal
         raise ModelError(f"model {state.spec} failed: {type(exc).__name__}: {exc}") from exc
     state.metrics.update(example.y, y_pred)
     seen.add(example.id)

@@ -9,6 +9,7 @@ from time import perf_counter
 from typing import Any
 
 import orjson
+from confluent_kafka import Producer as ConfluentProducer
 from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.state.base import PartitionTransaction
@@ -21,6 +22,7 @@ from kappaml.lineup import Promotion, is_control
 from kappaml.logging import get_logger
 from kappaml.observability import serve_metrics
 from kappaml.observability.processor import MetricsOff, ProcessorMetrics
+from kappaml.quixcompat import app_producer, changelog_topic_names, confluent_producer
 from kappaml.records import InvalidRecord
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
@@ -88,6 +90,8 @@ class Processor:
             # kappaml.logging's JSON and its masking of secrets: route them through ours.
             loglevel=None,
         )
+        self.producer = app_producer(self.app)
+        self._raw: ConfluentProducer | None = None
         self.lineup = settings.lineup
         self._direct = settings.guarantee == "exactly-once"
         self.champions = Champions(self.lineup)
@@ -103,8 +107,7 @@ class Processor:
         self._build()
         self.metrics = ProcessorMetrics(self, pooled) if settings.metrics_port is not None else MetricsOff()
         # register_store() in _build has registered (and created) the changelog topic by now.
-        allow_model_messages(settings.kafka, [t.name for t in
-                                              self.app._topic_manager.changelog_topics_list])  # noqa: SLF001
+        allow_model_messages(settings.kafka, changelog_topic_names(self.app))
 
     def _new_states(self, key: str) -> KeyStates:
         lineup = self.lineup
@@ -210,7 +213,7 @@ class Processor:
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         """Produce one output of a message, inside the checkpoint's transaction."""
-        quix = self.app._producer  # noqa: SLF001 - see _send_dead_letter
+        quix = self.producer
         if self._direct:
             # Straight to the transactional confluent-kafka producer: Quix's wrapper adds a
             # delivery callback and a poll per record (bench: 4.1-4.8 vs 1.4-1.9 us per
@@ -218,7 +221,10 @@ class Processor:
             # of that checkpoint is committed and a restart resumes from the last one, so
             # nothing is lost without a callback.
             try:
-                quix._producer._producer.produce(topic, value, key)  # noqa: SLF001
+                raw = self._raw
+                if raw is None:  # created by Quix on its first use, the same one from then on
+                    raw = self._raw = confluent_producer(quix)
+                raw.produce(topic, value, key)
                 return
             except BufferError:
                 pass  # queue full: Quix's produce polls and retries
@@ -245,8 +251,7 @@ class Processor:
                   "spec": promotion.spec, "previous": previous, "partition": partition, "offset": offset,
                   "id": promotion.id, "by": promotion.by, "requested_ts": promotion.ts, "ts": now_ms(),
                   "instance": self.instance}
-        self.app._producer.produce(self.settings.topics.metrics, key="__promotion__",  # noqa: SLF001
-                                   value=orjson.dumps(record))
+        self.producer.produce(self.settings.topics.metrics, key="__promotion__", value=orjson.dumps(record))
 
     def _send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,
                           value: bytes | None) -> None:
@@ -257,7 +262,7 @@ class Processor:
         record = dead_letter(reason, topic=self.settings.topics.raw, partition=partition,
                              offset=offset, key=key, value=value, detail=detail)
         # The application's own producer: under exactly-once this joins the open transaction.
-        self.app._producer.produce(self.settings.topics.dlq, value=record, key=key)  # noqa: SLF001
+        self.producer.produce(self.settings.topics.dlq, value=record, key=key)
 
     # -- per checkpoint ---------------------------------------------------------------
     def _on_checkpoint(self) -> None:
@@ -270,7 +275,7 @@ class Processor:
         flushed = self.cache.flush()
         timer.lap("states")
         ts = now_ms()
-        producer = self.app._producer  # noqa: SLF001 - see _send_dead_letter
+        producer = self.producer
         topics, lineup = self.settings.topics, self.lineup
         champions = self.champions.current()
         for partition, states in flushed:

@@ -73,7 +73,7 @@ def claim_identity(group: str, instance: str = "", lock_dir: Path | None = None)
     folder = (lock_dir or default_lock_dir()) / hashlib.sha256(group.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     for slot in range(MAX_SLOTS):
-        handle = open(folder / f"slot-{slot}.lock", "ab")  # held for the life of the process
+        handle = open(folder / f"slot-{slot}.lock", "ab")  # noqa: SIM115 - held for the life of the process
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

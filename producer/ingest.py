@@ -6,13 +6,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from confluent_kafka import Producer as ConfluentProducer
 from quixstreams import Application
-from quixstreams.app import consumer_extra_config_overrides
 from quixstreams.models import Topic
+from quixstreams.sources import BaseSource
 
 from kappaml.catalog import publish_declaration
 from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import get_logger
+from kappaml.quixcompat import add_transactional_source
 from kappaml.topics import ensure_topics
 from kappaml.validation import InvalidShare
 from producer.identity import fetch_stream, ingest_identity, server_json
@@ -37,19 +38,8 @@ class TransactionalSourceApplication(Application):
     stable ``transactional.id``: it fences a previous incarnation after a crash).
     """
 
-    def add_source(self, source, topic: Topic | None = None) -> Topic:  # type: ignore[no-untyped-def]
-        if topic is None:
-            default = source.default_topic()
-            topic = self._topic_manager.register(default.__clone__(name=f"source__{default.name}"))
-        self._source_manager.register(
-            source,
-            topic,
-            self._get_internal_producer(transactional=True),
-            self._get_internal_consumer(extra_config_overrides=consumer_extra_config_overrides),
-            self._get_topic_manager(),
-            broker_availability_timeout=self._broker_availability_timeout,
-        )
-        return topic
+    def add_source(self, source: BaseSource, topic: Topic | None = None) -> Topic:
+        return add_transactional_source(self, source, topic)
 
 
 def stream_url(url: str, rate: float) -> str:

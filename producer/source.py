@@ -28,6 +28,7 @@ from kappaml.dataset import Dataset
 from kappaml.logging import configure_logging, get_logger
 from kappaml.observability import serve_metrics
 from kappaml.observability.programs import IngestMetrics
+from kappaml.quixcompat import confluent_producer
 from kappaml.records import InvalidRecord, extract
 from kappaml.validation import InvalidShare
 from producer.follower import Event, Follower
@@ -172,13 +173,9 @@ class SSESource(StatefulSource):
         Quix's produce() polls librdkafka after every message, which costs more than the rest
         of the ingest together. Inside a transaction the fast path is exactly as safe: a
         message that fails makes commit_transaction fail, so nothing is half-committed.
-        Without a transaction (or if the wrappers change) Quix's own path is used.
+        Without a transaction Quix's own path is used.
         """
-        if not self.transactional:
-            return None
-        wrapper = getattr(self.producer, "_producer", None)  # quixstreams.kafka.Producer
-        raw = getattr(wrapper, "_producer", None)  # its lazily created confluent_kafka.Producer
-        return raw if isinstance(raw, ConfluentProducer) else None
+        return confluent_producer(self.producer) if self.transactional else None
 
     def _invalid(self, event: Event) -> None:
         try:

@@ -65,7 +65,7 @@ class ClassArchive:
 
 
 def _spark_jars() -> list[Path]:
-    import pyspark  # noqa: PLC0415 - only the launcher needs to know where pyspark lives
+    import pyspark  # only the launcher needs to know where pyspark lives
 
     # Resolved: the same installation reached by another path (a symlinked lib64) is the same.
     return sorted((Path(pyspark.__file__).resolve().parent / "jars").glob("*.jar"))

@@ -35,8 +35,8 @@ MAX_RECORDS = 20_000
 
 def _points(predictions: Path, spec: str) -> dict[str, list[tuple[int, int, float, float, int | None]]]:
     """Per key: (partition, offset, y_true, y_pred, ts) of the rows ``spec`` learned, in order."""
-    import pyarrow.compute as pc  # noqa: PLC0415 - pyarrow comes with pyspark on the driver
-    import pyarrow.dataset as ds  # noqa: PLC0415
+    import pyarrow.compute as pc  # pyarrow comes with pyspark on the driver
+    import pyarrow.dataset as ds
 
     table = ds.dataset(predictions, format="parquet").to_table(
         columns=["partition", "offset", "key", "ts", "y_true", "y_pred"],

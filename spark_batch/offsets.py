@@ -94,7 +94,9 @@ def pin_offsets(
     down: list[str] = []
 
     def on_error(err: KafkaError) -> None:
-        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._AUTHENTICATION):
+        # librdkafka's local error codes are public but start with an underscore.
+        local = (KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._AUTHENTICATION)  # noqa: SLF001
+        if err.code() in local:
             down.append(err.str())
 
     # librdkafka would print its own retry lines; every failure here becomes one ReplayError.

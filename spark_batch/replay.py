@@ -44,8 +44,8 @@ log = get_logger("spark_batch.replay")
 def run_replay(settings: ReplaySettings) -> dict:
     """The whole replay; returns the summary document (also written to the output folder)."""
     # The session starts first, in the background: the imports and the pin below overlap it.
-    from spark_batch import session  # noqa: PLC0415 - keep --help free of pyspark
-    from spark_batch.connector import connector_jars  # noqa: PLC0415
+    from spark_batch import session  # keep --help free of pyspark
+    from spark_batch.connector import connector_jars
 
     started = time.monotonic()
     starting = session.start_session(settings, [] if session.under_spark_submit() else connector_jars())
@@ -65,14 +65,14 @@ def run_replay(settings: ReplaySettings) -> dict:
 
 def _replay(settings: ReplaySettings, starting: Future, started: float) -> dict:
     # Imported here, while the session starts: what the report needs too (see _report).
-    import pyarrow.dataset  # noqa: PLC0415, F401 - keep --help free of pyspark and pyarrow
-    from py4j.protocol import Py4JError  # noqa: PLC0415
-    from pyspark.errors import PySparkException  # noqa: PLC0415
+    import pyarrow.dataset  # noqa: F401 - keep --help free of pyspark and pyarrow
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
 
-    import kappaml.lineup  # noqa: PLC0415, F401
-    import spark_batch.publish  # noqa: PLC0415, F401
-    from spark_batch import job, report, serving  # noqa: PLC0415, F401
-    from spark_batch.offsets import pin_offsets  # noqa: PLC0415
+    import kappaml.lineup  # noqa: F401
+    import spark_batch.publish  # noqa: F401
+    from spark_batch import job, report, serving  # noqa: F401
+    from spark_batch.offsets import pin_offsets
 
     phases = report.Phases()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -121,13 +121,13 @@ def _replay(settings: ReplaySettings, starting: Future, started: float) -> dict:
 def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, started_at: str,
             staging: Path, stopping: threading.Thread, clustered: bool) -> dict:
     """Predictions gathered and relabelled, models read (and published), the summary written."""
-    import pyarrow.dataset  # noqa: PLC0415
-    from confluent_kafka import KafkaException  # noqa: PLC0415
+    import pyarrow.dataset
+    from confluent_kafka import KafkaException
 
-    from kappaml.lineup import PromotionLog  # noqa: PLC0415
-    from kappaml.topics import ensure_topics  # noqa: PLC0415
-    from spark_batch import report, serving  # noqa: PLC0415
-    from spark_batch.publish import SnapshotPublisher  # noqa: PLC0415
+    from kappaml.lineup import PromotionLog
+    from kappaml.topics import ensure_topics
+    from spark_batch import report, serving
+    from spark_batch.publish import SnapshotPublisher
 
     topic, out, lineup = settings.topics.raw, settings.output_dir, settings.lineup
     written = out / "_predictions"
@@ -181,7 +181,7 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
     metrics_sent = 0
     if settings.publish:
         # The Evaluation page draws the metrics topic: the replayed version joins the live ones.
-        from spark_batch.metrics_feed import publish_metrics  # noqa: PLC0415
+        from spark_batch.metrics_feed import publish_metrics
         with phases("metrics"):
             metrics_sent = publish_metrics(settings.kafka, settings.topics.metrics, predictions,
                                            settings.version, lineup.champion, lineup.window)
@@ -234,7 +234,7 @@ def _spark_error(exc: Exception) -> str:
     if java is not None:
         try:
             text = str(java.toString())
-        except Exception:  # noqa: BLE001 - the JVM may be gone; keep the Python text
+        except Exception:  # the JVM may be gone; keep the Python text
             pass
     text = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     if "kafka" in text.lower() and ("data source" in text.lower() or "DATA_SOURCE_NOT_FOUND" in text):

@@ -130,7 +130,7 @@ class ReplaySettings:
 
     def check_specs(self) -> None:
         """ValueError unless the champion and every challenger are registered model specs."""
-        from kappaml.models import SPECS  # noqa: PLC0415 - the registry pulls in River
+        from kappaml.models import SPECS  # the registry pulls in River
 
         if self.spec not in SPECS:
             raise ValueError(f"unknown model spec {self.spec!r}: choose one of {sorted(SPECS)}")
@@ -142,7 +142,7 @@ class ReplaySettings:
     def resolve_dataset(self) -> ReplaySettings:
         """These settings with the data set the log declares (checked against ``--dataset``), as the
         processor resolves it; ``kappaml.catalog.DatasetError`` when they disagree."""
-        from kappaml.catalog import resolve_from_log  # noqa: PLC0415
+        from kappaml.catalog import resolve_from_log
 
         dataset, declared = resolve_from_log(self.kafka, self.topics.datasets, self.dataset_ref)
         return replace(self, dataset=dataset, declared=declared, validate_specs=False)
@@ -152,8 +152,8 @@ class ReplaySettings:
         """What the replay runs per key, as the processor runs it: champion, challengers, drift."""
         if self.dataset is None:
             raise ValueError("the data set is not resolved yet (ReplaySettings.resolve_dataset)")
-        from kappaml.drift import DriftConfig  # noqa: PLC0415 - see DRIFT_CHOICES
-        from kappaml.lineup import Lineup  # noqa: PLC0415
+        from kappaml.drift import DriftConfig  # see DRIFT_CHOICES
+        from kappaml.lineup import Lineup
 
         policy: Literal["alert", "reset"] = "reset" if self.drift_policy == "reset" else "alert"
         drift = None if self.drift == NO_DRIFT else DriftConfig(detector=self.drift, policy=policy)
@@ -310,6 +310,6 @@ def _optional_path(text: str | None) -> Path | None:
 
 def _default_spec() -> str:
     # Only when no spec was named: the registry pulls in River (the job is always given one).
-    from kappaml.models import DEFAULT_SPEC  # noqa: PLC0415
+    from kappaml.models import DEFAULT_SPEC
 
     return DEFAULT_SPEC

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from infra.broker import BrokerConfig, LocalBroker
 from infra.errors import InfraError
+from infra.testing import free_port
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import configure_logging
 from kappaml.topics import Topics, ensure_topics
@@ -21,12 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 CO2_CSV = REPO.parent / "shared" / "data" / "co2_processed.csv"
 
 configure_logging(os.environ.get("KAPPAML_LOG_LEVEL", "WARNING"), json=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,7 @@ def _is_synthetic(s: UISettings) -> bool:
     """Whether the log's declaration is a synthetic data set (False while none can be read)."""
     try:
         return _dataset(repr(s), s).synthetic
-    except Exception:  # noqa: BLE001 - the pages say what is wrong with the declaration
+    except Exception:  # the pages say what is wrong with the declaration
         return False
 
 
@@ -61,7 +61,7 @@ def _rerun_when_resolved(s: UISettings) -> None:
     if view(s).status.connected:
         try:
             _dataset(repr(s), s)
-        except Exception:  # noqa: BLE001 - not yet: try again at the next tick
+        except Exception:  # not yet: try again at the next tick
             return
         st.rerun()
 
@@ -79,7 +79,7 @@ def dataset(s: UISettings) -> Dataset:
         st.stop()
     try:
         return _dataset(repr(s), s)
-    except Exception as exc:  # noqa: BLE001 - a DatasetError or Kafka's own: said on the page
+    except Exception as exc:  # a DatasetError or Kafka's own: said on the page
         st.warning(f"**No usable data set declaration:** {exc}. The ingest declares its data set in "
                    f"`{s.topics.datasets}`; `KAPPAML_DATASET` (or `--dataset`) must agree with it.")
         _rerun_when_resolved(s)

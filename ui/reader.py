@@ -265,7 +265,7 @@ class LiveReader:
         predictions: list[dict[str, Any]] = []
         for msg in batch:
             if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
+                if msg.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 - a public librdkafka code
                     # The event's offset is the end the reader reached (under read_committed,
                     # the first offset of a transaction still open, like the target itself).
                     self._note_progress(msg, end=msg.offset())

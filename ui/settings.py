@@ -64,7 +64,7 @@ class UISettings:
 
     def dataset(self) -> Dataset:
         """The log's declaration (``--dataset`` must agree with it); ``ValueError`` when there is none."""
-        from kappaml.catalog import resolve_from_log  # noqa: PLC0415
+        from kappaml.catalog import resolve_from_log
 
         return resolve_from_log(self.kafka, self.topics.datasets, self.dataset_name)[0]
 

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from kappaml.learner import ModelError
 from kappaml.logging import get_logger
 from kappaml.observability import Buckets, histogram_family, new_registry
+from kappaml.quixcompat import app_producer, confluent_consumer, processing_context
 
 __all__ = ["DLQ_REASONS", "LATENCY_BUCKETS", "LEARN_BUCKETS", "MetricsOff", "ProcessorMetrics", "dlq_reason"]
 
@@ -143,13 +144,13 @@ class ProcessorMetrics(Collector):
         The wrappers sit on objects of the Application (its producer, its processing context,
         each checkpoint), once per checkpoint: nothing runs per message.
         """
-        context = app._processing_context  # noqa: SLF001
-        producer = app._producer  # noqa: SLF001
+        context = processing_context(app)
+        producer = app_producer(app)
         init_checkpoint = context.init_checkpoint
 
         def init_and_time() -> None:
             init_checkpoint()
-            checkpoint = context._checkpoint  # noqa: SLF001
+            checkpoint = context.checkpoint
             checkpoint.commit = _timed(checkpoint.commit, self.checkpoint)
             self._refresh_lag(app)
 
@@ -162,7 +163,7 @@ class ProcessorMetrics(Collector):
         Both are local look-ups (no request to the broker), so this can run at every checkpoint.
         """
         try:
-            consumer = app._consumer._consumer  # noqa: SLF001 - the confluent_kafka Consumer
+            consumer = confluent_consumer(app)
             assigned = consumer.assignment()
             lag = {}
             for tp in consumer.position(assigned) if assigned else []:
@@ -174,7 +175,7 @@ class ProcessorMetrics(Collector):
                 if position >= 0 and high >= 0:
                     lag[tp.partition] = max(high - position, 0)
             self.lag = lag
-        except Exception as exc:  # noqa: BLE001 - metrics must never stop the processor
+        except Exception as exc:  # metrics must never stop the processor
             log.debug("consumer lag unavailable", error=str(exc))
 
     def _watermarks(self, consumer: Any, tp: Any) -> tuple[int, int]:
@@ -184,7 +185,7 @@ class ProcessorMetrics(Collector):
         if known is None or now - known[0] >= _ASK_EVERY:
             try:
                 low, high = consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
-            except Exception:  # noqa: BLE001 - unknown for now; asked again next time
+            except Exception:  # unknown for now; asked again next time
                 low, high = -1, -1
             known = self._asked[tp.partition] = (now, low, high)
         return known[1], known[2]

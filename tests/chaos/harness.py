@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.broker import BrokerConfig, LocalBroker
+from infra.testing import free_port, kill, read_all, start, wait_http
 from kappaml import synthetic
 from kappaml.dataset import Dataset, builtin
 from kappaml.fingerprint import fingerprint
@@ -31,9 +32,7 @@ from kappaml.records import InvalidRecord, decode
 from kappaml.snapshot import Snapshot
 from kappaml.topics import Topics, ensure_topics
 from tests.chaos.corrupt import write_with_corrupted_copy
-from tests.chaos.procs import free_port, kill, start, wait_http
 from tests.chaos.proxy import DroppingProxy
-from tests.kafka_helpers import read_all
 
 log = get_logger("chaos")
 _POSITION = re.compile(r" at byte \d+")

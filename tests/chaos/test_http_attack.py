@@ -13,7 +13,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.chaos.procs import free_port, kill, start, wait_http
+from infra.testing import free_port, kill, start, wait_http
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from infra.testing import json_values, produce_raw, read_all, start, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import GLOBAL_KEY, builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
-from tests.chaos.procs import start
-from tests.kafka_helpers import json_values, produce_raw, read_all, typed_rows
 
 pytestmark = pytest.mark.kafka
 

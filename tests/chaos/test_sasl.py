@@ -13,12 +13,11 @@ import httpx
 import pytest
 
 from infra.broker import BrokerConfig, LocalBroker
+from infra.testing import free_port, json_values, kill, read_all, start, wait_http
 from kappaml.kafka import KafkaSettings, KafkaUnavailable, connect_admin
 from kappaml.topics import Topics, ensure_topics
 from spark_batch.errors import ReplayError
 from spark_batch.offsets import pin_offsets
-from tests.chaos.procs import free_port, kill, start, wait_http
-from tests.kafka_helpers import json_values, read_all
 
 pytestmark = pytest.mark.kafka
 

@@ -20,10 +20,10 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from infra.broker import LocalBroker
 from infra.stack import Program, Stack
+from infra.testing import end_offsets, free_port
 from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
-from tests.conftest import REPO, free_port
-from tests.kafka_helpers import end_offsets
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.kafka
 

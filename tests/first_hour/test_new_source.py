@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
+from infra.testing import free_port, read_all, wait_http
 from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
 from kappaml.provenance import stream_name
 from kappaml.topics import Topics
 from tests.conftest import REPO
-from tests.kafka_helpers import read_all
-from tests.producer.producer_testkit import free_port, program, wait_http
+from tests.producer.producer_testkit import program
 
 pytestmark = pytest.mark.kafka
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from infra.testing import free_port, produce_bytes, read_all, wait_http
 from kappaml import synthetic
 from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
 from processor import Processor, ProcessorSettings
-from tests.kafka_helpers import produce_bytes, read_all
-from tests.producer.producer_testkit import free_port, program, read_events, wait_http
+from tests.producer.producer_testkit import program, read_events
 
 pytestmark = pytest.mark.kafka
 

@@ -13,9 +13,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from infra.broker import BrokerConfig, LocalBroker, new_cluster_id
 from infra.errors import InfraError
+from infra.testing import free_port
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics, TopicSpec, ensure_topics
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
 
 
 def _consume_all(settings: KafkaSettings, topic: str, expect: int, *, committed_only: bool = True):

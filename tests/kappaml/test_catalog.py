@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from infra.testing import produce_bytes, read_all
 from kappaml.catalog import (
     DatasetError,
     LogDeclarations,
@@ -18,7 +19,6 @@ from kappaml.catalog import (
 )
 from kappaml.dataset import Dataset, Feature, builtin
 from kappaml.records import InvalidRecord, decode, encode_record, make_record
-from tests.kafka_helpers import produce_bytes, read_all
 
 TRIPS = Dataset(name="trips", features=(Feature("km"), Feature("road", "categorical")), target="fuel",
                 key="vehicle", id_column="trip", description="d", units={"fuel": "L"})

@@ -109,7 +109,7 @@ def test_deep_structures_do_not_hit_the_recursion_limit() -> None:
 
 def test_getstate_exclusions_apply() -> None:
     a, b = WithCache(), WithCache()
-    b._cache = object()
+    b._cache = object()  # noqa: SLF001 - the attribute __getstate__ leaves out
     assert fingerprint(a) == fingerprint(b)
     b.w.append(3.0)
     assert fingerprint(a) != fingerprint(b)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
+from infra.testing import json_values, produce_raw, read_all
 from kappaml.drift import DriftConfig
 from kappaml.lineup import Promotion, publish_promotion
 from processor import Processor
-from tests.kafka_helpers import json_values, produce_raw, read_all
 from tests.observability.test_programs import sample
 from tests.observability.test_prometheus import needs_promtool, promtool_check_metrics
 from tests.processor.test_processor import fleet, make_settings

@@ -3,21 +3,17 @@ the counts it shows, and ``promtool check metrics`` on each."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO, free_port
+from infra.testing import free_port, running, wait_http
 from tests.observability.test_prometheus import needs_promtool, promtool_check_metrics, scrape, wait_for
-from tests.producer.producer_testkit import kill_group, read_topic, wait_http
+from tests.producer.producer_testkit import read_messages
 
 pytestmark = pytest.mark.kafka
 
@@ -36,17 +32,6 @@ def when(port: int, name: str, **labels: str) -> str | None:
     return text if (sample(text, name, **labels) or 0) > 0 else None
 
 
-@contextmanager
-def started(module: str, *args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        kill_group(proc)
-
-
 @needs_promtool
 def test_every_program_serves_metrics_that_promtool_accepts(kafka_settings, topics, tmp_path: Path) -> None:
     rows = 200
@@ -54,15 +39,15 @@ def test_every_program_serves_metrics_that_promtool_accepts(kafka_settings, topi
     m_serve, m_ingest, m_processor, m_feeds = (free_port() for _ in range(4))
     kafka = ("--bootstrap", kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix)
     log = tmp_path / "run.log"
-    with (started("producer", "serve", "--port", str(sse), "--synthetic-rows", str(rows),
+    with (running("producer", "serve", "--port", str(sse), "--synthetic-rows", str(rows),
                   "--cache-dir", str(tmp_path / "cache"), "--metrics-port", str(m_serve), log=log),
-          started("processor", *kafka, "--raw-partitions", str(topics.raw_partitions),
+          running("processor", *kafka, "--raw-partitions", str(topics.raw_partitions),
                   "--state-dir", str(tmp_path / "pstate"), "--commit-interval", "0.5",
                   "--metrics-port", str(m_processor), log=log) as processor,
-          started("ui", "feeds", "--port", str(feeds), *kafka, "--metrics-port", str(m_feeds), log=log)):
+          running("ui", "feeds", "--port", str(feeds), *kafka, "--metrics-port", str(m_feeds), log=log)):
         wait_http(f"http://127.0.0.1:{sse}/health")
         # Paced (40 rows/s), so the ingest is still running when its metrics are read.
-        with started("producer", "ingest", "--url", f"http://127.0.0.1:{sse}/events?rate=40", *kafka,
+        with running("producer", "ingest", "--url", f"http://127.0.0.1:{sse}/events?rate=40", *kafka,
                      "--raw-partitions", str(topics.raw_partitions), "--state-dir", str(tmp_path / "istate"),
                      "--commit-interval", "0.2", "--metrics-port", str(m_ingest), log=log) as ingest:
             text = wait_for("ingest rows", lambda: when(m_ingest, "kappaml_ingest_rows_total"))
@@ -74,7 +59,7 @@ def test_every_program_serves_metrics_that_promtool_accepts(kafka_settings, topi
             assert sample(served, "kappaml_serve_resumes_total") == 0
             promtool_check_metrics(served)
             assert ingest.wait(60) == 0, log.read_text()[-3000:]
-        raw = len(read_topic(kafka_settings, topics.raw))
+        raw = len(read_messages(kafka_settings, topics.raw))
         assert 0 < raw <= rows
 
         def caught_up() -> str | None:

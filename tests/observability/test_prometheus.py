@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from infra.prometheus import PrometheusServer, find_binary
+from infra.testing import free_port, produce_bytes, produce_raw, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import builtin
-from tests.conftest import REPO, free_port
-from tests.kafka_helpers import produce_bytes, produce_raw, typed_rows
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.kafka
 

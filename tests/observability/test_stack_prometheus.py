@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra.stack import Stack, default_programs
-from tests.conftest import free_port
+from infra.testing import free_port
 from tests.observability.test_prometheus import needs_prometheus
 
 pytestmark = pytest.mark.kafka

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
+from infra.testing import json_values, produce_raw, read_all
 from kappaml.dataset import builtin
 from kappaml.fingerprint import fingerprint
 from kappaml.models import DEFAULT_SPEC
 from kappaml.snapshot import Snapshot
 from processor import Processor
-from tests.kafka_helpers import json_values, produce_raw, read_all
 from tests.processor.test_processor import make_settings, reference_states, synthetic_rows
 from tests.spark_batch.replay_support import base_args, run_cli
 

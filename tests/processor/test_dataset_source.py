@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from infra.testing import json_values, produce_raw, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.catalog import publish_declaration
 from kappaml.dataset import builtin
 from kappaml.models import DEFAULT_SPEC
 from processor import Processor, ProcessorSettings
 from tests.conftest import REPO
-from tests.kafka_helpers import json_values, produce_raw, read_all, typed_rows
 
 pytestmark = pytest.mark.kafka
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from infra.testing import COMPACTION_MARKER, compact_now, json_values, produce_raw, read_all, typed_rows
 from kappaml.dataset import builtin
 from kappaml.drift import DriftConfig
 from kappaml.fingerprint import fingerprint
@@ -21,7 +22,6 @@ from kappaml.lineup import CONTROL_KEY_BYTES, Promotion, publish_promotion
 from kappaml.snapshot import Snapshot, parse_snapshot_key
 from kappaml.topics import Topics, ensure_topics
 from processor import Processor
-from tests.kafka_helpers import COMPACTION_MARKER, compact_now, json_values, produce_raw, read_all, typed_rows
 from tests.processor.test_processor import _start, fleet, make_settings, reference_states, synthetic_rows
 from tests.spark_batch.replay_support import base_args, run_cli
 

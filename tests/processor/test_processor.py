@@ -13,18 +13,19 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from infra.testing import json_values, produce_bytes, produce_raw, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import Dataset, Feature, builtin
 from kappaml.fingerprint import fingerprint
 from kappaml.kafka import KafkaSettings
 from kappaml.learner import KeyState, learn_step
 from kappaml.models import DEFAULT_SPEC
+from kappaml.quixcompat import producer_config
 from kappaml.records import decode
 from kappaml.snapshot import Snapshot
 from kappaml.topics import Topics
 from processor import Processor, ProcessorSettings
 from tests.conftest import REPO
-from tests.kafka_helpers import json_values, produce_bytes, produce_raw, read_all, typed_rows
 
 pytestmark = pytest.mark.kafka
 
@@ -227,9 +228,9 @@ def test_a_full_producer_queue_falls_back_to_quix_and_loses_nothing(kafka_settin
     rows = synthetic_rows(tmp_path, 300)
     produce_raw(kafka_settings, topics.raw, dataset, rows)
     processor = Processor(make_settings(kafka_settings, topics, tmp_path, dataset))
-    quix = processor.app._producer  # noqa: SLF001
-    assert not quix._producer.instantiated  # noqa: SLF001 - configured before its first use
-    quix._producer._producer_config["queue.buffering.max.messages"] = 4  # noqa: SLF001
+    quix = processor.producer
+    assert not quix.instantiated  # configured before its first use
+    producer_config(quix)["queue.buffering.max.messages"] = 4
     fallbacks = []
     through_quix = quix.produce
 

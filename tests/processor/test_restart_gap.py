@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from infra.testing import CommittedWatcher, PacedWriter
+from infra.testing import CommittedWatcher, PacedWriter, json_values, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
 from tests.conftest import REPO
-from tests.kafka_helpers import json_values, read_all, typed_rows
 
 pytestmark = pytest.mark.kafka
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from infra.testing import produce_raw, read_all, typed_rows
 from kappaml import learner, synthetic
 from kappaml.compat import state_code
 from kappaml.dataset import builtin
 from kappaml.learner import IncompatibleState
 from kappaml.models import DEFAULT_SPEC
 from processor import Processor, ProcessorSettings
-from tests.kafka_helpers import produce_raw, read_all, typed_rows
 
 pytestmark = pytest.mark.kafka
 

@@ -6,35 +6,23 @@ Imported by module name (pytest puts this directory on sys.path for its test mod
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
-from confluent_kafka import Consumer, TopicPartition
 from httpx_sse import ServerSentEvent, connect_sse
 
+from infra.testing import free_port, read_topic, running
 from kappaml.csvsource import CsvTable
 from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
 from producer.server import ServerConfig, create_app
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ThreadServer:
@@ -124,73 +112,20 @@ class Message:
         assert self.value is not None
         return json.loads(self.value)
 
+    @classmethod
+    def of(cls, msg: Any) -> Message:
+        return cls(msg.key(), msg.value(), dict(msg.headers() or []), msg.partition(), msg.offset(),
+                   msg.timestamp()[1])
 
-def read_topic(kafka: KafkaSettings, topic: str, *, idle: float = 1.0) -> list[Message]:
-    """Every committed message of ``topic`` (read_committed), partition by partition."""
-    consumer = Consumer({**kafka.client_config(), "group.id": f"reader-{os.getpid()}-{time.monotonic_ns()}",
-                         "isolation.level": "read_committed", "enable.auto.commit": False,
-                         "enable.partition.eof": True})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        out: list[Message] = []
-        for p in sorted(partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, p, low)])
-            while True:
-                msg = consumer.poll(idle)
-                if msg is None:
-                    break
-                if msg.error():
-                    if msg.error().code() == -191:  # _PARTITION_EOF
-                        break
-                    raise RuntimeError(msg.error())
-                out.append(Message(msg.key(), msg.value(), dict(msg.headers() or []), p, msg.offset(),
-                                   msg.timestamp()[1]))
-        return out
-    finally:
-        consumer.close()
+
+def read_messages(kafka: KafkaSettings, topic: str) -> list[Message]:
+    """Every committed message of ``topic``, partition by partition."""
+    return sorted(map(Message.of, read_topic(kafka, topic)), key=lambda m: (m.partition, m.offset))
 
 
 # ---------------------------------------------------------------------------- subprocesses
 
 
-@contextmanager
-def program(*args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def program(*args: str, log: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """``python -m producer <args>`` in its own process group; killed (group) on exit."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "producer", *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, env={**os.environ, "KAPPAML_LOG_LEVEL": "INFO"},
-        )
-    try:
-        yield proc
-    finally:
-        kill_group(proc)
-
-
-def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
-def wait_http(url: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code == 200:
-                return response.json()
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer within {timeout}s")
-        time.sleep(0.1)
+    return running("producer", *args, log=log)

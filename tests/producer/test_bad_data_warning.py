@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from producer_testkit import free_port, program, read_topic, wait_http, write_csv
+from producer_testkit import program, read_messages, write_csv
 
+from infra.testing import free_port, wait_http
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
 from kappaml.validation import InvalidShare
@@ -41,7 +42,7 @@ def test_ingest_warns_once_when_most_rows_are_invalid(kafka_settings: KafkaSetti
                      kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix,
                      "--state-dir", str(tmp_path / "state"), "--invalid-warn-rows", "100", log=log) as ingest:
             ingest.wait(90)
-    assert len(read_topic(kafka_settings, topics.dlq)) == 250
+    assert len(read_messages(kafka_settings, topics.dlq)) == 250
     warnings = [json.loads(line) for line in log.read_text().splitlines()
                 if line.startswith("{") and "most rows are invalid" in line]
     assert len(warnings) == 1, log.read_text()[-3000:]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from producer_testkit import free_port, kill_group, program, read_topic, wait_http, write_csv
+from producer_testkit import program, read_messages, write_csv
 
+from infra.testing import free_port, kill, wait_http
 from kappaml.dataset import GLOBAL_KEY
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
@@ -58,7 +59,7 @@ def ingest_args(port: int, kafka: KafkaSettings, topics: Topics, tmp: Path, *ext
 
 
 def assert_exactly_once(kafka: KafkaSettings, topics: Topics, n: int) -> list:
-    messages = read_topic(kafka, topics.raw)
+    messages = read_messages(kafka, topics.raw)
     ids = [int(m.headers["row_id"]) for m in messages]
     assert len(ids) == n, f"{len(ids)} records, {len(ids) - len(set(ids))} duplicates"
     assert sorted(ids) == list(range(1, n + 1))
@@ -79,7 +80,7 @@ def test_co2_replay_exactly_once_through_kills_and_a_server_restart(
         # 1. SIGKILL the whole ingest (Application and its source process) mid-stream.
         with program(*ingest, log=log) as first:
             wait_until(lambda: produced(kafka_settings, raw) >= 800, 60, "first progress", first)
-            kill_group(first, signal.SIGKILL)
+            kill(first, signal.SIGKILL)
         count1 = produced(kafka_settings, raw)
         assert count1 < 7385
 
@@ -97,7 +98,7 @@ def test_co2_replay_exactly_once_through_kills_and_a_server_restart(
         # 3. A third ingest; the SSE server is killed and restarted under it.
         with program(*ingest, log=log) as third:
             wait_until(lambda: produced(kafka_settings, raw) >= count2 + 1000, 60, "third progress", third)
-            kill_group(server, signal.SIGKILL)
+            kill(server, signal.SIGKILL)
             time.sleep(1.0)
             with program(*serve, log=log):
                 third.wait(120)
@@ -112,7 +113,7 @@ def test_co2_replay_exactly_once_through_kills_and_a_server_restart(
         assert str(record["id"]) == m.headers["row_id"].decode()
         assert m.timestamp == record["ts"]
         assert record["source"] == "co2"
-    assert read_topic(kafka_settings, topics.dlq) == []
+    assert read_messages(kafka_settings, topics.dlq) == []
 
 
 TOML = """
@@ -149,12 +150,12 @@ def test_bad_rows_go_to_the_dead_letter_topic_and_keys_partition(
             ingest.wait(90)
             assert ingest.returncode == 0, log.read_text()[-3000:]
 
-    raw = read_topic(kafka_settings, topics.raw)
+    raw = read_messages(kafka_settings, topics.raw)
     assert sorted(m.headers["row_id"].decode() for m in raw) == ["u1", "u6"]
     for m in raw:
         record = m.json()
         assert m.key == record["row"]["shop"].encode() == record["key"].encode()
-    dlq = sorted(read_topic(kafka_settings, topics.dlq), key=lambda m: m.json()["row"])
+    dlq = sorted(read_messages(kafka_settings, topics.dlq), key=lambda m: m.json()["row"])
     reasons = {m.json()["row"]: m.json() for m in dlq}
     assert sorted(reasons) == [2, 3, 4, 5, 7, 8]
     for row, value in reasons.items():
@@ -180,14 +181,14 @@ def test_sigterm_stops_both_programs_gracefully_and_resume_is_exact(
     # small transactions), the second with the default batching: the resume joins them exactly.
     ingest = ingest_args(port, kafka_settings, topics, tmp_path, "--rate", "1000", "--commit-interval", "0")
     with program(*serve, log=log) as server:
-        health = wait_http(f"http://127.0.0.1:{port}/health")
+        health = wait_http(f"http://127.0.0.1:{port}/health").json()
         assert health["dataset"] == "co2-synthetic" and health["synthetic"] is True
         with program(*ingest, log=log) as first:
             wait_until(lambda: produced(kafka_settings, topics.raw) >= 500, 60, "progress", first)
             first.send_signal(signal.SIGTERM)
             first.wait(20)
             assert first.returncode == 0, log.read_text()[-3000:]
-        committed = read_topic(kafka_settings, topics.raw)
+        committed = read_messages(kafka_settings, topics.raw)
         ids = sorted(int(m.headers["row_id"]) for m in committed)
         assert 0 < len(ids) < 3000 and ids == list(range(1, len(ids) + 1))  # a prefix, no gap
         with program(*ingest_args(port, kafka_settings, topics, tmp_path), log=log) as second:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import signal
 
-from producer_testkit import free_port, kill_group, program, wait_http
+from producer_testkit import program
 
+from infra.testing import free_port, kill, wait_http
 from kappaml import synthetic
 
 
@@ -16,7 +17,7 @@ def _serve_log(tmp_path, *level: str) -> list[str]:
     log = tmp_path / f"serve{'-'.join(level)}.log"
     with program("serve", "--csv", str(csv_path), "--port", str(port), *level, log=log) as proc:
         wait_http(f"http://127.0.0.1:{port}/health")
-        kill_group(proc, signal.SIGTERM)
+        kill(proc, signal.SIGTERM)
     return [line for line in log.read_text().splitlines() if line.strip()]
 
 

@@ -6,8 +6,9 @@ import socket
 import time
 from pathlib import Path
 
-from producer_testkit import free_port, program, wait_http
+from producer_testkit import program
 
+from infra.testing import free_port, wait_http
 from kappaml import synthetic
 
 ROWS = 150_000

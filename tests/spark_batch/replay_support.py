@@ -11,10 +11,8 @@ import csv
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,8 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from confluent_kafka import Consumer, IsolationLevel, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import Producer
 
 from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
@@ -31,11 +28,6 @@ from kappaml.records import InvalidRecord, decode, encode_record, make_record, m
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 Message = tuple[bytes | None, bytes | None]  # (kafka key, value)
 
@@ -114,42 +106,6 @@ def produce_transactions(
 
 def chunks(messages: Sequence[Message], size: int) -> list[Sequence[Message]]:
     return [messages[i:i + size] for i in range(0, len(messages), size)]
-
-
-def committed_ends(kafka: KafkaSettings, topic: str) -> dict[int, int]:
-    admin = AdminClient(kafka.client_config())
-    md = admin.list_topics(topic, timeout=10).topics[topic]
-    futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in md.partitions},
-                                 isolation_level=IsolationLevel.READ_COMMITTED)
-    return {tp.partition: f.result().offset for tp, f in futures.items()}
-
-
-def read_topic(kafka: KafkaSettings, topic: str, timeout: float = 30.0) -> list[Any]:
-    """Every committed message of ``topic``, as confluent-kafka Message objects, per partition in order."""
-    consumer = Consumer({
-        **kafka.client_config(),
-        "group.id": f"ref-{uuid.uuid4().hex}",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-    })
-    ends = committed_ends(kafka, topic)
-    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-    out: list[Any] = []
-    remaining = {p for p, end in ends.items() if end > 0}
-    deadline = time.monotonic() + timeout
-    try:
-        while remaining and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=1000, timeout=0.5):
-                if msg.error():
-                    raise AssertionError(f"consumer error: {msg.error()}")
-                out.append(msg)
-            for tp in consumer.position([TopicPartition(topic, p) for p in list(remaining)]):
-                if tp.offset >= ends[tp.partition]:
-                    remaining.discard(tp.partition)
-    finally:
-        consumer.close()
-    assert not remaining, f"partitions {remaining} not read to their end within {timeout}s"
-    return out
 
 
 @dataclass

@@ -9,8 +9,6 @@ that disagrees with the log's declaration is a one-line error, before any record
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,13 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from replay_support import REPO, free_port, read_topic, run_cli
+from replay_support import REPO, run_cli
 
+from infra.testing import end_offsets, free_port, kill, read_topic, start
 from kappaml.catalog import read_declarations
 from kappaml.kafka import KafkaSettings
 from kappaml.snapshot import Snapshot, parse_snapshot_key
 from kappaml.topics import Topics
-from tests.kafka_helpers import end_offsets
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]
 
@@ -44,21 +42,9 @@ def _write_csv(path: Path) -> Path:
     return path
 
 
-def _python(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(15)
-
-
 def _ingest_by_flags(kafka: KafkaSettings, topics: Topics, tmp: Path) -> None:
     csv, port, log = _write_csv(tmp / "trips.csv"), free_port(), tmp / "producer.log"
-    serve = _python("producer", "serve", "--csv", str(csv), *FLAGS, "--port", str(port), log=log)
+    serve = start("producer", ["serve", "--csv", str(csv), *FLAGS, "--port", str(port)], log)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -68,19 +54,20 @@ def _ingest_by_flags(kafka: KafkaSettings, topics: Topics, tmp: Path) -> None:
             except httpx.HTTPError:
                 assert time.monotonic() < deadline and serve.poll() is None, log.read_text()[-2000:]
                 time.sleep(0.1)
-        ingest = _python("producer", "ingest", "--url", f"http://127.0.0.1:{port}/events", *FLAGS,
-                         "--bootstrap", kafka.bootstrap_servers, "--topic-prefix", topics.prefix,
-                         "--raw-partitions", str(topics.raw_partitions), "--state-dir", str(tmp / "ingest"),
-                         "--commit-interval", "0.2", log=log)
+        ingest = start("producer", [
+            "ingest", "--url", f"http://127.0.0.1:{port}/events", *FLAGS,
+            "--bootstrap", kafka.bootstrap_servers, "--topic-prefix", topics.prefix,
+            "--raw-partitions", str(topics.raw_partitions),
+            "--state-dir", str(tmp / "ingest"), "--commit-interval", "0.2"], log)
         try:
             deadline = time.monotonic() + 120
             while sum(end_offsets(kafka, topics.raw).values()) < ROWS:
                 assert time.monotonic() < deadline and ingest.poll() in (None, 0), log.read_text()[-3000:]
                 time.sleep(0.2)
         finally:
-            _stop(ingest)
+            kill(ingest)
     finally:
-        _stop(serve)
+        kill(serve)
 
 
 def _processor(kafka: KafkaSettings, topics: Topics, state: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -20,12 +20,12 @@ from replay_support import (
     fingerprints,
     fleet_rows,
     produce_transactions,
-    read_topic,
     record_message,
     run_cli,
     sequential_replay,
 )
 
+from infra.testing import read_topic
 from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
 from kappaml.lineup import CONTROL_KEY_BYTES, Promotion, publish_promotion

@@ -22,17 +22,16 @@ from replay_support import (
     FLEET_TOML,
     base_args,
     chunks,
-    committed_ends,
     csv_messages,
     fingerprints,
     fleet_rows,
     produce_transactions,
-    read_topic,
     record_message,
     run_cli,
     sequential_replay,
 )
 
+from infra.testing import end_offsets, read_topic
 from kappaml.dataset import GLOBAL_KEY, Dataset, builtin
 from kappaml.fingerprint import fingerprint
 from kappaml.learner import KeyState, learn_step
@@ -130,7 +129,7 @@ def test_co2_global_model_replay_equals_sequential_loop(kafka_settings, topics, 
     aborted = [record_message(co2, 900_000 + i, json.loads(m[1])["row"]) for i, m in enumerate(messages[:40])]
     batches = [*chunks(messages[:3000], 1000), noise, aborted, *chunks(messages[3000:], 1500)]
     produce_transactions(kafka_settings, topics.raw, batches, abort=[4])
-    ends = committed_ends(kafka_settings, topics.raw)
+    ends = end_offsets(kafka_settings, topics.raw, committed=True)
 
     out = tmp_path / "replay"
     summary = _replay(kafka_settings, topics, out, "co2", "v1")
@@ -168,7 +167,7 @@ def test_keyed_replay_until_a_cut_as_new_version(kafka_settings, topics, fleet, 
     late_dupes = messages[200:220]  # rows learned before the cut, sent again after it
     produce_transactions(kafka_settings, topics.raw,
                          [*chunks(messages[:1000], 500), dupes, *chunks(messages[1000:], 500), late_dupes])
-    ends = committed_ends(kafka_settings, topics.raw)
+    ends = end_offsets(kafka_settings, topics.raw, committed=True)
     assert all(end > 1000 for end in ends.values()), ends  # keys really spread over both partitions
     until = {p: end * 2 // 3 for p, end in ends.items()}
     spec = "rls_additive" if "rls_additive" in SPECS else next(s for s in SPECS if s != DEFAULT_SPEC)

@@ -11,10 +11,10 @@ import math
 from pathlib import Path
 
 import pytest
-from replay_support import base_args, read_topic, run_cli
+from replay_support import base_args, run_cli
 
+from infra.testing import produce_raw, read_topic, typed_rows
 from kappaml.dataset import builtin
-from tests.kafka_helpers import produce_raw, typed_rows
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from replay_support import base_args, committed_ends, free_port, produce_transactions, run_cli
+from replay_support import base_args, produce_transactions, run_cli
 
+from infra.testing import end_offsets, free_port
 from kappaml.kafka import KafkaSettings
 from spark_batch.errors import ReplayError
 from spark_batch.offsets import pin_offsets
@@ -18,7 +19,7 @@ def _messages(n: int, key: bytes = b"k") -> list[tuple[bytes, bytes]]:
 
 def test_pins_earliest_to_committed_end_and_until(kafka_settings, topics):
     produce_transactions(kafka_settings, topics.raw, [_messages(5), _messages(4)])
-    ends = committed_ends(kafka_settings, topics.raw)
+    ends = end_offsets(kafka_settings, topics.raw, committed=True)
     pinned = pin_offsets(kafka_settings, topics.raw)
     assert pinned.partitions == [0, 1]
     assert dict(pinned.start) == {0: 0, 1: 0}

@@ -13,16 +13,15 @@ from replay_support import (
     fingerprints,
     fleet_rows,
     produce_transactions,
-    read_topic,
     record_message,
     run_cli,
     sequential_replay,
 )
 
 from infra.spark import SparkCluster, SparkClusterConfig
+from infra.testing import free_port, read_topic
 from kappaml.dataset import Dataset
 from kappaml.models import DEFAULT_SPEC
-from tests.conftest import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,18 +15,15 @@ from ui_testkit import (
     CHROMIUM,
     Browser,
     Pipeline,
-    start_program,
-    stop_program,
     streamlit_argv,
     synthetic_rows,
     ui_env,
-    wait_http,
 )
 
+from infra.testing import free_port, spawn, start, stop, wait_http
 from kappaml.dataset import GLOBAL_KEY, builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
-from tests.conftest import free_port
 
 pytestmark = [
     pytest.mark.kafka,
@@ -64,13 +60,13 @@ def streamlit_app(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path)
            "KAPPAML_TOPIC_PREFIX": "not-this-one"}
     argv = streamlit_argv(port, "--bootstrap", kafka_settings.bootstrap_servers,
                           "--topic-prefix", topics.prefix)
-    proc = start_program(argv, env, log)
+    proc = spawn(argv, log, env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/_stcore/health", proc, log)
+        wait_http(f"{url}/_stcore/health", timeout=60, proc=proc, log=log)
         yield url
     finally:
-        stop_program(proc)
+        stop(proc, timeout=15)
 
 
 def test_the_running_app_draws_and_refreshes_the_rmse_chart(
@@ -143,11 +139,11 @@ def test_a_browser_event_source_receives_the_predictions_feed(
     pipe.learn(rows[:40])
     port = free_port()
     log = tmp_path / "feeds.log"
-    proc = start_program([sys.executable, "-m", "ui", "feeds", "--port", str(port), "--bootstrap",
-                          kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix], {}, log)
+    proc = start("ui", ["feeds", "--port", str(port), "--bootstrap", kafka_settings.bootstrap_servers,
+                        "--topic-prefix", topics.prefix], log)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/health", proc, log)
+        wait_http(f"{url}/health", timeout=60, proc=proc, log=log)
         browser.goto(f"{url}/?feed=predictions&from=beginning")
         browser.wait_for("document.querySelectorAll('li.event').length === 40", timeout=30)
         assert browser.evaluate("document.getElementById('status').textContent") == "open"
@@ -163,4 +159,4 @@ def test_a_browser_event_source_receives_the_predictions_feed(
         newest = json.loads(browser.evaluate("document.querySelector('li.event').textContent"))
         assert newest["version"] == "v9"
     finally:
-        stop_program(proc)
+        stop(proc, timeout=15)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +12,10 @@ import pytest
 from confluent_kafka import Producer
 from httpx_sse import ServerSentEvent, connect_sse
 from litestar.testing import TestClient
-from ui_testkit import start_program, stop_program, wait_http
 
+from infra.testing import free_port, read_all, start, stop, wait_http
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
-from tests.conftest import free_port
-from tests.kafka_helpers import read_all
 from ui.feeds import FeedConfig, create_feeds_app
 from ui.settings import UISettings
 
@@ -32,15 +29,14 @@ def feeds(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> Iter
     """``python -m ui feeds`` on a free port; yields its base URL."""
     port = free_port()
     log = tmp_path / "feeds.log"
-    proc = start_program([sys.executable, "-m", "ui", "feeds", "--port", str(port), "--bootstrap",
-                          kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix,
-                          "--heartbeat", "1"], {"KAPPAML_LOG_LEVEL": "INFO"}, log)
+    proc = start("ui", ["feeds", "--port", str(port), "--bootstrap", kafka_settings.bootstrap_servers,
+                        "--topic-prefix", topics.prefix, "--heartbeat", "1"], log)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/health", proc, log)
+        wait_http(f"{url}/health", timeout=60, proc=proc, log=log)
         yield url
     finally:
-        stop_program(proc)
+        stop(proc, timeout=15)
 
 
 def _predictions(kafka: KafkaSettings, topic: str, ids: range, *, transactional: bool) -> None:

@@ -101,7 +101,7 @@ def test_committed_offsets_are_never_shown_above_the_end(kafka_settings: KafkaSe
     from confluent_kafka.admin import AdminClient
     from ui_testkit import commit_group
 
-    from tests.kafka_helpers import end_offsets, produce_raw
+    from infra.testing import end_offsets, produce_raw
     from ui.cluster import group_lags
     from ui.store import TopicInfo
 

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 from confluent_kafka import Producer
-from ui_testkit import start_program, stop_program, wait_http
 
+from infra.testing import free_port, start, stop, wait_http
 from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -35,14 +33,13 @@ def test_a_client_leaving_a_busy_feed_is_one_debug_line(kafka_settings: KafkaSet
             producer.flush()
     assert producer.flush(30) == 0
     port, log = free_port(), tmp_path / "feeds.log"
-    proc = start_program([sys.executable, "-m", "ui", "feeds", "--port", str(port), "--bootstrap",
-                          kafka_settings.bootstrap_servers, "--topic-prefix", topics.prefix,
-                          # A client that drops after the whole backlog is written is found by the
-                          # next write: a keep-alive, 1 s later instead of 15.
-                          "--heartbeat", "1"],
-                         {"KAPPAML_LOG_LEVEL": "DEBUG"}, log)
+    proc = start("ui", ["feeds", "--port", str(port), "--bootstrap", kafka_settings.bootstrap_servers,
+                        "--topic-prefix", topics.prefix,
+                        # A client that drops after the whole backlog is written is found by the
+                        # next write: a keep-alive, 1 s later instead of 15.
+                        "--heartbeat", "1"], log, {"KAPPAML_LOG_LEVEL": "DEBUG"})
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, log)
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=60, proc=proc, log=log)
         for _ in range(3):
             # A browser tab closed mid-backlog: read a little, then drop the connection.
             with socket.create_connection(("127.0.0.1", port)) as client:
@@ -58,7 +55,7 @@ def test_a_client_leaving_a_busy_feed_is_one_debug_line(kafka_settings: KafkaSet
         while not settled() and time.monotonic() < deadline:
             time.sleep(0.3)
     finally:
-        stop_program(proc)
+        stop(proc, timeout=15)
     text = log.read_text()
     assert "socket.send() raised exception" not in text
     # Every stream that opened and lost its client says so once. (A connection dropped before its
@@ -73,10 +70,9 @@ def test_a_client_leaving_a_busy_feed_is_one_debug_line(kafka_settings: KafkaSet
 def test_a_bad_sse_query_is_a_json_400_logged_without_a_traceback(tmp_path: Path) -> None:
     csv = synthetic.write_csv(tmp_path / "s.csv", n_rows=20, seed=1)
     port, log = free_port(), tmp_path / "serve.log"
-    proc = start_program([sys.executable, "-m", "producer", "serve", "--csv", str(csv), "--port", str(port)],
-                         {"KAPPAML_LOG_LEVEL": "INFO"}, log)
+    proc = start("producer", ["serve", "--csv", str(csv), "--port", str(port)], log)
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, log)
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=60, proc=proc, log=log)
         for bad in ({"params": {"rate": "-1"}}, {"headers": {"Last-Event-ID": "abc"}}):
             response = httpx.get(f"http://127.0.0.1:{port}/events", timeout=10, **bad)  # type: ignore[arg-type]
             assert response.status_code == 400
@@ -84,7 +80,7 @@ def test_a_bad_sse_query_is_a_json_400_logged_without_a_traceback(tmp_path: Path
             assert response.json()["status_code"] == 400
         time.sleep(0.5)
     finally:
-        stop_program(proc)
+        stop(proc, timeout=15)
     text = log.read_text()
     assert "Uncaught exception" not in text and "Traceback" not in text and '"exc_info"' not in text
     refused = [json.loads(line) for line in text.splitlines() if '"request refused"' in line]

@@ -24,11 +24,11 @@ from ui_lifecycle_kit import (
 )
 from ui_testkit import Pipeline, synthetic_rows
 
+from infra.testing import end_offsets, produce_raw, read_all
 from kappaml.dataset import GLOBAL_KEY, builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.lineup import CONTROL_KEY_BYTES, Promotion
 from kappaml.topics import Topics, ensure_topics
-from tests.kafka_helpers import end_offsets, produce_raw, read_all
 from ui.store import OVERALL_KEY
 
 pytestmark = pytest.mark.kafka

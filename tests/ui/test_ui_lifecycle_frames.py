@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ui_lifecycle_kit import SpecFigures, comparison_record, drift_record, promotion_record
 
+from infra.testing import free_port
 from kappaml.kafka import KafkaSettings
-from tests.conftest import free_port
 from ui.frames import latest_metrics_frame, model_labels
 from ui.lifecycle import (
     champions_frame,

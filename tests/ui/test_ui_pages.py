@@ -16,12 +16,11 @@ from ui_apptest import APP, configure, started_app, texts
 from ui_testkit import Pipeline, chart_data, commit_group, synthetic_rows
 
 from infra.broker import BrokerConfig, LocalBroker
+from infra.testing import end_offsets, free_port, produce_raw
 from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.snapshot import Snapshot
 from kappaml.topics import Topics, ensure_topics
-from tests.conftest import free_port
-from tests.kafka_helpers import end_offsets, produce_raw
 from ui import live
 from ui.form import form_fields, to_example
 

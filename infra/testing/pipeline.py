@@ -1,5 +1,4 @@
-"""Helpers shared by the tests and the benchmarks that drive a real pipeline: a paced writer of
-raw records, and a read_committed watcher that times what readers actually see."""
+"""A paced writer of raw records, and a read_committed watcher that times what readers actually see."""
 
 from __future__ import annotations
 
