@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from infra.cluster import ClusterConfig, LocalCluster
 from infra.spark import SparkCluster, SparkClusterConfig
+from infra.testing import end_offsets, free_port, kill, read_all, start, wait_http
 from kappaml import synthetic
 from kappaml.dataset import Dataset, builtin
 from kappaml.fingerprint import fingerprint
@@ -32,8 +33,6 @@ from kappaml.kafka import KafkaSettings
 from kappaml.snapshot import Snapshot
 from kappaml.topics import Topics, ensure_topics
 from tests.chaos.harness import Report, Supervised, reference
-from tests.chaos.procs import free_port, kill, start, wait_http
-from tests.kafka_helpers import end_offsets, read_all
 
 __all__ = ["ClusterChaosConfig", "run_cluster"]
 

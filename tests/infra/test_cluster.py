@@ -17,11 +17,10 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from infra.cluster import ClusterConfig, LocalCluster
+from infra.testing import REPO, free_port, read_all
 from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import TopicSpec, ensure_topics
-from tests.conftest import REPO, free_port
-from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.kafka
 
