@@ -34,6 +34,7 @@ from bench.harness import free_port, stop
 from bench.memory import TreePeak
 from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
+from kappaml.records import OverallMetrics, decode_metrics
 from kappaml.topics import Topics, ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -290,8 +291,8 @@ def _processor_timing(kafka: KafkaSettings, topic: str) -> dict | None:
             for msg in batch:
                 if msg.error() or msg.key() != b"__overall__":
                     continue
-                record = json.loads(msg.value())
-                last = record.get("timing") or last
+                record = decode_metrics(msg.value())
+                last = (record.timing if isinstance(record, OverallMetrics) else None) or last
     finally:
         consumer.close()
     return last

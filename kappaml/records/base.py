@@ -66,6 +66,8 @@ class Record:
     # What the record is, for messages and schema titles ("prediction", "drift event", ...).
     WHAT: ClassVar[str] = "record"
     FIELDS: ClassVar[tuple[Field, ...]] = ()
+    _PLAN: ClassVar[tuple[tuple[str, str, Check], ...]] = ()  # (wire, attr, check) per field
+    _REQUIRED: ClassVar[frozenset[str]] = frozenset()
 
     def fields_dict(self) -> dict[str, Any]:
         """The JSON-ready fields, without ``v`` (nested records are written so)."""
@@ -96,15 +98,15 @@ class Record:
 
     @classmethod
     def _from_fields(cls: type[R], data: Mapping[str, Any]) -> R:
-        missing = [f.wire for f in cls.FIELDS if f.required and f.wire not in data]
-        if missing:
+        if not cls._REQUIRED.issubset(data.keys()):
+            missing = [f.wire for f in cls.FIELDS if f.required and f.wire not in data]
             raise InvalidRecord(f"{cls.WHAT} lacks field(s) {missing}")
         values = {}
-        for f in cls.FIELDS:
-            raw = data.get(f.wire, _ABSENT)
-            if raw is _ABSENT:
-                continue  # not required: the dataclass default
-            values[f.attr] = f.check(raw, f.wire)
+        get = data.get
+        for wire, attr, check in cls._PLAN:
+            raw = get(wire, _ABSENT)
+            if raw is not _ABSENT:  # else not required: the dataclass default
+                values[attr] = check(raw, wire)
         return cls(**values)
 
     @classmethod
@@ -308,6 +310,8 @@ def record(what: str, *, kw_only: bool = True) -> Callable[[type[R]], type[R]]:
                 omit_none=has_default and f.default is None and not f.metadata.get("keep_null"),
                 default=f.default, doc=f.metadata.get("doc", ""), nested=_holds_records(hint)))
         made.FIELDS = tuple(plan)
+        made._PLAN = tuple((f.wire, f.attr, f.check) for f in plan)
+        made._REQUIRED = frozenset(f.wire for f in plan if f.required)
         made.WHAT = what
         made.__init__ = _fast_init(made, kw_only)  # type: ignore[misc]
         return made

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from records_kit import assert_round_trip, records
 
 from kappaml.lineup import Promotion as FromLineup
 from kappaml.records import InvalidRecord, Promotion
 
 
+@settings(deadline=None)  # no timing asserted: a loaded machine is slow
 @given(records(Promotion).filter(lambda p: p.version and p.spec))  # empty ones are refused
 def test_every_promotion_survives_a_round_trip(record: Promotion) -> None:
     assert_round_trip(record)

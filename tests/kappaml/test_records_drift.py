@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from records_kit import assert_round_trip, reason_of, records
 
 from kappaml.dataset import Dataset, Feature
@@ -19,6 +19,7 @@ OLD = {"key": "k", "version": "v1", "spec": "rls", "role": "champion", "generati
        "error_after": 3.25, "learned": 100, "event_ts": None, "ts": 1_700_000_000_000}
 
 
+@settings(deadline=None)  # no timing asserted: a loaded machine is slow
 @given(records(DriftEvent))
 def test_every_drift_event_survives_a_round_trip(record: DriftEvent) -> None:
     assert_round_trip(record)

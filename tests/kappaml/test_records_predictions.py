@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from records_kit import assert_round_trip, reason_of, records
 
 from kappaml.learner import KeyState, StepResult
@@ -17,6 +17,7 @@ OLD = {"key": "__all__", "id": 7, "y_true": 250.0, "y_pred": 249.5, "error": -0.
        "processed_ts": 1_700_000_000_050, "role": "champion", "generation": 0}
 
 
+@settings(deadline=None)  # no timing asserted: a loaded machine is slow
 @given(records(Prediction))
 def test_every_prediction_survives_a_round_trip(record: Prediction) -> None:
     assert_round_trip(record)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from records_kit import records, schema_for
 
 from kappaml.dataset import builtin
@@ -14,6 +14,7 @@ from kappaml.records import InvalidRecord
 from kappaml.records.snapshots import Snapshot, SnapshotHeader, read_header, snapshot_header
 
 
+@settings(deadline=None)  # no timing asserted: a loaded machine is slow
 @given(records(SnapshotHeader))
 def test_every_header_survives_a_round_trip(header: SnapshotHeader) -> None:
     assert SnapshotHeader.decode(header.encode()) == header
