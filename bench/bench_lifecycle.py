@@ -40,7 +40,7 @@ from kappaml.kafka import KafkaSettings
 from kappaml.learner import KeyState, learn_step
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC
-from kappaml.records import decode
+from kappaml.records import Prediction, decode
 from processor import Processor, ProcessorSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,7 +55,7 @@ def processor_run(kafka: KafkaSettings, rows: list[dict], state: Path,
                                  consumer_group=f"bench-{uuid.uuid4().hex[:8]}", **kw)  # type: ignore[arg-type]
     processor = Processor(settings)
     processor.run(idle_timeout=3)
-    stamps = sorted(json.loads(v)["processed_ts"] for _k, v, _p, _o in
+    stamps = sorted(Prediction.decode(v).processed_ts for _k, v, _p, _o in
                     read_all(kafka, topics.predictions, expect=len(rows), timeout=120))
     return len(stamps) / max((stamps[-1] - stamps[0]) / 1000, 1e-3), processor
 

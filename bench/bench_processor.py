@@ -32,7 +32,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 from quixstreams import Application
 from quixstreams.kafka.configuration import ConnectionConfig
 
@@ -46,7 +45,7 @@ from kappaml.learner import KeyState, learn_step
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC
 from kappaml.quixcompat import app_producer
-from kappaml.records import decode
+from kappaml.records import Prediction, decode
 from kappaml.topics import Topics, TopicSpec, ensure_topics
 from processor import Processor, ProcessorSettings
 
@@ -64,8 +63,9 @@ def kappaml_rate(kafka: KafkaSettings, topics: Topics, guarantee: str, n: int, s
     if hook is not None:
         hook(processor)
     processor.run(idle_timeout=3)
-    preds = [json.loads(v) for _k, v, _p, _o in read_all(kafka, topics.predictions, expect=n, timeout=120)]
-    stamps = sorted(p["processed_ts"] for p in preds)
+    preds = [Prediction.decode(v)
+             for _k, v, _p, _o in read_all(kafka, topics.predictions, expect=n, timeout=120)]
+    stamps = sorted(p.processed_ts for p in preds)
     return len(preds) / max((stamps[-1] - stamps[0]) / 1000, 1e-3)
 
 
@@ -76,9 +76,9 @@ def quix_alone_rate(kafka: KafkaSettings, topics: Topics, n: int, state: Path) -
                       consumer_group=f"bench-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
                       processing_guarantee="exactly-once", state_dir=str(state), consumer_poll_timeout=0.005,
                       loglevel="WARNING")
-    record = orjson.dumps({"key": "__all__", "id": 1, "y_true": 250.0, "y_pred": 249.5, "error": -0.5,
-                           "version": "v1", "spec": DEFAULT_SPEC, "partition": 0, "offset": 1,
-                           "event_ts": 0, "processed_ts": 0, "role": "champion", "generation": 0})
+    record = Prediction(key="__all__", id=1, y_true=250.0, y_pred=249.5, error=-0.5, version="v1",
+                        spec=DEFAULT_SPEC, partition=0, offset=1, event_ts=0, processed_ts=0, role="champion",
+                        generation=0).encode()
     stamps: list[float] = []
     producer = app_producer(app)  # as the processor produces its outputs
 

@@ -34,6 +34,7 @@ from bench.memory import TreePeak
 from infra.testing import free_port, spawn, stop, wait_http
 from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
+from kappaml.records import OverallMetrics, decode_metrics
 from kappaml.topics import Topics, ensure_topics
 
 SYSTEMS = ("kappaml", "seed", "ingest")
@@ -268,8 +269,8 @@ def _processor_timing(kafka: KafkaSettings, topic: str) -> dict | None:
             for msg in batch:
                 if msg.error() or msg.key() != b"__overall__":
                     continue
-                record = json.loads(msg.value())
-                last = record.get("timing") or last
+                record = decode_metrics(msg.value())
+                last = (record.timing if isinstance(record, OverallMetrics) else None) or last
     finally:
         consumer.close()
     return last

@@ -16,15 +16,10 @@ served which offset.
 from __future__ import annotations
 
 import bisect
-import getpass
-import socket
-import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from confluent_kafka import Producer
 
 from kappaml.dataset import Dataset
@@ -32,7 +27,7 @@ from kappaml.drift import DriftConfig
 from kappaml.kafka import KafkaSettings, KafkaUnavailable, connect_admin
 from kappaml.learner import KeyState
 from kappaml.models import SPECS
-from kappaml.records import InvalidRecord
+from kappaml.records import InvalidRecord, Promotion
 
 __all__ = ["CONTROL_HEADER", "CONTROL_KEY", "CONTROL_KEY_BYTES", "Lineup", "Promotion", "PromotionLog",
            "ServingHistory", "is_control", "publish_promotion"]
@@ -73,37 +68,6 @@ class Lineup:
     def new_states(self, key: str) -> dict[str, KeyState]:
         return {spec: KeyState.new(key, self.dataset, spec, self.version, window=self.window,
                                    drift=self.drift) for spec in self.specs}
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """A control record: from here on, in this partition, ``spec`` serves ``version``."""
-
-    version: str
-    spec: str
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    ts: int = field(default_factory=lambda: int(time.time() * 1000))
-    by: str = field(default_factory=lambda: f"{getpass.getuser()}@{socket.gethostname()}")
-
-    def encode(self) -> bytes:
-        return orjson.dumps({"control": "promote", "version": self.version, "spec": self.spec,
-                             "id": self.id, "ts": self.ts, "by": self.by})
-
-    @classmethod
-    def decode(cls, value: bytes | None) -> Promotion:
-        """The promotion in a control record's value; ``InvalidRecord`` saying why if it is not one."""
-        try:
-            data = orjson.loads(value or b"")
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRecord(f"control record is not JSON: {exc}") from exc
-        if not isinstance(data, dict) or data.get("control") != "promote":
-            raise InvalidRecord(f"unknown control record (expected control=promote): {str(data)[:200]}")
-        version, spec = data.get("version"), data.get("spec")
-        if not isinstance(version, str) or not isinstance(spec, str) or not version or not spec:
-            raise InvalidRecord("promote control record needs non-empty string fields version and spec")
-        ts = data.get("ts")
-        return cls(version=version, spec=spec, id=str(data.get("id", "")),
-                   ts=ts if isinstance(ts, int) else 0, by=str(data.get("by", "")))
 
 
 class ServingHistory:

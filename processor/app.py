@@ -8,7 +8,6 @@ import time
 from time import perf_counter
 from typing import Any
 
-import orjson
 from confluent_kafka import Producer as ConfluentProducer
 from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
@@ -23,7 +22,17 @@ from kappaml.logging import get_logger
 from kappaml.observability import serve_metrics
 from kappaml.observability.processor import MetricsOff, ProcessorMetrics
 from kappaml.quixcompat import app_producer, changelog_topic_names, confluent_producer
-from kappaml.records import InvalidRecord
+from kappaml.records import (
+    CHALLENGER,
+    CHAMPION,
+    COMPARISON_KEY,
+    OVERALL_KEY,
+    PROMOTION_KEY,
+    Comparison,
+    InvalidRecord,
+    OverallMetrics,
+    PromotionApplied,
+)
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
 from processor.cache import CheckpointSink, KeyStates, ModelCache
@@ -39,6 +48,7 @@ from processor.outputs import (
     pooled,
     pooled_metrics,
     prediction,
+    spec_figures,
 )
 from processor.settings import ProcessorSettings
 from processor.stats import IntervalStats, LearnCost, TimedLearnCost
@@ -198,7 +208,7 @@ class Processor:
             self.stats.learned += serving
             role = "champion" if serving else "challenger"
             record = prediction(ks, example, result, partition, offset, processed, role)
-            produce(topics.predictions if serving else topics.challengers, key, orjson.dumps(record))
+            produce(topics.predictions if serving else topics.challengers, key, record.encode())
             if serving:
                 self.champions.served[partition].update(result.y_true, result.y_pred)
                 if example.ts is not None:
@@ -206,10 +216,10 @@ class Processor:
             if result.drift is not None:
                 event = drift_event(ks, example, result, partition, offset, role, processed)
                 log.warning("drift detected", key=model_key, spec=spec, offset=offset,
-                            error_before=round(event["error_before"], 3),
-                            error_after=round(event["error_after"], 3), action=event["action"])
-                produce(topics.drift, key, orjson.dumps(event))
-                self.metrics.drift(spec, event["action"])
+                            error_before=round(event.error_before, 3),
+                            error_after=round(event.error_after, 3), action=event.action)
+                produce(topics.drift, key, event.encode())
+                self.metrics.drift(spec, event.action)
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
         """Produce one output of a message, inside the checkpoint's transaction."""
@@ -247,11 +257,10 @@ class Processor:
         log.info("promotion", partition=partition, offset=offset, spec=promotion.spec,
                  previous=previous, by=promotion.by)
         self.metrics.promoted(promotion.spec)
-        record = {"scope": "promotion", "key": "__promotion__", "version": promotion.version,
-                  "spec": promotion.spec, "previous": previous, "partition": partition, "offset": offset,
-                  "id": promotion.id, "by": promotion.by, "requested_ts": promotion.ts, "ts": now_ms(),
-                  "instance": self.instance}
-        self.producer.produce(self.settings.topics.metrics, key="__promotion__", value=orjson.dumps(record))
+        record = PromotionApplied(version=promotion.version, spec=promotion.spec, previous=previous,
+                                  partition=partition, offset=offset, id=promotion.id, by=promotion.by,
+                                  requested_ts=promotion.ts, ts=now_ms(), instance=self.instance)
+        self.producer.produce(self.settings.topics.metrics, key=PROMOTION_KEY, value=record.encode())
 
     def _send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,
                           value: bytes | None) -> None:
@@ -282,7 +291,7 @@ class Processor:
             champion = champions.get(partition, lineup.champion)
             for spec, ks in states.items():
                 role = "champion" if spec == champion else "challenger"
-                producer.produce(topics.metrics, key=ks.key, value=orjson.dumps(key_metrics(ks, ts, role)))
+                producer.produce(topics.metrics, key=ks.key, value=key_metrics(ks, ts, role).encode())
                 snapshot = Snapshot(
                     key=ks.key, version=ks.version, spec=spec, origin="live", partition=partition,
                     offset=ks.last_offset, learned=ks.learned, fingerprint=fingerprint(ks.model),
@@ -294,15 +303,13 @@ class Processor:
         self.champions.checkpoint(self._transaction)
         timer.lap("snapshots")
         if flushed or self.stats.messages:
-            overall = self._overall(ts, champions)
-            overall["duplicates"] = self.duplicates.update(overall["skipped"])
             due = time.monotonic() - self._last_progress >= self.settings.progress_interval
-            if due:  # sorting the samples costs more than a checkpoint: only now and then
-                overall["timing"] = {"checkpoint_ms": timer.summary(), "gc": self.gc_pauses.summary()}
-            producer.produce(topics.metrics, key="__overall__", value=orjson.dumps(overall))
+            # Sorting the timing samples costs more than a checkpoint: only now and then.
+            overall = self._overall(ts, champions, timing=due)
+            producer.produce(topics.metrics, key=OVERALL_KEY, value=overall.encode())
             if lineup.challengers:
-                producer.produce(topics.metrics, key="__comparison__",
-                                 value=orjson.dumps(self._comparison(ts, champions)))
+                producer.produce(topics.metrics, key=COMPARISON_KEY,
+                                 value=self._comparison(ts, champions).encode())
             if due:
                 self._log_progress(overall)
         timer.lap("metrics")
@@ -312,57 +319,59 @@ class Processor:
         champion = self.lineup.champion
         return [states[champions.get(p, champion)] for p, states in self.cache.states()]
 
-    def _overall(self, ts: int, champions: dict[int, str]) -> dict[str, Any]:
+    def _overall(self, ts: int, champions: dict[int, str], *, timing: bool = False) -> OverallMetrics:
         every = [ks for _p, states in self.cache.states() for ks in states.values()]
         serving_states = self._serving(champions)
         served = pooled_metrics(list(self.champions.served.values()))
         interval = self.stats.take()
-        return {
-            "scope": "overall",
-            "key": "__overall__",
-            "version": self.settings.model_version,
-            "spec": self.settings.model_spec,
-            "champions": {str(p): spec for p, spec in champions.items()},
-            "challengers": list(self.lineup.challengers),
-            "instance": self.instance,
-            "keys": len(self.cache),
+        skipped = sum(ks.skipped for ks in serving_states)
+        return OverallMetrics(
+            version=self.settings.model_version,
+            spec=self.settings.model_spec,
+            champions={str(p): spec for p, spec in champions.items()},
+            challengers=list(self.lineup.challengers),
+            instance=self.instance,
+            keys=len(self.cache),
             # "spec" above names the version (the spec it was started with); the errors are of
             # the predictions served, whichever spec served each one (see "champions").
-            "scored": "served",
-            "learned": sum(ks.learned for ks in serving_states),
-            "skipped": sum(ks.skipped for ks in serving_states),
-            "invalid": interval["invalid_total"],
-            "served": served["n"],
-            "rmse": served["rmse"],
-            "mae": served["mae"],
-            "rolling_rmse": served["rolling_rmse"],
-            "rolling_mae": served["rolling_mae"],
-            "drifts": sum(ks.drifts for ks in every),
-            "throughput": interval["throughput"],
-            "latency_ms": interval["latency_ms"],
-            "ts": ts,
-        }
+            scored="served",
+            learned=sum(ks.learned for ks in serving_states),
+            skipped=skipped,
+            invalid=interval["invalid_total"],
+            served=served["n"],
+            rmse=served["rmse"],
+            mae=served["mae"],
+            rolling_rmse=served["rolling_rmse"],
+            rolling_mae=served["rolling_mae"],
+            drifts=sum(ks.drifts for ks in every),
+            throughput=interval["throughput"],
+            latency_ms=interval["latency_ms"],
+            ts=ts,
+            duplicates=self.duplicates.update(skipped),
+            timing=({"checkpoint_ms": self.timer.summary(), "gc": self.gc_pauses.summary()}
+                    if timing else None),
+        )
 
-    def _comparison(self, ts: int, champions: dict[int, str]) -> dict[str, Any]:
+    def _comparison(self, ts: int, champions: dict[int, str]) -> Comparison:
         """Every spec's pooled metrics over the same messages: champion and challengers side by side."""
         by_spec: dict[str, list[KeyState]] = {spec: [] for spec in self.lineup.specs}
         for _p, states in self.cache.states():
             for spec, ks in states.items():
                 by_spec.setdefault(spec, []).append(ks)
         serving = set(champions.values()) or {self.lineup.champion}
-        return {
-            "scope": "comparison", "key": "__comparison__", "version": self.settings.model_version,
-            "instance": self.instance, "champions": {str(p): spec for p, spec in champions.items()},
-            "specs": {spec: {**pooled(states), "role": "champion" if spec in serving else "challenger",
-                             "learn_us": self.learn_cost.micros(spec)}
-                      for spec, states in by_spec.items()},
-            "ts": ts,
-        }
+        return Comparison(
+            version=self.settings.model_version, instance=self.instance,
+            champions={str(p): spec for p, spec in champions.items()},
+            specs={spec: spec_figures(states, CHAMPION if spec in serving else CHALLENGER,
+                                      self.learn_cost.micros(spec))
+                   for spec, states in by_spec.items()},
+            ts=ts,
+        )
 
-    def _log_progress(self, overall: dict[str, Any]) -> None:
+    def _log_progress(self, overall: OverallMetrics) -> None:
         self._last_progress = time.monotonic()
-        log.debug("checkpoint timing", **overall.get("timing", {}))
-        log.info("progress", learned=overall["learned"], skipped=overall["skipped"],
-                 invalid=overall["invalid"], keys=overall["keys"], rate=overall["throughput"],
-                 rmse=overall["rmse"] and round(overall["rmse"], 3),
-                 latency_p99_ms=overall["latency_ms"].get("p99"))
+        log.debug("checkpoint timing", **(overall.timing or {}))
+        log.info("progress", learned=overall.learned, skipped=overall.skipped,
+                 invalid=overall.invalid, keys=overall.keys, rate=overall.throughput,
+                 rmse=overall.rmse and round(overall.rmse, 3),
+                 latency_p99_ms=(overall.latency_ms or {}).get("p99"))

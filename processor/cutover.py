@@ -20,8 +20,9 @@ from kappaml.evaluation import PrequentialMetrics
 from kappaml.kafka import KafkaSettings
 from kappaml.learner import STATE_CODE, KeyState
 from kappaml.logging import get_logger
+from kappaml.records import InvalidRecord
+from kappaml.records.snapshots import Snapshot, snapshot_header, snapshot_label
 from kappaml.seen import SeenIds
-from kappaml.snapshot import Snapshot, read_header, snapshot_label
 
 __all__ = ["CutoverError", "ReplaySeed", "load_replay_seed"]
 
@@ -95,10 +96,10 @@ def load_replay_seed(kafka: KafkaSettings, models_topic: str, version: str, spec
                 if msg.error() or msg.value() is None:
                     continue
                 try:
-                    header = read_header(msg.value())
-                except ValueError:
+                    header = snapshot_header(msg.value())
+                except InvalidRecord:
                     continue  # not a snapshot: nothing to seed from
-                if header.get("version") != version or header.get("origin") != "replay":
+                if header.version != version or header.origin != "replay":
                     continue
                 label = (msg.key() or b"").decode("utf-8", "replace").partition("/")[0]
                 # ``version`` alone: published before replay snapshots had labels of their own.

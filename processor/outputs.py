@@ -1,20 +1,26 @@
-"""The records the processor writes: predictions, dead letters, metrics, model snapshots."""
+"""The records the processor writes (typed in ``kappaml.records``): predictions, drift events,
+dead letters, metrics."""
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import time
 from typing import Any
 
 from kappaml.evaluation import PrequentialMetrics
 from kappaml.learner import KeyState, StepResult
-from kappaml.records import Example
+from kappaml.records import (
+    CHAMPION,
+    DeadLetter,
+    DriftEvent,
+    Example,
+    KeyMetrics,
+    Prediction,
+    SpecFigures,
+)
 
-__all__ = ["dead_letter", "drift_event", "key_metrics", "now_ms", "pooled", "pooled_metrics", "prediction"]
-
-_MAX_PAYLOAD = 2048
+__all__ = ["dead_letter", "drift_event", "key_metrics", "now_ms", "pooled", "pooled_metrics", "prediction",
+           "spec_figures"]
 
 
 def now_ms() -> int:
@@ -22,96 +28,40 @@ def now_ms() -> int:
 
 
 def prediction(ks: KeyState, example: Example, result: StepResult, partition: int, offset: int,
-               processed_ms: int, role: str = "champion") -> dict[str, Any]:
-    record = _prediction(ks, example, result, partition, offset, processed_ms, role)
-    if example.pass_no > 1:  # a looping CSV's row seen before: not an out-of-sample error
-        record["pass"] = example.pass_no
-    return record
-
-
-def _prediction(ks: KeyState, example: Example, result: StepResult, partition: int, offset: int,
-                processed_ms: int, role: str) -> dict[str, Any]:
-    return {
-        "key": ks.key,
-        "id": example.id,
-        "y_true": result.y_true,
-        "y_pred": result.y_pred,
-        "error": result.error,
-        "version": ks.version,
-        "spec": ks.spec,
-        "partition": partition,
-        "offset": offset,
-        "event_ts": example.ts,
-        "processed_ts": processed_ms,
-        "role": role,
-        "generation": result.generation,
-    }
+               processed_ms: int, role: str = CHAMPION) -> Prediction:
+    return Prediction(
+        key=ks.key, id=example.id, y_true=result.y_true, y_pred=result.y_pred, error=result.error,
+        version=ks.version, spec=ks.spec, partition=partition, offset=offset, event_ts=example.ts,
+        processed_ts=processed_ms, role=role, generation=result.generation,
+        # A looping CSV's row seen before: not an out-of-sample error.
+        pass_no=example.pass_no if example.pass_no > 1 else None,
+    )
 
 
 def drift_event(ks: KeyState, example: Example, result: StepResult, partition: int, offset: int,
-                role: str, ts: int) -> dict[str, Any]:
+                role: str, ts: int) -> DriftEvent:
     detection = result.drift
     assert detection is not None
-    return {
-        "key": ks.key,
-        "version": ks.version,
-        "spec": ks.spec,
-        "role": role,
-        "generation": ks.generation,
-        "detector": detection.detector,
-        "policy": "reset" if result.reset else "alert",
-        "action": "reset" if result.reset else "alert",
-        "partition": partition,
-        "offset": offset,
-        "id": example.id,
-        "error_before": detection.error_before,
-        "error_after": detection.error_after,
-        "learned": ks.learned,
-        "event_ts": example.ts,
-        "ts": ts,
-    }
+    action = "reset" if result.reset else "alert"
+    return DriftEvent(
+        key=ks.key, version=ks.version, spec=ks.spec, role=role, generation=ks.generation,
+        detector=detection.detector, policy=action, action=action, partition=partition, offset=offset,
+        id=example.id, error_before=detection.error_before, error_after=detection.error_after,
+        learned=ks.learned, event_ts=example.ts, ts=ts,
+    )
 
 
 def dead_letter(reason: str, *, topic: str, partition: int, offset: int, key: bytes | None,
                 value: bytes | None, detail: dict[str, Any] | None = None) -> bytes:
     """A DLQ record that keeps enough of the poison message to find and inspect it."""
-    payload = value or b""
-    try:
-        shown: str = payload[:_MAX_PAYLOAD].decode("utf-8")
-        encoding = "utf-8"
-    except UnicodeDecodeError:
-        shown = base64.b64encode(payload[:_MAX_PAYLOAD]).decode()
-        encoding = "base64"
-    record = {
-        "stage": "processor",
-        "reason": reason,
-        "detail": detail or {},
-        "source": {"topic": topic, "partition": partition, "offset": offset},
-        "key": key.decode("utf-8", "replace") if key is not None else None,
-        "value": shown,
-        "value_encoding": encoding,
-        "value_bytes": len(payload),
-        "truncated": len(payload) > _MAX_PAYLOAD,
-        "ts": now_ms(),
-    }
-    return json.dumps(record).encode()
+    return DeadLetter.of_message(reason, topic=topic, partition=partition, offset=offset, key=key,
+                                 value=value, detail=detail, ts=now_ms()).encode()
 
 
-def key_metrics(ks: KeyState, ts: int, role: str = "champion") -> dict[str, Any]:
-    return {
-        "scope": "key",
-        "key": ks.key,
-        "version": ks.version,
-        "spec": ks.spec,
-        "role": role,
-        "generation": ks.generation,
-        "drifts": ks.drifts,
-        "learned": ks.learned,
-        "skipped": ks.skipped,
-        "last_offset": ks.last_offset,
-        **ks.metrics.get(),
-        "ts": ts,
-    }
+def key_metrics(ks: KeyState, ts: int, role: str = CHAMPION) -> KeyMetrics:
+    return KeyMetrics(key=ks.key, version=ks.version, spec=ks.spec, role=role, generation=ks.generation,
+                      drifts=ks.drifts, learned=ks.learned, skipped=ks.skipped, last_offset=ks.last_offset,
+                      ts=ts, **ks.metrics.get())
 
 
 def pooled(states: list[KeyState]) -> dict[str, Any]:
@@ -121,6 +71,11 @@ def pooled(states: list[KeyState]) -> dict[str, Any]:
         **{k: v for k, v in pooled_metrics([ks.metrics for ks in states]).items() if k != "n"},
         "drifts": sum(ks.drifts for ks in states),
     }
+
+
+def spec_figures(states: list[KeyState], role: str, learn_us: float | None) -> SpecFigures:
+    """One spec's line of the comparison record: its pooled figures over ``states``."""
+    return SpecFigures(role=role, learn_us=learn_us, **pooled(states))
 
 
 def pooled_metrics(metrics: list[PrequentialMetrics]) -> dict[str, Any]:

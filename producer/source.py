@@ -29,7 +29,7 @@ from kappaml.logging import configure_logging, get_logger
 from kappaml.observability import serve_metrics
 from kappaml.observability.programs import IngestMetrics
 from kappaml.quixcompat import confluent_producer
-from kappaml.records import InvalidRecord, extract
+from kappaml.records import DeadLetter, InvalidRecord, extract
 from kappaml.validation import InvalidShare
 from producer.follower import Event, Follower
 
@@ -125,12 +125,13 @@ class SSESource(StatefulSource):
         self.committed_id = last_id
 
     def _dead_letter(self, event: Event, details: dict[str, Any]) -> None:
-        value = {"stage": "producer", "source": self.dataset.name, "id": event.id,
-                 "ts": time.time_ns() // 1_000_000, **details}
+        letter = DeadLetter(stage="producer", source=self.dataset.name, id=event.id,
+                            ts=time.time_ns() // 1_000_000, reason=str(details.get("reason")),
+                            column=details.get("column"), row=details.get("row"), value=details.get("value"))
         self.producer.produce(
             topic=self.dlq_topic,
             key=event.id.encode(),
-            value=json.dumps(value, ensure_ascii=False, default=str).encode(),
+            value=letter.encode(),
             headers=[("row_id", event.id.encode())],
         )
         self.invalid += 1

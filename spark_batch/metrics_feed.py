@@ -14,19 +14,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 from confluent_kafka import Producer
 
 from kappaml.evaluation import PrequentialMetrics
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import get_logger
+from kappaml.records import OVERALL_KEY, KeyMetrics, OverallMetrics
 from spark_batch.errors import ReplayError
 
 __all__ = ["publish_metrics"]
 
 log = get_logger(__name__)
 
-OVERALL_KEY = "__overall__"
 # Points per series: enough for a smooth line, few enough for a UI reading the whole topic.
 MAX_POINTS_PER_KEY = 200
 MAX_POINTS_OVERALL = 500
@@ -53,8 +52,9 @@ def _points(predictions: Path, spec: str) -> dict[str, list[tuple[int, int, floa
 def _record(scope: str, key: str, version: str, spec: str, metrics: PrequentialMetrics, ts: int,
             **extra: Any) -> bytes:
     values = metrics.get()
-    return orjson.dumps({"scope": scope, "key": key, "version": version, "spec": spec, "origin": "replay",
-                         "role": "champion", "learned": values["n"], **values, **extra, "ts": ts})
+    cls = KeyMetrics if scope == "key" else OverallMetrics
+    return cls(key=key, version=version, spec=spec, origin="replay", role="champion", learned=values["n"],
+               ts=ts, **values, **extra).encode()
 
 
 def publish_metrics(kafka: KafkaSettings, topic: str, predictions: Path, version: str, spec: str,

@@ -26,7 +26,7 @@ import pandas as pd
 
 from kappaml.learner import KeyState, ModelError, StepResult, learn_step
 from kappaml.lineup import Lineup
-from kappaml.records import Example, InvalidRecord, decode
+from kappaml.records import DriftEvent, Example, InvalidRecord, decode
 from kappaml.snapshot import Snapshot
 from spark_batch.rows import DUPLICATE, INVALID, LEARNED, OutputRows, PredictionRows
 
@@ -160,14 +160,16 @@ class KeyReplay:
 
     def _drift(self, state: KeyState, example: Example, result: StepResult, offset: int,
                role: str) -> dict[str, Any]:
-        """A detection, with the fields of the processor's drift topic records."""
+        """A detection: the processor's drift record (without its ``ts``), JSON-ready for the summary."""
         detection, config = result.drift, self.lineup.drift
         assert detection is not None and config is not None
-        return {"key": state.key, "version": self.lineup.version, "spec": state.spec, "role": role,
-                "generation": state.generation, "detector": detection.detector, "policy": config.policy,
-                "action": "reset" if result.reset else "alert", "partition": self.partition,
-                "offset": offset, "id": example.id, "error_before": detection.error_before,
-                "error_after": detection.error_after, "learned": state.learned, "event_ts": example.ts}
+        return DriftEvent(
+            key=state.key, version=self.lineup.version, spec=state.spec, role=role,
+            generation=state.generation,
+            detector=detection.detector, policy=config.policy, action="reset" if result.reset else "alert",
+            partition=self.partition, offset=offset, id=example.id, error_before=detection.error_before,
+            error_after=detection.error_after, learned=state.learned, event_ts=example.ts,
+        ).fields_dict()
 
     def finish(self, out: OutputRows) -> None:
         """Add one model row per spec: its summary and, if it has a model, the snapshot."""

@@ -33,6 +33,7 @@ if __name__ == "__main__" and __package__ in (None, ""):
 
 from kappaml.logging import configure_logging, get_logger  # noqa: E402
 from kappaml.observability.textfile import TEXTFILE, write_replay_textfile  # noqa: E402
+from kappaml.records import DriftEvent  # noqa: E402
 from spark_batch.errors import ReplayError  # noqa: E402
 from spark_batch.settings import ReplaySettings, build_parser, settings_from_args  # noqa: E402
 
@@ -165,8 +166,9 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
         for key, spec, blob, text in zip(*(batch.column(i).to_pylist() for i in range(4)), strict=True):
             summary = json.loads(text)
             summary["role"] = serving.role_at(promotions, summary["partition"], serving.END, spec)
-            for drift in summary["detections"]:
-                drift["role"] = serving.role_at(promotions, drift["partition"], drift["offset"], spec)
+            summary["detections"] = [
+                replace(drift, role=serving.role_at(promotions, drift.partition, drift.offset, spec))
+                for drift in map(DriftEvent.from_dict, summary["detections"])]
             totals.add(summary)
             keys.append(summary)
             if publisher is not None and blob is not None:
@@ -213,7 +215,7 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
         "specs": totals.by_spec(),
         "serving": report.serving_report(promotions, pinned.partitions),
         "control": control_doc,
-        "drifts": drifts,
+        "drifts": [drift.fields_dict() for drift in drifts],
         "predictions": report.PREDICTIONS,
         "spark": {"master": settings.master, "shuffle_partitions": settings.shuffle_partitions,
                   "shuffled": clustered},

@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow.dataset
 
 from kappaml.lineup import Lineup, PromotionLog
+from kappaml.records import DriftEvent
 from spark_batch.errors import ReplayError
 
 __all__ = ["PREDICTIONS", "SUMMARY", "LineupTotals", "Phases", "Totals", "control_report",
@@ -112,7 +113,7 @@ class LineupTotals:
     def __init__(self, lineup: Lineup) -> None:
         self.lineup = lineup
         self.specs = {spec: Totals() for spec in lineup.specs}
-        self.drifts: list[dict[str, Any]] = []
+        self.drifts: list[DriftEvent] = []
 
     def add(self, key_summary: dict[str, Any]) -> None:
         """Count one (key, spec) summary; its detections move to ``drifts``."""
@@ -129,9 +130,9 @@ class LineupTotals:
                        "invalid_reasons": t.top_reasons()}
                 for spec, t in self.specs.items()}
 
-    def sorted_drifts(self) -> list[dict[str, Any]]:
+    def sorted_drifts(self) -> list[DriftEvent]:
         order = {spec: i for i, spec in enumerate(self.lineup.specs)}
-        return sorted(self.drifts, key=lambda d: (d["partition"], d["offset"], order[d["spec"]]))
+        return sorted(self.drifts, key=lambda d: (d.partition, d.offset, order[d.spec]))
 
 
 def control_report(promotions: PromotionLog, records: int) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 ``GET /streams/predictions``, ``GET /streams/metrics`` and ``GET /streams/drift`` relay every
 record of their topic as one Server-Sent Event (``event: prediction`` / ``metrics`` / ``drift``,
-data = the record's JSON).
+data = the record's JSON, as typed in kappaml.records: see docs/records.md).
 The event id is the topic position after the event (``ui.position``): a client that reconnects
 with ``Last-Event-ID`` (browsers do it by themselves) resumes exactly after the last event it
 saw. ``?from=end`` (default) starts at the end of the topic, ``?from=beginning`` at its start.

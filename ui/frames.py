@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from kappaml.records import DeadLetter, KeyMetrics, OverallMetrics, Prediction
 from ui.store import OVERALL_KEY, MetricsKey
 
 __all__ = [
@@ -32,7 +33,12 @@ WINDOWS = ("cumulative", "rolling")
 
 _METRIC_COLUMNS = ["model", "version", "key", "spec", "messages", "time", "metric", "window", "value"]
 
-Series = Mapping[MetricsKey, list[dict[str, Any]]]
+Series = Mapping[MetricsKey, list[KeyMetrics | OverallMetrics]]
+
+
+def messages(record: KeyMetrics | OverallMetrics) -> int:
+    """Predictions scored (``n``); a processor's overall record counts them as ``learned``."""
+    return record.n if record.n is not None else record.learned
 
 
 def number(value: Any) -> float | None:
@@ -85,16 +91,15 @@ def metrics_frame(series: Series, key: str) -> pd.DataFrame:
             continue
         model = labels[(version, spec)]
         for record in records:
-            messages = number(record.get("n", record.get("learned")))
-            ts = number(record.get("ts"))
+            scored, ts = number(messages(record)), number(record.ts)
             for label, cumulative, rolling in METRICS:
                 for window, name in zip(WINDOWS, (cumulative, rolling), strict=True):
-                    value = number(record.get(name))
+                    value = number(getattr(record, name))
                     if value is None:
                         continue
                     rows.append({
                         "model": model, "version": version, "key": key, "spec": spec,
-                        "messages": messages, "time": ts, "metric": label, "window": window,
+                        "messages": scored, "time": ts, "metric": label, "window": window,
                         "value": value,
                     })
     frame = pd.DataFrame(rows, columns=_METRIC_COLUMNS)
@@ -111,14 +116,13 @@ def latest_metrics_frame(series: Series, key: str) -> pd.DataFrame:
             continue
         last = records[-1]
         row: dict[str, Any] = {"model": labels[(version, spec)], "version": version, "spec": spec,
-                               "role": last.get("role"), "messages": last.get("n", last.get("learned")),
-                               "drifts": last.get("drifts")}
+                               "role": last.role, "messages": messages(last), "drifts": last.drifts}
         for label, cumulative, rolling in METRICS:
-            row[label] = number(last.get(cumulative))
-            row[f"{label} (rolling)"] = number(last.get(rolling))
+            row[label] = number(getattr(last, cumulative))
+            row[f"{label} (rolling)"] = number(getattr(last, rolling))
         # Time of day only (UTC, 24-hour): a full timestamp was cut off in the table.
-        row["updated (UTC)"] = (pd.to_datetime(last.get("ts"), unit="ms", utc=True).strftime("%H:%M:%S")
-                                if last.get("ts") else None)
+        row["updated (UTC)"] = (pd.to_datetime(last.ts, unit="ms", utc=True).strftime("%H:%M:%S")
+                                if last.ts else None)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -127,28 +131,24 @@ _PREDICTION_COLUMNS = ["version", "spec", "key", "id", "y_true", "y_pred", "erro
                        "event_ts", "processed_ts", "pass", "latency_ms"]
 
 
-def predictions_frame(records: list[dict[str, Any]], *, key: str | None = None,
+def predictions_frame(records: list[Prediction], *, key: str | None = None,
                       version: str | None = None) -> pd.DataFrame:
-    """Predictions with a numeric truth and prediction, newest last; optionally one key/version."""
+    """Predictions with a finite truth and prediction, newest last; optionally one key/version."""
     rows = []
     for r in records:
-        if key is not None and r.get("key") != key:
+        if key is not None and r.key != key:
             continue
-        if version is not None and r.get("version") != version:
+        if version is not None and r.version != version:
             continue
-        y_true, y_pred = number(r.get("y_true")), number(r.get("y_pred"))
+        y_true, y_pred = number(r.y_true), number(r.y_pred)
         if y_true is None or y_pred is None:
             continue
-        event_ts, processed_ts = number(r.get("event_ts")), number(r.get("processed_ts"))
         rows.append({
-            "version": str(r.get("version", "")), "spec": str(r.get("spec", "")),
-            "key": str(r.get("key", "")), "id": str(r.get("id", "")),
+            "version": r.version, "spec": r.spec, "key": r.key, "id": str(r.id),
             "y_true": y_true, "y_pred": y_pred, "error": y_pred - y_true,
-            "partition": r.get("partition"), "offset": r.get("offset"),
-            "event_ts": event_ts, "processed_ts": processed_ts,
-            "pass": r.get("pass") if isinstance(r.get("pass"), int) else 1,
-            "latency_ms": processed_ts - event_ts if event_ts is not None and processed_ts is not None
-            else None,
+            "partition": r.partition, "offset": r.offset,
+            "event_ts": r.event_ts, "processed_ts": r.processed_ts,
+            "pass": r.pass_no or 1, "latency_ms": r.latency_ms,
         })
     frame = pd.DataFrame(rows, columns=_PREDICTION_COLUMNS)
     for column in ("event_ts", "processed_ts"):
@@ -156,19 +156,12 @@ def predictions_frame(records: list[dict[str, Any]], *, key: str | None = None,
     return frame
 
 
-def dlq_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+def dlq_frame(records: list[DeadLetter]) -> pd.DataFrame:
     """The newest dead letters first: when, which stage, why, where from."""
     rows = []
     for r in reversed(records):
-        source = r.get("source") if isinstance(r.get("source"), dict) else {}
-        where = (f"{source.get('topic')}[{source.get('partition')}]@{source.get('offset')}"
-                 if source else "")
-        ts = number(r.get("ts"))
         rows.append({
-            "time": pd.to_datetime(ts, unit="ms", utc=True) if ts is not None else None,
-            "stage": str(r.get("stage", "?")),
-            "reason": str(r.get("reason", "(no reason given)")),
-            "source": where,
-            "key": None if r.get("key") is None else str(r.get("key")),
+            "time": pd.to_datetime(r.ts, unit="ms", utc=True) if r.ts is not None else None,
+            "stage": r.stage, "reason": r.reason, "source": r.where, "key": r.key,
         })
     return pd.DataFrame(rows, columns=["time", "stage", "reason", "source", "key"])

@@ -10,7 +10,6 @@ status, and the thread keeps retrying until Kafka is back.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin import AdminClient
 
 from kappaml.logging import get_logger
+from kappaml.records import DriftEvent, InvalidRecord, Prediction, decode_metrics, read_dead_letter
 from ui.cluster import group_lags
 from ui.settings import UISettings
 from ui.store import (
@@ -262,7 +262,7 @@ class LiveReader:
 
     # -- messages --------------------------------------------------------------------------
     def _dispatch(self, batch: list[Message]) -> None:
-        predictions: list[dict[str, Any]] = []
+        predictions: list[Prediction] = []
         for msg in batch:
             if msg.error():
                 if msg.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 - a public librdkafka code
@@ -279,24 +279,18 @@ class LiveReader:
                 self._on_snapshot(msg)
                 continue
             value = msg.value()
+            if role == "dlq":  # a dead letter that cannot be read is shown as such, never dropped
+                self.store.add_dead_letter(read_dead_letter(value))
+                continue
             try:
-                record = json.loads(value) if value is not None else None
-            except (ValueError, UnicodeDecodeError):
-                record = None
-            if not isinstance(record, dict):
-                if role == "dlq":
-                    record = {"stage": "?", "reason": "dead letter that is not a JSON object"}
-                else:
-                    self.store.unreadable(f"{msg.topic()}[{msg.partition()}]@{msg.offset()}")
-                    continue
-            if role == "predictions":
-                predictions.append(record)
-            elif role == "metrics":
-                self.store.add_metrics(record)
-            elif role == "drift":
-                self.store.add_drift(record)
-            elif role == "dlq":
-                self.store.add_dead_letter(record)
+                if role == "predictions":
+                    predictions.append(Prediction.decode(value))
+                elif role == "metrics":
+                    self.store.add_metrics(decode_metrics(value))
+                elif role == "drift":
+                    self.store.add_drift(DriftEvent.decode(value))
+            except InvalidRecord as exc:
+                self.store.unreadable(f"{msg.topic()}[{msg.partition()}]@{msg.offset()}: {exc}")
         if predictions:
             self.store.add_predictions(predictions)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import streamlit as st
 
-from kappaml.snapshot import Snapshot, read_header
+from kappaml.records.snapshots import Snapshot, SnapshotHeader, snapshot_header
 from ui.store import SnapshotRef
 
 __all__ = ["SnapshotChoice", "choices", "load_model", "pick"]
@@ -16,20 +15,19 @@ __all__ = ["SnapshotChoice", "choices", "load_model", "pick"]
 @dataclass(frozen=True)
 class SnapshotChoice:
     ref: SnapshotRef
-    header: dict[str, Any]
+    header: SnapshotHeader
 
     @property
     def created_at(self) -> int:
-        value = self.header.get("created_at")
-        return value if isinstance(value, int) else 0
+        return self.header.created_at
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _header(version: str, key: str, partition: int, offset: int, _value: bytes) -> dict[str, Any] | str:
+def _header(version: str, key: str, partition: int, offset: int, _value: bytes) -> SnapshotHeader | str:
     # (version, key, partition, offset) identifies the bytes: a Kafka record never changes.
     try:
-        return read_header(_value)
-    except ValueError as exc:
+        return snapshot_header(_value)
+    except ValueError as exc:  # InvalidRecord included
         return str(exc)
 
 

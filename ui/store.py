@@ -11,6 +11,20 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from kappaml.records import (
+    COMPARISON_KEY,
+    OVERALL_KEY,
+    PROMOTION_KEY,
+    Comparison,
+    DeadLetter,
+    DriftEvent,
+    KeyMetrics,
+    MetricsRecord,
+    OverallMetrics,
+    Prediction,
+    PromotionApplied,
+)
+
 __all__ = [
     "COMPARISON_KEY",
     "OVERALL_KEY",
@@ -25,10 +39,6 @@ __all__ = [
     "TopicInfo",
 ]
 
-OVERALL_KEY = "__overall__"
-# Kafka keys (and ``key`` fields) of the processor's champion/challenger metrics records.
-COMPARISON_KEY = "__comparison__"
-PROMOTION_KEY = "__promotion__"
 
 # (version, model key, spec): since challengers run beside the champion, one model key of one
 # version has one series per spec.
@@ -46,9 +56,9 @@ class Series:
         if cap < 8:
             raise ValueError(f"a series needs a capacity of at least 8 points, got {cap}")
         self.cap = cap
-        self.points: list[dict[str, Any]] = []
+        self.points: list[Any] = []
 
-    def append(self, point: dict[str, Any]) -> None:
+    def append(self, point: Any) -> None:
         self.points.append(point)
         if len(self.points) > self.cap:
             half = self.cap // 2
@@ -122,12 +132,12 @@ class StoreView:
 
     status: KafkaStatus
     loaded: bool
-    metrics: dict[MetricsKey, list[dict[str, Any]]]
-    comparisons: dict[str, list[dict[str, Any]]]  # version -> "comparison" records, oldest first
-    promotions: list[dict[str, Any]]  # "promotion" records, oldest first
-    drifts: list[dict[str, Any]]  # drift detections, oldest first
-    predictions: list[dict[str, Any]]
-    dlq: list[dict[str, Any]]
+    metrics: dict[MetricsKey, list[KeyMetrics | OverallMetrics]]
+    comparisons: dict[str, list[Comparison]]  # version -> comparison records, oldest first
+    promotions: list[PromotionApplied]  # oldest first
+    drifts: list[DriftEvent]  # oldest first
+    predictions: list[Prediction]
+    dlq: list[DeadLetter]
     dlq_reasons: dict[tuple[str, str], int]
     snapshots: dict[tuple[str, str], SnapshotRef]
     pipeline: PipelineInfo
@@ -139,20 +149,16 @@ class StoreView:
         return bool(self.metrics or self.predictions or self.snapshots or self.dlq or self.drifts
                     or self.comparisons)
 
-    def latest_overall(self) -> dict[str, dict[str, Any]]:
+    def latest_overall(self) -> dict[str, OverallMetrics]:
         """The newest overall metrics record of each version."""
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[str, OverallMetrics] = {}
         for (version, key, _spec), points in self.metrics.items():
-            if key != OVERALL_KEY or not points:
+            last = points[-1] if points else None
+            if key != OVERALL_KEY or not isinstance(last, OverallMetrics):
                 continue
-            if version not in latest or _ts(points[-1]) >= _ts(latest[version]):
-                latest[version] = points[-1]
+            if version not in latest or last.ts >= latest[version].ts:
+                latest[version] = last
         return latest
-
-
-def _ts(record: dict[str, Any]) -> float:
-    ts = record.get("ts")
-    return float(ts) if isinstance(ts, (int, float)) else 0.0
 
 
 @dataclass
@@ -167,10 +173,10 @@ class LiveStore:
     _loaded: bool = False
     _metrics: dict[MetricsKey, Series] = field(default_factory=dict)
     _comparisons: dict[str, Series] = field(default_factory=dict)
-    _promotions: deque[dict[str, Any]] = field(init=False)
-    _drifts: deque[dict[str, Any]] = field(init=False)
-    _predictions: deque[dict[str, Any]] = field(init=False)
-    _dlq: deque[dict[str, Any]] = field(init=False)
+    _promotions: deque[PromotionApplied] = field(init=False)
+    _drifts: deque[DriftEvent] = field(init=False)
+    _predictions: deque[Prediction] = field(init=False)
+    _dlq: deque[DeadLetter] = field(init=False)
     _dlq_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     _snapshots: dict[tuple[str, str], SnapshotRef] = field(default_factory=dict)
     _pipeline: PipelineInfo = field(default_factory=PipelineInfo)
@@ -184,41 +190,38 @@ class LiveStore:
         self._drifts = deque(maxlen=self.drift_cap)
 
     # -- writers (the reader thread) ------------------------------------------------------
-    def add_metrics(self, record: dict[str, Any]) -> None:
+    def add_metrics(self, record: MetricsRecord) -> None:
         """Per-key and overall records become series; comparisons and promotions are kept apart,
         so they never show up as model keys."""
-        version, key = str(record.get("version", "?")), str(record.get("key", "?"))
-        scope = record.get("scope")
+        version = record.version
         with self._lock:
-            if scope == "promotion":
+            if isinstance(record, PromotionApplied):
                 self._promotions.append(record)
                 return
-            if scope == "comparison":
+            if isinstance(record, Comparison):
                 series = self._comparisons.get(version)
                 if series is None:
                     series = self._comparisons[version] = Series(self.series_cap)
                 series.append(record)
                 return
-            series_key = (version, key, str(record.get("spec", "")))
+            series_key = (version, record.key, record.spec)
             series = self._metrics.get(series_key)
             if series is None:
                 series = self._metrics[series_key] = Series(self.series_cap)
             series.append(record)
 
-    def add_drift(self, record: dict[str, Any]) -> None:
+    def add_drift(self, record: DriftEvent) -> None:
         with self._lock:
             self._drifts.append(record)
 
-    def add_predictions(self, records: list[dict[str, Any]]) -> None:
+    def add_predictions(self, records: list[Prediction]) -> None:
         with self._lock:
             self._predictions.extend(records)
 
-    def add_dead_letter(self, record: dict[str, Any]) -> None:
-        reason = str(record.get("reason", "(no reason given)"))
-        stage = str(record.get("stage", "?"))
+    def add_dead_letter(self, record: DeadLetter) -> None:
         with self._lock:
             self._dlq.append(record)
-            self._dlq_reasons[(stage, reason)] += 1
+            self._dlq_reasons[(record.stage, record.reason)] += 1
 
     def put_snapshot(self, ref: SnapshotRef) -> None:
         with self._lock:

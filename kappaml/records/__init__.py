@@ -4,10 +4,37 @@ One module per topic family, so the processor, the Spark replay, the UI, the fee
 cannot disagree about a field:
 
 * ``raw`` / ``decoding``: the raw topic (CSV text -> typed row -> JSON -> ``Example``).
+* ``predictions``: ``Prediction`` (the predictions and challengers topics).
+* ``metrics`` / ``comparison``: ``KeyMetrics``, ``OverallMetrics``, ``Comparison``,
+  ``PromotionApplied`` (the metrics topic, by ``scope``; ``decode_metrics`` reads any).
+* ``drift``: ``DriftEvent`` (the drift topic, and the replay's summary).
+* ``control``: ``Promotion`` (control records on the raw topic).
+* ``dlq``: ``DeadLetter`` (the dead-letter topic).
+* ``snapshots``: ``Snapshot`` and its ``SnapshotHeader`` (the models topic).
+
+The typed records (``base``) are frozen dataclasses with ``to_dict``/``encode`` and
+``from_dict``/``decode``, versioned by ``"v": 1``; ``python -m kappaml.records.schemas --write``
+publishes their JSON Schemas in docs/records/.
 
 Import from ``kappaml.records``; the submodules are an implementation detail.
 """
 
+from kappaml.records.base import VERSION, Record
+from kappaml.records.comparison import COMPARISON_KEY, Comparison, SpecFigures
+from kappaml.records.control import Promotion
+from kappaml.records.dlq import DeadLetter, read_dead_letter
+from kappaml.records.drift import DriftEvent
+from kappaml.records.metrics import (
+    OVERALL_KEY,
+    PROMOTION_KEY,
+    KeyMetrics,
+    MetricsRecord,
+    OverallMetrics,
+    PromotionApplied,
+    decode_metrics,
+    metrics_from_dict,
+)
+from kappaml.records.predictions import CHALLENGER, CHAMPION, Prediction
 from kappaml.records.raw import (
     FEATURES,
     LABEL,
@@ -27,6 +54,26 @@ from kappaml.records.raw import (
 )
 
 __all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "COMPARISON_KEY",
+    "OVERALL_KEY",
+    "PROMOTION_KEY",
+    "VERSION",
+    "Comparison",
+    "DeadLetter",
+    "DriftEvent",
+    "KeyMetrics",
+    "MetricsRecord",
+    "OverallMetrics",
+    "Prediction",
+    "Promotion",
+    "PromotionApplied",
+    "Record",
+    "SpecFigures",
+    "decode_metrics",
+    "metrics_from_dict",
+    "read_dead_letter",
     "FEATURES",
     "LABEL",
     "LABELLED",

@@ -6,6 +6,8 @@ from ui_lifecycle_kit import SpecFigures, comparison_record, drift_record, promo
 
 from infra.testing import free_port
 from kappaml.kafka import KafkaSettings
+from infra.testing import free_port
+from kappaml.records import KeyMetrics, OverallMetrics
 from ui.frames import latest_metrics_frame, model_labels
 from ui.lifecycle import (
     champions_frame,
@@ -29,8 +31,8 @@ def test_challenger_series_are_named_like_their_snapshots() -> None:
     assert model_labels(keys) == {("v1", "rls"): "v1", ("v1", "linear"): "v1+linear", ("v2", "amf"): "v2"}
     # Without an overall record the spec the version was started with is unknown.
     assert model_labels([("v3", "k", "a"), ("v3", "k", "b")]) == {("v3", "a"): "v3+a", ("v3", "b"): "v3+b"}
-    series = {k: [{"key": k[1], "version": k[0], "spec": k[2], "n": 5, "rmse": 1.0, "role": "challenger",
-                   "drifts": 2, "ts": 1}] for k in keys}
+    series = {k: [KeyMetrics(key=k[1], version=k[0], spec=k[2], learned=5, n=5, rmse=1.0, role="challenger",
+                             drifts=2, ts=1)] for k in keys}
     table = latest_metrics_frame(series, "k")
     assert list(table["model"]) == ["v1+linear", "v1", "v2"] and list(table["drifts"]) == [2, 2, 2]
 
@@ -38,8 +40,8 @@ def test_challenger_series_are_named_like_their_snapshots() -> None:
 def test_the_store_keeps_lifecycle_records_apart_and_bounded() -> None:
     store = LiveStore(drift_cap=3, promotions_cap=2)
     store.add_metrics(comparison_record(1, {"rls": _figures("champion")}))
-    store.add_metrics({"scope": "key", "key": "k", "version": "v1", "spec": "rls", "ts": 1})
-    store.add_metrics({"scope": "key", "key": "k", "version": "v1", "spec": "linear", "ts": 1})
+    store.add_metrics(KeyMetrics(key="k", version="v1", spec="rls", learned=0, ts=1))
+    store.add_metrics(KeyMetrics(key="k", version="v1", spec="linear", learned=0, ts=1))
     for p in range(3):
         store.add_metrics(promotion_record("linear", "rls", p, 7, ts=2))
     for learned in range(5):
@@ -47,12 +49,12 @@ def test_the_store_keeps_lifecycle_records_apart_and_bounded() -> None:
     view = store.view()
     assert set(view.metrics) == {("v1", "k", "rls"), ("v1", "k", "linear")}
     assert list(view.comparisons) == ["v1"]
-    assert [r["partition"] for r in view.promotions] == [1, 2]
-    assert [r["learned"] for r in view.drifts] == [2, 3, 4]
+    assert [r.partition for r in view.promotions] == [1, 2]
+    assert [r.learned for r in view.drifts] == [2, 3, 4]
 
 
 def test_drift_marks_on_the_overall_axis_sit_at_the_overall_count_before_them() -> None:
-    overall = [{"key": OVERALL_KEY, "version": "v1", "learned": n, "ts": n * 10} for n in (100, 200, 300)]
+    overall = [OverallMetrics(version="v1", spec="rls", learned=n, ts=n * 10) for n in (100, 200, 300)]
     series = {("v1", OVERALL_KEY, "rls"): overall}
     records = [drift_record("a", learned=5, ts=1000 + 5, error_before=1, error_after=3),
                drift_record("b", learned=9, ts=2500, error_before=1, error_after=3),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 
 from kappaml.kafka import KafkaSettings
+from kappaml.records import KeyMetrics, MetricsRecord
 from kappaml.topics import Topics
 from ui.reader import LiveReader, ReaderLimits
 from ui.settings import UISettings
@@ -25,13 +24,13 @@ LIMITS = ReaderLimits(load_timeout=300)
 
 
 def _record(n: int) -> bytes:
-    return json.dumps({"scope": "key", "version": "v1", "key": "__all__", "spec": "rls", "n": n,
-                       "rmse": 1.0, "ts": 1_700_000_000_000 + n}).encode()
+    return KeyMetrics(version="v1", key="__all__", spec="rls", learned=n, n=n, rmse=1.0,
+                      ts=1_700_000_000_000 + n).encode()
 
 
 def _last_n(reader: LiveReader) -> int:
     series = reader.store.view().metrics.get(("v1", "__all__", "rls"), [])
-    return series[-1]["n"] if series else 0
+    return series[-1].n if series else 0
 
 
 @pytest.fixture
@@ -69,7 +68,7 @@ def test_loaded_means_what_was_committed_at_start_then_transactions_as_they_comm
 class SlowStore(LiveStore):
     """A store that takes its time over every metrics record: any writer outpaces its reader."""
 
-    def add_metrics(self, record: dict[str, Any]) -> None:
+    def add_metrics(self, record: MetricsRecord) -> None:
         time.sleep(0.0005)
         super().add_metrics(record)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from kappaml.dataset import Dataset, Feature, builtin
-from kappaml.records import InvalidRecord
+from kappaml.records import InvalidRecord, KeyMetrics, OverallMetrics, Prediction
 from ui.form import NONE_OF_THESE, form_fields, to_example
 from ui.frames import metrics_frame, model_keys, predictions_frame
 from ui.position import Position, parse_position
@@ -122,10 +124,9 @@ def test_metrics_frame_is_long_per_version_and_skips_undefined_values() -> None:
     base = {"key": "k", "spec": "rls", "mae": 1.0, "rolling_rmse": 2.5, "rolling_mae": 1.5,
             "rolling_r2": None, "r2": None}
     series = {
-        ("v1", "k", "rls"): [{**base, "version": "v1", "n": 10, "rmse": 3.0, "ts": 1_000}],
-        ("v2", "k", "rls"): [{**base, "version": "v2", "n": 20, "rmse": 2.0, "ts": 2_000}],
-        ("v1", OVERALL_KEY, "rls"): [{"key": OVERALL_KEY, "version": "v1", "learned": 10, "rmse": 3.0,
-                                      "ts": 1}],
+        ("v1", "k", "rls"): [KeyMetrics(**base, version="v1", learned=10, n=10, rmse=3.0, ts=1_000)],
+        ("v2", "k", "rls"): [KeyMetrics(**base, version="v2", learned=20, n=20, rmse=2.0, ts=2_000)],
+        ("v1", OVERALL_KEY, "rls"): [OverallMetrics(version="v1", spec="rls", learned=10, rmse=3.0, ts=1)],
     }
     frame = metrics_frame(series, "k")
     assert set(frame["version"]) == {"v1", "v2"}
@@ -140,12 +141,17 @@ def test_metrics_frame_is_long_per_version_and_skips_undefined_values() -> None:
 
 
 def test_predictions_frame_filters_and_drops_unusable_records() -> None:
-    records = [
-        {"key": "a", "version": "v1", "id": 1, "y_true": 10.0, "y_pred": 12.0,
-         "event_ts": 1, "processed_ts": 5},
-        {"key": "b", "version": "v1", "id": 2, "y_true": 10.0, "y_pred": None},
-        {"key": "a", "version": "v2", "id": 3, "y_true": "x", "y_pred": 1.0},
-    ]
+    def written(key: str, version: str, row_id: int, y_true: float, y_pred: float) -> Prediction:
+        return Prediction(key=key, version=version, id=row_id, y_true=y_true, y_pred=y_pred,
+                          error=y_pred - y_true, spec="rls", partition=0, offset=row_id, event_ts=1,
+                          processed_ts=5, role="champion", generation=0)
+
+    records = [written("a", "v1", 1, 10.0, 12.0), written("b", "v1", 2, 10.0, math.nan),
+               written("a", "v2", 3, math.inf, 1.0)]
+    # Records that are not predictions never get this far: the reader counts them unreadable.
+    for bad in ({**records[0].to_dict(), "y_pred": None}, {**records[0].to_dict(), "y_true": "x"}):
+        with pytest.raises(InvalidRecord):
+            Prediction.from_dict(bad)
     frame = predictions_frame(records)
     assert list(frame["id"]) == ["1"]
     assert list(frame["error"]) == [2.0]
@@ -170,11 +176,14 @@ def test_settings_from_env_and_script_arguments() -> None:
 
 
 def test_the_latest_snapshot_of_a_key_is_a_live_one_when_there_is_one() -> None:
+    from kappaml.records.snapshots import SnapshotHeader
     from ui.snapshots import SnapshotChoice, pick
     from ui.store import SnapshotRef
 
     def choice(label: str, key: str, created: int) -> SnapshotChoice:
-        return SnapshotChoice(SnapshotRef(label, key, 0, created, b"", 0.0), {"created_at": created})
+        header = SnapshotHeader(key=key, version=label, spec="rls", origin="live", partition=0, offset=0,
+                                learned=1, fingerprint="0" * 64, created_at=created, extra={})
+        return SnapshotChoice(SnapshotRef(label, key, 0, created, b"", 0.0), header)
 
     newest_first = [choice("v1@replay", "k", 3), choice("v1", "k", 2), choice("v1", "j", 1)]
     assert pick(newest_first, "latest", "k", latest="latest").ref.version == "v1"

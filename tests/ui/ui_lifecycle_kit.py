@@ -4,26 +4,27 @@ processor running challengers."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from confluent_kafka import Producer
 
+from kappaml import records
 from kappaml.kafka import KafkaSettings
+from kappaml.records import Comparison, DriftEvent, MetricsRecord, PromotionApplied
 from kappaml.topics import Topics
 
 
 def drift_record(key: str, *, learned: int, ts: int, error_before: float, error_after: float,
                  version: str = "v1", spec: str = "rls", role: str = "champion", generation: int = 0,
                  detector: str = "adwin", policy: str = "alert", partition: int = 0,
-                 offset: int | None = None) -> dict[str, Any]:
+                 offset: int | None = None) -> DriftEvent:
     """A detection as the processor publishes it on the drift topic."""
-    return {"key": key, "version": version, "spec": spec, "role": role, "generation": generation,
-            "detector": detector, "policy": policy, "action": policy, "partition": partition,
-            "offset": learned - 1 if offset is None else offset, "id": learned,
-            "error_before": error_before, "error_after": error_after, "learned": learned,
-            "event_ts": ts - 20, "ts": ts}
+    return DriftEvent(key=key, version=version, spec=spec, role=role, generation=generation,
+                      detector=detector, policy=policy, action=policy, partition=partition,
+                      offset=learned - 1 if offset is None else offset, id=learned,
+                      error_before=error_before, error_after=error_after, learned=learned,
+                      event_ts=ts - 20, ts=ts)
 
 
 @dataclass(frozen=True)
@@ -37,24 +38,23 @@ class SpecFigures:
     role: str = "challenger"
     learn_us: float | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        return {"learned": self.learned, "rmse": self.rmse, "mae": self.mae,
-                "rolling_rmse": self.rolling_rmse, "rolling_mae": self.rolling_mae,
-                "drifts": self.drifts, "role": self.role, "learn_us": self.learn_us}
+    def typed(self) -> records.SpecFigures:
+        return records.SpecFigures(learned=self.learned, rmse=self.rmse, mae=self.mae,
+                                   rolling_rmse=self.rolling_rmse, rolling_mae=self.rolling_mae,
+                                   drifts=self.drifts, role=self.role, learn_us=self.learn_us)
 
 
 def comparison_record(ts: int, specs: dict[str, SpecFigures], *, champions: dict[int, str] | None = None,
-                      version: str = "v1", instance: str = "host-1") -> dict[str, Any]:
-    return {"scope": "comparison", "key": "__comparison__", "version": version, "instance": instance,
-            "champions": {str(p): s for p, s in (champions or {}).items()},
-            "specs": {spec: f.as_json() for spec, f in specs.items()}, "ts": ts}
+                      version: str = "v1", instance: str = "host-1") -> Comparison:
+    return Comparison(version=version, instance=instance,
+                      champions={str(p): s for p, s in (champions or {}).items()},
+                      specs={spec: f.typed() for spec, f in specs.items()}, ts=ts)
 
 
 def promotion_record(spec: str, previous: str, partition: int, offset: int, ts: int, *,
-                     version: str = "v1", by: str = "tester@host") -> dict[str, Any]:
-    return {"scope": "promotion", "key": "__promotion__", "version": version, "spec": spec,
-            "previous": previous, "partition": partition, "offset": offset, "id": "p-1", "by": by,
-            "ts": ts}
+                     version: str = "v1", by: str = "tester@host") -> PromotionApplied:
+    return PromotionApplied(version=version, spec=spec, previous=previous, partition=partition, offset=offset,
+                            id="p-1", by=by, requested_ts=ts, ts=ts)
 
 
 class LifecycleWriter:
@@ -62,15 +62,14 @@ class LifecycleWriter:
         self.topics = topics
         self.producer = Producer({**kafka.client_config(), "linger.ms": 5})
 
-    def drifts(self, records: list[dict[str, Any]]) -> None:
-        for r in records:  # keyed by model key, like the processor's
-            self.producer.produce(self.topics.drift, key=str(r["key"]).encode(), value=json.dumps(r).encode())
+    def drifts(self, events: Sequence[DriftEvent]) -> None:
+        for r in events:  # keyed by model key, like the processor's
+            self.producer.produce(self.topics.drift, key=r.key.encode(), value=r.encode())
         self.flush()
 
-    def metrics(self, records: list[dict[str, Any]]) -> None:
-        for r in records:
-            self.producer.produce(self.topics.metrics, key=str(r["key"]).encode(),
-                                  value=json.dumps(r).encode())
+    def metrics(self, written: Sequence[MetricsRecord]) -> None:
+        for r in written:
+            self.producer.produce(self.topics.metrics, key=r.key.encode(), value=r.encode())
         self.flush()
 
     def flush(self) -> None:

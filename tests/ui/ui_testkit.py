@@ -27,7 +27,7 @@ from kappaml.fingerprint import fingerprint
 from kappaml.kafka import KafkaSettings
 from kappaml.learner import KeyState, learn_step
 from kappaml.models import build_model
-from kappaml.records import extract
+from kappaml.records import Record, extract
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import Topics
 from processor.outputs import key_metrics, prediction
@@ -221,9 +221,10 @@ class Pipeline:
                 "ts": int(time.time() * 1000)})
         self.flush()
 
-    def _json(self, topic: str, key: str | None, value: dict[str, Any], partition: int = 0) -> None:
-        self.producer.produce(topic, key=key.encode() if key is not None else None,
-                              value=json.dumps(value).encode(), partition=partition)
+    def _json(self, topic: str, key: str | None, value: dict[str, Any] | Record, partition: int = 0) -> None:
+        encoded = value.encode() if isinstance(value, Record) else json.dumps(value).encode()
+        self.producer.produce(topic, key=key.encode() if key is not None else None, value=encoded,
+                              partition=partition)
         self.producer.poll(0)
 
     def flush(self) -> None:

@@ -7,6 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from kappaml.records import OverallMetrics
 from ui import live
 from ui.charts import throughput_chart
 from ui.frames import dlq_frame
@@ -25,10 +26,9 @@ def _offsets(offsets: dict[int, int]) -> str:
     return ", ".join(f"{p}: {o:,}" for p, o in sorted(offsets.items()))
 
 
-def _age(record: dict[str, object]) -> float | None:
+def _age(record: OverallMetrics) -> float:
     """Seconds since the processor stamped this metrics record."""
-    ts = record.get("ts")
-    return (time.time() * 1000 - ts) / 1000 if isinstance(ts, (int, float)) else None
+    return (time.time() * 1000 - record.ts) / 1000
 
 
 def _processor_status(view: StoreView) -> None:
@@ -39,14 +39,13 @@ def _processor_status(view: StoreView) -> None:
         return
     for version, record in sorted(latest.items()):
         age = _age(record)
-        who = f"version **{version}** (`{record.get('spec', '?')}`, instance `{record.get('instance', '?')}`)"
-        if age is not None and age <= settings.alive_after:
+        who = f"version **{version}** (`{record.spec}`, instance `{record.instance or '?'}`)"
+        if age <= settings.alive_after:
             st.success(f"**Processor alive:** {who}, last metrics {max(age, 0):.1f} s ago.")
         else:
-            shown = f"{age:,.0f} s" if age is not None else "an unknown time"
-            st.warning(f"**Processor not alive:** {who}, last metrics {shown} ago (it is stopped, "
+            st.warning(f"**Processor not alive:** {who}, last metrics {age:,.0f} s ago (it is stopped, "
                        "or idle: it publishes only while data flows).")
-        duplicates = record.get("duplicates")
+        duplicates = record.duplicates
         if isinstance(duplicates, dict) and duplicates.get("warning"):
             st.warning(
                 f"**Version {version} skips its input as already learned:** "
@@ -59,9 +58,9 @@ def _processor_status(view: StoreView) -> None:
 
 def _throughput_frame(view: StoreView) -> pd.DataFrame:
     rows = [
-        {"version": version, "time": r.get("ts"), "throughput": r.get("throughput")}
+        {"version": version, "time": r.ts, "throughput": r.throughput}
         for (version, key, _spec), records in view.metrics.items() if key == OVERALL_KEY
-        for r in records if isinstance(r.get("throughput"), (int, float)) and isinstance(r.get("ts"), int)
+        for r in records if isinstance(r, OverallMetrics) and r.throughput is not None
     ]
     frame = pd.DataFrame(rows, columns=["version", "time", "throughput"])
     frame["time"] = pd.to_datetime(frame["time"], unit="ms", utc=True)
@@ -81,9 +80,9 @@ def body() -> None:
     a, b, c, d = st.columns(4)
     a.metric("Ingest rate (messages/s)", "-" if info.raw_rate is None else f"{info.raw_rate:,.1f}")
     a.caption("appended to the raw topic")
-    alive = [r for r in latest.values() if (age := _age(r)) is not None and age <= settings.alive_after]
+    alive = [r for r in latest.values() if _age(r) <= settings.alive_after]
     b.metric("Processor throughput (messages/s)",
-             f"{sum(float(r.get('throughput') or 0) for r in alive):,.1f}" if alive else "-")
+             f"{sum(r.throughput or 0.0 for r in alive):,.1f}" if alive else "-")
     b.caption("latest overall metrics of the live versions")
     c.metric("Consumer lag (messages)", f"{total_lag:,}" if info.groups else "-")
     c.caption("processor groups on the raw topic")
@@ -110,13 +109,13 @@ def body() -> None:
                 "start the processor with `python -m processor`.")
 
     for version, record in sorted(latest.items()):
-        latency = record.get("latency_ms") or {}
+        latency = record.latency_ms or {}
         if latency:
             st.caption(f"{version}: event-to-prediction latency p50 {latency.get('p50')} ms, "
                        f"p95 {latency.get('p95')} ms, p99 {latency.get('p99')} ms; "
-                       f"{record.get('keys', '?')} keys, {record.get('learned', 0):,} learned, "
-                       f"{record.get('skipped', 0):,} duplicates skipped, "
-                       f"{record.get('invalid', 0):,} invalid")
+                       f"{record.keys if record.keys is not None else '?'} keys, {record.learned:,} learned, "
+                       f"{record.skipped or 0:,} duplicates skipped, "
+                       f"{record.invalid or 0:,} invalid")
     throughput = _throughput_frame(view)
     if not throughput.empty:
         st.altair_chart(throughput_chart(throughput), width="stretch")
@@ -134,7 +133,7 @@ def body() -> None:
         st.markdown("Latest dead letters")
         st.dataframe(dlq_frame(view.dlq).head(20), hide_index=True, width="stretch")
     if view.unreadable:
-        st.warning(f"{view.unreadable} records could not be read as JSON (latest: {view.last_unreadable}).")
+        st.warning(f"{view.unreadable} records could not be read (latest: {view.last_unreadable}).")
 
 
 body()
