@@ -310,8 +310,8 @@ def record(what: str, *, kw_only: bool = True) -> Callable[[type[R]], type[R]]:
                 omit_none=has_default and f.default is None and not f.metadata.get("keep_null"),
                 default=f.default, doc=f.metadata.get("doc", ""), nested=_holds_records(hint)))
         made.FIELDS = tuple(plan)
-        made._PLAN = tuple((f.wire, f.attr, f.check) for f in plan)
-        made._REQUIRED = frozenset(f.wire for f in plan if f.required)
+        made._PLAN = tuple((f.wire, f.attr, f.check) for f in plan)  # noqa: SLF001 - the class being made
+        made._REQUIRED = frozenset(f.wire for f in plan if f.required)  # noqa: SLF001 - the class being made
         made.WHAT = what
         made.__init__ = _fast_init(made, kw_only)  # type: ignore[misc]
         return made

@@ -6,7 +6,6 @@ from ui_lifecycle_kit import SpecFigures, comparison_record, drift_record, promo
 
 from infra.testing import free_port
 from kappaml.kafka import KafkaSettings
-from infra.testing import free_port
 from kappaml.records import KeyMetrics, OverallMetrics
 from ui.frames import latest_metrics_frame, model_labels
 from ui.lifecycle import (
