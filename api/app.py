@@ -204,4 +204,5 @@ async def _write(writer: Writer, messages: list[Message], timeout: float) -> Non
     try:
         await writer.write(messages, timeout)
     except WriteFailed as exc:
-        raise errors.unavailable(f"not written to the log, retry: {exc}") from None
+        # A timed-out commit may still land: the detail says which of the two happened.
+        raise errors.unavailable(str(exc)) from None

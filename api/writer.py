@@ -90,7 +90,8 @@ class Writer:
             await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             # It may still commit: the caller says the outcome is unknown, not that it failed.
-            raise WriteFailed(f"the transaction did not commit within {timeout:g} s") from None
+            raise WriteFailed(f"the log write was not confirmed within {timeout:g} s: it may or may not be "
+                              "in the log") from None
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -123,7 +124,8 @@ class Writer:
             self.failed += 1
             log.warning("raw-topic transaction failed", error=str(exc), requests=len(group))
             self._recover(exc)
-            self._settle(group, WriteFailed(f"the raw-topic transaction failed: {exc}"))
+            self._settle(group, WriteFailed(f"the raw-topic transaction failed, nothing was written; "
+                                            f"retry: {exc}"))
             return
         self.committed += 1
         self.written += sum(len(p.messages) for p in group)
