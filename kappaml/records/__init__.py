@@ -4,6 +4,8 @@ One module per topic family, so the processor, the Spark replay, the UI, the fee
 cannot disagree about a field:
 
 * ``raw`` / ``decoding``: the raw topic (CSV text -> typed row -> JSON -> ``Example``).
+* ``requests``: the prediction API's requests and labels, checked by the same rules
+  (import it as ``kappaml.records.requests``).
 
 Import from ``kappaml.records``; the submodules are an implementation detail.
 """
