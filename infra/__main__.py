@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="run: port of the SSE server (KAPPAML_SSE_PORT; default 8000)")
     p.add_argument("--feeds-port", type=int, default=int(env("KAPPAML_FEEDS_PORT", "8001")),
                    help="run: port of the live feeds (KAPPAML_FEEDS_PORT; default 8001)")
+    p.add_argument("--api-port", type=int, default=int(env("KAPPAML_API_PORT", "8002")),
+                   help="run: port of the prediction API (KAPPAML_API_PORT; default 8002)")
     p.add_argument("--ui-port", type=int, default=int(env("KAPPAML_UI_PORT", "8501")),
                    help="run: port of the UI (KAPPAML_UI_PORT; default 8501)")
     p.add_argument("--ui-host", default=env("KAPPAML_UI_HOST", "127.0.0.1"),
@@ -103,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    data_dir=args.data_dir / "kafka-cluster"))
             programs = default_programs(kafka.config.bootstrap, args.csv, args.sse_port, args.ui_port,
                                         args.rate,
-                                        args.feeds_port, args.metrics_port or None, ui_host=args.ui_host)
+                                        args.feeds_port, args.metrics_port or None, ui_host=args.ui_host,
+                                        api_port=args.api_port)
             if args.prometheus and not args.metrics_port:
                 raise ValueError("--prometheus needs the programs' metrics: drop --metrics-port 0")
             return Stack(kafka, programs, args.data_dir / "logs",

@@ -44,7 +44,8 @@ class Program:
 
 def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: int,
                      rate: float = 100.0, feeds_port: int = 8001,
-                     metrics_port: int | None = None, ui_host: str = "127.0.0.1") -> list[Program]:
+                     metrics_port: int | None = None, ui_host: str = "127.0.0.1",
+                     api_port: int = 8002) -> list[Program]:
     """The pipeline of ``make run``: the CSV is replayed at ``rate`` rows/s, in a loop, so the
     dashboard shows a model learning live rather than a backlog processed in a second.
 
@@ -73,6 +74,10 @@ def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: in
                 f"http://{ui_host}:{ui_port}", "ui.app", port=ui_port),
         Program("feeds", (py, "-m", "ui", "feeds", "--port", str(feeds_port), *kafka),
                 f"http://127.0.0.1:{feeds_port}/streams/predictions", "ui.__main__", port=feeds_port),
+        # Serves the processor's snapshots; it starts once the ingest declared the data set.
+        Program("api", (py, "-m", "api", "--port", str(api_port), *kafka),
+                f"http://127.0.0.1:{api_port}/predict", "api.__main__", port=api_port,
+                note="POST /predict, /labels"),
     ]
     return programs if metrics_port is None else with_metrics(programs, metrics_port)
 
@@ -81,7 +86,7 @@ def with_metrics(programs: list[Program], first_port: int) -> list[Program]:
     """``programs`` with ``--metrics-port`` given, on consecutive ports, to those that have it."""
     out, port = [], first_port
     for program in programs:
-        if program.name == "ui":  # Streamlit: no metrics endpoint of its own
+        if program.name in ("ui", "api"):  # no metrics endpoint of their own (yet, for the API)
             out.append(program)
             continue
         out.append(replace(program, argv=(*program.argv, "--metrics-port", str(port)),

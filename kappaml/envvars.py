@@ -37,7 +37,7 @@ VARIABLES: tuple[Variable, ...] = (
     _V("KAPPAML_KAFKA_SSL_CA_LOCATION", "-", _ALL, "CA certificate (PEM) for TLS"),
     # Shared
     _V("KAPPAML_TOPIC_PREFIX", "kappaml", _ALL, "prefix of every topic name (`--topic-prefix`)"),
-    _V("KAPPAML_RAW_PARTITIONS", "4", "infra, producer ingest, processor",
+    _V("KAPPAML_RAW_PARTITIONS", "4", "infra, producer ingest, processor, api",
        "partitions of the raw, predictions and models topics when created"),
     _V("KAPPAML_DATA_DIR", ".kappaml", _ALL,
        "local broker data, logs of `make run`, replay reports, ingest and processor state"),
@@ -51,11 +51,11 @@ VARIABLES: tuple[Variable, ...] = (
        "the address the metrics endpoint binds"),
     _V("KAPPAML_LOG_FORMAT", "auto", "spark_batch replay",
        "`console`, `json` or `auto` (console on a terminal)"),
-    _V("KAPPAML_DATASET", "the log's declaration", "processor, spark_batch replay, ui, producer",
+    _V("KAPPAML_DATASET", "the log's declaration", "processor, spark_batch replay, ui, api, producer",
        "built-in name, TOML path or a name the log declares; the processor, the replay and the UI "
        "take it from `<prefix>.datasets` and this must agree with it; producer: `co2` with a CSV, "
        "`co2-synthetic` without"),
-    _V("KAPPAML_DATASET_WAIT", "120", "processor",
+    _V("KAPPAML_DATASET_WAIT", "120", "processor, api",
        "seconds to wait for the ingest to declare the data set in the log (no `--dataset`)"),
     _V("KAPPAML_CSV", "-", "producer serve, infra run", "the CSV to replay (default: the synthetic data)"),
     # Local broker and `make run`
@@ -95,8 +95,10 @@ VARIABLES: tuple[Variable, ...] = (
        "how many first rows that share is taken on"),
     _V("KAPPAML_LOG_INTERVAL", "5", "producer ingest", "seconds between progress lines"),
     # Processor (and the replay where it must match)
-    _V("KAPPAML_MODEL_SPEC", "rls", "processor, spark_batch replay", "the champion's model spec"),
-    _V("KAPPAML_MODEL_VERSION", "v1", "processor", "model version (names the consumer group and snapshots)"),
+    _V("KAPPAML_MODEL_SPEC", "rls", "processor, spark_batch replay, api",
+       "the champion's model spec (api: of the fresh fallback model)"),
+    _V("KAPPAML_MODEL_VERSION", "v1", "processor, api",
+       "model version (names the consumer group and snapshots; the API answers with it by default)"),
     _V("KAPPAML_PROCESSOR_GROUP", "`<prefix>-processor-<version>`", "processor", "consumer group"),
     _V("KAPPAML_PROCESSING_GUARANTEE", "exactly-once", "processor", "`exactly-once` or `at-least-once`"),
     _V("KAPPAML_PROCESSOR_INSTANCE_ID", "`<host>-<slot>`", "processor",
@@ -127,6 +129,18 @@ VARIABLES: tuple[Variable, ...] = (
     _V("KAPPAML_FEEDS_PORT", "8001", "ui feeds, infra run", "port"),
     _V("KAPPAML_FEEDS_MAX_CLIENTS", "32", "ui feeds", "concurrent streams; more get HTTP 503"),
     _V("KAPPAML_FEEDS_HEARTBEAT", "15", "ui feeds", "seconds of silence before a keep-alive comment"),
+    # Prediction API
+    _V("KAPPAML_API_HOST", "127.0.0.1", "api", "bind address of the prediction API"),
+    _V("KAPPAML_API_PORT", "8002", "api, infra run", "port of the prediction API"),
+    _V("KAPPAML_API_FALLBACK", "fresh", "api",
+       "a key without a snapshot yet: `fresh` (a fresh model of the version's spec) or `reject` (404)"),
+    _V("KAPPAML_API_INSTANCE_ID", "`api-<host>`", "api",
+       "names the API's Kafka transactional id: stable across restarts, one per running instance"),
+    _V("KAPPAML_API_MAX_BATCH", "1000", "api", "items per /predict or /labels request at most (413 above)"),
+    _V("KAPPAML_API_MAX_BODY_BYTES", "1048576", "api", "request body size at most (413 above)"),
+    _V("KAPPAML_CORS_ORIGINS", "-", "api, producer serve, ui feeds",
+       "comma-separated origins (or `*`) whose browser pages may call the API and read the SSE "
+       "endpoints; none by default"),
     # Tests
     _V("KAPPAML_UI_SCREENSHOTS", "/tmp/kappaml-ui-screenshots", "tests (browser)", "where screenshots go"),
 )

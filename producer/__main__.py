@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from kappaml import synthetic
+from kappaml.cors import add_cors_flag
 from kappaml.csvsource import CsvHeaderError
 from kappaml.kafka import KafkaUnavailable
 from kappaml.logging import configure_logging, get_logger
@@ -42,6 +43,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                        help="seconds of silence before a comment heartbeat (env KAPPAML_SSE_HEARTBEAT)")
     serve.add_argument("--retry-ms", type=int, default=int(env_default(env, "SSE_RETRY_MS", "3000")),
                        help="reconnection delay hinted to clients")
+    add_cors_flag(serve, env)
     serve.add_argument("--cache-dir", default=str(cache_dir(env)),
                        help="where the synthetic CSV is generated (env KAPPAML_CACHE_DIR)")
     serve.add_argument("--synthetic-rows", type=int,

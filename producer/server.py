@@ -20,6 +20,7 @@ from litestar.params import HeaderParameter, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
+from kappaml.cors import cors_config
 from kappaml.csvsource import CsvTable
 from kappaml.logging import get_logger
 from kappaml.observability.programs import ServeMetrics
@@ -41,6 +42,8 @@ class ServerConfig:
     heartbeat: float = 15.0
     retry_ms: int = 3000
     batch_rows: int = 512
+    # Origins whose browser pages may read /events (kappaml.cors); empty: same origin only.
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_clients < 1:
@@ -188,6 +191,7 @@ def create_app(table: CsvTable, config: ServerConfig | None = None,
     app = Litestar(
         route_handlers=[events, health, declaration],
         openapi_config=OpenAPIConfig(title="kappaml producer", version="0.1.0"),
+        cors_config=cors_config(config.cors_origins),
         # Only GETs are served: any request body is a mistake or an attack.
         request_max_body_size=1024,
         on_shutdown=[lambda: streams.stop.set()],

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from kappaml import synthetic
+from kappaml.cors import parse_origins
 from kappaml.dataset import Dataset, Feature, load
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
@@ -116,7 +117,7 @@ class ServeSettings:
             host=args.host,
             port=args.port,
             server=ServerConfig(max_clients=args.max_clients, heartbeat=args.heartbeat,
-                                retry_ms=args.retry_ms),
+                                retry_ms=args.retry_ms, cors_origins=parse_origins(args.cors_origins)),
             log_level=args.log_level,
             metrics_port=args.metrics_port,
             synthetic=generated,

@@ -9,6 +9,7 @@ import sys
 
 import uvicorn
 
+from kappaml.cors import add_cors_flag, parse_origins
 from kappaml.kafka import KafkaSettings
 from kappaml.logging import configure_logging, get_logger
 from kappaml.observability import add_metrics_port, serve_metrics
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     feeds.add_argument("--heartbeat", type=float, default=float(env("KAPPAML_FEEDS_HEARTBEAT", "15")),
                        help="seconds of silence before a keep-alive comment (env KAPPAML_FEEDS_HEARTBEAT)")
     add_metrics_port(feeds)
+    add_cors_flag(feeds)
     return parser
 
 
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = UISettings(kafka=KafkaSettings.from_env(bootstrap_servers=args.bootstrap),
                               prefix=args.topic_prefix)
-        config = FeedConfig(max_clients=args.max_clients, heartbeat=args.heartbeat)
+        config = FeedConfig(max_clients=args.max_clients, heartbeat=args.heartbeat,
+                            cors_origins=parse_origins(args.cors_origins))
     except ValueError as exc:
         sys.stderr.write(f"python -m ui: {exc}\n")
         return 2

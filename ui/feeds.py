@@ -32,6 +32,7 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_503_SERVICE_UNAVAILABLE
 
+from kappaml.cors import cors_config
 from kappaml.logging import get_logger
 from kappaml.observability.programs import FeedsMetrics
 from ui.feed_page import PAGE
@@ -61,6 +62,8 @@ class FeedConfig:
     retry_ms: int = 2000
     poll_timeout: float = 0.25
     request_timeout: float = 5.0
+    # Origins whose browser pages may read the feeds (kappaml.cors); empty: same origin only.
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_clients < 1:
@@ -294,6 +297,7 @@ def create_feeds_app(settings: UISettings, config: FeedConfig | None = None) -> 
     app = Litestar(
         route_handlers=[predictions, metrics, drift, page, health],
         request_max_body_size=1024,
+        cors_config=cors_config(config.cors_origins),
         on_shutdown=[lambda: feeds.stop.set()],
         debug=False,
         # kappaml.logging owns the handlers (structlog, --log-level): Litestar's default

@@ -15,6 +15,8 @@ cannot disagree about a field:
 The typed records (``base``) are frozen dataclasses with ``to_dict``/``encode`` and
 ``from_dict``/``decode``, versioned by ``"v": 1``; ``python -m kappaml.records.schemas --write``
 publishes their JSON Schemas in docs/records/.
+* ``requests``: the prediction API's requests and labels, checked by the same rules
+  (import it as ``kappaml.records.requests``).
 
 Import from ``kappaml.records``; the submodules are an implementation detail.
 """

@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
@@ -50,12 +51,14 @@ class RunningStack:
         data.mkdir()
         (data / "kafka").symlink_to(broker.data_dir)
         self.sse_port, self.ui_port, self.feeds_port = free_port(), free_port(), free_port()
+        self.api_port = free_port()
         self.out, self.err = tmp / "stdout.txt", tmp / "stderr.txt"
         env = {**os.environ, "KAPPAML_TOPIC_PREFIX": self.prefix, "KAPPAML_STATE_DIR": str(tmp / "state"),
                "KAPPAML_RAW_PARTITIONS": "2", "KAPPAML_LOG_LEVEL": "INFO"}
         argv = [sys.executable, "-m", "infra", "run", "--port", str(broker.config.port), "--controller-port",
                 str(broker.config.controller_port), "--data-dir", str(data), "--sse-port", str(self.sse_port),
-                "--ui-port", str(self.ui_port), "--feeds-port", str(self.feeds_port), *args]
+                "--ui-port", str(self.ui_port), "--feeds-port", str(self.feeds_port),
+                "--api-port", str(self.api_port), *args]
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=err)
 
@@ -94,6 +97,20 @@ def test_rate_0_replays_the_csv_once_instead_of_flooding_kafka(
         # One pass: 400 records (and a commit marker per transaction), not a growing flood.
         assert sum(end_offsets(kafka_settings, raw).values()) == first
         assert 400 <= first < 440
+        # The prediction API runs beside them, at the address the table gives, on the live model.
+        assert f"http://127.0.0.1:{stack.api_port}/predict" in stack.text()
+        row = {f.name: 1.0 for f in synthetic.dataset().features if f.kind == "numeric"}
+        row.update({f.name: False for f in synthetic.dataset().features if f.kind == "boolean"})
+        deadline, answer = time.monotonic() + 120, None
+        while time.monotonic() < deadline and (answer is None or answer.get("offset", -1) < 0):
+            try:
+                response = httpx.post(f"http://127.0.0.1:{stack.api_port}/predict", params={"log": "false"},
+                                      json={"features": row}, timeout=10)
+                answer = response.json() if response.status_code == 200 else None
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        assert answer is not None and answer["offset"] >= 0 and answer["version"] == "v1", answer
     finally:
         code = stack.stop()
     assert code == 0, stack.text()[-3000:]

@@ -11,7 +11,7 @@ from kappaml.envvars import ALIASES, VARIABLES, getenv, render
 from kappaml.kafka import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[2]
-FOLDERS = ("infra", "kappaml", "producer", "processor", "spark_batch", "ui", "bench", "tests")
+FOLDERS = ("api", "infra", "kappaml", "producer", "processor", "spark_batch", "ui", "bench", "tests")
 # A complete name (not a prefix completed at run time, f"KAPPAML_KAFKA_{name}", or KAPPAML_KAFKA_*).
 NAME = re.compile(r"KAPPAML_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_]*[{*])")
 # producer/settings.py's env_default(env, "SSE_PORT", ...) reads KAPPAML_SSE_PORT.
