@@ -16,14 +16,13 @@ from typing import Any
 
 import httpx
 
+from infra.testing import REPO, free_port, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.catalog import publish_declaration
 from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
 from kappaml.snapshot import Snapshot, parse_snapshot_key
 from kappaml.topics import Topics
-from tests.conftest import REPO, free_port
-from tests.kafka_helpers import read_all, typed_rows
 
 DATASET = synthetic.dataset()
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from api_testkit import DATASET, declare, features_of, running_api, synthetic_rows
 
-from tests.conftest import REPO, free_port
+from infra.testing import REPO, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -20,11 +20,11 @@ from api_testkit import (
     wait_for_snapshot,
 )
 
+from infra.testing import read_all
 from kappaml.fingerprint import fingerprint
 from kappaml.learner import KeyState, learn_step
 from kappaml.models import DEFAULT_SPEC
 from kappaml.records import Example
-from tests.kafka_helpers import read_all
 
 pytestmark = pytest.mark.kafka
 

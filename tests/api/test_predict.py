@@ -17,9 +17,9 @@ from api_testkit import (
     wait_for_snapshot,
 )
 
+from infra.testing import produce_raw
 from kappaml.fingerprint import fingerprint
 from kappaml.models import DEFAULT_SPEC, build_model
-from tests.kafka_helpers import produce_raw
 
 pytestmark = pytest.mark.kafka
 
