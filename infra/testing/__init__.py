@@ -19,10 +19,11 @@ from infra.testing.kafka import (
     typed_rows,
 )
 from infra.testing.pipeline import CommittedWatcher, PacedWriter
-from infra.testing.procs import REPO, free_port, kill, running, spawn, start, stop, wait_http
+from infra.testing.procs import REPO, free_port, free_port_run, kill, running, spawn, start, stop, wait_http
 
 __all__ = [
     "COMPACTION_MARKER", "REPO", "CommittedWatcher", "PacedWriter", "compact_now", "consumer_partitions",
-    "end_offsets", "free_port", "json_values", "kill", "produce_bytes", "produce_raw", "read_all",
+    "end_offsets", "free_port", "free_port_run", "json_values", "kill", "produce_bytes", "produce_raw",
+    "read_all",
     "read_topic", "running", "spawn", "start", "stop", "typed_rows", "wait_http",
 ]

@@ -7,6 +7,7 @@ output to a log file, and is stopped by its pid only: never by name.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["REPO", "free_port", "kill", "running", "spawn", "start", "stop", "wait_http"]
+__all__ = ["REPO", "free_port", "free_port_run", "kill", "running", "spawn", "start", "stop", "wait_http"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_run(n: int) -> int:
+    """A base port with ``n`` consecutive free ports above it (a local cluster's nodes)."""
+    for _ in range(100):
+        base = random.randrange(20_000, 40_000)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + n):
+                socks.append(socket.socket())
+                socks[-1].bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no run of {n} free ports")
 
 
 def spawn(argv: Sequence[str], log: Path | None,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import random
-import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from confluent_kafka.admin import AdminClient
 
 from infra.cluster import ClusterConfig, LocalCluster
 from infra.spark import SparkCluster, SparkClusterConfig
-from infra.testing import end_offsets, free_port, kill, read_all, start, wait_http
+from infra.testing import end_offsets, free_port, free_port_run, kill, read_all, start, wait_http
 from kappaml import synthetic
 from kappaml.dataset import Dataset, builtin
 from kappaml.fingerprint import fingerprint
@@ -104,7 +103,7 @@ def run_cluster(config: ClusterChaosConfig, on_event=lambda _m: None) -> Report:
     report = Report()
     data, toml, dataset = _keyed_csv(config)
     report.rows_in = config.rows
-    cluster = LocalCluster(ClusterConfig(nodes=3, port=_free_run(6), data_dir=config.workdir / "kafka",
+    cluster = LocalCluster(ClusterConfig(nodes=3, port=free_port_run(6), data_dir=config.workdir / "kafka",
                                          heap="384m", log_level="WARN"))
     cluster.start()
     try:
@@ -116,25 +115,6 @@ def run_cluster(config: ClusterChaosConfig, on_event=lambda _m: None) -> Report:
     report.seconds = time.monotonic() - t0
     return report
 
-
-def _free_run(n: int) -> int:
-    """A base port with ``n`` consecutive free ports above it (node i uses base + 2(i-1) and the next)."""
-    rng = random.Random()
-    for _ in range(100):
-        first = rng.randrange(20_000, 40_000)
-        socks = []
-        try:
-            for port in range(first, first + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
 
 
 def _live(config: ClusterChaosConfig, cluster: LocalCluster, data: Path, toml: Path, dataset: Dataset,

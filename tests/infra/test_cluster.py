@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,31 +15,13 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from infra.cluster import ClusterConfig, LocalCluster
-from infra.testing import REPO, free_port, read_all
+from infra.testing import REPO, free_port, free_port_run, read_all
 from kappaml import synthetic
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.kafka
 
-
-def _free_run(n: int) -> int:
-    """A base port with ``n`` consecutive free ports above it."""
-    for _ in range(50):
-        base = random.randrange(20_000, 40_000)
-        try:
-            socks = []
-            for port in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
 
 
 def _produce(bootstrap: str, topic: str, ids: range) -> None:
@@ -80,7 +60,7 @@ def _topic_config(bootstrap: str, topic: str) -> dict:
 
 def test_three_nodes_replicate_everything_and_survive_a_dead_leader(tmp_path: Path) -> None:
     # Where ``python -m infra run --brokers 3 --data-dir tmp/data`` looks for its cluster.
-    config = ClusterConfig(nodes=3, port=_free_run(6), data_dir=tmp_path / "data" / "kafka-cluster",
+    config = ClusterConfig(nodes=3, port=free_port_run(6), data_dir=tmp_path / "data" / "kafka-cluster",
                            heap="384m", log_level="WARN")
     cluster = LocalCluster(config)
     assert cluster.start() == [1, 2, 3]
