@@ -118,13 +118,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _processor_cmd(kafka: KafkaSettings, topics: Topics, group: str, run: Path, commit_interval: float,
-                   guarantee: str) -> list[str]:
+                   guarantee: str, extra: tuple[str, ...] = ()) -> list[str]:
     # Named: the processor starts before the ingest has declared the data set in the log.
     return [sys.executable, "-m", "processor", "--bootstrap", kafka.bootstrap_servers,
             "--dataset", synthetic.SYNTHETIC_NAME,
             "--topic-prefix", topics.prefix, "--raw-partitions", "1", "--group", group,
             "--state-dir", str(run / "state"), "--commit-interval", str(commit_interval),
-            "--guarantee", guarantee, "--log-level", "WARNING"]
+            "--guarantee", guarantee, "--log-level", "WARNING", *extra]
 
 
 def _start_seed(
@@ -163,6 +163,7 @@ def measure(
     processor_commit_interval: float = PROCESSOR_COMMIT_INTERVAL,
     ingest_commit_interval: float = INGEST_COMMIT_INTERVAL,
     guarantee: str = "exactly-once",
+    processor_args: tuple[str, ...] = (),
 ) -> dict:
     """One latency run; returns percentiles (ms), the rate achieved and peak memory per program."""
     if system not in SYSTEMS:
@@ -188,7 +189,8 @@ def measure(
         if system == "kappaml":
             group = f"lat-{uuid.uuid4().hex[:8]}"
             procs["processor"] = spawn(
-                _processor_cmd(kafka, topics, group, run, processor_commit_interval, guarantee), log)
+                _processor_cmd(kafka, topics, group, run, processor_commit_interval, guarantee,
+                               processor_args), log)
             _wait_group(kafka, group, procs["processor"])
             out_topic = topics.predictions
         elif system == "seed":

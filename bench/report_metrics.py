@@ -44,9 +44,9 @@ def metrics_section(sec: dict[str, Any]) -> list[str]:
         f"scraper reads it every {s['scrape_interval_s']:g} s (Prometheus' default is 15 s). Throughput as "
         "in the processor section (first to last prediction); CPU is the processing thread's, from its "
         "first to its last busy checkpoint. Goal: a cost under "
-        f"{GOAL:.0%}. The 1-minute load average ranged {min(loads)}–{max(loads)} during these runs (2 "
-        "cores shared with other engineers' test suites): single pairs swing by far more than 3 % either "
-        "way, so the medians and the hot-path figures (timed without Kafka, best of 7 alternating rounds) "
+        f"{GOAL:.0%}. The 1-minute load average ranged {min(loads)}–{max(loads)} during these runs: "
+        "single pairs swing by far more than 3 % either way, so the medians and the hot-path figures "
+        "(timed without Kafka, best of 7 alternating rounds) "
         "carry the answer.",
         "",
         "| figure | value |",
