@@ -18,6 +18,7 @@ from producer_testkit import ThreadServer, read_events, serve_file, write_csv
 
 from kappaml.csvsource import CsvTable
 from kappaml.dataset import GLOBAL_KEY, Dataset, Feature
+from kappaml.records import FeaturesRecord, LabelRecord, decode
 from kappaml.records.raw import FEATURES, LABEL, make_features, make_label
 from producer.__main__ import build_parser
 from producer.follower import _as_order
@@ -111,6 +112,18 @@ def test_features_now_label_n_rows_later_in_the_wire_format(shops: CsvTable) -> 
     for d in labels:
         i = int(d["id"][1:])
         assert d == make_label(SHOPS, f"u{i}", f"s{i % 3}", float(i * 7), ts, "shops@abc")
+    # ... and what the processor and the replay decode (kappaml.records.decode).
+    for _, kind, d in events:
+        if kind == FEATURES:
+            decoded = decode(SHOPS, json.dumps(d).encode())
+            assert isinstance(decoded, FeaturesRecord) and decoded.x == {"price": d["row"]["price"],
+                                                                         "promo": d["row"]["promo"]}
+        elif kind == LABEL:
+            decoded = decode(SHOPS, json.dumps(d).encode())
+            assert isinstance(decoded, LabelRecord) and decoded.y == d["target"]
+        else:
+            continue
+        assert (decoded.id, decoded.key, decoded.stream) == (d["id"], d["key"], "shops@abc")
     # The label of row r comes right after the features of row r + 4 (the last four at the end).
     position = {("f", int(d["id"][1:])): n for n, (_, e, d) in enumerate(events) if e == FEATURES}
     for n, (event_id, kind, d) in enumerate(events):

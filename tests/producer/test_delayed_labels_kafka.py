@@ -96,7 +96,8 @@ def test_a_keyed_data_set_puts_both_halves_of_a_row_in_its_key_partition(
              "--label-delay-s", "0.05", "--label-drop", "0.1", "--seed", "3")
     with program(*serve, log=log):
         wait_http(f"http://127.0.0.1:{port}/health")
-        ingest_argv = ingest_args(port, kafka_settings, topics, tmp_path, "--rate", "3000")
+        # --validate: the ingest decodes both halves itself (kappaml.records.decode's rules).
+        ingest_argv = ingest_args(port, kafka_settings, topics, tmp_path, "--rate", "3000", "--validate")
         with program(*ingest_argv, log=log) as ingest:
             ingest.wait(120)
             assert ingest.returncode == 0, log.read_text()[-3000:]
