@@ -2,7 +2,7 @@
 
 The stream itself (the cursor, so every cut of a stream can be resumed), the app over real HTTP
 (uvicorn in a thread), the settings and the ingest side's id handling. The raw topic is checked in
-test_delayed_labels_kafka.py.
+test_ingest_delayed_labels.py.
 """
 
 from __future__ import annotations
