@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from kappaml.pending import parse_ttl
 from kappaml.records import DeadLetter, KeyMetrics, OverallMetrics, Prediction, ServedPrediction
 from ui.store import OVERALL_KEY, MetricsKey
 
@@ -179,31 +180,50 @@ _SERVED_COLUMNS = ["version", "spec", "key", "id", "y_pred", "y_true", "error", 
                    "offset", "event_ts", "processed_ts", "delay_ms", "delay_rows"]
 
 
-def served_frame(records: list[AnyPrediction], *, key: str | None = None,
-                 version: str | None = None) -> pd.DataFrame:
+def served_frame(records: list[AnyPrediction], *, key: str | None = None, version: str | None = None,
+                 ttl: Mapping[str, str | None] | None = None) -> pd.DataFrame:
     """The served predictions (delayed labels), newest last, each with its ``status``.
 
     A served prediction is ``labelled`` once the scored prediction naming it (same version, spec,
     partition and ``served_offset`` = its offset) was read, ``expired`` when that one says no
     label came in time (the missing-label value was learned), else ``waiting for its label``.
-    An expired prediction whose missing label was dropped (``--on-missing-label drop``) gets no
-    record: it counts in the Evaluation page's expired figure and stays marked waiting here.
+
+    Under ``--on-missing-label drop`` an expired prediction gets no record. ``ttl`` (version ->
+    the processor's ``--label-ttl``, from its overall metrics) then marks as expired a served
+    prediction that has waited longer than that: more later predictions of its key (served and
+    scored, about the key's records) than N, or an event time older than the key's newest by
+    more than S seconds.
     """
     scored: dict[tuple[str, str, int, int], Prediction] = {}
-    served: list[ServedPrediction] = []
+    served: list[tuple[int, ServedPrediction]] = []
+    # Per (version, spec, key): how many predictions so far, and the newest event time.
+    counts: dict[tuple[str, str, str], int] = {}
+    clocks: dict[tuple[str, str, str], int] = {}
     for r in records:
         if key is not None and r.key != key:
             continue
         if version is not None and r.version != version:
             continue
+        group = (r.version, r.spec, r.key)
+        counts[group] = counts.get(group, 0) + 1
+        if r.event_ts is not None:
+            clocks[group] = max(clocks.get(group, r.event_ts), r.event_ts)
         if isinstance(r, ServedPrediction):
-            served.append(r)
+            served.append((counts[group], r))
         elif r.served_offset is not None:
             scored[(r.version, r.spec, r.partition, r.served_offset)] = r
+    limits = {v: parse_ttl(text) for v, text in (ttl or {}).items() if _ttl_ok(text)}
     rows = []
-    for s in served:
+    for position, s in served:
         done = scored.get((s.version, s.spec, s.partition, s.offset))
         status = WAITING if done is None else (EXPIRED if done.expired else LABELLED)
+        if status == WAITING and s.version in limits:
+            group = (s.version, s.spec, s.key)
+            ttl_rows, ttl_ms = limits[s.version]
+            if ttl_rows is not None and counts[group] - position > ttl_rows:
+                status = EXPIRED
+            elif ttl_ms is not None and s.event_ts is not None and clocks[group] - s.event_ts > ttl_ms:
+                status = EXPIRED
         y_true = None if done is None else number(done.y_true)
         rows.append({
             "version": s.version, "spec": s.spec, "key": s.key, "id": str(s.id), "y_pred": number(s.y_pred),
@@ -217,6 +237,13 @@ def served_frame(records: list[AnyPrediction], *, key: str | None = None,
     for column in ("event_ts", "processed_ts"):
         frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
     return frame
+
+
+def _ttl_ok(text: str | None) -> bool:
+    try:
+        return parse_ttl(text) != (None, None)
+    except ValueError:
+        return False
 
 
 # ------------------------------------------------------------------------------- delayed labels

@@ -55,8 +55,14 @@ def test_served_predictions_are_marked_until_their_label_comes(on_missing: str) 
         assert list(status.loc[["5", "17", "33"]]) == [EXPIRED] * 3
         assert (served.set_index("id").loc[["5", "17", "33"], "y_true"] == 0.0).all()
     else:
-        # Dropped: no record says so; the Evaluation page counts them as expired.
+        # Dropped: no record says so; with the processor's TTL (its overall metrics) they are
+        # marked expired once they have waited longer, by the predictions of their key read.
         assert list(status.loc[["5", "17", "33"]]) == [WAITING] * 3
+        with_ttl = served_frame(view.predictions, ttl={"v1": "30"}).set_index("id")["status"]
+        assert list(with_ttl.loc[["5", "17", "33"]]) == [EXPIRED] * 3
+        assert set(with_ttl.loc[[str(i) for i in range(111, 121)]]) == {WAITING}
+        assert (with_ttl == EXPIRED).sum() == labels.expired == 3
+        assert served_frame(view.predictions, ttl={"v1": "none"}).equals(served)
     labelled = served[served["status"] == LABELLED]
     assert (labelled["delay_rows"] > 0).all() and labelled["y_true"].notna().all()
     # The scored predictions keep the delay; the served ones are not scored.
@@ -102,3 +108,12 @@ def test_no_delay_and_no_data() -> None:
     assert delayed_summary_frame(view.metrics, GLOBAL_KEY).iloc[0]["pending"] == 0
     assert delayed_summary_frame({}, GLOBAL_KEY).empty
     assert served_frame([]).empty and delay_histogram_frame([]).empty
+
+
+def test_a_ttl_in_seconds_marks_by_event_time() -> None:
+    # Rows 100 ms apart; labels 10 rows (1 s) late; 2 s of TTL: the dropped ones expire.
+    run = delayed_run(CO2, synthetic_rows(80), delay=10, drop={20, 50}, ttl="2s", on_missing="drop")
+    view = stored(run)
+    status = served_frame(view.predictions, ttl={"v1": "2s"}).set_index("id")["status"]
+    assert list(status.loc[["20", "50"]]) == [EXPIRED] * 2 == [EXPIRED] * run.state.labels.expired
+    assert set(status.loc[[str(i) for i in range(71, 81)]]) == {WAITING}

@@ -29,7 +29,9 @@ def body() -> None:
     if not live.ready(view, settings):
         return
     everything = predictions_frame(view.predictions)
-    served_all = served_frame(view.predictions)
+    # The processors' --label-ttl: a prediction that waited longer expired (no record under drop).
+    ttl = {v: o.label_ttl for v, o in view.latest_overall().items()}
+    served_all = served_frame(view.predictions, ttl=ttl)
     if everything.empty and served_all.empty:
         live.explain_no_data(settings, "predictions")
         return
@@ -98,9 +100,10 @@ def waiting_table(served) -> None:  # type: ignore[no-untyped-def]
     c.metric("Labelled", f"{int((served['status'] != WAITING).sum()):,}")
     st.caption(
         "Each was served when its `features` record arrived, before its label was known; it is scored "
-        "(above and on the charts below) once the label comes. ⏳ marks the ones still waiting. A "
-        "prediction that expired without a label under `--on-missing-label drop` leaves no record and "
-        "stays marked here; the Evaluation page counts it as expired."
+        "(above and on the charts below) once the label comes. ⏳ marks the ones still waiting. One "
+        "whose label did not come within the processor's `--label-ttl` is expired: under "
+        "`--on-missing-label drop` no record says so, and it is marked expired here once it has waited "
+        "longer than the TTL by the predictions read (the Evaluation page has the exact counts)."
     )
     table = served.iloc[::-1].head(50).assign(
         status=lambda f: f["status"].map(lambda s: f"⏳ {s}" if s == WAITING else s))
