@@ -209,7 +209,8 @@ def delayed_counts_chart(frame: pd.DataFrame, x: XAxis) -> alt.Chart:
             y=alt.Y("value:Q", title="predictions (count)"),
             color=alt.Color("model:N", title="model version"),
             strokeDash=alt.StrokeDash("count:N", title="count", scale=alt.Scale(
-                domain=["pending", "expired"], range=[[1, 0], [5, 3]])),
+                domain=["pending", "expired"], range=[[1, 0], [5, 3]]),
+                legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="gray")),
             detail="count:N",
             tooltip=[alt.Tooltip("model:N"), alt.Tooltip("spec:N"), alt.Tooltip("count:N"),
                      alt.Tooltip("messages:Q", title="served"), time_tooltip(),
@@ -229,7 +230,8 @@ def delay_quantile_chart(frame: pd.DataFrame, x: XAxis, unit: str) -> alt.Chart:
             y=alt.Y("value:Q", title=f"label delay ({unit})"),
             color=alt.Color("model:N", title="model version"),
             strokeDash=alt.StrokeDash("quantile:N", title="quantile", scale=alt.Scale(
-                domain=["p50", "p95", "p99"], range=[[1, 0], [5, 3], [2, 2]])),
+                domain=["p50", "p95", "p99"], range=[[1, 0], [5, 3], [2, 2]]),
+                legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="gray")),
             detail="quantile:N",
             tooltip=[alt.Tooltip("model:N"), alt.Tooltip("quantile:N"), time_tooltip(),
                      alt.Tooltip("value:Q", title=f"delay ({unit})", format=".4g")],

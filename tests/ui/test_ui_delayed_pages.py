@@ -80,7 +80,9 @@ def test_predictions_page_marks_the_predictions_waiting_for_their_label(
     served = at.dataframe[1].value
     assert len(served) == 50
     status = dict(zip(served["id"], served["status"], strict=True))
-    assert status["200"] == "⏳ waiting for its label" and status["170"] == "labelled"
+    assert status["200"] == "waiting for its label" and status["170"] == "labelled"
+    assert dict(zip(served["id"], served["waiting"], strict=True))["200"]
+    assert _metric(at, "Expired") == "4" and _metric(at, "Labelled") == f"{labels.paired:,}"
     assert status["160"] == "expired (no label)"  # dropped: learned as 0 after 60 records (learn=0)
     scored = at.dataframe[0].value
     assert "label delay (records)" in scored.columns

@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui import live
 from ui.charts import predicted_vs_actual, residual_histogram, with_unit
-from ui.frames import WAITING, predictions_frame, served_frame
+from ui.frames import EXPIRED, LABELLED, WAITING, predictions_frame, served_frame
 
 ALL = "(all)"
 
@@ -92,24 +92,24 @@ def body() -> None:
 
 def waiting_table(served) -> None:  # type: ignore[no-untyped-def]
     """Delayed labels: the served predictions, the ones still waiting for their label marked."""
-    waiting = int((served["status"] == WAITING).sum())
+    counts = served["status"].value_counts()
     st.subheader("Served predictions (delayed labels)")
-    a, b, c = st.columns(3)
+    a, b, c, d = st.columns(4)
     a.metric("Served predictions shown", f"{len(served):,}")
-    b.metric("Waiting for their label", f"{waiting:,}")
-    c.metric("Labelled", f"{int((served['status'] != WAITING).sum()):,}")
+    b.metric("Waiting for their label", f"{int(counts.get(WAITING, 0)):,}")
+    c.metric("Labelled", f"{int(counts.get(LABELLED, 0)):,}")
+    d.metric("Expired", f"{int(counts.get(EXPIRED, 0)):,}")
     st.caption(
         "Each was served when its `features` record arrived, before its label was known; it is scored "
-        "(above and on the charts below) once the label comes. ⏳ marks the ones still waiting. One "
-        "whose label did not come within the processor's `--label-ttl` is expired: under "
-        "`--on-missing-label drop` no record says so, and it is marked expired here once it has waited "
-        "longer than the TTL by the predictions read (the Evaluation page has the exact counts)."
+        "(in the charts and the table above) once the label comes. The *waiting* column marks the ones still "
+        "waiting for it. One whose label did not come within the processor's `--label-ttl` is expired: "
+        "under `--on-missing-label drop` no record says so, and it is marked expired here once it has "
+        "waited longer than the TTL by the predictions read (the Evaluation page has the exact counts)."
     )
-    table = served.iloc[::-1].head(50).assign(
-        status=lambda f: f["status"].map(lambda s: f"⏳ {s}" if s == WAITING else s))
+    table = served.iloc[::-1].head(50).assign(waiting=lambda f: f["status"] == WAITING)
     st.dataframe(
-        table[["processed_ts", "version", "spec", "key", "id", "status", "y_pred", "y_true", "error",
-               "delay_ms", "partition", "offset"]].rename(columns={
+        table[["waiting", "processed_ts", "version", "spec", "key", "id", "status", "y_pred", "y_true",
+               "error", "delay_ms", "partition", "offset"]].rename(columns={
             "processed_ts": "served (UTC)", "y_pred": with_unit("served prediction", unit),
             "y_true": with_unit("actual", unit), "error": with_unit("residual", unit),
             "delay_ms": "label delay (ms)"}),
