@@ -80,6 +80,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="run: also start a Prometheus server scraping the programs (Debian's prometheus)")
     p.add_argument("--prometheus-port", type=int, default=int(env("KAPPAML_PROMETHEUS_PORT", "9090")),
                    help="run --prometheus: its port (KAPPAML_PROMETHEUS_PORT; default 9090)")
+    labels = p.add_argument_group(
+        "delayed labels (run)", "each row's prediction now, its label later (README: Delayed labels); the "
+        "SSE server also reads KAPPAML_LABEL_DELAY, KAPPAML_LABEL_DELAY_S and KAPPAML_LABEL_DROP")
+    delay = labels.add_mutually_exclusive_group()
+    delay.add_argument("--label-delay", type=int, metavar="N",
+                       help="run: the SSE server sends a row's label N rows after its features")
+    delay.add_argument("--label-delay-s", type=float, metavar="S",
+                       help="run: ... once the event time has advanced S seconds")
+    labels.add_argument("--label-drop", type=float, metavar="P",
+                        help="run: a share P of the labels (chosen by --seed) never comes")
+    labels.add_argument("--seed", type=int,
+                        help="run: seed of the synthetic data and of --label-drop (KAPPAML_SYNTHETIC_SEED)")
+    labels.add_argument("--label-ttl", metavar="TTL",
+                        help="run: the processor's --label-ttl (rows, or seconds of event time: 30s)")
+    labels.add_argument("--on-missing-label", metavar="POLICY",
+                        help="run: the processor's --on-missing-label (drop, learn=VALUE)")
     p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"),
                    help="log level of every program (KAPPAML_LOG_LEVEL; default INFO)")
     return p
@@ -106,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             programs = default_programs(kafka.config.bootstrap, args.csv, args.sse_port, args.ui_port,
                                         args.rate,
                                         args.feeds_port, args.metrics_port or None, ui_host=args.ui_host,
-                                        api_port=args.api_port)
+                                        api_port=args.api_port, serve_args=_serve_args(args),
+                                        processor_args=_flags(args, "label_ttl", "on_missing_label"))
             if args.prometheus and not args.metrics_port:
                 raise ValueError("--prometheus needs the programs' metrics: drop --metrics-port 0")
             return Stack(kafka, programs, args.data_dir / "logs",
@@ -139,6 +156,21 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 1
     return 0
+
+
+def _flags(args: argparse.Namespace, *names: str) -> tuple[str, ...]:
+    """``--name value`` for each of ``names`` given on the command line."""
+    out: list[str] = []
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            out += [f"--{name.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
+    return tuple(out)
+
+
+def _serve_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """The SSE server's delayed-label flags of ``make run ARGS="--label-delay 500 ..."``."""
+    return _flags(args, "label_delay", "label_delay_s", "label_drop", "seed")
 
 
 def _spark(args: argparse.Namespace, out) -> int:  # type: ignore[no-untyped-def]

@@ -45,14 +45,16 @@ class Program:
 def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: int,
                      rate: float = 100.0, feeds_port: int = 8001,
                      metrics_port: int | None = None, ui_host: str = "127.0.0.1",
-                     api_port: int = 8002) -> list[Program]:
+                     api_port: int = 8002, serve_args: tuple[str, ...] = (),
+                     processor_args: tuple[str, ...] = ()) -> list[Program]:
     """The pipeline of ``make run``: the CSV is replayed at ``rate`` rows/s, in a loop, so the
     dashboard shows a model learning live rather than a backlog processed in a second.
 
     ``rate`` 0 (as fast as possible) replays the file once: looped at full speed it would
     write tens of thousands of rows a second into Kafka for ever. With ``metrics_port``, each
     program but the Streamlit UI serves Prometheus metrics on its own port, numbered from there
-    in this order: sse-server, ingest, processor, feeds."""
+    in this order: sse-server, ingest, processor, feeds. ``serve_args`` go to the SSE server (delayed
+    labels: ``--label-delay 500``), ``processor_args`` to the processor (``--label-ttl``)."""
     py = sys.executable
     kafka = ("--bootstrap", bootstrap)
     source = ("--csv", csv) if csv else ()
@@ -61,12 +63,12 @@ def default_programs(bootstrap: str, csv: str | None, sse_port: int, ui_port: in
     query = f"rate={rate:g}&loop=true" if loop else "rate=0"
     note = f"{rate:g} rows/s, looping" if loop else "one pass at full speed (--rate 0), then it finishes"
     programs = [
-        Program("sse-server", (py, "-m", "producer", "serve", "--port", str(sse_port), *source),
+        Program("sse-server", (py, "-m", "producer", "serve", "--port", str(sse_port), *source, *serve_args),
                 events, "producer.__main__", port=sse_port),
         Program("ingest", (py, "-m", "producer", "ingest", "--url", f"{events}?{query}",
                            *source, *kafka),
                 "", "producer.__main__", may_finish=not loop, note=note),
-        Program("processor", (py, "-m", "processor", *kafka), "", "processor.__main__"),
+        Program("processor", (py, "-m", "processor", *kafka, *processor_args), "", "processor.__main__"),
         Program("ui", (py, "-m", "streamlit", "run", str(Path("ui") / "app.py"),
                        "--server.address", ui_host, "--server.port", str(ui_port),
                        "--server.headless", "true",

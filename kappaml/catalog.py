@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kappaml.dataset import Dataset, load
-from kappaml.example import Example, InvalidRecord
+from kappaml.example import InvalidRecord, RawRecord
 from kappaml.kafka import KafkaSettings, connect_admin
 from kappaml.logging import get_logger
 from kappaml.records.decoding import decode
@@ -242,7 +242,7 @@ class LogDeclarations:
         self.names = frozenset(read_declarations(kafka, topic)) if names is None else names
         self._refreshed = time.monotonic()
 
-    def decode(self, dataset: Dataset, value: Any) -> Example:
+    def decode(self, dataset: Dataset, value: Any) -> RawRecord:
         try:
             return decode(dataset, value, self.names)
         except InvalidRecord as exc:

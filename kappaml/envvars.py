@@ -83,7 +83,13 @@ VARIABLES: tuple[Variable, ...] = (
     _V("KAPPAML_SSE_HEARTBEAT", "15", "producer serve", "seconds of silence before a comment heartbeat"),
     _V("KAPPAML_SSE_RETRY_MS", "3000", "producer serve", "reconnection delay hinted to clients"),
     _V("KAPPAML_SYNTHETIC_ROWS", "7385", "producer serve", "rows of the synthetic data"),
-    _V("KAPPAML_SYNTHETIC_SEED", "42", "producer serve", "seed of the synthetic data"),
+    _V("KAPPAML_SYNTHETIC_SEED", "42", "producer serve", "seed of the synthetic data and of the label drop"),
+    _V("KAPPAML_LABEL_DELAY", "-", "producer serve",
+       "delayed labels: a row's `label` event N rows after its `features` event (`--label-delay`)"),
+    _V("KAPPAML_LABEL_DELAY_S", "-", "producer serve",
+       "delayed labels: the `label` event once the event time has advanced S seconds (`--label-delay-s`)"),
+    _V("KAPPAML_LABEL_DROP", "0", "producer serve",
+       "share of the delayed labels never sent, chosen by the seed (`--label-drop`)"),
     _V("KAPPAML_SSE_URL", "http://127.0.0.1:8000/events", "producer ingest", "the SSE endpoint"),
     _V("KAPPAML_INGEST_RATE", "0", "producer ingest", "rows/s asked of the server; 0 = as fast as possible"),
     _V("KAPPAML_INGEST_COMMIT_EVERY", "10000", "producer ingest", "rows per Kafka transaction at most"),
@@ -111,6 +117,12 @@ VARIABLES: tuple[Variable, ...] = (
     _V("KAPPAML_CHALLENGERS", "-", "processor, spark_batch replay", "comma-separated challenger specs"),
     _V("KAPPAML_DRIFT", "adwin", "processor, spark_batch replay", "drift detector, or `none`"),
     _V("KAPPAML_DRIFT_POLICY", "alert", "processor, spark_batch replay", "`alert` or `reset`"),
+    _V("KAPPAML_LABEL_TTL", "none", "processor, spark_batch replay",
+       "delayed labels: a served prediction expires when its label has not come after N more records "
+       "of its key (`500`) or S seconds of event time (`30s`); `--label-ttl`"),
+    _V("KAPPAML_ON_MISSING_LABEL", "drop", "processor, spark_batch replay",
+       "what an expired prediction does: `drop`, or `learn=VALUE` (learn VALUE as its target); "
+       "`--on-missing-label`"),
     # Replay
     _V("KAPPAML_REPLAY_VERSION", "`replay-<UTC time>`", "spark_batch replay", "model version to publish as"),
     _V("KAPPAML_REPLAY_OUTPUT_DIR", "`$KAPPAML_DATA_DIR/replay/<version>`", "spark_batch replay",

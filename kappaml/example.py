@@ -1,4 +1,5 @@
-"""The two types every side of a record shares: ``Example`` (a valid record) and ``InvalidRecord``.
+"""The types every side of a record shares: ``Example`` (a valid labelled record), the two halves
+of a delayed-label row (``FeaturesRecord``, ``LabelRecord``) and ``InvalidRecord``.
 
 They live apart from ``kappaml.records`` (which re-exports them) so the CSV side and the
 decoding side (``kappaml.records.decoding``) can both use them without importing each other.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Example", "InvalidRecord"]
+__all__ = ["Example", "FeaturesRecord", "InvalidRecord", "LabelRecord", "RawRecord"]
 
 # Offending values are echoed in error messages; bound them so a 1 MB field stays a log line.
 _MAX_ECHO = 120
@@ -72,3 +73,34 @@ class Example:
     # The pass of a looping replay this row comes from (1: the first); from 2 on the model may
     # have learned the same row before, so its error is not out of sample.
     pass_no: int = 1
+
+
+@dataclass(frozen=True)
+class FeaturesRecord:
+    """A ``features`` raw record: what is known when the prediction is needed, without the target.
+
+    ``x`` as in ``Example`` (the declared feature names, in order). The prediction is served now;
+    the model learns once the ``LabelRecord`` of the same (stream, id) arrives.
+    """
+
+    id: int | str
+    key: str
+    x: dict[str, float | str]
+    ts: int | None = None
+    stream: str = ""
+    pass_no: int = 1
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """A ``label`` raw record: the target of the ``FeaturesRecord`` with the same (stream, id) and key."""
+
+    id: int | str
+    key: str
+    y: float
+    ts: int | None = None
+    stream: str = ""
+
+
+# What ``kappaml.records.decode`` returns, by the record's kind: labelled, features or label.
+RawRecord = Example | FeaturesRecord | LabelRecord

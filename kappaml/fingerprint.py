@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fingerprint", "state_digest"]
+__all__ = ["fingerprint", "state_digest", "state_fingerprint"]
 
 _FLOAT = struct.Struct("<d")
 _FUNCTION_TYPES = (
@@ -276,3 +276,20 @@ def state_digest(obj: Any) -> bytes:
 def fingerprint(model: Any) -> str:
     """Hex sha256 of the model's canonical learned state."""
     return state_digest(model).hex()
+
+
+def state_fingerprint(state: Any) -> str:
+    """Hex sha256 of a ``KeyState``'s model *and* its delayed-label state.
+
+    Covers the pending and early-label ids (with their record numbers) and the delayed-label
+    counts (``DelayedLabels.identity``), so two states agree only with equal pending sets and
+    equal expiry decisions. A state delayed labels never touched (labelled records only) has
+    its model's ``fingerprint``, as before delayed labels existed.
+    """
+    labels = getattr(state, "labels", None)
+    if labels is None or not labels.active:
+        return fingerprint(state.model)
+    h = hashlib.sha256(b"kappaml-key-state\0")
+    h.update(state_digest(state.model))
+    _Walker(h.update).walk(labels.identity())
+    return h.hexdigest()

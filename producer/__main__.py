@@ -54,7 +54,18 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                             "reasons with counts, and exit (0: every row valid, 1: some invalid) "
                             "instead of serving")
     serve.add_argument("--seed", type=int, default=int(env_default(env, "SYNTHETIC_SEED", "42")),
-                       help="seed of the synthetic data (env KAPPAML_SYNTHETIC_SEED)")
+                       help="seed of the synthetic data and of --label-drop (env KAPPAML_SYNTHETIC_SEED)")
+    labels = serve.add_argument_group(
+        "delayed labels", "every row a `features` event now and its `label` event later (docs/producer.md)")
+    delay = labels.add_mutually_exclusive_group()
+    delay.add_argument("--label-delay", type=int, metavar="N",
+                       help="send a row's label N rows after its features (env KAPPAML_LABEL_DELAY)")
+    delay.add_argument("--label-delay-s", type=float, metavar="S",
+                       help="send a row's label once the event time has advanced S seconds past its "
+                            "features (env KAPPAML_LABEL_DELAY_S)")
+    labels.add_argument("--label-drop", type=float, metavar="P",
+                        help="a share P of the labels, chosen by --seed, is never sent "
+                             "(env KAPPAML_LABEL_DROP)")
 
     ingest = commands.add_parser("ingest", parents=[common],
                                  help="follow the SSE stream into the raw Kafka topic")
@@ -111,7 +122,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     log = get_logger("producer")
     try:
         if args.command == "serve":
-            settings = ServeSettings.from_args(args)
+            settings = ServeSettings.from_args(args, env)
             if args.check:
                 return check_csv(settings)
             from producer.serve import run_serve

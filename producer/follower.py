@@ -22,13 +22,16 @@ __all__ = ["Event", "FatalStreamError", "Follower"]
 
 log = get_logger(__name__)
 
+# Events that carry a row (or a row's label): handed over in order, each once.
+_ROW_EVENTS = frozenset({"record", "features", "label", "invalid"})
+
 # Statuses worth retrying: the server is busy, starting or being replaced.
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    kind: str  # "record" | "invalid" | "end"
+    kind: str  # "record" | "features" | "label" | "invalid" | "end"
     id: str
     data: str
 
@@ -136,18 +139,18 @@ class Follower(threading.Thread):
                 raise FatalStreamError(f"{self.url} answered HTTP {response.status_code}: {detail}")
             self.connects += 1
             log.info("stream connected", url=self.url, last_event_id=self.last_event_id)
-            last_int = _as_int(self.last_event_id)
+            last_order = _as_order(self.last_event_id)
             for sse in source.iter_sse():
                 if self._halt.is_set():
                     return True
                 kind = sse.event
-                if kind in ("record", "invalid"):
+                if kind in _ROW_EVENTS:
                     event_id = sse.id
                     # A server that repeats ids (it should not) must not make us produce twice.
-                    current = _as_int(event_id)
-                    if current is not None and last_int is not None and current <= last_int:
+                    current = _as_order(event_id)
+                    if current is not None and last_order is not None and current <= last_order:
                         continue
-                    last_int = current
+                    last_order = current
                     self.last_event_id = event_id
                     self._put(Event(kind, event_id, sse.data))
                 elif kind == "end":
@@ -157,10 +160,11 @@ class Follower(threading.Thread):
         return False
 
 
-def _as_int(text: str | None) -> int | None:
+def _as_order(text: str | None) -> tuple[int, ...] | None:
+    """The order of an event id: a row id ``"7"`` or a delayed-label pair ``"7:3"`` (producer.labels)."""
     if text is None:
         return None
     try:
-        return int(text)
+        return tuple(int(part) for part in text.split(":", 1))
     except ValueError:
         return None

@@ -16,7 +16,7 @@ from kappaml.logging import get_logger
 from kappaml.quixcompat import add_transactional_source
 from kappaml.topics import ensure_topics
 from kappaml.validation import InvalidShare
-from producer.identity import fetch_stream, ingest_identity, server_json
+from producer.identity import fetch_served, ingest_identity, server_json
 from producer.settings import IngestSettings
 from producer.source import SSESource
 
@@ -78,8 +78,9 @@ def run_ingest(settings: IngestSettings) -> int:
     publish_declaration(settings.kafka, topics.datasets, dataset)
     # One identity per (topic prefix, data set, source file): the state (last event id) and the
     # fencing transactional id follow it across restarts; another file starts afresh.
-    identity = ingest_identity(topics.prefix, dataset.name,
-                               fetch_stream(settings.url, max_backoff=settings.max_backoff))
+    # With delayed labels the server's label schedule is part of it: other events, other ids.
+    stream, labels = fetch_served(settings.url, max_backoff=settings.max_backoff)
+    identity = ingest_identity(topics.prefix, dataset.name, stream, labels)
     fence(settings.kafka, identity)
     client = {k: v for k, v in settings.kafka.client_config().items() if k != "bootstrap.servers"}
     app = TransactionalSourceApplication(
@@ -116,6 +117,6 @@ def run_ingest(settings: IngestSettings) -> int:
     raw = app.topic(topics.raw, key_serializer="bytes", value_serializer="bytes")
     app.add_source(source, topic=raw)
     log.info("ingest", url=source.url, raw_topic=topics.raw, dlq_topic=topics.dlq, dataset=dataset.name,
-             synthetic=dataset.synthetic, identity=identity)
+             synthetic=dataset.synthetic, identity=identity, delayed_labels=labels or None)
     app.run()
     return 0

@@ -11,10 +11,15 @@ fresh passes (the synthetic data set) every pass is new rows and carries no pass
 
 File reading and encoding run in worker threads, a batch of rows at a time, so the event loop
 keeps serving other clients, heartbeats and ``/health`` while a large file streams.
+
+With a ``LabelSchedule`` (delayed labels, ``producer.labels``) a valid row is a ``features`` event
+and, later, a ``label`` event instead of one ``record``; event ids are then ``"rows:labels"``
+pairs, and the positions above are the ``rows`` part.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import threading
@@ -27,7 +32,9 @@ import anyio.to_thread
 
 from kappaml.csvsource import CsvTable, Row
 from kappaml.dataset import GLOBAL_KEY
+from kappaml.records.raw import FEATURES, LABEL
 from producer import sse
+from producer.labels import LabelSchedule, format_pair
 
 __all__ = ["Replay", "ReplayParams"]
 
@@ -42,6 +49,9 @@ class ReplayParams:
     loop: bool = False
     start: int = 1
     last_event_id: int | None = None
+    # Delayed labels: the labels part of a ``rows:labels`` Last-Event-ID (``last_event_id`` is
+    # its rows part); None: a stream without delayed labels, or no Last-Event-ID.
+    last_labels: int | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.rate) and self.rate >= 0):
@@ -50,11 +60,21 @@ class ReplayParams:
             raise ValueError(f"start must be >= 1, got {self.start}")
         if self.last_event_id is not None and self.last_event_id < 0:
             raise ValueError(f"Last-Event-ID must be >= 0, got {self.last_event_id}")
+        if self.last_labels is not None and not (
+                self.last_event_id is not None and 0 <= self.last_labels <= self.last_event_id):
+            raise ValueError(f"the labels part of Last-Event-ID must be in 0..rows, got {self.last_labels}")
 
     @property
     def first_id(self) -> int:
         """The id of the first event to send: right after Last-Event-ID, else ``start``."""
         return self.start if self.last_event_id is None else self.last_event_id + 1
+
+    @property
+    def labels_done(self) -> int:
+        """Delayed labels: the position of the last row whose label the client has (or never gets)."""
+        if self.last_labels is not None:
+            return self.last_labels
+        return self.first_id - 1
 
 
 class _Cursor:
@@ -140,6 +160,136 @@ class _Cursor:
             close()
 
 
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _LabelCursor(_Cursor):
+    """``_Cursor`` with delayed labels: ``features`` now, ``label`` when the schedule says.
+
+    Outstanding labels wait in ``_due`` in position order as (position, due, record id, key,
+    target), ``due`` being a row position (``delay_rows``) or event time in ms (``delay_s``).
+    """
+
+    def __init__(self, table: CsvTable, first_id: int, labels_done: int, loop: bool, n_rows: int | None,
+                 stream: str, passes: Callable[[int], CsvTable] | None, schedule: LabelSchedule,
+                 now_ms: Callable[[], int] = _wall_ms) -> None:
+        super().__init__(table, first_id, loop, n_rows, stream, passes)
+        self.schedule = schedule
+        self._now_ms = now_ms
+        self._by_rows = schedule.delay_rows is not None
+        self._delay = schedule.delay_rows if schedule.delay_rows is not None else schedule.delay_ms
+        self.last_labels = labels_done
+        self.labels_sent = 0
+        self._due: collections.deque[tuple[int, int, str, str, str]] = collections.deque()
+        self._target = self.dataset.target
+        if labels_done < self.last_id:
+            self._rebuild(labels_done + 1, self.last_id)
+
+    @property
+    def last_event(self) -> str:
+        return format_pair(self.last_id, self.last_labels)
+
+    def _ids(self, position: int, pass_index: int, values: dict) -> tuple[str, str, str]:
+        """(record id, its JSON, key JSON) of a row, as ``_Cursor.take`` writes them."""
+        if self._id_column is None:
+            rid = str(position)
+            return rid, rid, self._global_key or _dumps(str(values[self.dataset.key or ""]))
+        raw = str(values[self._id_column])
+        rid = raw if pass_index == 0 else f"{raw}#{pass_index}"
+        return rid, _dumps(rid), self._global_key or _dumps(str(values[self.dataset.key or ""]))
+
+    def _rebuild(self, first: int, last: int) -> None:
+        """Resuming: the labels of rows ``first..last`` were not sent yet; read them again."""
+        due_ms = self._now_ms() + self._delay
+        for position, pass_index, row in self._positions(first, last):
+            if row.values is None:
+                continue
+            rid, rid_json, key = self._ids(position, pass_index, row.values)
+            if not self.schedule.dropped(rid):
+                due = position + self._delay if self._by_rows else due_ms
+                self._due.append((position, due, rid_json, key, _dumps(row.values[self._target])))
+
+    def _positions(self, first: int, last: int) -> Iterator[tuple[int, int, Row]]:
+        """(position, pass, row) of the rows at positions ``first..last`` (fewer at the end of a file)."""
+        n = self.n_rows if self.loop and self.n_rows else None
+        position = first
+        while position <= last:
+            pass_index, offset = divmod(position - 1, n) if n else (0, position - 1)
+            rows = self._table(pass_index).rows(offset + 1)
+            read = 0
+            try:
+                for row in rows:
+                    yield position, pass_index, row
+                    position += 1
+                    read += 1
+                    if position > last:
+                        return
+            finally:
+                rows.close()  # type: ignore[attr-defined]
+            if n is None or not read:
+                return  # the end of the file
+
+    def _send_due(self, out: list[str], flush: bool = False) -> None:
+        due_queue = self._due
+        if not due_queue:
+            return
+        now = self._now_ms()
+        clock = self.last_id if self._by_rows else now
+        head = self._source + self._stream
+        while due_queue and (flush or due_queue[0][1] <= clock):
+            position, _due, rid, key, target = due_queue.popleft()
+            self.last_labels = position
+            self.labels_sent += 1
+            out.append(
+                f'id: {self.last_id}:{position}\nevent: {LABEL}\ndata: {{"id":{rid},"key":{key},"ts":{now},'
+                f'"kind":"{LABEL}","source":{head},"target":{target}}}\n\n'
+            )
+
+    def take(self, max_rows: int) -> tuple[bytes, int]:
+        out: list[str] = []
+        count = 0
+        self._send_due(out)  # labels that came due while the stream was idle (or before a resumption)
+        target = self._target
+        repeat = self._pass_field()
+        source = self._source + self._stream
+        by_rows, delay, due_queue, dropped = self._by_rows, self._delay, self._due, self.schedule.dropped
+        while count < max_rows and not self.done:
+            row = next(self._rows, None)
+            if row is None:
+                if not self.loop:
+                    self._send_due(out, flush=True)  # the end of the file: every label comes now
+                    self.done = True
+                    break
+                self._rows.close()  # type: ignore[attr-defined]
+                self.pass_index += 1
+                self._rows = self._table(self.pass_index).rows(1)
+                repeat = self._pass_field()
+                continue
+            eid = self._event_id(row.number)
+            count += 1
+            self.last_id = eid
+            if row.values is None:
+                assert row.error is not None
+                payload = {"id": eid, **row.error.to_dict()}
+                out.append(f"id: {eid}:{self.last_labels}\nevent: invalid\ndata: {_dumps(payload)}\n\n")
+            else:
+                values = row.values
+                rid, rid_json, key = self._ids(eid, self.pass_index, values)
+                ts = self._now_ms()
+                features = {c: v for c, v in values.items() if c != target}
+                out.append(
+                    f'id: {eid}:{self.last_labels}\nevent: {FEATURES}\ndata: {{"id":{rid_json},"key":{key},'
+                    f'"ts":{ts},"kind":"{FEATURES}","source":{source}{repeat},"row":{_dumps(features)}}}\n\n'
+                )
+                if not dropped(rid):
+                    due_queue.append((eid, eid + delay if by_rows else ts + delay, rid_json, key,
+                                      _dumps(values[target])))
+            if due_queue:
+                self._send_due(out)
+        return "".join(out).encode("utf-8"), count
+
+
 class Replay:
     """Streams one table to any number of clients; each call of ``stream`` is one client."""
 
@@ -153,6 +303,8 @@ class Replay:
         clock: Callable[[], float] = time.monotonic,
         stream: str = "",
         passes: Callable[[int], CsvTable] | None = None,
+        labels: LabelSchedule | None = None,
+        now_ms: Callable[[], int] = _wall_ms,
     ) -> None:
         if heartbeat <= 0:
             raise ValueError(f"heartbeat must be > 0 s, got {heartbeat}")
@@ -164,8 +316,11 @@ class Replay:
         self.batch_rows = batch_rows
         self._clock = clock
         self.sent = 0  # row events sent to every client (the Prometheus metrics read it)
+        self.labels_sent = 0  # label events (delayed labels), every client
         self.stream_id = stream
         self.passes = passes
+        self.labels = labels  # delayed labels: features now, the label later (producer.labels)
+        self._now_ms = now_ms
 
     def _batch_size(self, rate: float) -> int:
         # Paced streams send about 20 batches a second, so pacing stays smooth.
@@ -175,7 +330,12 @@ class Replay:
         """The SSE bytes for one client, ending with an ``end`` event (unless looping or stopped)."""
         yield sse.retry(self.retry_ms)
         n_rows = await anyio.to_thread.run_sync(self.table.count_rows) if params.loop else None
-        cursor = _Cursor(self.table, params.first_id, params.loop, n_rows, self.stream_id, self.passes)
+        if self.labels is None:
+            cursor = _Cursor(self.table, params.first_id, params.loop, n_rows, self.stream_id, self.passes)
+        else:
+            cursor = await anyio.to_thread.run_sync(
+                lambda: _LabelCursor(self.table, params.first_id, params.labels_done, params.loop, n_rows,
+                                     self.stream_id, self.passes, self.labels, self._now_ms))  # type: ignore[arg-type]
         clock = self._clock
         size = self._batch_size(params.rate)
         started = last_sent = clock()
@@ -188,8 +348,12 @@ class Replay:
                     last_sent = clock()
                 emitted += count
                 self.sent += count
+                if isinstance(cursor, _LabelCursor):
+                    self.labels_sent += cursor.labels_sent
+                    cursor.labels_sent = 0
                 if cursor.done:
-                    end = {"last_id": cursor.last_id, "rows": self.table.n_rows}
+                    last = cursor.last_event if isinstance(cursor, _LabelCursor) else cursor.last_id
+                    end = {"last_id": last, "rows": self.table.n_rows}
                     yield sse.encode_event(_dumps(end), event="end")
                     return
                 if params.rate:

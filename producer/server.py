@@ -25,6 +25,7 @@ from kappaml.csvsource import CsvTable
 from kappaml.logging import get_logger
 from kappaml.observability.programs import ServeMetrics
 from kappaml.provenance import stream_name
+from producer.labels import LabelSchedule, parse_pair
 from producer.replay import Replay, ReplayParams
 
 __all__ = ["ServerConfig", "create_app"]
@@ -44,6 +45,8 @@ class ServerConfig:
     batch_rows: int = 512
     # Origins whose browser pages may read /events (kappaml.cors); empty: same origin only.
     cors_origins: tuple[str, ...] = ()
+    # Delayed labels: every row a `features` event now and its `label` event later (producer.labels).
+    labels: LabelSchedule | None = None
 
     def __post_init__(self) -> None:
         if self.max_clients < 1:
@@ -80,15 +83,24 @@ class _Streams:
             log.info("stream closed", active=self.active)
 
 
-def _parse_last_event_id(value: str | None) -> int | None:
+def _parse_last_event_id(value: str | None, delayed: bool = False) -> tuple[int | None, int | None]:
+    """(rows, labels) of a Last-Event-ID: a row id, or with delayed labels a ``rows:labels`` pair."""
     if value is None or value.strip() == "":
-        return None
+        return None, None
     text = value.strip()
+    if delayed:
+        pair = parse_pair(text)
+        if pair is None or pair[0] > MAX_ID:
+            raise ValidationException(
+                detail="Last-Event-ID of a stream with delayed labels must be an event id ROWS:LABELS "
+                       f"(two integers, LABELS <= ROWS <= {MAX_ID}), got {value[:40]!r}"
+            )
+        return pair
     if not text.isdigit() or int(text) > MAX_ID:
         raise ValidationException(
             detail=f"Last-Event-ID must be a row id (an integer between 0 and {MAX_ID}), got {value[:40]!r}"
         )
-    return int(text)
+    return int(text), None
 
 
 def _client_error(request: Request, exc: HTTPException) -> Response:
@@ -120,7 +132,7 @@ def create_app(table: CsvTable, config: ServerConfig | None = None,
     # The file's bytes name the stream: another file is new data, the same file again is not.
     stream = stream_name(table.dataset.name, table.path)
     replay = Replay(table, heartbeat=config.heartbeat, retry_ms=config.retry_ms, batch_rows=config.batch_rows,
-                    stream=stream, passes=passes)
+                    stream=stream, passes=passes, labels=config.labels)
     streams = _Streams(config.max_clients)
     metrics = ServeMetrics(streams, replay)
     dataset = table.dataset
@@ -132,7 +144,9 @@ def create_app(table: CsvTable, config: ServerConfig | None = None,
         description=(
             "One `record` event per valid row (id = row id, data = the raw-topic JSON record), one "
             "`invalid` event per bad row (data: id, row, column, value, reason), and an `end` event at "
-            "the end of the file unless `loop=true`. Send `Last-Event-ID` to resume right after an id."
+            "the end of the file unless `loop=true`. Send `Last-Event-ID` to resume right after an id. "
+            "With delayed labels (`serve --label-delay`) a valid row is a `features` event and later a "
+            "`label` event instead, and event ids are `ROWS:LABELS` pairs."
         ),
     )
     async def events(
@@ -144,8 +158,8 @@ def create_app(table: CsvTable, config: ServerConfig | None = None,
             HeaderParameter(name="Last-Event-ID", max_length=64, description="resume after this id"),
         ] = None,
     ) -> Stream:
-        params = ReplayParams(rate=rate, loop=loop, start=start,
-                              last_event_id=_parse_last_event_id(last_event_id))
+        rows_id, labels_id = _parse_last_event_id(last_event_id, config.labels is not None)
+        params = ReplayParams(rate=rate, loop=loop, start=start, last_event_id=rows_id, last_labels=labels_id)
         if streams.active >= streams.max_clients:
             raise HTTPException(
                 status_code=HTTP_503_SERVICE_UNAVAILABLE,
@@ -168,6 +182,9 @@ def create_app(table: CsvTable, config: ServerConfig | None = None,
             "dataset": dataset.name,
             "synthetic": dataset.synthetic,
             "stream": stream,
+            # Delayed labels: the schedule and the token the ingest adds to its identity; null without.
+            "labels": None if config.labels is None else {**config.labels.describe(),
+                                                          "token": config.labels.token},
             "rows": table.n_rows,
             "active_streams": streams.active,
             "streams_served": streams.served,

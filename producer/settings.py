@@ -20,9 +20,10 @@ from kappaml.dataset import Dataset, Feature, load
 from kappaml.kafka import KafkaSettings
 from kappaml.topics import Topics
 from kappaml.validation import InvalidShare
+from producer.labels import LabelSchedule
 from producer.server import ServerConfig
 
-__all__ = ["IngestSettings", "ServeSettings", "add_dataset_flags", "dataset_from_args"]
+__all__ = ["IngestSettings", "ServeSettings", "add_dataset_flags", "dataset_from_args", "label_schedule"]
 
 DEFAULT_CACHE_DIR = Path(".kappaml") / "cache"
 DEFAULT_STATE_DIR = Path(".kappaml") / "state"
@@ -78,6 +79,29 @@ def dataset_from_args(args: argparse.Namespace) -> Dataset | None:
     return None
 
 
+def _env_number(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> int | float | None:
+    text = env_optional(env, name)
+    if text is None:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"KAPPAML_{name} must be a number, got {text!r}") from None
+
+
+def label_schedule(args: argparse.Namespace, env: Mapping[str, str]) -> LabelSchedule | None:
+    """The delayed-label schedule of ``serve`` (flags over ``KAPPAML_LABEL_*``), or None."""
+    rows, seconds = getattr(args, "label_delay", None), getattr(args, "label_delay_s", None)
+    if rows is None and seconds is None:  # a delay flag overrides both delay variables
+        rows, seconds = _env_number(env, "LABEL_DELAY", int), _env_number(env, "LABEL_DELAY_S", float)
+        if rows is not None and seconds is not None:
+            raise ValueError("set one of KAPPAML_LABEL_DELAY and KAPPAML_LABEL_DELAY_S, not both")
+    drop = getattr(args, "label_drop", None)
+    if drop is None:
+        drop = _env_number(env, "LABEL_DROP", float)
+    return LabelSchedule.of(rows, seconds, drop, args.seed)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     dataset: Dataset
@@ -98,7 +122,7 @@ class ServeSettings:
             raise ValueError("host must not be empty")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> ServeSettings:
+    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> ServeSettings:
         dataset = dataset_from_args(args)
         generated = None
         if args.csv:
@@ -117,7 +141,8 @@ class ServeSettings:
             host=args.host,
             port=args.port,
             server=ServerConfig(max_clients=args.max_clients, heartbeat=args.heartbeat,
-                                retry_ms=args.retry_ms, cors_origins=parse_origins(args.cors_origins)),
+                                retry_ms=args.retry_ms, cors_origins=parse_origins(args.cors_origins),
+                                labels=label_schedule(args, os.environ if env is None else env)),
             log_level=args.log_level,
             metrics_port=args.metrics_port,
             synthetic=generated,

@@ -11,6 +11,10 @@ Guarantees, layer by layer:
   with a plain (non-transactional) producer the source degrades to at-least-once.
 * Every raw record also carries its row id (JSON ``id`` and header ``row_id``), so a
   consumer can drop a duplicate whatever its origin (the processor's duplicate rule).
+* Delayed labels (``serve --label-delay``): ``features`` and ``label`` events are raw records
+  too (their ``kind`` says which), keyed by the model key like a labelled record, so a row's two
+  halves land in one partition in the order the stream sent them. Their event ids are
+  ``rows:labels`` pairs (``producer.labels``); the source keeps the last one like a row id.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ __all__ = ["SSESource"]
 log = get_logger(__name__)
 
 LAST_ID = "last_event_id"
+# SSE events whose data is a raw record: labelled, or the two halves of a row with delayed labels.
+_RECORD_EVENTS = frozenset({"record", "features", "label"})
 _loads = json.loads
 # The head of a record as producer.replay writes it: id, key and ts without parsing the row.
 _JSON_STR = r'"(?:[^"\\]|\\.)*"'
@@ -125,14 +131,16 @@ class SSESource(StatefulSource):
         self.committed_id = last_id
 
     def _dead_letter(self, event: Event, details: dict[str, Any]) -> None:
-        letter = DeadLetter(stage="producer", source=self.dataset.name, id=event.id,
+        # With delayed labels the event id is "rows:labels": the row is its rows part.
+        row_id = event.id.split(":", 1)[0]
+        letter = DeadLetter(stage="producer", source=self.dataset.name, id=row_id,
                             ts=time.time_ns() // 1_000_000, reason=str(details.get("reason")),
                             column=details.get("column"), row=details.get("row"), value=details.get("value"))
         self.producer.produce(
             topic=self.dlq_topic,
-            key=event.id.encode(),
+            key=row_id.encode(),
             value=letter.encode(),
-            headers=[("row_id", event.id.encode())],
+            headers=[("row_id", row_id.encode())],
         )
         self.invalid += 1
         self.invalid_share.add_invalid(details.get("column"), str(details.get("reason")))
@@ -229,7 +237,7 @@ class SSESource(StatefulSource):
                     opened = time.monotonic()
                 for event in events:
                     kind = event.kind
-                    if kind == "record":
+                    if kind in _RECORD_EVENTS:
                         self._record(event)
                     elif kind == "invalid":
                         self._invalid(event)

@@ -8,8 +8,8 @@ import altair as alt
 import pandas as pd
 
 __all__ = [
-    "XAxis", "comparison_chart", "metric_chart", "predicted_vs_actual", "residual_histogram",
-    "throughput_chart", "with_unit",
+    "XAxis", "comparison_chart", "delay_histogram", "delay_quantile_chart", "delayed_counts_chart",
+    "metric_chart", "predicted_vs_actual", "residual_histogram", "throughput_chart", "with_unit",
 ]
 
 # The colour of the event marks (drift detections, promotions): apart from the model lines'.
@@ -189,4 +189,66 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
                      alt.Tooltip("throughput:Q", format=".1f")],
         )
         .properties(height=220)
+    )
+
+
+# ------------------------------------------------------------------------------- delayed labels
+def _served_x(x: XAxis) -> alt.X:
+    if x == "time":
+        return time_x("event time of the metrics record (UTC)")
+    return alt.X("messages:Q", title="predictions served (count)")
+
+
+def delayed_counts_chart(frame: pd.DataFrame, x: XAxis) -> alt.Chart:
+    """Predictions waiting for their label (pending) and expired ones, over the checkpoints."""
+    return (
+        alt.Chart(frame, title="Served predictions waiting for their label, and expired")
+        .mark_line(point=len(frame) < 60)
+        .encode(
+            x=_served_x(x),
+            y=alt.Y("value:Q", title="predictions (count)"),
+            color=alt.Color("model:N", title="model version"),
+            strokeDash=alt.StrokeDash("count:N", title="count", scale=alt.Scale(
+                domain=["pending", "expired"], range=[[1, 0], [5, 3]]),
+                legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="gray")),
+            detail="count:N",
+            tooltip=[alt.Tooltip("model:N"), alt.Tooltip("spec:N"), alt.Tooltip("count:N"),
+                     alt.Tooltip("messages:Q", title="served"), time_tooltip(),
+                     alt.Tooltip("value:Q", title="predictions")],
+        )
+        .properties(height=260)
+    )
+
+
+def delay_quantile_chart(frame: pd.DataFrame, x: XAxis, unit: str) -> alt.Chart:
+    """The label delay's p50/p95/p99 (recent labels of the key) over the checkpoints."""
+    return (
+        alt.Chart(frame, title="Label delay: p50, p95 and p99 of the recent labels")
+        .mark_line(point=len(frame) < 60)
+        .encode(
+            x=_served_x(x),
+            y=alt.Y("value:Q", title=f"label delay ({unit})"),
+            color=alt.Color("model:N", title="model version"),
+            strokeDash=alt.StrokeDash("quantile:N", title="quantile", scale=alt.Scale(
+                domain=["p50", "p95", "p99"], range=[[1, 0], [5, 3], [2, 2]]),
+                legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="gray")),
+            detail="quantile:N",
+            tooltip=[alt.Tooltip("model:N"), alt.Tooltip("quantile:N"), time_tooltip(),
+                     alt.Tooltip("value:Q", title=f"delay ({unit})", format=".4g")],
+        )
+        .properties(height=260)
+    )
+
+
+def delay_histogram(frame: pd.DataFrame, column: str, unit: str) -> alt.Chart:
+    """The distribution of the label delays of the newest labelled predictions."""
+    return (
+        alt.Chart(frame, title="Label delay of the newest labelled predictions")
+        .mark_bar(opacity=0.7)
+        .encode(
+            x=alt.X(f"{column}:Q", bin=alt.Bin(maxbins=40), title=f"label delay ({unit})"),
+            y=alt.Y("count():Q", title="predictions (count)", stack=None),
+            color=alt.Color("version:N", title="model version"),
+        )
+        .properties(height=260)
     )

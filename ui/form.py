@@ -97,4 +97,6 @@ def to_example(dataset: Dataset, fields: list[FormField], values: Mapping[str, A
         else:
             row[field.name] = value
     row[dataset.target] = 0.0
-    return extract(dataset, {"id": "ui-form", "key": key, "ts": None, "row": row})
+    example = extract(dataset, {"id": "ui-form", "key": key, "ts": None, "row": row})
+    assert isinstance(example, Example)  # a record without "kind" is labelled
+    return example

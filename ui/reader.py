@@ -20,7 +20,15 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin import AdminClient
 
 from kappaml.logging import get_logger
-from kappaml.records import DriftEvent, InvalidRecord, Prediction, decode_metrics, read_dead_letter
+from kappaml.records import (
+    DriftEvent,
+    InvalidRecord,
+    Prediction,
+    ServedPrediction,
+    decode_metrics,
+    decode_prediction,
+    read_dead_letter,
+)
 from ui.cluster import group_lags
 from ui.settings import UISettings
 from ui.store import (
@@ -262,7 +270,7 @@ class LiveReader:
 
     # -- messages --------------------------------------------------------------------------
     def _dispatch(self, batch: list[Message]) -> None:
-        predictions: list[Prediction] = []
+        predictions: list[Prediction | ServedPrediction] = []
         for msg in batch:
             if msg.error():
                 if msg.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 - a public librdkafka code
@@ -284,7 +292,8 @@ class LiveReader:
                 continue
             try:
                 if role == "predictions":
-                    predictions.append(Prediction.decode(value))
+                    # Scored, or served before its label (delayed labels): kappaml.records.predictions.
+                    predictions.append(decode_prediction(value))
                 elif role == "metrics":
                     self.store.add_metrics(decode_metrics(value))
                 elif role == "drift":

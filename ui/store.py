@@ -23,6 +23,7 @@ from kappaml.records import (
     OverallMetrics,
     Prediction,
     PromotionApplied,
+    ServedPrediction,
 )
 
 __all__ = [
@@ -136,7 +137,8 @@ class StoreView:
     comparisons: dict[str, list[Comparison]]  # version -> comparison records, oldest first
     promotions: list[PromotionApplied]  # oldest first
     drifts: list[DriftEvent]  # oldest first
-    predictions: list[Prediction]
+    # Scored predictions, and with delayed labels the served ones (before their label).
+    predictions: list[Prediction | ServedPrediction]
     dlq: list[DeadLetter]
     dlq_reasons: dict[tuple[str, str], int]
     snapshots: dict[tuple[str, str], SnapshotRef]
@@ -175,7 +177,7 @@ class LiveStore:
     _comparisons: dict[str, Series] = field(default_factory=dict)
     _promotions: deque[PromotionApplied] = field(init=False)
     _drifts: deque[DriftEvent] = field(init=False)
-    _predictions: deque[Prediction] = field(init=False)
+    _predictions: deque[Prediction | ServedPrediction] = field(init=False)
     _dlq: deque[DeadLetter] = field(init=False)
     _dlq_reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     _snapshots: dict[tuple[str, str], SnapshotRef] = field(default_factory=dict)
@@ -214,7 +216,7 @@ class LiveStore:
         with self._lock:
             self._drifts.append(record)
 
-    def add_predictions(self, records: list[Prediction]) -> None:
+    def add_predictions(self, records: list[Prediction | ServedPrediction]) -> None:
         with self._lock:
             self._predictions.extend(records)
 

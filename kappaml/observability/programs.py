@@ -44,8 +44,10 @@ class ServeMetrics:
         p = "kappaml_serve_"
         yield GaugeMetricFamily(p + "clients", "SSE streams open now.", value=self._streams.active)
         yield CounterMetricFamily(p + "streams", "SSE streams opened.", value=self._streams.served)
-        yield CounterMetricFamily(p + "events_sent", "Row events (record and invalid) sent, all streams.",
+        yield CounterMetricFamily(p + "events_sent", "Row events (record or features, invalid), all streams.",
                                   value=self._replay.sent)
+        yield CounterMetricFamily(p + "labels_sent", "Label events (delayed labels) sent, all streams.",
+                                  value=getattr(self._replay, "labels_sent", 0))
         yield CounterMetricFamily(p + "resumes", "Streams that resumed after a Last-Event-ID.",
                                   value=self.resumes)
 

@@ -3,8 +3,10 @@
 One module per topic family, so the processor, the Spark replay, the UI, the feeds and the bench
 cannot disagree about a field:
 
-* ``raw`` / ``decoding``: the raw topic (CSV text -> typed row -> JSON -> ``Example``).
-* ``predictions``: ``Prediction`` (the predictions and challengers topics).
+* ``raw`` / ``decoding``: the raw topic (CSV text -> typed row -> JSON -> ``Example``, or for
+  delayed labels ``FeaturesRecord`` / ``LabelRecord``).
+* ``predictions``: ``Prediction`` and ``ServedPrediction`` (the predictions and challengers
+  topics; ``decode_prediction`` reads either).
 * ``metrics`` / ``comparison``: ``KeyMetrics``, ``OverallMetrics``, ``Comparison``,
   ``PromotionApplied`` (the metrics topic, by ``scope``; ``decode_metrics`` reads any).
 * ``drift``: ``DriftEvent`` (the drift topic, and the replay's summary).
@@ -36,14 +38,24 @@ from kappaml.records.metrics import (
     decode_metrics,
     metrics_from_dict,
 )
-from kappaml.records.predictions import CHALLENGER, CHAMPION, Prediction
+from kappaml.records.predictions import (
+    CHALLENGER,
+    CHAMPION,
+    SERVED,
+    Prediction,
+    ServedPrediction,
+    decode_prediction,
+)
 from kappaml.records.raw import (
     FEATURES,
     LABEL,
     LABELLED,
     RAW_KINDS,
     Example,
+    FeaturesRecord,
     InvalidRecord,
+    LabelRecord,
+    RawRecord,
     RowParser,
     decode,
     encode_record,
@@ -69,6 +81,9 @@ __all__ = [
     "MetricsRecord",
     "OverallMetrics",
     "Prediction",
+    "SERVED",
+    "ServedPrediction",
+    "decode_prediction",
     "Promotion",
     "PromotionApplied",
     "Record",
@@ -81,7 +96,10 @@ __all__ = [
     "LABELLED",
     "RAW_KINDS",
     "Example",
+    "FeaturesRecord",
     "InvalidRecord",
+    "LabelRecord",
+    "RawRecord",
     "RowParser",
     "decode",
     "encode_record",

@@ -1,4 +1,7 @@
-"""Raw-topic record -> ``Example``: ``extract`` (a parsed JSON object) and ``decode`` (message bytes).
+"""Raw-topic record -> typed record: ``extract`` (a parsed JSON object) and ``decode`` (message bytes).
+
+A record's ``kind`` decides its type: none (or ``labelled``) -> ``Example``, ``features`` ->
+``FeaturesRecord``, ``label`` -> ``LabelRecord`` (``kappaml.example``); any other kind is invalid.
 
 Every record is checked against the data set's declaration; any problem is an ``InvalidRecord``
 with a precise reason. This runs once per message in the processor and the replay, so a
@@ -9,6 +12,7 @@ other record takes the path that checks rule after rule and says what is wrong.
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 from collections.abc import Callable, Collection, Mapping
@@ -18,9 +22,12 @@ from typing import Any
 import orjson
 
 from kappaml.dataset import GLOBAL_KEY, Dataset
-from kappaml.example import Example, InvalidRecord
+from kappaml.example import Example, FeaturesRecord, InvalidRecord, LabelRecord, RawRecord
 
 __all__ = ["decode", "extract"]
+
+# The kinds of raw record (kappaml.records.raw re-exports them). No "kind" means labelled.
+LABELLED, FEATURES, LABEL = "labelled", "features", "label"
 
 
 def _json_number(value: Any, column: str, what: str) -> float:
@@ -49,12 +56,12 @@ def _check_source(dataset: Dataset, source: Any, declared: Collection[str] | Non
                         column="source", value=source)
 
 
-def _extract_checked(dataset: Dataset, record: Mapping[str, Any],
-                     declared: Collection[str] | None = None) -> Example:
-    """``extract`` checking every rule in turn: the path that explains what is wrong."""
+def _check_meta(dataset: Dataset, record: Mapping[str, Any], declared: Collection[str] | None,
+                fields: tuple[str, ...]) -> tuple[int | str, int | None, str, int]:
+    """The checks every kind shares: (id, ts, stream, pass) of a record that has ``fields``."""
     if not isinstance(record, Mapping):
         raise InvalidRecord("record is not a JSON object", value=type(record).__name__)
-    missing = [f for f in ("id", "key", "row") if f not in record]
+    missing = [f for f in fields if f not in record]
     if missing:
         raise InvalidRecord(f"record lacks field(s) {missing}")
     _check_source(dataset, record.get("source"), declared)
@@ -75,7 +82,11 @@ def _extract_checked(dataset: Dataset, record: Mapping[str, Any],
     pass_no = record.get("pass", 1)
     if isinstance(pass_no, bool) or not isinstance(pass_no, int) or pass_no < 1:
         raise InvalidRecord("pass must be a positive integer", column="pass", value=pass_no)
+    return record_id, ts, stream or "", pass_no
 
+
+def _checked_x(dataset: Dataset, record: Mapping[str, Any]) -> tuple[str, dict[str, float | str]]:
+    """The key and the features ``x`` of a record with a row (labelled or features), checked."""
     row = record["row"]
     if not isinstance(row, Mapping):
         raise InvalidRecord("row is not a JSON object", column="row", value=type(row).__name__)
@@ -112,11 +123,38 @@ def _extract_checked(dataset: Dataset, record: Mapping[str, Any],
             if not isinstance(value, str) or not value:
                 raise InvalidRecord("category must be a non-empty string", column=name, value=value)
             x[name] = value
+    return key, x
 
+
+def _extract_checked(dataset: Dataset, record: Mapping[str, Any],
+                     declared: Collection[str] | None = None) -> Example:
+    """``extract`` of a labelled record checking every rule in turn: the path that explains what is wrong."""
+    record_id, ts, stream, pass_no = _check_meta(dataset, record, declared, ("id", "key", "row"))
+    key, x = _checked_x(dataset, record)
+    row = record["row"]
     if dataset.target not in row:
         raise InvalidRecord("missing target", column=dataset.target)
     y = _json_number(row[dataset.target], dataset.target, "target")
-    return Example(id=record_id, key=key, x=x, y=y, ts=ts, stream=stream or "", pass_no=pass_no)
+    return Example(id=record_id, key=key, x=x, y=y, ts=ts, stream=stream, pass_no=pass_no)
+
+
+def _features_checked(dataset: Dataset, record: Mapping[str, Any],
+                      declared: Collection[str] | None = None) -> FeaturesRecord:
+    """A ``features`` record checked rule after rule (a target in its row is ignored)."""
+    record_id, ts, stream, pass_no = _check_meta(dataset, record, declared, ("id", "key", "row"))
+    key, x = _checked_x(dataset, record)
+    return FeaturesRecord(id=record_id, key=key, x=x, ts=ts, stream=stream, pass_no=pass_no)
+
+
+def _label_checked(dataset: Dataset, record: Mapping[str, Any],
+                   declared: Collection[str] | None = None) -> LabelRecord:
+    """A ``label`` record: id, key (the message key decides which model: checked by the caller), target."""
+    record_id, ts, stream, _pass = _check_meta(dataset, record, declared, ("id", "key", "target"))
+    key = record["key"]
+    if not isinstance(key, str) or not key:
+        raise InvalidRecord("key must be a non-empty string", column="key", value=key)
+    y = _json_number(record["target"], "target", "target")
+    return LabelRecord(id=record_id, key=key, y=y, ts=ts, stream=stream)
 
 
 _EXACT_TYPE = {"numeric": float, "boolean": bool, "categorical": str}
@@ -129,7 +167,9 @@ class _Plan:
 
     features: tuple[str, ...]  # declared feature names, in order
     values: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # row -> (*features, target) values
+    feature_values: Callable[[Mapping[str, Any]], tuple[Any, ...]]  # row -> feature values
     types: tuple[type, ...]  # the exact type of each of those values in a record as make_record writes it
+    feature_types: tuple[type, ...]  # the same without the target's (a features record)
     categorical: tuple[int, ...]  # positions of categorical features (kept as text)
     key_column: str | None
     name: str  # the data set's: a record's ``source``, when it has one
@@ -141,6 +181,14 @@ _PLANS: dict[int, tuple[Dataset, _Plan]] = {}
 _MAX_PLANS = 256
 
 
+def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """row -> the tuple of its ``names`` values (itemgetter of one name returns no tuple)."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    name = names[0]
+    return lambda row: (row[name],)
+
+
 def _plan(dataset: Dataset) -> _Plan:
     entry = _PLANS.get(id(dataset))
     if entry is not None and entry[0] is dataset:
@@ -149,7 +197,9 @@ def _plan(dataset: Dataset) -> _Plan:
     plan = _Plan(
         features=dataset.feature_names,
         values=operator.itemgetter(*names),  # at least one feature and the target: always a tuple
+        feature_values=_getter(dataset.feature_names),
         types=(*(_EXACT_TYPE[f.kind] for f in dataset.features), float),
+        feature_types=tuple(_EXACT_TYPE[f.kind] for f in dataset.features),
         categorical=tuple(i for i, f in enumerate(dataset.features) if f.kind == "categorical"),
         key_column=dataset.key,
         name=dataset.name,
@@ -219,18 +269,93 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
                    y=converted[-1], ts=ts, stream=stream or "", pass_no=pass_no)
 
 
-def extract(dataset: Dataset, record: Mapping[str, Any], declared: Collection[str] | None = None) -> Example:
-    """Validate a decoded raw-topic record and return its ``Example``.
+def _meta_fast(plan: _Plan, record: dict[str, Any]) -> bool:
+    """Whether id, key, ts, source, stream and pass are exactly as the producer writes them."""
+    record_id = record.get("id")
+    key = record.get("key")
+    ts = record.get("ts")
+    source = record.get("source")
+    stream = record.get("stream")
+    pass_no = record.get("pass", 1)
+    id_type = type(record_id)
+    return not (
+        (source is not None and source != plan.name)
+        or (stream is not None and (type(stream) is not str or not stream))
+        or type(pass_no) is not int
+        or pass_no < 1
+        or not (id_type is int or (id_type is str and record_id))
+        or (ts is not None and type(ts) is not int)
+        or type(key) is not str
+        or not key
+    )
 
-    ``declared``: the data set names the log declares (``kappaml.catalog``), only to say why a
-    record of another data set is refused."""
-    # The common, valid record costs a few dict lookups; any doubt goes to the checked path.
-    example = _extract_fast(_plan(dataset), record)
-    return example if example is not None else _extract_checked(dataset, record, declared)
+
+def _features_fast(plan: _Plan, record: dict[str, Any]) -> FeaturesRecord | None:
+    """``_extract_fast`` for a ``features`` record (no target), else None (the checked path decides)."""
+    row = record.get("row")
+    if type(row) is not dict or not _meta_fast(plan, record):
+        return None
+    key = record["key"]
+    if plan.key_column is None:
+        if key != GLOBAL_KEY:
+            return None
+    else:
+        raw_key = row.get(plan.key_column, _ABSENT)
+        if raw_key is _ABSENT or key != str(raw_key):
+            return None
+    try:
+        values = plan.feature_values(row)
+    except KeyError:
+        return None
+    if tuple(map(type, values)) != plan.feature_types:
+        return None
+    if plan.categorical:
+        if not all(values[i] for i in plan.categorical):
+            return None
+        converted = [v if t is str else float(v) for v, t in zip(values, plan.types, strict=False)]
+        numbers = [v for v in converted if type(v) is float]
+    else:
+        converted = numbers = list(map(float, values))
+    total = sum(numbers)
+    if total - total != 0.0:
+        return None
+    return FeaturesRecord(id=record["id"], key=key, x=dict(zip(plan.features, converted, strict=True)),
+                          ts=record.get("ts"), stream=record.get("stream") or "",
+                          pass_no=record.get("pass", 1))
+
+
+def _label_fast(plan: _Plan, record: dict[str, Any]) -> LabelRecord | None:
+    target = record.get("target")
+    if type(target) is not float or target - target != 0.0 or not _meta_fast(plan, record):
+        return None
+    return LabelRecord(id=record["id"], key=record["key"], y=target, ts=record.get("ts"),
+                       stream=record.get("stream") or "")
+
+
+def extract(dataset: Dataset, record: Mapping[str, Any],
+            declared: Collection[str] | None = None) -> RawRecord:
+    """Validate a decoded raw-topic record and return its typed record, by its ``kind``.
+
+    No ``kind`` (or ``labelled``): an ``Example``; ``features``: a ``FeaturesRecord``; ``label``:
+    a ``LabelRecord``. ``declared``: the data set names the log declares (``kappaml.catalog``),
+    only to say why a record of another data set is refused."""
+    kind = record.get("kind") if isinstance(record, Mapping) else None
+    if kind is None or kind == LABELLED:
+        # The common, valid record costs a few dict lookups; any doubt goes to the checked path.
+        example = _extract_fast(_plan(dataset), record)
+        return example if example is not None else _extract_checked(dataset, record, declared)
+    if kind == FEATURES:
+        fast = _features_fast(_plan(dataset), record) if type(record) is dict else None
+        return fast if fast is not None else _features_checked(dataset, record, declared)
+    if kind == LABEL:
+        label = _label_fast(_plan(dataset), record) if type(record) is dict else None
+        return label if label is not None else _label_checked(dataset, record, declared)
+    raise InvalidRecord(f"unknown record kind (expected one of {LABELLED}, {FEATURES}, {LABEL})",
+                        column="kind", value=kind)
 
 
 def decode(dataset: Dataset, value: bytes | bytearray | memoryview | None,
-           declared: Collection[str] | None = None) -> Example:
+           declared: Collection[str] | None = None) -> RawRecord:
     """Parse a raw-topic message value; any problem is an ``InvalidRecord``, never another error."""
     if type(value) is bytes:
         # orjson validates UTF-8 itself: one pass instead of decode() and then a parse. Any
@@ -251,11 +376,24 @@ def decode(dataset: Dataset, value: bytes | bytearray | memoryview | None,
         # orjson: 8x faster than json here, and strict (no NaN/Infinity tokens, 64-bit ints).
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRecord(f"value is not JSON: {exc}") from None
+        data = _non_finite(text)
+        if data is None:
+            raise InvalidRecord(f"value is not JSON: {exc}") from None
     return _extract_safely(dataset, data, declared)
 
 
-def _extract_safely(dataset: Dataset, data: Any, declared: Collection[str] | None) -> Example:
+def _non_finite(text: str) -> Any:
+    """A value that is JSON but for NaN, Infinity or an overflowing number (Python's json writes
+    them), parsed so the checks can say which field is not finite; None if it is not even that."""
+    if "NaN" not in text and "Infinity" not in text and "e" not in text.lower():
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _extract_safely(dataset: Dataset, data: Any, declared: Collection[str] | None) -> RawRecord:
     try:
         return extract(dataset, data, declared)
     except InvalidRecord:

@@ -24,6 +24,16 @@ OVERALL_KEY = "__overall__"
 PROMOTION_KEY = "__promotion__"
 
 _N = "predictions scored (cumulative)"
+# Delayed labels: features_served = labels_learned + expired + pending, always.
+_SERVED = "features records predicted (served predictions; duplicates excluded)"
+_LEARNED = "served predictions learned with their label (delayed prequential)"
+_EXPIRED = "served predictions whose label did not come within --label-ttl (dropped or learned)"
+_PENDING = "served predictions waiting for their label now"
+_BYTES = "approximate stored size of the pending predictions (bytes)"
+_EARLY = "labels waiting for their features now"
+_ORPHANS = "labels that never paired: early labels past --label-ttl, labels after their prediction expired"
+_DELAY_MS = "label delay (label ts - features ts, ms) p50/p95/p99 over the recent labels"
+_DELAY_ROWS = "label delay in records of the key, p50/p95/p99 over the recent labels"
 _WINDOW = "of the rolling window (the last `window` predictions)"
 
 
@@ -53,6 +63,16 @@ class KeyMetrics(Record):
     rolling_rmse: float | None = doc(f"RMSE {_WINDOW}", default=None, keep_null=True)
     rolling_mae: float | None = doc(f"MAE {_WINDOW}", default=None, keep_null=True)
     rolling_r2: float | None = doc(f"R² {_WINDOW}", default=None, keep_null=True)
+    # Delayed labels (processor; absent while the key had no features/label records).
+    features_served: int | None = doc(_SERVED, default=None)
+    labels_learned: int | None = doc(_LEARNED, default=None)
+    expired: int | None = doc(_EXPIRED, default=None)
+    pending: int | None = doc(_PENDING, default=None)
+    pending_bytes: int | None = doc(_BYTES, default=None)
+    early_labels: int | None = doc(_EARLY, default=None)
+    orphan_labels: int | None = doc(_ORPHANS, default=None)
+    delay_ms: dict[str, float] | None = doc(_DELAY_MS, default=None)
+    delay_rows: dict[str, float] | None = doc(_DELAY_ROWS, default=None)
 
 
 @record("overall metrics record")
@@ -96,6 +116,20 @@ class OverallMetrics(Record):
     window: int | None = doc("size of the rolling window", default=None)
     rolling_n: int | None = doc(f"predictions {_WINDOW}", default=None)
     rolling_r2: float | None = doc(f"R² {_WINDOW}", default=None)
+    # Delayed labels, pooled over the serving models (processor; absent without any).
+    features_served: int | None = doc(_SERVED, default=None)
+    labels_learned: int | None = doc(_LEARNED, default=None)
+    expired: int | None = doc(_EXPIRED, default=None)
+    pending: int | None = doc(_PENDING, default=None)
+    pending_bytes: int | None = doc(_BYTES, default=None)
+    early_labels: int | None = doc(_EARLY, default=None)
+    orphan_labels: int | None = doc(_ORPHANS, default=None)
+    delay_ms: dict[str, float] | None = doc(_DELAY_MS, default=None)
+    delay_rows: dict[str, float] | None = doc(_DELAY_ROWS, default=None)
+    label_ttl: str | None = doc("the processor's --label-ttl (N records, Ns seconds of event time, none)",
+                                default=None)
+    on_missing_label: str | None = doc("the processor's --on-missing-label (drop or learn=VALUE)",
+                                       default=None)
 
 
 @record("promotion record")

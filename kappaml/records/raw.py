@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kappaml.dataset import GLOBAL_KEY, Dataset
-from kappaml.example import Example, InvalidRecord
-from kappaml.records.decoding import decode, extract
+from kappaml.example import Example, FeaturesRecord, InvalidRecord, LabelRecord, RawRecord
+from kappaml.records.decoding import FEATURES, LABEL, LABELLED, decode, extract
 
 __all__ = [
     "FEATURES",
@@ -29,7 +29,10 @@ __all__ = [
     "LABELLED",
     "RAW_KINDS",
     "Example",
+    "FeaturesRecord",
     "InvalidRecord",
+    "LabelRecord",
+    "RawRecord",
     "RowParser",
     "decode",
     "encode_record",
@@ -178,9 +181,8 @@ def make_record(
     return record
 
 
-# The kinds of raw record. A record without "kind" is labelled (features and target at once):
-# every record written before delayed labels existed stays valid.
-LABELLED, FEATURES, LABEL = "labelled", "features", "label"
+# The kinds of raw record (defined in decoding). A record without "kind" is labelled (features
+# and target at once): every record written before delayed labels existed stays valid.
 RAW_KINDS = (LABELLED, FEATURES, LABEL)
 
 

@@ -21,7 +21,7 @@ from kappaml.records.control import Promotion
 from kappaml.records.dlq import DeadLetter
 from kappaml.records.drift import DriftEvent
 from kappaml.records.metrics import KeyMetrics, OverallMetrics, PromotionApplied
-from kappaml.records.predictions import Prediction
+from kappaml.records.predictions import Prediction, ServedPrediction
 from kappaml.records.snapshots import SnapshotHeader
 
 __all__ = ["DOCS", "SCHEMAS", "Schema", "render_index", "schema_of", "schemas", "write"]
@@ -45,6 +45,8 @@ SCHEMAS: tuple[Schema, ...] = (
            "`python -m processor promote`, the UI's Lifecycle page", "processor, spark_batch replay"),
     Schema("prediction", "`<prefix>.predictions`, `<prefix>.challengers`", Prediction, "processor",
            "UI, feeds, bench"),
+    Schema("served-prediction", "`<prefix>.predictions`, `<prefix>.challengers` (`kind` served)",
+           ServedPrediction, "processor", "UI, feeds"),
     Schema("key-metrics", "`<prefix>.metrics` (scope `key`)", KeyMetrics,
            "processor, spark_batch replay (`origin` replay)", "UI, feeds"),
     Schema("overall-metrics", "`<prefix>.metrics` (scope `overall`)", OverallMetrics,

@@ -16,12 +16,14 @@ from typing import Any
 
 import httpx
 import uvicorn
+from confluent_kafka import Consumer, TopicPartition
 from httpx_sse import ServerSentEvent, connect_sse
 
 from infra.testing import free_port, read_topic, running
 from kappaml.csvsource import CsvTable
 from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
+from kappaml.topics import Topics
 from producer.server import ServerConfig, create_app
 
 
@@ -118,6 +120,16 @@ class Message:
                    msg.timestamp()[1])
 
 
+def produced(kafka: KafkaSettings, topic: str) -> int:
+    """Messages written so far, committed or not (sum of high watermarks): a progress probe."""
+    consumer = Consumer({**kafka.client_config(), "group.id": "probe"})
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
+    finally:
+        consumer.close()
+
+
 def read_messages(kafka: KafkaSettings, topic: str) -> list[Message]:
     """Every committed message of ``topic``, partition by partition."""
     return sorted(map(Message.of, read_topic(kafka, topic)), key=lambda m: (m.partition, m.offset))
@@ -129,3 +141,19 @@ def read_messages(kafka: KafkaSettings, topic: str) -> list[Message]:
 def program(*args: str, log: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """``python -m producer <args>`` in its own process group; killed (group) on exit."""
     return running("producer", *args, log=log)
+
+
+def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited ({proc.returncode}) while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def ingest_args(port: int, kafka: KafkaSettings, topics: Topics, tmp: Path, *extra: str) -> tuple[str, ...]:
+    return ("ingest", "--url", f"http://127.0.0.1:{port}/events", "--bootstrap", kafka.bootstrap_servers,
+            "--topic-prefix", topics.prefix, "--raw-partitions", str(topics.raw_partitions),
+            "--state-dir", str(tmp / "state"), "--commit-interval", "0.2", "--max-backoff", "0.5", *extra)

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-from producer_testkit import program, read_messages, write_csv
+from producer_testkit import ingest_args, produced, program, read_messages, wait_until, write_csv
 
 from infra.testing import free_port, kill, wait_http
 from kappaml.dataset import GLOBAL_KEY
@@ -24,38 +22,12 @@ from kappaml.topics import Topics
 pytestmark = pytest.mark.kafka
 
 
-def produced(kafka: KafkaSettings, topic: str) -> int:
-    """Messages written so far, committed or not (sum of high watermarks): a progress probe."""
-    consumer = Consumer({**kafka.client_config(), "group.id": "probe"})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
-    finally:
-        consumer.close()
-
-
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     return True
-
-
-def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited ({proc.returncode}) while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def ingest_args(port: int, kafka: KafkaSettings, topics: Topics, tmp: Path, *extra: str) -> tuple[str, ...]:
-    return ("ingest", "--url", f"http://127.0.0.1:{port}/events", "--bootstrap", kafka.bootstrap_servers,
-            "--topic-prefix", topics.prefix, "--raw-partitions", str(topics.raw_partitions),
-            "--state-dir", str(tmp / "state"), "--commit-interval", "0.2", "--max-backoff", "0.5", *extra)
 
 
 def assert_exactly_once(kafka: KafkaSettings, topics: Topics, n: int) -> list:

@@ -15,6 +15,7 @@ from ui_testkit import (
     CHROMIUM,
     Browser,
     Pipeline,
+    delayed_run,
     streamlit_argv,
     synthetic_rows,
     ui_env,
@@ -160,3 +161,35 @@ def test_a_browser_event_source_receives_the_predictions_feed(
         assert newest["version"] == "v9"
     finally:
         stop(proc, timeout=15)
+
+
+# The SVG of a chart by the start of its title.
+CHART_SVG = """((title) => Array.from(document.querySelectorAll('.vega-embed svg')).find(svg =>
+  Array.from(svg.querySelectorAll('text')).some(t => t.textContent.startsWith(title))) || null)"""
+
+
+def test_delayed_labels_draw_on_the_evaluation_and_predictions_pages(
+        streamlit_app: str, browser: Browser, kafka_settings: KafkaSettings, topics: Topics) -> None:
+    run = delayed_run(builtin("co2"), synthetic_rows(300), delay=30, drop={20, 21, 100, 200}, ttl="120",
+                      on_missing="drop", ts0=int(time.time() * 1000) - 60_000)
+    Pipeline(kafka_settings, topics, builtin("co2")).write(run)
+    browser.goto(streamlit_app)
+    for title in ("Served predictions waiting for their label", "Label delay: p50",
+                  "Label delay of the newest labelled"):
+        browser.wait_for(f"""(() => {{
+          const svg = {CHART_SVG}({json.dumps(title)});
+          return svg && svg.querySelectorAll('.mark-line path, .mark-rect path').length > 0;
+        }})()""", timeout=90)
+    browser.evaluate("""(() => { const h = Array.from(document.querySelectorAll('h3'))
+      .find(e => e.textContent.startsWith('Delayed labels')); h && h.scrollIntoView(); })()""")
+    time.sleep(1.5)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert browser.screenshot(SHOTS / "evaluation-delayed.png").stat().st_size > 10_000
+    browser.goto(f"{streamlit_app}/predictions")
+    browser.wait_for("""document.body.innerText.includes('Waiting for their label')
+      && document.querySelectorAll('[data-testid="stDataFrame"] canvas').length >= 2""", timeout=60)
+    time.sleep(2)
+    browser.evaluate("""(() => { const h = Array.from(document.querySelectorAll('h3'))
+      .find(e => e.textContent.startsWith('Served predictions')); h && h.scrollIntoView(); })()""")
+    time.sleep(1.5)
+    assert browser.screenshot(SHOTS / "predictions-delayed.png").stat().st_size > 10_000

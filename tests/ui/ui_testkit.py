@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,19 @@ from kappaml.dataset import GLOBAL_KEY, Dataset
 from kappaml.evaluation import PrequentialMetrics
 from kappaml.fingerprint import fingerprint
 from kappaml.kafka import KafkaSettings
-from kappaml.learner import KeyState, learn_step
+from kappaml.learner import KeyState, StepResult, apply_record, learn_step
 from kappaml.models import build_model
-from kappaml.records import Record, extract
+from kappaml.pending import LabelPolicy
+from kappaml.records import (
+    FeaturesRecord,
+    KeyMetrics,
+    LabelRecord,
+    OverallMetrics,
+    Prediction,
+    Record,
+    ServedPrediction,
+    extract,
+)
 from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import Topics
 from processor.outputs import key_metrics, prediction
@@ -204,6 +215,12 @@ class Pipeline:
         self.flush()
         return snapshot, state.metrics.get()
 
+    def write(self, run: DelayedRun) -> None:
+        """A ``delayed_run``'s records, to the predictions and metrics topics."""
+        for role, key, record in run.records:
+            self._json(self.topics.predictions if role == "predictions" else self.topics.metrics, key, record)
+        self.flush()
+
     def overall(self, version: str, ts: int, **fields: Any) -> None:
         """One overall metrics record (e.g. a fresh one: the processor is alive)."""
         self._json(self.topics.metrics, "__overall__", {
@@ -229,6 +246,74 @@ class Pipeline:
 
     def flush(self) -> None:
         assert self.producer.flush(30) == 0
+
+
+@dataclass
+class DelayedRun:
+    """What a processor writes for a stream with delayed labels, in the order it writes it."""
+
+    records: list[tuple[str, str, Record]]  # (topic role, Kafka key, record)
+    state: KeyState
+    dropped: list[int]  # row ids whose label never came
+
+
+def delayed_run(dataset: Dataset, rows: list[dict[str, Any]], *, delay: int, drop: set[int] = frozenset(),
+                ttl: str = "50", on_missing: str = "drop", version: str = "v1", spec: str = "rls",
+                metrics_every: int = 20, ts0: int | None = None) -> DelayedRun:
+    """Features of row i at once, its label ``delay`` rows later (none for the ids in ``drop``),
+    handled by the core's ``apply_record`` with ``LabelPolicy.parse(ttl, on_missing)``: the
+    served predictions, the scored ones (labelled or expired) and per-key and overall metrics
+    with the delayed-label figures, one global key, one partition."""
+    policy = LabelPolicy.parse(ttl, on_missing)
+    state = KeyState(key=GLOBAL_KEY, spec=spec, version=version, model=build_model(spec, dataset),
+                     metrics=PrequentialMetrics(window=100))
+    ts0 = ts0 if ts0 is not None else int(time.time() * 1000) - 600_000
+    stream = f"{dataset.name}@test"
+    raw: list[FeaturesRecord | LabelRecord] = []
+    for i, row in enumerate(rows, start=1):
+        x = {f: row[f] for f in dataset.feature_names}
+        raw.append(FeaturesRecord(id=i, key=GLOBAL_KEY, x=x, ts=ts0 + i * 100, stream=stream))
+        j = i - delay
+        if j >= 1 and j not in drop:
+            raw.append(LabelRecord(id=j, key=GLOBAL_KEY, y=float(rows[j - 1][dataset.target]),
+                                   ts=ts0 + i * 100 + 1, stream=stream))
+    out: list[tuple[str, str, Record]] = []
+
+    def scored(result: StepResult, offset: int, ts: int | None) -> Prediction:
+        assert result.id is not None
+        return Prediction(key=GLOBAL_KEY, id=result.id, y_true=result.y_true, y_pred=result.y_pred,
+                          error=result.error, version=version, spec=spec, partition=0, offset=offset,
+                          event_ts=ts, processed_ts=(ts or ts0) + 7, role="champion",
+                          generation=result.generation, delay_ms=result.delay_ms,
+                          delay_rows=result.delay_rows, served_offset=result.served_offset,
+                          expired=True if result.expired else None)
+
+    for offset, record in enumerate(raw):
+        outcome = apply_record(state, record, offset, policy)
+        for expiry in outcome.expired:
+            if expiry.learned is not None:
+                out.append(("predictions", GLOBAL_KEY, scored(expiry.learned, offset, record.ts)))
+        if outcome.served is not None:
+            s = outcome.served
+            out.append(("predictions", GLOBAL_KEY, ServedPrediction(
+                key=GLOBAL_KEY, id=s.id, y_pred=s.y_pred, version=version, spec=spec, partition=0,
+                offset=offset, event_ts=s.ts, processed_ts=(s.ts or ts0) + 5, role="champion",
+                generation=s.generation)))
+        if outcome.learned is not None:
+            out.append(("predictions", GLOBAL_KEY, scored(outcome.learned, offset, record.ts)))
+        if (offset + 1) % metrics_every == 0 or offset == len(raw) - 1:
+            ts = record.ts or ts0
+            figures = state.labels.figures()
+            out.append(("metrics", GLOBAL_KEY, KeyMetrics(
+                key=GLOBAL_KEY, version=version, spec=spec, role="champion", learned=state.learned,
+                skipped=state.skipped, last_offset=state.last_offset, ts=ts, **state.metrics.get(),
+                **figures)))
+            values = state.metrics.get()
+            out.append(("metrics", "__overall__", OverallMetrics(
+                version=version, spec=spec, learned=state.learned, ts=ts, rmse=values["rmse"],
+                mae=values["mae"], keys=1, instance="test", served=figures["features_served"],
+                label_ttl=policy.ttl_text, on_missing_label=policy.on_missing_text, **figures)))
+    return DelayedRun(out, state, sorted(drop))
 
 
 def synthetic_rows(n: int, seed: int = 7) -> list[dict[str, Any]]:

@@ -7,10 +7,25 @@ import streamlit as st
 
 from kappaml.dataset import GLOBAL_KEY
 from ui import live
-from ui.charts import XAxis, metric_chart, with_unit
-from ui.frames import latest_metrics_frame, metrics_frame, model_keys
+from ui.charts import (
+    XAxis,
+    delay_histogram,
+    delay_quantile_chart,
+    delayed_counts_chart,
+    metric_chart,
+    with_unit,
+)
+from ui.frames import (
+    delay_histogram_frame,
+    delay_quantiles_frame,
+    delayed_counts_frame,
+    delayed_summary_frame,
+    latest_metrics_frame,
+    metrics_frame,
+    model_keys,
+)
 from ui.lifecycle import drift_marks
-from ui.store import OVERALL_KEY
+from ui.store import OVERALL_KEY, StoreView
 
 settings = live.settings()
 dataset = live.dataset(settings)
@@ -21,7 +36,8 @@ st.caption(
     f"Prequential (test-then-train) errors of the online models predicting `{dataset.target}`: "
     "every prediction is scored before the model learns the example. Solid lines are cumulative, "
     "dashed lines the rolling window; every model version (live and replay) shares one chart. "
-    "Red vertical rules mark drift detections (hover for details)."
+    "Red vertical rules mark drift detections (hover for details). With delayed labels a served "
+    "prediction is scored when its label arrives (delayed prequential): see *Delayed labels* below."
 )
 
 # Columns of the recent detections table, in reading order.
@@ -67,7 +83,48 @@ def body() -> None:
         st.altair_chart(metric_chart(frame, "MAE", x, unit, log=log), width="stretch")
     if (frame["metric"] == "R²").any():
         st.altair_chart(metric_chart(frame, "R²", x, unit), width="stretch")
+    delayed_labels(view, key, x)
     drift_table(drifts, key)
+
+
+def delayed_labels(view: StoreView, key: str, x: XAxis) -> None:
+    """Served, learned, pending and expired predictions and the label delay (delayed labels only)."""
+    summary = delayed_summary_frame(view.metrics, key)
+    if summary.empty:
+        return
+    st.subheader("Delayed labels")
+    st.caption(
+        "Each `features` record gets its prediction served at once; the model learns, and the errors "
+        "above score that served prediction, when its `label` arrives. Every served prediction is "
+        "learned, expired (no label within the processor's `--label-ttl`) or still pending: "
+        "served = learned + expired + pending at every checkpoint. Delays are in event time "
+        "(label ts − features ts) and in records of the key."
+    )
+    main = summary.sort_values("served", ascending=False).iloc[0]
+    cells = st.columns(5)
+    for cell, (label, column) in zip(cells, (("Served", "served"), ("Learned with their label", "learned"),
+                                             ("Pending now", "pending"), ("Expired", "expired"),
+                                             ("Orphan labels", "orphan labels")), strict=True):
+        cell.metric(label, f"{int(main[column]):,}")
+    if not summary["balanced"].all():
+        models = ", ".join(summary.loc[~summary["balanced"], "model"])
+        st.warning(f"served ≠ learned + expired + pending for {models}: a metrics record is inconsistent.")
+    st.dataframe(summary, hide_index=True, width="stretch")
+    counts = delayed_counts_frame(view.metrics, key)
+    seconds = delay_quantiles_frame(view.metrics, key, "ms")
+    delays, unit = (seconds, "s") if not seconds.empty else (delay_quantiles_frame(view.metrics, key, "rows"),
+                                                             "records of the key")
+    first, second = st.columns(2)
+    with first:
+        st.altair_chart(delayed_counts_chart(counts, x), width="stretch")
+    with second:
+        if not delays.empty:
+            st.altair_chart(delay_quantile_chart(delays, x, unit), width="stretch")
+    recent = delay_histogram_frame(view.predictions, None if key == OVERALL_KEY else key)
+    in_seconds = bool(recent["delay_s"].notna().any())
+    column, unit = ("delay_s", "s") if in_seconds else ("delay_rows", "records of the key")
+    if not recent.empty:
+        st.altair_chart(delay_histogram(recent.dropna(subset=[column]), column, unit), width="stretch")
 
 
 def drift_table(drifts: pd.DataFrame, key: str) -> None:

@@ -1,0 +1,333 @@
+"""Delayed labels: the predictions served and waiting for their label, per key and spec.
+
+A ``features`` record is predicted at once (the served prediction) and kept here as a
+:class:`PendingPrediction` until its ``label`` record arrives; a label that comes before its
+features waits here as an :class:`EarlyLabel`. Both live in the key's
+:class:`kappaml.learner.KeyState` (``state.labels``), so they are pickled with the model into the
+processor's state store (exactly once, across crashes) and rebuilt alike by the Spark replay.
+
+:class:`LabelPolicy` says how long a label may take (``--label-ttl``: ``N`` records of the key,
+or ``Ns`` seconds of event time, never the wall clock) and what happens when it never comes
+(``--on-missing-label``: ``drop``, or ``learn=VALUE``). The rules themselves are applied by
+:func:`kappaml.learner.apply_record`; this module holds the data and the bookkeeping.
+
+Deterministic by construction: no clocks, no randomness, no hash order. Expiry follows a heap
+ordered by (due, seq), seq being the key's own record count, unique per entry.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from kappaml.seen import SeenIds
+
+__all__ = ["DELAY_WINDOW", "DelayedLabels", "EarlyLabel", "LabelPolicy", "PendingPrediction", "Ref",
+           "parse_on_missing", "parse_ttl", "quantiles"]
+
+# Recent label delays kept per key and spec for the p50/p95/p99 figures.
+DELAY_WINDOW = 1000
+
+# (stream, id): row ids are unique within their stream (kappaml.provenance).
+Ref = tuple[str, "int | str"]
+
+
+class PendingPrediction(NamedTuple):
+    """A served prediction waiting for its label. A NamedTuple: about 150-250 bytes pickled."""
+
+    x: tuple[Any, ...]  # the feature values, in ``DelayedLabels.names`` order
+    y_pred: float  # the prediction served
+    ts: int | None  # the features record's event time
+    seq: int  # the key's record number of the features record
+    offset: int  # its raw-topic offset
+    generation: int  # of the model that predicted
+    pass_no: int = 1
+
+
+class EarlyLabel(NamedTuple):
+    """A label that arrived before its features."""
+
+    y: float
+    ts: int | None
+    seq: int
+    offset: int
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+def parse_ttl(text: str | None) -> tuple[int | None, int | None]:
+    """``--label-ttl``: ``"500"`` -> (500 rows, None); ``"30s"`` / ``"1.5s"`` -> (None, ms);
+    ``""``, ``"none"`` or None -> (None, None): labels may take forever. ValueError otherwise."""
+    if text is None or text.strip().lower() in ("", "none", "off"):
+        return None, None
+    raw = text.strip().lower()
+    try:
+        if raw.endswith("s"):
+            seconds = float(raw[:-1])
+            if not math.isfinite(seconds) or seconds <= 0:
+                raise ValueError
+            return None, max(1, round(seconds * 1000))
+        rows = int(raw)
+        if rows < 1:
+            raise ValueError
+        return rows, None
+    except ValueError:
+        raise ValueError(f"--label-ttl must be N (records of the key, N >= 1) or Ns (seconds of event "
+                         f"time, > 0), e.g. 500 or 30s; got {text!r}") from None
+
+
+def parse_on_missing(text: str | None) -> float | None:
+    """``--on-missing-label``: ``"drop"`` -> None; ``"learn=VALUE"`` -> VALUE (a finite number)."""
+    raw = (text or "drop").strip()
+    if raw.lower() == "drop":
+        return None
+    if raw.lower().startswith("learn="):
+        try:
+            value = float(raw.split("=", 1)[1])
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
+    raise ValueError(f"--on-missing-label must be drop or learn=VALUE (a finite number), got {text!r}")
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    """When a served prediction stops waiting for its label, and what then.
+
+    ``ttl_rows``: expires once more than N later records of the key were handled;
+    ``ttl_ms``: once the key's event time (the largest record ts so far) is more than this past
+    the features' ts. Neither: never expires. ``learn_missing``: None drops an expired
+    prediction; a number is learned as its target (and scored against the served prediction).
+    """
+
+    ttl_rows: int | None = None
+    ttl_ms: int | None = None
+    learn_missing: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.ttl_rows is not None and self.ttl_ms is not None:
+            raise ValueError("a label TTL is in rows or in seconds, not both")
+        if self.ttl_rows is not None and self.ttl_rows < 1:
+            raise ValueError(f"ttl_rows must be >= 1, got {self.ttl_rows}")
+        if self.ttl_ms is not None and self.ttl_ms < 1:
+            raise ValueError(f"ttl_ms must be >= 1, got {self.ttl_ms}")
+        if self.learn_missing is not None and not math.isfinite(self.learn_missing):
+            raise ValueError("the missing-label value must be finite")
+
+    @classmethod
+    def parse(cls, ttl: str | None = None, on_missing: str | None = None) -> LabelPolicy:
+        """From the flag values: ``parse("500", "drop")``, ``parse("30s", "learn=0")``."""
+        rows, ms = parse_ttl(ttl)
+        return cls(ttl_rows=rows, ttl_ms=ms, learn_missing=parse_on_missing(on_missing))
+
+    @property
+    def mode(self) -> str | None:
+        """``rows``, ``ms`` or None (no TTL)."""
+        return "rows" if self.ttl_rows is not None else "ms" if self.ttl_ms is not None else None
+
+    @property
+    def ttl_text(self) -> str:
+        if self.ttl_rows is not None:
+            return str(self.ttl_rows)
+        if self.ttl_ms is not None:
+            return f"{self.ttl_ms / 1000:g}s"
+        return "none"
+
+    @property
+    def on_missing_text(self) -> str:
+        return "drop" if self.learn_missing is None else f"learn={self.learn_missing:g}"
+
+
+NO_TTL = LabelPolicy()
+
+
+# --------------------------------------------------------------------------- the state
+
+
+def quantiles(values: Any, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles ``{"p50": ..}`` of ``values``; {} when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    n = len(ordered)
+    return {f"p{q}": ordered[min(n - 1, max(0, math.ceil(n * q / 100) - 1))] for q in qs}
+
+
+def _approx_bytes(ref: Ref, p: PendingPrediction) -> int:
+    """Roughly what one entry costs pickled (floats 9 bytes, strings their length + 5, overhead 40)."""
+    size = 40 + (len(ref[1]) + 5 if isinstance(ref[1], str) else 9) + len(ref[0]) // 8
+    for v in p.x:
+        size += len(v) + 5 if isinstance(v, str) else 9
+    return size
+
+
+class DelayedLabels:
+    """One key's (one spec's) served predictions awaiting labels, early labels, and their counts.
+
+    ``seq`` counts every record of the key (any kind); ``clock`` is the largest event time seen.
+    Counts: ``served`` = ``paired`` + ``expired`` + ``len(pending)`` always holds.
+    """
+
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] | None = None
+        self.pending: dict[Ref, PendingPrediction] = {}
+        self.early: dict[Ref, EarlyLabel] = {}
+        self.closed = SeenIds()  # ids whose prediction expired: a late label or features are ignored
+        self.seq = 0
+        self.clock: int | None = None
+        self.served = 0  # features records predicted
+        self.paired = 0  # of those, learned with their label
+        self.expired = 0  # of those, expired (dropped or learned with the missing-label value)
+        self.expired_learned = 0  # expired and learned with the missing-label value
+        self.orphans = 0  # labels that never paired: early labels expired, late labels
+        self.duplicate_features = 0
+        self.duplicate_labels = 0
+        self.bytes = 0  # approximate pickled size of ``pending``
+        self.delays_ms: deque[int] = deque(maxlen=DELAY_WINDOW)
+        self.delays_rows: deque[int] = deque(maxlen=DELAY_WINDOW)
+        # Expiry order: heaps of (due, seq, ref); entries whose ref left (paired) are skipped.
+        self._mode: str | None = None
+        self._pending_heap: list[tuple[int, int, Ref]] = []
+        self._early_heap: list[tuple[int, int, Ref]] = []
+
+    # -- bookkeeping used by kappaml.learner ----------------------------------------------
+    def tick(self, ts: int | None) -> int:
+        """A record of the key: the next ``seq``; ``clock`` follows the event time."""
+        self.seq += 1
+        if ts is not None and (self.clock is None or ts > self.clock):
+            self.clock = ts
+        return self.seq
+
+    def x_of(self, x: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        names = tuple(x)
+        if self.names is None:
+            self.names = names
+        return tuple(x.values()) if names == self.names else dict(x)
+
+    def x_dict(self, p: PendingPrediction) -> dict[str, Any]:
+        x = p.x
+        return dict(x) if isinstance(x, dict) else dict(zip(self.names or (), x, strict=True))
+
+    def _due(self, seq: int, ts: int | None) -> int:
+        if self._mode == "rows":
+            return seq
+        # ms mode: a record without event time is stamped with the key's clock (never expires
+        # before it has one).
+        return ts if ts is not None else (self.clock if self.clock is not None else 0)
+
+    def add_pending(self, ref: Ref, p: PendingPrediction) -> None:
+        self.pending[ref] = p
+        self.bytes += _approx_bytes(ref, p)
+        if self._mode is not None:
+            heapq.heappush(self._pending_heap, (self._due(p.seq, p.ts), p.seq, ref))
+
+    def pop_pending(self, ref: Ref) -> PendingPrediction:
+        p = self.pending.pop(ref)
+        self.bytes -= _approx_bytes(ref, p)
+        self._compact()
+        return p
+
+    def add_early(self, ref: Ref, label: EarlyLabel) -> None:
+        self.early[ref] = label
+        if self._mode is not None:
+            heapq.heappush(self._early_heap, (self._due(label.seq, label.ts), label.seq, ref))
+
+    def pop_early(self, ref: Ref) -> EarlyLabel:
+        label = self.early.pop(ref)
+        self._compact()
+        return label
+
+    def _compact(self) -> None:
+        # Paired entries stay in the heaps until due; rebuild when they are most of them.
+        if len(self._pending_heap) > 2 * len(self.pending) + 64:
+            self._pending_heap = [e for e in self._pending_heap if self._live(self.pending, e)]
+            heapq.heapify(self._pending_heap)
+        if len(self._early_heap) > 2 * len(self.early) + 64:
+            self._early_heap = [e for e in self._early_heap if self._live(self.early, e)]
+            heapq.heapify(self._early_heap)
+
+    @staticmethod
+    def _live(entries: dict[Ref, Any], entry: tuple[int, int, Ref]) -> bool:
+        current = entries.get(entry[2])
+        return current is not None and current.seq == entry[1]
+
+    def set_mode(self, policy: LabelPolicy) -> None:
+        """Order the heaps for this policy's TTL kind (rebuilt if the flag changed between runs)."""
+        mode = policy.mode
+        if mode == self._mode:
+            return
+        self._mode = mode
+        if mode is None:
+            self._pending_heap, self._early_heap = [], []
+            return
+        self._pending_heap = [(self._due(p.seq, p.ts), p.seq, ref) for ref, p in self.pending.items()]
+        self._early_heap = [(self._due(e.seq, e.ts), e.seq, ref) for ref, e in self.early.items()]
+        heapq.heapify(self._pending_heap)
+        heapq.heapify(self._early_heap)
+
+    def _cutoff(self, policy: LabelPolicy) -> int | None:
+        """Entries with due < cutoff have expired (None: nothing expires)."""
+        if policy.ttl_rows is not None:
+            return self.seq - policy.ttl_rows
+        if policy.ttl_ms is not None and self.clock is not None:
+            return self.clock - policy.ttl_ms
+        return None
+
+    def due_pending(self, policy: LabelPolicy) -> list[tuple[Ref, PendingPrediction]]:
+        """Remove and return the pending predictions past the TTL, in (due, seq) order."""
+        return self._due_entries(policy, self._pending_heap, self.pending, pending=True)
+
+    def due_early(self, policy: LabelPolicy) -> list[tuple[Ref, EarlyLabel]]:
+        """Remove and return the early labels past the TTL, in (due, seq) order."""
+        return self._due_entries(policy, self._early_heap, self.early, pending=False)
+
+    def _due_entries(self, policy: LabelPolicy, heap: list[tuple[int, int, Ref]], entries: dict[Ref, Any],
+                     *, pending: bool) -> list[tuple[Ref, Any]]:
+        cutoff = self._cutoff(policy)
+        out: list[tuple[Ref, Any]] = []
+        if cutoff is None:
+            return out
+        while heap and heap[0][0] < cutoff:
+            _due, seq, ref = heapq.heappop(heap)
+            entry = entries.get(ref)
+            if entry is None or entry.seq != seq:
+                continue  # paired meanwhile
+            del entries[ref]
+            if pending:
+                self.bytes -= _approx_bytes(ref, entry)
+            out.append((ref, entry))
+        return out
+
+    @property
+    def active(self) -> bool:
+        """Whether delayed labels ever touched this state (else it is a labelled-only key's)."""
+        return bool(self.served or self.early or self.orphans)
+
+    # -- figures ----------------------------------------------------------------------------
+    def figures(self) -> dict[str, Any]:
+        """JSON-ready counts for the metrics records (``kappaml.records.metrics``)."""
+        return {
+            "features_served": self.served,
+            "labels_learned": self.paired,
+            "expired": self.expired,
+            "pending": len(self.pending),
+            "pending_bytes": max(self.bytes, 0),
+            "early_labels": len(self.early),
+            "orphan_labels": self.orphans,
+            "delay_ms": quantiles(self.delays_ms),
+            "delay_rows": quantiles(self.delays_rows),
+        }
+
+    def identity(self) -> tuple[Any, ...]:
+        """What the state fingerprint covers: the pending and early ids (sorted), the counts."""
+
+        def refs(entries: dict[Ref, Any]) -> list[tuple[str, str, int | str, int]]:
+            return sorted((stream, type(rid).__name__, rid, e.seq) for (stream, rid), e in entries.items())
+
+        return (refs(self.pending), refs(self.early), self.seq, self.served, self.paired, self.expired,
+                self.expired_learned, self.orphans)
