@@ -1,0 +1,184 @@
+"""Delayed labels (issue 17) in the Spark replay: a raw log of mixed kinds (labelled, features,
+label) rebuilt with the processor's own ``apply_record`` and label policy.
+
+Without Spark: the per-key function the tasks run against a plain sequential loop of the core
+functions, and against the independent loop of ``tests/delayed_reference.py``. With a real
+broker and a real ``python -m spark_batch replay`` (spark-submit, local[2]): every key's state
+fingerprint (model, pending set, expiry decisions), figures and prediction rows equal the loop's.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from delayed_support import core_loop, delayed_log, replay_rows
+from replay_support import (
+    FLEET_TOML,
+    base_args,
+    chunks,
+    fake_messages,
+    fleet_rows,
+    produce_transactions,
+    run_cli,
+    stream_rebuild,
+)
+
+from infra.testing import json_values, read_all, read_topic
+from kappaml.dataset import Dataset
+from kappaml.fingerprint import fingerprint, state_fingerprint
+from kappaml.lineup import Lineup
+from kappaml.models import DEFAULT_SPEC
+from kappaml.pending import LabelPolicy
+from kappaml.records import InvalidRecord, decode
+from kappaml.snapshot import Snapshot
+from tests.delayed_reference import reference_loop
+
+CHALLENGER = "linear"
+SPECS = (DEFAULT_SPEC, CHALLENGER)
+
+
+def _frame(messages, partition=0, start=0) -> pd.DataFrame:
+    return pd.DataFrame({"key": [k for k, _ in messages], "partition": [partition] * len(messages),
+                         "offset": list(range(start, start + len(messages))),
+                         "value": [v for _, v in messages]})
+
+
+def _check_key(summary: dict, state, loop_rows: dict, rows: pd.DataFrame) -> None:
+    """One (partition, key, spec) of the replay against the sequential loop's state and rows."""
+    assert summary["state_fingerprint"] == state_fingerprint(state)
+    assert summary["fingerprint"] == fingerprint(state.model)
+    assert (summary["learned"], summary["duplicates"], summary["offset"]) == (
+        state.learned, state.skipped, state.last_offset)
+    assert summary["labels"] == json.loads(json.dumps(state.labels.figures()))
+    figures = summary["labels"]
+    assert figures["features_served"] == figures["labels_learned"] + figures["expired"] + figures["pending"]
+
+
+@pytest.mark.parametrize(("ttl", "on_missing"), [("40", "learn=0"), ("6s", "drop")])
+def test_per_key_rebuild_of_mixed_kinds_equals_the_core_loop(fleet: Dataset, ttl: str, on_missing: str):
+    log = delayed_log(fleet, fleet_rows(1500, 5, seed=3), seed=2)
+    frame = _frame(log.messages, partition=1, start=10)
+    policy = LabelPolicy.parse(ttl, on_missing)
+    lineup = Lineup(fleet, DEFAULT_SPEC, (CHALLENGER,), version="v1")
+    # One Kafka partition as the task gets it, keys interleaved, batch edges anywhere.
+    out = stream_rebuild(lineup, frame, batch=97, clustered=False, labels=policy)
+    rows, models = out[out.kind == "row"], out[out.kind == "model"]
+    summaries = {(r.spec, r.key): json.loads(r.summary) for r in models.itertuples()}
+    snapshots = {(r.spec, r.key): Snapshot.decode(r.snapshot) for r in models.itertuples()}
+    messages = fake_messages(log.messages, 1, 10)
+
+    for spec in SPECS:
+        loop = core_loop(messages, fleet, spec, "v1", policy, drift=lineup.drift)
+        assert len(loop.states) == 5 and len(loop.invalid) == log.planted["bad"]
+        mine = rows[rows.spec == spec]
+        assert replay_rows(mine) == {**loop.rows, **{slot: [_invalid(mine, slot)] for slot in loop.invalid}}
+        for (_p, key), state in loop.states.items():
+            _check_key(summaries[(spec, key)], state, loop.rows, mine)
+            snap = snapshots[(spec, key)]
+            assert snap.fingerprint == fingerprint(state.model)
+            assert snap.extra["labels"] == summaries[(spec, key)]["labels"]
+
+    # Every case the log plants happened, for the champion at least.
+    figures = [summaries[(DEFAULT_SPEC, key)]["labels"] for _p, key in loop.states]
+    total = {name: sum(f[name] for f in figures) for name in figures[0] if not name.startswith("delay")}
+    assert total["features_served"] == log.planted["features"]
+    assert total["expired"] > 0 and total["labels_learned"] > 0 and total["orphan_labels"] >= log.planted[
+        "unknown_labels"]
+    champion = rows[rows.spec == DEFAULT_SPEC]
+    assert (champion.status == "served").sum() == log.planted["features"]
+    assert {"learned", "served", "duplicate", "early", "invalid"} <= set(champion.status)
+    delayed = champion[champion.served_offset.notna() & (champion.status == "learned")]
+    assert len(delayed) and (delayed.expired.isna() | delayed.expired).all()
+    if on_missing == "drop":
+        assert (champion.status == "expired").sum() == total["expired"]
+    else:
+        assert (champion.expired == True).sum() == total["expired"]  # noqa: E712 - a nullable column
+
+
+def _invalid(rows: pd.DataFrame, slot: tuple[int, int]) -> tuple:
+    """The replay's invalid row at ``slot`` (its reason says why; the loop only knows it is invalid)."""
+    (row,) = replay_rows(rows[rows.offset == slot[1]])[slot]
+    assert row[0] == "invalid" and rows[rows.offset == slot[1]].reason.iloc[0]
+    return row
+
+
+def test_per_key_rebuild_equals_the_independent_reference_loop(fleet: Dataset):
+    """The model of every key equals the one of ``tests/delayed_reference.py``, a loop that shares
+    nothing with ``kappaml.learner`` / ``kappaml.pending``: pending ids and expiries alike."""
+    log = delayed_log(fleet, fleet_rows(1200, 4, seed=5), seed=4)
+    frame = _frame(log.messages)
+    out = stream_rebuild(Lineup(fleet, DEFAULT_SPEC, version="v1", drift=None), frame, batch=200,
+                         clustered=False, labels=LabelPolicy.parse("30", "learn=0"))
+    summaries = {r.key: json.loads(r.summary) for r in out[out.kind == "model"].itertuples()}
+    per_key: dict[str, list[dict]] = {}
+    for key, value in log.messages:
+        try:
+            record = decode(fleet, value)
+        except InvalidRecord:
+            continue
+        if record.key == key.decode():
+            per_key.setdefault(record.key, []).append(json.loads(value))
+    assert set(per_key) == set(summaries)
+    for key, records in per_key.items():
+        ref = reference_loop(fleet, DEFAULT_SPEC, records, ttl_rows=30, learn_missing=0.0)
+        summary = summaries[key]
+        assert summary["fingerprint"] == ref.fingerprint, key
+        figures = summary["labels"]
+        assert (figures["features_served"], figures["labels_learned"], figures["pending"]) == (
+            ref.served, ref.paired, len(ref.pending))
+        assert (figures["expired"], figures["orphan_labels"]) == (len(ref.expired), ref.orphans)
+
+
+@pytest.mark.kafka
+@pytest.mark.spark
+def test_replay_of_a_log_with_delayed_labels_equals_the_core_loop(kafka_settings, topics, tmp_path):
+    """Real broker, real spark-submit: a keyed log of mixed kinds on both partitions, a challenger,
+    ``--label-ttl 40 --on-missing-label learn=0``: every (partition, key, spec) ends with the
+    state (model, pending set, expiries) of a sequential loop of the core functions."""
+    toml = tmp_path / "fleet.toml"
+    toml.write_text(FLEET_TOML)
+    dataset = Dataset.from_toml(toml)
+    log = delayed_log(dataset, fleet_rows(2400, 12, seed=11), seed=6)
+    produce_transactions(kafka_settings, topics.raw, chunks(log.messages, 700))
+
+    out = tmp_path / "replay"
+    proc = run_cli([*base_args(kafka_settings, topics.prefix, out, str(toml), "v1"),
+                    "--challengers", CHALLENGER, "--label-ttl", "40", "--on-missing-label", "learn=0"])
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "delayed labels (--label-ttl 40, --on-missing-label learn=0)" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    predictions = pd.read_parquet(out / summary["predictions"])
+
+    everything = read_topic(kafka_settings, topics.raw)
+    policy = LabelPolicy.parse("40", "learn=0")
+    lineup = Lineup(dataset, DEFAULT_SPEC, (CHALLENGER,), version="v1")
+    entries = {(k["spec"], k["partition"], k["key"]): k for k in summary["keys"]}
+    for spec in SPECS:
+        loop = core_loop(everything, dataset, spec, "v1", policy, drift=lineup.drift)
+        assert {p for p, _ in loop.states} == {0, 1} and len(loop.states) == 12
+        mine = predictions[predictions.spec == spec]
+        invalid = {slot: [_invalid(mine[mine.partition == slot[0]], slot)] for slot in loop.invalid}
+        expected = {**loop.rows, **invalid}
+        assert replay_rows(mine) == expected
+        for (p, key), state in loop.states.items():
+            _check_key(entries[(spec, p, key)], state, loop.rows, mine)
+        figures = summary["specs"][spec]["labels"]
+        states = list(loop.states.values())
+        assert figures["expired"] == sum(s.labels.expired for s in states) > 0
+        assert figures["pending"] == sum(len(s.labels.pending) for s in states)
+        assert figures["features_served"] == log.planted["features"] == (
+            figures["labels_learned"] + figures["expired"] + figures["pending"])
+        assert summary["specs"][spec]["totals"]["learned"] == sum(s.learned for s in states)
+    assert summary["labels"]["label_ttl"] == "40" and summary["labels"]["on_missing_label"] == "learn=0"
+    assert summary["totals"]["invalid"] == log.planted["bad"]
+
+    # The published snapshots carry each key's delayed-label figures; the metrics topic the
+    # replay's series, whose last record per key has them too (the processor's fields).
+    snaps = [Snapshot.decode(m.value()) for m in read_topic(kafka_settings, topics.models)]
+    assert len(snaps) == 24 and all(s.extra["labels"]["features_served"] > 0 for s in snaps)
+    metrics = json_values(read_all(kafka_settings, topics.metrics))
+    overall = [m for m in metrics if m["scope"] == "overall" and m.get("origin") == "replay"][-1]
+    assert (overall["expired"], overall["pending"], overall["label_ttl"]) == (
+        summary["labels"]["expired"], summary["labels"]["pending"], "40")
