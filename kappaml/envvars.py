@@ -111,6 +111,12 @@ VARIABLES: tuple[Variable, ...] = (
     _V("KAPPAML_CHALLENGERS", "-", "processor, spark_batch replay", "comma-separated challenger specs"),
     _V("KAPPAML_DRIFT", "adwin", "processor, spark_batch replay", "drift detector, or `none`"),
     _V("KAPPAML_DRIFT_POLICY", "alert", "processor, spark_batch replay", "`alert` or `reset`"),
+    _V("KAPPAML_LABEL_TTL", "none", "processor, spark_batch replay",
+       "delayed labels: a served prediction expires when its label has not come after N more records "
+       "of its key (`500`) or S seconds of event time (`30s`); `--label-ttl`"),
+    _V("KAPPAML_ON_MISSING_LABEL", "drop", "processor, spark_batch replay",
+       "what an expired prediction does: `drop`, or `learn=VALUE` (learn VALUE as its target); "
+       "`--on-missing-label`"),
     # Replay
     _V("KAPPAML_REPLAY_VERSION", "`replay-<UTC time>`", "spark_batch replay", "model version to publish as"),
     _V("KAPPAML_REPLAY_OUTPUT_DIR", "`$KAPPAML_DATA_DIR/replay/<version>`", "spark_batch replay",

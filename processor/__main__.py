@@ -24,6 +24,7 @@ from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
 from kappaml.observability import add_metrics_port
 from kappaml.paths import state_dir
+from kappaml.pending import LabelPolicy
 from kappaml.topics import Topics
 from processor import promote
 from processor.app import Processor
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="drift detector on each model's absolute error")
     p.add_argument("--drift-policy", default=env("KAPPAML_DRIFT_POLICY", "alert"), choices=list(POLICIES),
                    help="alert: publish detections; reset: also restart that key's model")
+    p.add_argument("--label-ttl", default=env("KAPPAML_LABEL_TTL", ""), metavar="N|Ns",
+                   help="delayed labels: a served prediction whose label has not come after N more records "
+                        "of its key, or Ns seconds of event time, expires (default: never)")
+    p.add_argument("--on-missing-label", default=env("KAPPAML_ON_MISSING_LABEL", "drop"),
+                   metavar="drop|learn=VALUE",
+                   help="what an expired prediction does: drop it, or learn VALUE as its target")
     p.add_argument("--from-replay", action="store_true",
                    help="cut-over: start this --model-version from its Spark replay snapshots")
     p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
@@ -86,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
+        labels = LabelPolicy.parse(args.label_ttl, args.on_missing_label)
         kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
         topics = Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions)
         # The log says what its records are (kappaml/catalog.py); the replay resolves it alike.
@@ -107,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             challengers=tuple(s.strip() for s in args.challengers.split(",") if s.strip()),
             drift=None if args.drift == "none" else DriftConfig(args.drift, args.drift_policy),
             metrics_port=args.metrics_port,
+            labels=labels,
         )
         processor = Processor(settings)
     except (ValueError, CutoverError) as exc:

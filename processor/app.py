@@ -1,10 +1,14 @@
-"""The processor: a Quix Streams application that predicts, then learns, for every raw message."""
+"""The processor: a Quix Streams application that predicts, then learns, for every raw message.
+
+Every raw record (labelled, ``features`` or ``label``: delayed labels, docs/processor.md) goes
+through ``kappaml.learner.apply_record`` for each spec of the line-up; ``processor.emit``
+publishes what it did.
+"""
 
 from __future__ import annotations
 
 import logging
 import pickle
-import time
 from time import perf_counter
 from typing import Any
 
@@ -15,40 +19,29 @@ from quixstreams.state.base import PartitionTransaction
 from quixstreams.state.rocksdb import RocksDBOptions
 
 from kappaml.catalog import LogDeclarations
-from kappaml.fingerprint import fingerprint
-from kappaml.learner import KeyState, ModelError, learn_step
+from kappaml.learner import apply_record
 from kappaml.lineup import Promotion, is_control
 from kappaml.logging import get_logger
 from kappaml.observability import serve_metrics
 from kappaml.observability.processor import MetricsOff, ProcessorMetrics
 from kappaml.quixcompat import app_producer, changelog_topic_names, confluent_producer
 from kappaml.records import (
-    CHALLENGER,
-    CHAMPION,
-    COMPARISON_KEY,
-    OVERALL_KEY,
     PROMOTION_KEY,
-    Comparison,
     InvalidRecord,
-    OverallMetrics,
     PromotionApplied,
 )
-from kappaml.snapshot import Snapshot, snapshot_key
 from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
 from processor.cache import CheckpointSink, KeyStates, ModelCache
 from processor.champions import Champions
+from processor.checkpoint import CheckpointWriter
 from processor.cutover import load_replay_seed
 from processor.duplicates import DuplicateWatch
+from processor.emit import Emitter
 from processor.instance import claim_identity
 from processor.outputs import (
     dead_letter,
-    drift_event,
-    key_metrics,
     now_ms,
     pooled,
-    pooled_metrics,
-    prediction,
-    spec_figures,
 )
 from processor.settings import ProcessorSettings
 from processor.stats import IntervalStats, LearnCost, TimedLearnCost
@@ -113,7 +106,8 @@ class Processor:
         self.duplicates = DuplicateWatch()
         self.timer = CheckpointTimer()
         self.gc_pauses = GcPauses()
-        self._last_progress = time.monotonic()
+        self.emitter = Emitter(self)
+        self.checkpoints = CheckpointWriter(self)
         self._build()
         self.metrics = ProcessorMetrics(self, pooled) if settings.metrics_port is not None else MetricsOff()
         # register_store() in _build has registered (and created) the changelog topic by now.
@@ -135,14 +129,14 @@ class Processor:
         # further Quix operator (filter, to_topic, sink) adds its own per-message overhead.
         # It is not declared stateful either, which would build a State for every message:
         # the models live in memory (processor/cache.py) and the store is opened only once
-        # per key and checkpoint, through _transaction().
+        # per key and checkpoint, through store_transaction().
         sdf.register_store()
         sdf.update(self._process, metadata=True)
         self._sdf = sdf
         # Registered, a sink is flushed at every checkpoint; it needs no per-message add().
         sdf.processing_context.sink_manager.register(CheckpointSink(self._on_checkpoint))
 
-    def _transaction(self, partition: int) -> PartitionTransaction:
+    def store_transaction(self, partition: int) -> PartitionTransaction:
         """This checkpoint's store transaction of the partition (started on first use)."""
         return self._sdf.processing_context.checkpoint.get_store_transaction(
             stream_id=self._sdf.stream_id, partition=partition)
@@ -179,49 +173,23 @@ class Processor:
             return
         try:
             model_key = key.decode("utf-8") if key is not None else None
-            example = self.declarations.decode(self.settings.dataset, value)
-            if model_key is None or example.key != model_key:
-                raise InvalidRecord(f"record key {example.key!r} does not match the message key "
+            record = self.declarations.decode(self.settings.dataset, value)
+            if model_key is None or record.key != model_key:
+                raise InvalidRecord(f"record key {record.key!r} does not match the message key "
                                     f"{model_key!r}")
         except (InvalidRecord, UnicodeDecodeError) as exc:
-            self._send_dead_letter(exc, partition, offset, key, value)
+            self.send_dead_letter(exc, partition, offset, key, value)
             return
-        champion = self.champions.champion(partition, self._transaction)
-        topics, produce = self.settings.topics, self._produce
-        processed = 0
-        for spec, ks in self.cache.get(partition, model_key, self._transaction).items():
+        champion = self.champions.champion(partition, self.store_transaction)
+        policy, emit, cost = self.settings.labels, self.emitter.outcome, self.learn_cost
+        for spec, ks in self.cache.get(partition, model_key, self.store_transaction).items():
             started = perf_counter()
-            try:
-                result = learn_step(ks, example, offset)
-            except ModelError as exc:
-                log.error("model failed on a message; sent to the dead-letter topic", key=model_key,
-                          spec=spec, partition=partition, offset=offset, reason=exc.reason)
-                self._send_dead_letter(exc, partition, offset, key, value)
-                continue
-            finally:
-                self.learn_cost.add(spec, perf_counter() - started)
-            if result is None:
-                self.duplicates.skipped += spec == champion
-                continue
-            processed = processed or now_ms()
-            serving = spec == champion
-            self.stats.learned += serving
-            role = "champion" if serving else "challenger"
-            record = prediction(ks, example, result, partition, offset, processed, role)
-            produce(topics.predictions if serving else topics.challengers, key, record.encode())
-            if serving:
-                self.champions.served[partition].update(result.y_true, result.y_pred)
-                if example.ts is not None:
-                    self.stats.latencies_ms.append(processed - example.ts)
-            if result.drift is not None:
-                event = drift_event(ks, example, result, partition, offset, role, processed)
-                log.warning("drift detected", key=model_key, spec=spec, offset=offset,
-                            error_before=round(event.error_before, 3),
-                            error_after=round(event.error_after, 3), action=event.action)
-                produce(topics.drift, key, event.encode())
-                self.metrics.drift(spec, event.action)
+            outcome = apply_record(ks, record, offset, policy)
+            cost.add(spec, perf_counter() - started)
+            emit(ks, outcome, serving=spec == champion, key=key, partition=partition, offset=offset,
+                 ts=record.ts, value=value)
 
-    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+    def produce_output(self, topic: str, key: bytes, value: bytes) -> None:
         """Produce one output of a message, inside the checkpoint's transaction."""
         quix = self.producer
         if self._direct:
@@ -242,17 +210,17 @@ class Processor:
 
     def _control(self, value: bytes, key: bytes, partition: int, offset: int) -> None:
         """A control record (a promotion): applied to this partition from the next offset on."""
-        previous = self.champions.champion(partition, self._transaction)
+        previous = self.champions.champion(partition, self.store_transaction)
         try:
             promotion = Promotion.decode(value)
         except InvalidRecord as exc:
-            self._send_dead_letter(exc, partition, offset, key, value)
+            self.send_dead_letter(exc, partition, offset, key, value)
             return
-        reason = self.champions.promote(partition, promotion, self._transaction)
+        reason = self.champions.promote(partition, promotion, self.store_transaction)
         if reason == "":
             return  # another version's promotion: for the processors of that version
         if reason is not None:
-            self._send_dead_letter(InvalidRecord(reason), partition, offset, key, value)
+            self.send_dead_letter(InvalidRecord(reason), partition, offset, key, value)
             return
         log.info("promotion", partition=partition, offset=offset, spec=promotion.spec,
                  previous=previous, by=promotion.by)
@@ -262,7 +230,7 @@ class Processor:
                                   requested_ts=promotion.ts, ts=now_ms(), instance=self.instance)
         self.producer.produce(self.settings.topics.metrics, key=PROMOTION_KEY, value=record.encode())
 
-    def _send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,
+    def send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,
                           value: bytes | None) -> None:
         self.stats.invalid += 1
         self.metrics.dead_lettered(exc)
@@ -275,103 +243,5 @@ class Processor:
 
     # -- per checkpoint ---------------------------------------------------------------
     def _on_checkpoint(self) -> None:
-        """Persist dirty models and publish their metrics and snapshots, inside the checkpoint."""
-        timer = self.timer
-        timer.start()
-        # Both read this interval's figures before _overall starts the next interval of self.stats.
-        self.metrics.on_checkpoint()
-        self.duplicates.learned += self.stats.learned
-        flushed = self.cache.flush()
-        timer.lap("states")
-        ts = now_ms()
-        producer = self.producer
-        topics, lineup = self.settings.topics, self.lineup
-        champions = self.champions.current()
-        for partition, states in flushed:
-            champion = champions.get(partition, lineup.champion)
-            for spec, ks in states.items():
-                role = "champion" if spec == champion else "challenger"
-                producer.produce(topics.metrics, key=ks.key, value=key_metrics(ks, ts, role).encode())
-                snapshot = Snapshot(
-                    key=ks.key, version=ks.version, spec=spec, origin="live", partition=partition,
-                    offset=ks.last_offset, learned=ks.learned, fingerprint=fingerprint(ks.model),
-                    model=ks.model, created_at=ts, extra={"generation": ks.generation, "drifts": ks.drifts},
-                )
-                label = "" if spec == lineup.champion else spec
-                producer.produce(topics.models, key=snapshot_key(ks.version, ks.key, label),
-                                 value=snapshot.encode())
-        self.champions.checkpoint(self._transaction)
-        timer.lap("snapshots")
-        if flushed or self.stats.messages:
-            due = time.monotonic() - self._last_progress >= self.settings.progress_interval
-            # Sorting the timing samples costs more than a checkpoint: only now and then.
-            overall = self._overall(ts, champions, timing=due)
-            producer.produce(topics.metrics, key=OVERALL_KEY, value=overall.encode())
-            if lineup.challengers:
-                producer.produce(topics.metrics, key=COMPARISON_KEY,
-                                 value=self._comparison(ts, champions).encode())
-            if due:
-                self._log_progress(overall)
-        timer.lap("metrics")
-        timer.done()
-
-    def _serving(self, champions: dict[int, str]) -> list[KeyState]:
-        champion = self.lineup.champion
-        return [states[champions.get(p, champion)] for p, states in self.cache.states()]
-
-    def _overall(self, ts: int, champions: dict[int, str], *, timing: bool = False) -> OverallMetrics:
-        every = [ks for _p, states in self.cache.states() for ks in states.values()]
-        serving_states = self._serving(champions)
-        served = pooled_metrics(list(self.champions.served.values()))
-        interval = self.stats.take()
-        skipped = sum(ks.skipped for ks in serving_states)
-        return OverallMetrics(
-            version=self.settings.model_version,
-            spec=self.settings.model_spec,
-            champions={str(p): spec for p, spec in champions.items()},
-            challengers=list(self.lineup.challengers),
-            instance=self.instance,
-            keys=len(self.cache),
-            # "spec" above names the version (the spec it was started with); the errors are of
-            # the predictions served, whichever spec served each one (see "champions").
-            scored="served",
-            learned=sum(ks.learned for ks in serving_states),
-            skipped=skipped,
-            invalid=interval["invalid_total"],
-            served=served["n"],
-            rmse=served["rmse"],
-            mae=served["mae"],
-            rolling_rmse=served["rolling_rmse"],
-            rolling_mae=served["rolling_mae"],
-            drifts=sum(ks.drifts for ks in every),
-            throughput=interval["throughput"],
-            latency_ms=interval["latency_ms"],
-            ts=ts,
-            duplicates=self.duplicates.update(skipped),
-            timing=({"checkpoint_ms": self.timer.summary(), "gc": self.gc_pauses.summary()}
-                    if timing else None),
-        )
-
-    def _comparison(self, ts: int, champions: dict[int, str]) -> Comparison:
-        """Every spec's pooled metrics over the same messages: champion and challengers side by side."""
-        by_spec: dict[str, list[KeyState]] = {spec: [] for spec in self.lineup.specs}
-        for _p, states in self.cache.states():
-            for spec, ks in states.items():
-                by_spec.setdefault(spec, []).append(ks)
-        serving = set(champions.values()) or {self.lineup.champion}
-        return Comparison(
-            version=self.settings.model_version, instance=self.instance,
-            champions={str(p): spec for p, spec in champions.items()},
-            specs={spec: spec_figures(states, CHAMPION if spec in serving else CHALLENGER,
-                                      self.learn_cost.micros(spec))
-                   for spec, states in by_spec.items()},
-            ts=ts,
-        )
-
-    def _log_progress(self, overall: OverallMetrics) -> None:
-        self._last_progress = time.monotonic()
-        log.debug("checkpoint timing", **(overall.timing or {}))
-        log.info("progress", learned=overall.learned, skipped=overall.skipped,
-                 invalid=overall.invalid, keys=overall.keys, rate=overall.throughput,
-                 rmse=overall.rmse and round(overall.rmse, 3),
-                 latency_p99_ms=(overall.latency_ms or {}).get("p99"))
+        """Persist dirty models and publish their metrics and snapshots (processor/checkpoint.py)."""
+        self.checkpoints.on_checkpoint()

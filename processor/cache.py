@@ -33,7 +33,8 @@ _STAMP = "stamp"
 
 
 def _stamp(states: KeyStates) -> list[list[int]]:
-    return [[ks.learned, ks.skipped, ks.last_offset] for ks in states.values()]
+    # seq: the key's records of any kind (a features record changes the state, not learned).
+    return [[ks.learned, ks.skipped, ks.last_offset, ks.labels.seq] for ks in states.values()]
 
 
 class ModelCache:

@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 from kappaml.evaluation import PrequentialMetrics
-from kappaml.learner import KeyState, StepResult
+from kappaml.learner import KeyState, Served, StepResult
+from kappaml.pending import quantiles
 from kappaml.records import (
     CHAMPION,
     DeadLetter,
@@ -16,11 +17,12 @@ from kappaml.records import (
     Example,
     KeyMetrics,
     Prediction,
+    ServedPrediction,
     SpecFigures,
 )
 
-__all__ = ["dead_letter", "drift_event", "key_metrics", "now_ms", "pooled", "pooled_metrics", "prediction",
-           "spec_figures"]
+__all__ = ["dead_letter", "drift_event", "key_metrics", "label_figures", "now_ms", "pooled", "pooled_metrics",
+           "prediction", "scored_prediction", "served_prediction", "spec_figures"]
 
 
 def now_ms() -> int:
@@ -35,6 +37,30 @@ def prediction(ks: KeyState, example: Example, result: StepResult, partition: in
         processed_ts=processed_ms, role=role, generation=result.generation,
         # A looping CSV's row seen before: not an out-of-sample error.
         pass_no=example.pass_no if example.pass_no > 1 else None,
+    )
+
+
+def served_prediction(ks: KeyState, served: Served, partition: int, offset: int, processed_ms: int,
+                      role: str = CHAMPION) -> ServedPrediction:
+    """The prediction served for a features record, before its label."""
+    return ServedPrediction(
+        key=ks.key, id=served.id, y_pred=served.y_pred, version=ks.version, spec=ks.spec, partition=partition,
+        offset=offset, event_ts=served.ts, processed_ts=processed_ms, role=role, generation=served.generation,
+        pass_no=served.pass_no if served.pass_no > 1 else None,
+    )
+
+
+def scored_prediction(ks: KeyState, result: StepResult, partition: int, offset: int, processed_ms: int,
+                      role: str, event_ts: int | None) -> Prediction:
+    """The scored prediction of any example learned at ``offset`` (event time ``event_ts``): a
+    labelled record's, or the served one a delayed label (or an expiry) completed."""
+    return Prediction(
+        key=ks.key, id=result.id if result.id is not None else "", y_true=result.y_true, y_pred=result.y_pred,
+        error=result.error, version=ks.version, spec=ks.spec, partition=partition, offset=offset,
+        event_ts=event_ts, processed_ts=processed_ms, role=role, generation=result.generation,
+        pass_no=result.pass_no if result.pass_no > 1 else None,
+        delay_ms=result.delay_ms, delay_rows=result.delay_rows if result.served_offset is not None else None,
+        served_offset=result.served_offset, expired=True if result.expired else None,
     )
 
 
@@ -59,9 +85,29 @@ def dead_letter(reason: str, *, topic: str, partition: int, offset: int, key: by
 
 
 def key_metrics(ks: KeyState, ts: int, role: str = CHAMPION) -> KeyMetrics:
+    labels = ks.labels.figures() if ks.labels.active else {}
     return KeyMetrics(key=ks.key, version=ks.version, spec=ks.spec, role=role, generation=ks.generation,
                       drifts=ks.drifts, learned=ks.learned, skipped=ks.skipped, last_offset=ks.last_offset,
-                      ts=ts, **ks.metrics.get())
+                      ts=ts, **ks.metrics.get(), **labels)
+
+
+_COUNTS = ("features_served", "labels_learned", "expired", "pending", "pending_bytes", "early_labels",
+           "orphan_labels")
+
+
+def label_figures(states: list[KeyState]) -> dict[str, Any]:
+    """The delayed-label figures of several keys, pooled ({} when none had delayed labels).
+
+    The delay quantiles are of every key's recent delays together.
+    """
+    active = [ks.labels for ks in states if ks.labels.active]
+    if not active:
+        return {}
+    figures = [labels.figures() for labels in active]
+    pooled_figures: dict[str, Any] = {name: sum(f[name] for f in figures) for name in _COUNTS}
+    pooled_figures["delay_ms"] = quantiles([d for labels in active for d in labels.delays_ms])
+    pooled_figures["delay_rows"] = quantiles([d for labels in active for d in labels.delays_rows])
+    return pooled_figures
 
 
 def pooled(states: list[KeyState]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
 from kappaml.kafka import KafkaSettings
 from kappaml.lineup import Lineup
+from kappaml.pending import LabelPolicy
 from kappaml.topics import Topics
 
 __all__ = ["Guarantee", "ProcessorSettings"]
@@ -47,6 +48,8 @@ class ProcessorSettings:
     drift: DriftConfig | None = field(default_factory=DriftConfig)
     # Serve Prometheus metrics on this port (0: any free port); None: no metrics.
     metrics_port: int | None = None
+    # Delayed labels: --label-ttl and --on-missing-label (kappaml/pending.py).
+    labels: LabelPolicy = field(default_factory=LabelPolicy)
 
     def __post_init__(self) -> None:
         if self.guarantee not in ("exactly-once", "at-least-once"):

@@ -20,7 +20,8 @@ _MAX_SAMPLES = 20_000
 class IntervalStats:
     messages: int = 0
     invalid: int = 0
-    learned: int = 0  # messages the serving model learned
+    learned: int = 0  # examples the serving model learned (labelled records, delayed labels, expiries)
+    served: int = 0  # features records the serving model predicted (delayed labels)
     latencies_ms: list[int] = field(default_factory=list)
     _invalid_total: int = 0
     _since: float = field(default_factory=time.monotonic)
@@ -38,7 +39,8 @@ class IntervalStats:
             } if lat else {},
             "invalid_total": self._invalid_total,
         }
-        self.messages, self.invalid, self.learned, self.latencies_ms, self._since = 0, 0, 0, [], now
+        self.messages, self.invalid, self.learned, self.served, self.latencies_ms, self._since = (
+            0, 0, 0, 0, [], now)
         return figures
 
 

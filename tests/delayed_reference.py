@@ -12,14 +12,16 @@ key's, in offset order; every record is valid.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from kappaml.dataset import Dataset
 from kappaml.fingerprint import fingerprint
 from kappaml.models import build_model
+from kappaml.records import make_features, make_label, model_key
 
-__all__ = ["Reference", "reference_loop"]
+__all__ = ["Reference", "reference_loop", "split_rows"]
 
 
 @dataclass
@@ -134,3 +136,28 @@ def reference_loop(dataset: Dataset, spec: str, records: list[dict[str, Any]], *
             else:
                 ref.early[rid] = {"y": y, "seq": seq, "ts": ts if ts is not None else clock}
     return ref
+
+
+def split_rows(dataset: Dataset, rows: list[dict[str, Any]], *, delay: int, drop: float = 0.0, seed: int = 1,
+               ts0: int = 1_700_000_000_000, ts_step: int = 1000, stream: str | None = None
+               ) -> tuple[list[dict[str, Any]], set[int]]:
+    """Every row (id = its 1-based number) as a ``features`` record now and its ``label`` ``delay``
+    rows later (event time ``delay * ts_step`` later); a fraction ``drop`` of labels never comes.
+
+    Returns the records in log order (the labels due at a row before its features) and the ids
+    whose label was dropped.
+    """
+    rng = random.Random(seed)
+    events: list[tuple[int, int, dict[str, Any]]] = []
+    dropped: set[int] = set()
+    for i, row in enumerate(rows, start=1):
+        ts = ts0 + i * ts_step
+        events.append((i, 1, make_features(dataset, i, row, ts, stream)))
+        if rng.random() < drop:
+            dropped.add(i)
+            continue
+        label = make_label(dataset, i, model_key(dataset, row), float(row[dataset.target]),
+                           ts + delay * ts_step, stream)
+        events.append((i + delay, 0, label))
+    events.sort(key=lambda e: (e[0], e[1]))
+    return [record for _p, _o, record in events], dropped

@@ -14,6 +14,7 @@ from infra.testing.kafka import (
     json_values,
     produce_bytes,
     produce_raw,
+    produce_records,
     read_all,
     read_topic,
     typed_rows,
@@ -24,6 +25,6 @@ from infra.testing.procs import REPO, free_port, free_port_run, kill, running, s
 __all__ = [
     "COMPACTION_MARKER", "REPO", "CommittedWatcher", "PacedWriter", "compact_now", "consumer_partitions",
     "end_offsets", "free_port", "free_port_run", "json_values", "kill", "produce_bytes", "produce_raw",
-    "read_all",
+    "produce_records", "read_all",
     "read_topic", "running", "spawn", "start", "stop", "typed_rows", "wait_http",
 ]

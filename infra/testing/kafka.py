@@ -23,7 +23,7 @@ from kappaml.records import encode_record, make_record, model_key, parse_row
 
 __all__ = [
     "COMPACTION_MARKER", "compact_now", "consumer_partitions", "end_offsets", "json_values", "produce_bytes",
-    "produce_raw", "read_all", "read_topic", "typed_rows",
+    "produce_raw", "produce_records", "read_all", "read_topic", "typed_rows",
 ]
 
 COMPACTION_MARKER = b"__compaction_marker__"
@@ -43,6 +43,20 @@ def produce_raw(settings: KafkaSettings, topic: str, dataset: Dataset,
     if producer.flush(30) != 0:
         raise RuntimeError(f"{topic}: records still undelivered after 30 s")
     return n - start_id + 1
+
+
+def produce_records(settings: KafkaSettings, topic: str, records: Iterable[Mapping[str, Any]]) -> int:
+    """Write raw records (``make_record`` / ``make_features`` / ``make_label`` dicts) in the order
+    given, each keyed by its ``key`` (its model key), as the ingest does; return how many."""
+    producer = Producer({**settings.client_config(), "linger.ms": 5, "enable.idempotence": True})
+    n = 0
+    for n, record in enumerate(records, start=1):
+        producer.produce(topic, key=str(record["key"]).encode(), value=encode_record(record))
+        if n % 10_000 == 0:
+            producer.flush()
+    if producer.flush(30) != 0:
+        raise RuntimeError(f"{topic}: records still undelivered after 30 s")
+    return n
 
 
 def produce_bytes(settings: KafkaSettings, topic: str,

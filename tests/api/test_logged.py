@@ -113,7 +113,6 @@ def test_the_api_side_of_learning_once_every_labelled_request_is_logged(kafka_se
     assert len(examples) == 30 and len({e.id for e in examples}) == 30
 
 
-@pytest.mark.xfail(reason="needs the processor's features/label handling (issue 17)", strict=False)
 def test_the_processor_learns_each_logged_request_exactly_once(kafka_settings, topics, tmp_path):
     examples = _log_requests_and_labels(kafka_settings, topics, tmp_path, 50)
     reference = KeyState.new("__all__", DATASET, DEFAULT_SPEC, "v1")

@@ -1,0 +1,109 @@
+"""The outputs of one record for one spec: what ``kappaml.learner.apply_record`` did, published.
+
+* a ``features`` record: its ``ServedPrediction`` at once (predictions topic for the serving
+  spec, challengers topic for the others);
+* every example learned (a labelled record, a label pairing its features, an expiry learned
+  with the missing-label value): its scored ``Prediction``, with the delay of a delayed label;
+  the served tally of the partition scores it when the serving spec learned it;
+* a drift detection: its ``DriftEvent``.
+
+All of it goes through the processor's transactional producer, in the checkpoint's transaction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from kappaml.learner import DUPLICATE, ERROR, Expiry, KeyState, ModelError, Outcome, StepResult
+from kappaml.logging import get_logger
+from processor.outputs import drift_event, now_ms, scored_prediction, served_prediction
+
+if TYPE_CHECKING:
+    from processor.app import Processor
+
+__all__ = ["Emitter"]
+
+log = get_logger(__name__)
+
+
+class _Row(NamedTuple):
+    """What a drift event names: the row whose learning raised it and the record's event time."""
+
+    id: int | str | None
+    ts: int | None
+
+
+class Emitter:
+    def __init__(self, processor: Processor) -> None:
+        self.p = processor
+        self.topics = processor.settings.topics
+
+    def _topic(self, serving: bool) -> str:
+        return self.topics.predictions if serving else self.topics.challengers
+
+    def outcome(self, ks: KeyState, outcome: Outcome, *, serving: bool, key: bytes, partition: int,
+                offset: int, ts: int | None, value: bytes) -> None:
+        """Publish what one spec did with the record at ``offset`` (event time ``ts``)."""
+        p = self.p
+        if outcome.expired:
+            self._expired(ks, outcome.expired, serving=serving, key=key, partition=partition, offset=offset,
+                          ts=ts)
+        status = outcome.status
+        if status == DUPLICATE:
+            p.duplicates.skipped += serving
+            return
+        if status == ERROR:
+            self._model_error(ks, outcome.error, key, partition, offset, value)
+        served = outcome.served
+        processed = 0
+        if served is not None:
+            processed = now_ms()
+            record = served_prediction(ks, served, partition, offset, processed,
+                                       "champion" if serving else "challenger")
+            p.produce_output(self._topic(serving), key, record.encode())
+            if serving:
+                p.stats.served += 1
+                if served.ts is not None:
+                    p.stats.latencies_ms.append(processed - served.ts)
+        result = outcome.learned
+        if result is not None:
+            self._learned(ks, result, serving=serving, key=key, partition=partition, offset=offset, ts=ts,
+                          processed=processed or now_ms())
+
+    def _learned(self, ks: KeyState, result: StepResult, *, serving: bool, key: bytes, partition: int,
+                 offset: int, ts: int | None, processed: int) -> None:
+        p = self.p
+        role = "champion" if serving else "challenger"
+        record = scored_prediction(ks, result, partition, offset, processed, role, ts)
+        p.produce_output(self._topic(serving), key, record.encode())
+        if serving:
+            p.stats.learned += 1
+            p.champions.served[partition].update(result.y_true, result.y_pred)
+            if result.served_offset is None and ts is not None:  # a labelled record: predicted just now
+                p.stats.latencies_ms.append(processed - ts)
+        if result.drift is not None:
+            event = drift_event(ks, _Row(result.id, ts), result, partition, offset, role, processed)  # type: ignore[arg-type]
+            log.warning("drift detected", key=ks.key, spec=ks.spec, offset=offset,
+                        error_before=round(event.error_before, 3),
+                        error_after=round(event.error_after, 3), action=event.action)
+            p.produce_output(self.topics.drift, key, event.encode())
+            p.metrics.drift(ks.spec, event.action)
+
+    def _expired(self, ks: KeyState, expired: list[Expiry], *, serving: bool, key: bytes, partition: int,
+                 offset: int, ts: int | None) -> None:
+        processed = now_ms()
+        for expiry in expired:
+            if expiry.error is not None:
+                log.error("model failed learning an expired prediction's missing-label value", key=ks.key,
+                          spec=ks.spec, id=expiry.id, offset=offset, reason=expiry.error)
+            if expiry.learned is not None:
+                self._learned(ks, expiry.learned, serving=serving, key=key, partition=partition,
+                              offset=offset, ts=ts, processed=processed)
+
+    def _model_error(self, ks: KeyState, error: ModelError | None, key: bytes, partition: int, offset: int,
+                     value: bytes) -> None:
+        assert error is not None
+        log.error("model failed on a message; sent to the dead-letter topic", key=ks.key, spec=ks.spec,
+                  partition=partition, offset=offset, reason=error.reason)
+        self.p.send_dead_letter(error, partition, offset, key, value)
+
