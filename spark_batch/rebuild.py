@@ -241,7 +241,7 @@ class KeyReplay:
                     extra={"metrics": metrics, "duplicates": state.skipped, "invalid": tally.invalid,
                            "seen": state.seen.to_json(), "end_offsets": self._end_offsets,
                            "generation": state.generation, "drifts": len(tally.drifts),
-                           **({"labels": state.labels.figures()} if state.labels.active else {})},
+                           **(self._label_extra(state) if state.labels.active else {})},
                 )
                 blob = snapshot.encode()
                 summary.update(offset=state.last_offset, learned=state.learned, duplicates=state.skipped,
@@ -256,6 +256,14 @@ class KeyReplay:
                     summary["delays"] = {"ms": list(labels.delays_ms), "rows": list(labels.delays_rows)}
             out.model(self.key, self.partition, summary["offset"], spec, role, summary["generation"], blob,
                       json.dumps(_finite(summary), allow_nan=False))
+
+
+    @staticmethod
+    def _label_extra(state: KeyState) -> dict[str, Any]:
+        """A snapshot's delayed-label fields: the live processor's, and the figures."""
+        labels = state.labels
+        return {"state_fingerprint": state_fingerprint(state), "pending": len(labels.pending),
+                "expired": labels.expired, "features_served": labels.served, "labels": labels.figures()}
 
 
 def rebuild_key(pdf: pd.DataFrame, lineup: Lineup, policy: LabelPolicy = NO_TTL) -> pd.DataFrame:

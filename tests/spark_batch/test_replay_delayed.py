@@ -182,3 +182,73 @@ def test_replay_of_a_log_with_delayed_labels_equals_the_core_loop(kafka_settings
     overall = [m for m in metrics if m["scope"] == "overall" and m.get("origin") == "replay"][-1]
     assert (overall["expired"], overall["pending"], overall["label_ttl"]) == (
         summary["labels"]["expired"], summary["labels"]["pending"], "40")
+
+
+@pytest.mark.kafka
+@pytest.mark.spark
+def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, topics, tmp_path):
+    """The live processor (two runs, a promotion between them, ``--label-ttl 5s``) and a Spark
+    replay of the same log: every key's state fingerprint (model, pending set, expiry decisions),
+    pending and expired counts equal, and every served and scored prediction the same."""
+    from kappaml.lineup import Promotion, publish_promotion
+    from processor import Processor
+    from tests.processor.test_lifecycle import snapshots_by_label
+    from tests.processor.test_processor import make_settings
+
+    toml = tmp_path / "fleet.toml"
+    toml.write_text(FLEET_TOML)
+    dataset = Dataset.from_toml(toml)
+    log = delayed_log(dataset, fleet_rows(1800, 6, seed=17), seed=9)
+    half = len(log.messages) // 2
+    policy = LabelPolicy.parse("5s", "drop")
+    settings = make_settings(kafka_settings, topics, tmp_path / "live", dataset, challengers=(CHALLENGER,),
+                             labels=policy)
+    produce_transactions(kafka_settings, topics.raw, chunks(log.messages[:half], 600))
+    Processor(settings).run(idle_timeout=3)
+    publish_promotion(kafka_settings, topics.raw, Promotion("v1", CHALLENGER))
+    produce_transactions(kafka_settings, topics.raw, chunks(log.messages[half:], 600))
+    Processor(settings).run(idle_timeout=3)
+
+    out = tmp_path / "replay"
+    proc = run_cli([*base_args(kafka_settings, topics.prefix, out, str(toml), "v1"),
+                    "--challengers", CHALLENGER, "--label-ttl", "5s"])
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    replayed = pd.read_parquet(out / summary["predictions"])
+
+    # Every key and spec: the live snapshot's state equals the replayed one.
+    snaps = snapshots_by_label(kafka_settings, topics)
+    assert len(summary["keys"]) == 12
+    for k in summary["keys"]:
+        label = "v1" if k["spec"] == DEFAULT_SPEC else f"v1+{k['spec']}"
+        live = snaps[(label, k["key"])]
+        assert live.origin == "live"
+        assert live.extra["state_fingerprint"] == k["state_fingerprint"], (label, k["key"])
+        assert live.fingerprint == k["fingerprint"] and live.learned == k["learned"]
+        assert (live.extra["pending"], live.extra["expired"], live.extra["features_served"]) == (
+            k["labels"]["pending"], k["labels"]["expired"], k["labels"]["features_served"])
+        assert snaps[(f"{label}@replay", k["key"])].fingerprint == k["fingerprint"]
+    assert summary["labels"]["expired"] > 0 and summary["labels"]["pending"] > 0
+
+    # Every prediction: served (features) and scored (a label, or learned at once), with the role
+    # the promotion gave, the model generation, the delay.
+    n_served = 2 * log.planted["features"]
+    live_records = json_values(read_all(kafka_settings, topics.predictions))
+    live_records += json_values(read_all(kafka_settings, topics.challengers))
+    mine = {}
+    for p in live_records:
+        if p.get("kind") == "served":
+            mine[("served", p["partition"], p["offset"], p["spec"], str(p["id"]))] = (
+                p["role"], p["generation"], p["y_pred"], None, None, None, None)
+        else:
+            mine[("learned", p["partition"], p["offset"], p["spec"], str(p["id"]))] = (
+                p["role"], p["generation"], p["y_pred"], p["y_true"], p.get("served_offset"),
+                p.get("delay_ms"), p.get("delay_rows"))
+    theirs = {}
+    for r in replayed[replayed.status.isin(["served", "learned"])].itertuples():
+        extra = (None, None, None, None) if r.status == "served" else (
+            r.y_true, *(None if pd.isna(v) else int(v) for v in (r.served_offset, r.delay_ms, r.delay_rows)))
+        theirs[(r.status, r.partition, r.offset, r.spec, r.row_id)] = (r.role, r.generation, r.y_pred, *extra)
+    assert len(mine) == len(live_records) and sum(1 for k in mine if k[0] == "served") == n_served
+    assert mine == theirs
+    assert {role for role, *_ in mine.values()} == {"champion", "challenger"}
