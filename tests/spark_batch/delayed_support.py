@@ -35,8 +35,12 @@ class DelayedLog:
 
 def delayed_log(dataset: Dataset, rows: Sequence[Mapping[str, Any]], *, seed: int = 1, max_delay: int = 120,
                 drop: float = 0.08, early: float = 0.04, dup_label: float = 0.03, dup_features: float = 0.02,
-                labelled_every: int = 9, unknown_labels: int = 6, bad: bool = True) -> DelayedLog:
-    """The messages (Kafka key, value) of ``rows`` as a log with delayed labels, in log order."""
+                labelled_every: int = 9, unknown_labels: int = 6, bad: bool = True, open_tail: int = 0
+                ) -> DelayedLog:
+    """The messages (Kafka key, value) of ``rows`` as a log with delayed labels, in log order.
+
+    ``open_tail``: the last rows are features only, at the very end of the log: still pending then.
+    """
     rng = random.Random(seed)
     planted = dict.fromkeys(("labelled", "features", "labels", "dropped", "early", "dup_label",
                              "dup_features", "unknown_labels", "bad"), 0)
@@ -48,8 +52,13 @@ def delayed_log(dataset: Dataset, rows: Sequence[Mapping[str, Any]], *, seed: in
         tie += 1
         events.append((pos, tie, what, payload))
 
+    planted["open_tail"] = open_tail
     for number, row in enumerate(rows, start=1):
         key = model_key(dataset, row)
+        if number > len(rows) - open_tail:
+            put(len(rows) + 2 * max_delay + number, "features", (number, row))
+            planted["features"] += 1
+            continue
         if number % labelled_every == 0:
             put(number, "labelled", (number, row))
             planted["labelled"] += 1

@@ -187,7 +187,7 @@ def test_replay_of_a_log_with_delayed_labels_equals_the_core_loop(kafka_settings
 @pytest.mark.kafka
 @pytest.mark.spark
 def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, topics, tmp_path):
-    """The live processor (two runs, a promotion between them, ``--label-ttl 5s``) and a Spark
+    """The live processor (two runs, a promotion between them, ``--label-ttl 10s``) and a Spark
     replay of the same log: every key's state fingerprint (model, pending set, expiry decisions),
     pending and expired counts equal, and every served and scored prediction the same."""
     from kappaml.lineup import Promotion, publish_promotion
@@ -198,9 +198,9 @@ def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, to
     toml = tmp_path / "fleet.toml"
     toml.write_text(FLEET_TOML)
     dataset = Dataset.from_toml(toml)
-    log = delayed_log(dataset, fleet_rows(1800, 6, seed=17), seed=9)
+    log = delayed_log(dataset, fleet_rows(1800, 6, seed=17), seed=9, open_tail=12)
     half = len(log.messages) // 2
-    policy = LabelPolicy.parse("5s", "drop")
+    policy = LabelPolicy.parse("10s", "drop")
     settings = make_settings(kafka_settings, topics, tmp_path / "live", dataset, challengers=(CHALLENGER,),
                              labels=policy)
     produce_transactions(kafka_settings, topics.raw, chunks(log.messages[:half], 600))
@@ -211,7 +211,7 @@ def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, to
 
     out = tmp_path / "replay"
     proc = run_cli([*base_args(kafka_settings, topics.prefix, out, str(toml), "v1"),
-                    "--challengers", CHALLENGER, "--label-ttl", "5s"])
+                    "--challengers", CHALLENGER, "--label-ttl", "10s"])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     replayed = pd.read_parquet(out / summary["predictions"])
