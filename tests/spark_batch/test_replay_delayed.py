@@ -27,12 +27,14 @@ from replay_support import (
 
 from infra.testing import json_values, read_all, read_topic
 from kappaml.dataset import Dataset
+from kappaml.evaluation import PrequentialMetrics
 from kappaml.fingerprint import fingerprint, state_fingerprint
 from kappaml.lineup import Lineup
 from kappaml.models import DEFAULT_SPEC
 from kappaml.pending import LabelPolicy
 from kappaml.records import InvalidRecord, decode
 from kappaml.snapshot import Snapshot
+from spark_batch.metrics_feed import _points
 from tests.delayed_reference import reference_loop
 
 CHALLENGER = "linear"
@@ -57,11 +59,13 @@ def _check_key(summary: dict, state, loop_rows: dict, rows: pd.DataFrame) -> Non
 
 
 @pytest.mark.parametrize(("ttl", "on_missing"), [("40", "learn=0"), ("6s", "drop")])
-def test_per_key_rebuild_of_mixed_kinds_equals_the_core_loop(fleet: Dataset, ttl: str, on_missing: str):
+def test_per_key_rebuild_of_mixed_kinds_equals_the_core_loop(fleet: Dataset, ttl: str, on_missing: str,
+                                                            tmp_path):
     log = delayed_log(fleet, fleet_rows(1500, 5, seed=3), seed=2)
     frame = _frame(log.messages, partition=1, start=10)
     policy = LabelPolicy.parse(ttl, on_missing)
-    lineup = Lineup(fleet, DEFAULT_SPEC, (CHALLENGER,), version="v1")
+    # A short rolling window: the order the metrics see the scored predictions in matters.
+    lineup = Lineup(fleet, DEFAULT_SPEC, (CHALLENGER,), version="v1", window=50)
     # One Kafka partition as the task gets it, keys interleaved, batch edges anywhere.
     out = stream_rebuild(lineup, frame, batch=97, clustered=False, labels=policy)
     rows, models = out[out.kind == "row"], out[out.kind == "model"]
@@ -70,7 +74,7 @@ def test_per_key_rebuild_of_mixed_kinds_equals_the_core_loop(fleet: Dataset, ttl
     messages = fake_messages(log.messages, 1, 10)
 
     for spec in SPECS:
-        loop = core_loop(messages, fleet, spec, "v1", policy, drift=lineup.drift)
+        loop = core_loop(messages, fleet, spec, "v1", policy, drift=lineup.drift, window=lineup.window)
         assert len(loop.states) == 5 and len(loop.invalid) == log.planted["bad"]
         mine = rows[rows.spec == spec]
         assert replay_rows(mine) == {**loop.rows, **{slot: [_invalid(mine, slot)] for slot in loop.invalid}}
@@ -79,6 +83,15 @@ def test_per_key_rebuild_of_mixed_kinds_equals_the_core_loop(fleet: Dataset, ttl
             snap = snapshots[(spec, key)]
             assert snap.fingerprint == fingerprint(state.model)
             assert snap.extra["labels"] == summaries[(spec, key)]["labels"]
+
+    # The metrics feed's series (delayed prequential: scored in the order the state learned them)
+    # end on each key's own metrics.
+    rows.drop(columns="kind").to_parquet(tmp_path / "predictions.parquet")
+    for key, points in _points(tmp_path / "predictions.parquet", DEFAULT_SPEC).items():
+        metrics = PrequentialMetrics(window=lineup.window)
+        for _p, _o, y_true, y_pred, _ts in points:
+            metrics.update(y_true, y_pred)
+        assert metrics.get() == pytest.approx(summaries[(DEFAULT_SPEC, key)]["metrics"], rel=1e-12)
 
     # Every case the log plants happened, for the champion at least.
     figures = [summaries[(DEFAULT_SPEC, key)]["labels"] for _p, key in loop.states]
