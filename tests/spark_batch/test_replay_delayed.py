@@ -265,3 +265,19 @@ def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, to
     assert len(mine) == len(live_records) and sum(1 for k in mine if k[0] == "served") == n_served
     assert mine == theirs
     assert {role for role, *_ in mine.values()} == {"champion", "challenger"}
+
+
+def test_the_replay_textfile_carries_the_delayed_label_figures(tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from kappaml.observability.textfile import write_replay_textfile
+
+    figures = {"features_served": 90, "labels_learned": 70, "expired": 15, "pending": 5, "orphan_labels": 3}
+    summary = {"version": "v1", "spec": DEFAULT_SPEC, "totals": {"rows": 200},
+               "labels": {"label_ttl": "40", "on_missing_label": "drop", **figures}}
+    [path] = write_replay_textfile(summary, tmp_path / "replay.prom")
+    samples = {s.name: s.value for f in text_string_to_metric_families(path.read_text()) for s in f.samples}
+    assert {name: samples[f"kappaml_replay_{name}"] for name in figures} == figures
+    # A log of labelled records only: no delayed-label gauges.
+    [path] = write_replay_textfile({**summary, "labels": {"label_ttl": "none"}}, tmp_path / "plain.prom")
+    assert "kappaml_replay_pending" not in path.read_text()
