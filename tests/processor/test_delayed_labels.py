@@ -23,6 +23,7 @@ from kappaml.learner import KeyState, apply_record
 from kappaml.models import DEFAULT_SPEC
 from kappaml.pending import LabelPolicy
 from kappaml.records import SERVED, decode, encode_record, make_features, make_label
+from kappaml.snapshot import Snapshot
 from kappaml.topics import Topics
 from processor import Processor
 from tests.delayed_reference import Reference, reference_loop, split_rows
@@ -206,3 +207,37 @@ def test_early_duplicate_unknown_foreign_and_non_finite_labels(kafka_settings, t
     final = metrics[-1]
     assert (final["features_served"], final["labels_learned"], final["pending"], final["early_labels"],
             final["skipped"], final["learned"]) == (3, 2, 1, 1, 1, 2)
+
+
+def test_challengers_keep_their_own_pending_sets_and_learn_the_missing_value(kafka_settings, topics,
+                                                                            tmp_path):
+    dataset = builtin("co2")
+    rows = synthetic_rows(tmp_path, 800, seed=4)
+    records, _dropped = split_rows(dataset, rows, delay=50, drop=0.1, seed=2)
+    produce_records(kafka_settings, topics.raw, records)
+    policy = LabelPolicy.parse("150", "learn=200")
+    settings = make_settings(kafka_settings, topics, tmp_path, dataset, labels=policy,
+                             challengers=("linear",))
+    Processor(settings).run(idle_timeout=4)
+
+    log = _log(kafka_settings, topics)["__all__"]
+    snaps: dict[str, Snapshot] = {}
+    for _k, value, _p, _o in read_all(kafka_settings, topics.models):
+        snap = Snapshot.decode(value)
+        if snap.spec not in snaps or snap.learned >= snaps[snap.spec].learned:
+            snaps[snap.spec] = snap
+    for spec, topic in ((DEFAULT_SPEC, topics.predictions), ("linear", topics.challengers)):
+        ks = KeyState.new("__all__", dataset, spec, "v1")
+        for offset, record in log:
+            apply_record(ks, decode(dataset, json.dumps(record).encode()), offset, policy)
+        ref = reference_loop(dataset, spec, [r for _o, r in log], ttl_rows=150, learn_missing=200.0)
+        assert ref.expired and ks.labels.expired == len(ref.expired)
+        outputs = json_values(read_all(kafka_settings, topic, expect=len(rows) + len(ref.learned)))
+        served = sorted(p["id"] for p in outputs if p.get("kind") == SERVED)
+        scored = [p for p in outputs if p.get("kind") != SERVED]
+        assert served == list(range(1, len(rows) + 1)) and {p["spec"] for p in outputs} == {spec}
+        expired = [p for p in scored if p.get("expired")]
+        assert sorted(p["id"] for p in expired) == sorted(rid for _s, rid in ref.expired)
+        assert all(p["y_true"] == 200.0 for p in expired)
+        assert snaps[spec].fingerprint == ref.fingerprint == fingerprint(ks.model), spec
+        assert snaps[spec].extra["state_fingerprint"] == state_fingerprint(ks), spec
