@@ -199,10 +199,13 @@ def test_replay_of_a_log_with_delayed_labels_equals_the_core_loop(kafka_settings
 
 @pytest.mark.kafka
 @pytest.mark.spark
-def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, topics, tmp_path):
-    """The live processor (two runs, a promotion between them, ``--label-ttl 10s``) and a Spark
-    replay of the same log: every key's state fingerprint (model, pending set, expiry decisions),
-    pending and expired counts equal, and every served and scored prediction the same."""
+@pytest.mark.parametrize(("ttl", "on_missing"), [("10s", "drop"), ("30", "learn=0")])
+def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, topics, tmp_path, ttl: str,
+                                                              on_missing: str):
+    """The live processor (two runs, a promotion between them, a label TTL) and a Spark replay
+    of the same log with the same flags: every key's state fingerprint (model, pending set,
+    expiry decisions), pending and expired counts equal, and every served and scored
+    prediction (expired ones learned with the missing-label value too) the same."""
     from kappaml.lineup import Promotion, publish_promotion
     from processor import Processor
     from tests.processor.test_lifecycle import snapshots_by_label
@@ -213,7 +216,7 @@ def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, to
     dataset = Dataset.from_toml(toml)
     log = delayed_log(dataset, fleet_rows(1800, 6, seed=17), seed=9, open_tail=12)
     half = len(log.messages) // 2
-    policy = LabelPolicy.parse("10s", "drop")
+    policy = LabelPolicy.parse(ttl, on_missing)
     settings = make_settings(kafka_settings, topics, tmp_path / "live", dataset, challengers=(CHALLENGER,),
                              labels=policy)
     produce_transactions(kafka_settings, topics.raw, chunks(log.messages[:half], 600))
@@ -224,7 +227,7 @@ def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, to
 
     out = tmp_path / "replay"
     proc = run_cli([*base_args(kafka_settings, topics.prefix, out, str(toml), "v1"),
-                    "--challengers", CHALLENGER, "--label-ttl", "10s"])
+                    "--challengers", CHALLENGER, "--label-ttl", ttl, "--on-missing-label", on_missing])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     replayed = pd.read_parquet(out / summary["predictions"])
@@ -252,19 +255,24 @@ def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, to
     for p in live_records:
         if p.get("kind") == "served":
             mine[("served", p["partition"], p["offset"], p["spec"], str(p["id"]))] = (
-                p["role"], p["generation"], p["y_pred"], None, None, None, None)
+                p["role"], p["generation"], p["y_pred"], None, None, None, None, None)
         else:
             mine[("learned", p["partition"], p["offset"], p["spec"], str(p["id"]))] = (
                 p["role"], p["generation"], p["y_pred"], p["y_true"], p.get("served_offset"),
-                p.get("delay_ms"), p.get("delay_rows"))
+                p.get("delay_ms"), p.get("delay_rows"), p.get("expired"))
     theirs = {}
     for r in replayed[replayed.status.isin(["served", "learned"])].itertuples():
-        extra = (None, None, None, None) if r.status == "served" else (
-            r.y_true, *(None if pd.isna(v) else int(v) for v in (r.served_offset, r.delay_ms, r.delay_rows)))
+        extra = (None, None, None, None, None) if r.status == "served" else (
+            r.y_true, *(None if pd.isna(v) else int(v) for v in (r.served_offset, r.delay_ms, r.delay_rows)),
+            None if pd.isna(r.expired) else bool(r.expired))
         theirs[(r.status, r.partition, r.offset, r.spec, r.row_id)] = (r.role, r.generation, r.y_pred, *extra)
     assert len(mine) == len(live_records) and sum(1 for k in mine if k[0] == "served") == n_served
     assert mine == theirs
     assert {role for role, *_ in mine.values()} == {"champion", "challenger"}
+    # learn=VALUE: every expiry (of every spec) is a scored prediction with "expired": true.
+    expired_scored = sum(1 for v in mine.values() if v[-1])
+    expired = sum(k["labels"]["expired"] for k in summary["keys"])
+    assert expired_scored == (0 if on_missing == "drop" else expired) and expired > 0
 
 
 def test_the_replay_textfile_carries_the_delayed_label_figures(tmp_path):
