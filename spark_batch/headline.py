@@ -21,11 +21,19 @@ def headline(summary_path: Path) -> str:
     totals, metrics = doc.get("totals", {}), doc.get("metrics", {})
     shown = "shown on the UI's Evaluation page (origin=replay)" if doc.get("metrics_published") else \
         "not published (--no-publish)"
+    labels = doc.get("labels") or {}
+    delayed = ""
+    if "features_served" in labels:  # a log with features/label records
+        delayed = (f"\n  delayed labels (--label-ttl {labels.get('label_ttl')}, --on-missing-label "
+                   f"{labels.get('on_missing_label')}): {labels['features_served']:,} served, "
+                   f"{labels.get('labels_learned', 0):,} learned with their label, "
+                   f"{labels.get('expired', 0):,} expired, {labels.get('pending', 0):,} pending, "
+                   f"{labels.get('orphan_labels', 0):,} orphan labels")
     return (
         f"replay {doc.get('version')} ({doc.get('spec')}): {totals.get('rows', 0):,} rows, "
         f"{totals.get('keys', 0):,} keys, {totals.get('learned', 0):,} learned, "
         f"{totals.get('duplicates', 0):,} duplicates, {totals.get('invalid', 0):,} invalid; "
         f"RMSE {_number(metrics.get('rmse'))}, MAE {_number(metrics.get('mae'))}, "
-        f"R² {_number(metrics.get('r2'))}; {_number(doc.get('seconds'), 1)} s\n"
+        f"R² {_number(metrics.get('r2'))}; {_number(doc.get('seconds'), 1)} s{delayed}\n"
         f"  metrics {shown}; summary {summary_path}"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ def _points(predictions: Path, spec: str) -> dict[str, list[tuple[int, int, floa
     for key, partition, offset, y_true, y_pred, ts in zip(*columns, strict=True):
         by_key.setdefault(key, []).append((partition, offset, y_true, y_pred, ts))
     for rows in by_key.values():
-        rows.sort()
+        # Stable, by position only: a record can score several served predictions (its label and
+        # expiries learned before it), in the order the key's state learned them.
+        rows.sort(key=lambda r: (r[0], r[1]))
     return by_key
 
 
@@ -58,8 +61,15 @@ def _record(scope: str, key: str, version: str, spec: str, metrics: PrequentialM
 
 
 def publish_metrics(kafka: KafkaSettings, topic: str, predictions: Path, version: str, spec: str,
-                    window: int) -> int:
-    """Publish the replay's metrics series of ``spec`` to ``topic``; how many records."""
+                    window: int, labels: Mapping[str, Any] | None = None) -> int:
+    """Publish the replay's metrics series of ``spec`` to ``topic``; how many records.
+
+    ``labels``: with delayed labels, the figures at the end of the replay (``keys``: per key;
+    ``overall``: pooled, with the label policy), carried by each series' last record, in the
+    fields of the processor's records (features_served, labels_learned, expired, pending, ...).
+    """
+    key_labels = (labels or {}).get("keys", {})
+    overall_labels = (labels or {}).get("overall", {})
     by_key = _points(predictions, spec)
     now = int(time.time() * 1000)
     producer = Producer({**kafka.client_config(), "enable.idempotence": "true", "linger.ms": "20"})
@@ -84,8 +94,9 @@ def publish_metrics(kafka: KafkaSettings, topic: str, predictions: Path, version
         for i, (_p, offset, y_true, y_pred, ts) in enumerate(rows, start=1):
             metrics.update(y_true, y_pred)
             if i % step == 0 or i == len(rows):
+                extra = key_labels.get(key, {}) if i == len(rows) else {}
                 send(key, _record("key", key, version, spec, metrics, ts if ts is not None else now,
-                                  last_offset=offset))
+                                  last_offset=offset, **extra))
                 sent += 1
         merged.extend(rows)
     # Overall: every served prediction in event order (offsets are only ordered per partition).
@@ -94,8 +105,9 @@ def publish_metrics(kafka: KafkaSettings, topic: str, predictions: Path, version
     for i, (_p, _o, y_true, y_pred, ts) in enumerate(merged, start=1):
         overall.update(y_true, y_pred)
         if i % step == 0 or i == len(merged):
+            extra = overall_labels if i == len(merged) else {}
             send(OVERALL_KEY, _record("overall", OVERALL_KEY, version, spec, overall,
-                                      ts if ts is not None else now, keys=len(by_key)))
+                                      ts if ts is not None else now, keys=len(by_key), **extra))
             sent += 1
     left = producer.flush(60)
     if left or errors:

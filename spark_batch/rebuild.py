@@ -1,10 +1,13 @@
 """Rebuild one key's models from its raw records, exactly as the processor builds them.
 
 Everything here is plain Python (no Spark), so the exact per-key logic is the processor's:
-``records.decode`` to parse, ``learner.learn_step`` to test-then-train, one record at a time in
+``records.decode`` to parse any kind of raw record (labelled, ``features``, ``label``),
+``learner.apply_record`` with the processor's label policy (``--label-ttl``,
+``--on-missing-label``) to expire, predict, learn or keep pending, one record at a time in
 offset order, once per spec of the :class:`kappaml.lineup.Lineup` (the champion and its
-challengers each learn every record). The output is one prediction row per (input record,
-spec) plus one ``model`` row per (key, spec) with its snapshot and summary.
+challengers each see every record). The output is one prediction row per (input record, spec)
+(more where a record completes or expires earlier served predictions, see
+:mod:`spark_batch.rows`) plus one ``model`` row per (key, spec) with its snapshot and summary.
 
 Roles are written as if the version's own champion (``--model-spec``) served every record:
 who serves does not change what any spec learns, and the promotions that change it are
@@ -24,11 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kappaml.learner import KeyState, ModelError, StepResult, learn_step
+from kappaml import learner
+from kappaml.fingerprint import state_fingerprint
+from kappaml.learner import ERROR, LEARNED, PENDING, Expiry, KeyState, StepResult, apply_record
 from kappaml.lineup import Lineup
-from kappaml.records import DriftEvent, Example, InvalidRecord, decode
+from kappaml.pending import NO_TTL, LabelPolicy
+from kappaml.records import DriftEvent, FeaturesRecord, InvalidRecord, decode
 from kappaml.snapshot import Snapshot
-from spark_batch.rows import DUPLICATE, INVALID, LEARNED, OutputRows, PredictionRows
+from spark_batch import rows as row_kinds
+from spark_batch.rows import EXPIRED, INVALID, SERVED, OutputRows, PredictionRows
 
 __all__ = ["CHALLENGER", "CHAMPION", "KeyReplay", "rebuild_key"]
 
@@ -36,6 +43,9 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 # Distinct invalid reasons counted per key; the rest are counted together.
 _MAX_REASONS = 20
 _OTHER_REASONS = "(other reasons)"
+# apply_record's outcomes that make one plain row (the others: see KeyReplay.step).
+_ROW_STATUS = {learner.DUPLICATE: row_kinds.DUPLICATE, learner.EARLY: row_kinds.EARLY,
+               learner.LATE: row_kinds.LATE}
 
 
 def _key_text(raw: Any) -> tuple[str | None, str | None]:
@@ -77,9 +87,10 @@ class KeyReplay:
 
     def __init__(self, raw_key: Any, partition: int, lineup: Lineup,
                  end_offsets: Mapping[int, int] | None = None,
-                 declared: frozenset[str] | None = None) -> None:
+                 declared: frozenset[str] | None = None, policy: LabelPolicy = NO_TTL) -> None:
         self.partition = partition
         self.lineup = lineup
+        self.policy = policy  # --label-ttl / --on-missing-label, as the processor's
         self._roles = {spec: CHAMPION if spec == lineup.champion else CHALLENGER for spec in lineup.specs}
         self._end_offsets = {str(p): int(o) for p, o in sorted((end_offsets or {}).items())}
         self.key, self._key_problem = _key_text(raw_key)
@@ -95,7 +106,11 @@ class KeyReplay:
         self._declared = declared
 
     def step(self, offset: int, value: Any, out: PredictionRows) -> None:
-        """One record, in offset order: learned (or not) by every spec. The replay's hot path."""
+        """One record, in offset order: handled by every spec. The replay's hot path.
+
+        Every kind goes through the processor's own ``apply_record`` with the same label policy:
+        the expiry check before the record, then the record itself (see :mod:`kappaml.learner`).
+        """
         if offset <= self._last_offset:
             raise RuntimeError(f"offset {offset} of key {self.key!r} came after {self._last_offset}: "
                                "the replay needs each key's records in offset order")
@@ -105,49 +120,79 @@ class KeyReplay:
             self._invalid_record(out, offset, self._key_problem)
             return
         try:
-            example = decode(self._dataset, value, self._declared)
+            record = decode(self._dataset, value, self._declared)
         except InvalidRecord as exc:
             self._invalid_record(out, offset, exc.reason)
             return
-        row_id, ts, y = str(example.id), example.ts, example.y
+        row_id, ts = str(record.id), record.ts
+        y = record.y if not isinstance(record, FeaturesRecord) else None
         key = self.key
-        if key is None or example.key != key:
+        if key is None or record.key != key:
             # The message key decides partition and state; a record claiming another key is bad
             # data (the processor dead-letters it with the same words).
-            reason = f"record key {example.key!r} does not match the message key {key!r}"
+            reason = f"record key {record.key!r} does not match the message key {key!r}"
             self._invalid_record(out, offset, reason, row_id, ts, y)
             return
         if self.states is None:
             self.states = self.lineup.new_states(key)
             self._plan = [(spec, state, self.tallies[spec], self._roles[spec])
                           for spec, state in self.states.items()]
-        partition, append = self.partition, out.append
+        partition, append, policy = self.partition, out.append, self.policy
         for spec, state, tally, role in self._plan:
-            try:
-                result = learn_step(state, example, offset)
-            except ModelError as exc:  # the processor dead-letters these too; the other specs learn on
-                tally.invalid_row(exc.reason)
-                append((key, partition, offset, row_id, ts, INVALID, exc.reason, y, None, spec, role,
-                        state.generation))
+            outcome = apply_record(state, record, offset, policy)
+            if outcome.expired:
+                self._expired(state, tally, outcome.expired, offset, ts, role, out)
+            status = outcome.status
+            served = outcome.served
+            if served is not None:
+                append((key, partition, offset, row_id, ts, SERVED, None, None, served.y_pred, spec, role,
+                        served.generation, None, None, None, None))
+            if status == LEARNED:
+                result = outcome.learned
+                assert result is not None
+                self._learned(state, tally, result, offset, ts, role, out)
+            elif status == PENDING:
                 continue
-            if result is None:
-                append((key, partition, offset, row_id, ts, DUPLICATE, None, y, None, spec, role,
-                        state.generation))
+            elif status == ERROR:  # the processor dead-letters these too; the other specs go on
+                assert outcome.error is not None
+                reason = outcome.error.reason
+                tally.invalid_row(reason)
+                append((key, partition, offset, row_id, ts, INVALID, reason, y, None, spec, role,
+                        state.generation, None, None, None, None))
+            else:  # DUPLICATE, EARLY (a label waiting for its features), LATE (after its expiry)
+                append((key, partition, offset, row_id, ts, _ROW_STATUS[status], None, y, None, spec, role,
+                        state.generation, None, None, None, None))
+
+    def _learned(self, state: KeyState, tally: _Tally, result: StepResult, offset: int, ts: int | None,
+                 role: str, out: PredictionRows) -> None:
+        """A scored prediction: a labelled record's, or the served one a label (or an expiry) completed."""
+        y, y_pred = result.y_true, result.y_pred
+        # Order-free sums for the driver's pooled metrics (_Tally.sums), inline: per record.
+        err = y_pred - y
+        sums = tally.sums
+        sums[0] += err * err
+        sums[1] += abs(err)
+        sums[2] += y
+        sums[3] += y * y
+        if result.drift is not None:
+            tally.drifts.append(self._drift(state, result, offset, ts, role))
+        # generation: of the model that made this prediction, as in the processor's prediction
+        # records (a reset at this very record counts from the next one).
+        delayed = result.served_offset is not None
+        out.append((self.key, self.partition, offset, str(result.id), ts, LEARNED, None, y, y_pred,
+                    state.spec, role, result.generation, result.served_offset, result.delay_ms,
+                    result.delay_rows if delayed else None, True if result.expired else None))
+
+    def _expired(self, state: KeyState, tally: _Tally, expired: list[Expiry], offset: int, ts: int | None,
+                 role: str, out: PredictionRows) -> None:
+        """Served predictions whose label did not come within the TTL, expired before this record."""
+        for expiry in expired:
+            if expiry.learned is not None:  # --on-missing-label learn=VALUE
+                self._learned(state, tally, expiry.learned, offset, ts, role, out)
                 continue
-            y_pred = result.y_pred
-            # Order-free sums for the driver's pooled metrics (_Tally.sums), inline: per record.
-            err = y_pred - y
-            sums = tally.sums
-            sums[0] += err * err
-            sums[1] += abs(err)
-            sums[2] += y
-            sums[3] += y * y
-            if result.drift is not None:
-                tally.drifts.append(self._drift(state, example, result, offset, role))
-            # generation: of the model that made this prediction, as in the processor's prediction
-            # records (a reset at this very record counts from the next one).
-            append((key, partition, offset, row_id, ts, LEARNED, None, y, y_pred, spec, role,
-                    result.generation))
+            # Dropped; or the model failed learning the missing-label value (the processor logs it).
+            out.append((self.key, self.partition, offset, str(expiry.id), ts, EXPIRED, expiry.error, None,
+                        expiry.y_pred, state.spec, role, expiry.generation, expiry.offset, None, None, True))
 
     def _invalid_record(self, out: PredictionRows, offset: int, reason: str, row_id: str | None = None,
                         ts: int | None = None, y_true: float | None = None) -> None:
@@ -158,7 +203,7 @@ class KeyReplay:
             out.row(self.key, self.partition, offset, INVALID, spec, self._roles[spec], generation, row_id,
                     ts, reason, y_true)
 
-    def _drift(self, state: KeyState, example: Example, result: StepResult, offset: int,
+    def _drift(self, state: KeyState, result: StepResult, offset: int, ts: int | None,
                role: str) -> dict[str, Any]:
         """A detection: the processor's drift record (without its ``ts``), JSON-ready for the summary."""
         detection, config = result.drift, self.lineup.drift
@@ -167,8 +212,8 @@ class KeyReplay:
             key=state.key, version=self.lineup.version, spec=state.spec, role=role,
             generation=state.generation,
             detector=detection.detector, policy=config.policy, action="reset" if result.reset else "alert",
-            partition=self.partition, offset=offset, id=example.id, error_before=detection.error_before,
-            error_after=detection.error_after, learned=state.learned, event_ts=example.ts,
+            partition=self.partition, offset=offset, id=result.id, error_before=detection.error_before,
+            error_after=detection.error_after, learned=state.learned, event_ts=ts,
         ).fields_dict()
 
     def finish(self, out: OutputRows) -> None:
@@ -195,16 +240,33 @@ class KeyReplay:
                     # partition the pinned end of the replay, where the processor continues.
                     extra={"metrics": metrics, "duplicates": state.skipped, "invalid": tally.invalid,
                            "seen": state.seen.to_json(), "end_offsets": self._end_offsets,
-                           "generation": state.generation, "drifts": len(tally.drifts)},
+                           "generation": state.generation, "drifts": len(tally.drifts),
+                           **(self._label_extra(state) if state.labels.active else {})},
                 )
                 blob = snapshot.encode()
                 summary.update(offset=state.last_offset, learned=state.learned, duplicates=state.skipped,
-                               generation=state.generation, fingerprint=snapshot.fingerprint, metrics=metrics)
+                               generation=state.generation, fingerprint=snapshot.fingerprint, metrics=metrics,
+                               # The model and the delayed-label state (pending and early ids, the
+                               # expiry decisions' counts): the processor's state fingerprint.
+                               state_fingerprint=state_fingerprint(state))
+                labels = state.labels
+                if labels.active:
+                    summary["labels"] = labels.figures()
+                    # For the pooled delay percentiles (the driver's), not written out.
+                    summary["delays"] = {"ms": list(labels.delays_ms), "rows": list(labels.delays_rows)}
             out.model(self.key, self.partition, summary["offset"], spec, role, summary["generation"], blob,
                       json.dumps(_finite(summary), allow_nan=False))
 
 
-def rebuild_key(pdf: pd.DataFrame, lineup: Lineup) -> pd.DataFrame:
+    @staticmethod
+    def _label_extra(state: KeyState) -> dict[str, Any]:
+        """A snapshot's delayed-label fields: the live processor's, and the figures."""
+        labels = state.labels
+        return {"state_fingerprint": state_fingerprint(state), "pending": len(labels.pending),
+                "expired": labels.expired, "features_served": labels.served, "labels": labels.figures()}
+
+
+def rebuild_key(pdf: pd.DataFrame, lineup: Lineup, policy: LabelPolicy = NO_TTL) -> pd.DataFrame:
     """Replay one (partition, key) group, rows in any order: its prediction rows (``kind`` "row")
     then its model rows, as one frame. For tests and one-key runs."""
     partitions = pdf["partition"].to_numpy()
@@ -216,7 +278,7 @@ def rebuild_key(pdf: pd.DataFrame, lineup: Lineup) -> pd.DataFrame:
     offsets = pdf["offset"].to_numpy()[order]
     values = pdf["value"].to_numpy()[order]
     replay = KeyReplay(pdf["key"].iat[0] if len(pdf) else None, int(partitions[0]) if len(pdf) else 0,
-                       lineup)
+                       lineup, policy=policy)
     rows, out = PredictionRows(), OutputRows()
     for offset, value in zip(offsets.tolist(), values, strict=True):
         replay.step(offset, value, rows)

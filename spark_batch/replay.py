@@ -5,7 +5,8 @@
 
 or, with the connector, Python files and settings filled in: ``python -m spark_batch replay``.
 Reads the pinned range of the raw topic (read_committed), rebuilds each key in offset order
-with the processor's own ``learn_step`` for the champion spec and every challenger, follows
+with the processor's own ``apply_record`` (every raw kind: labelled, ``features``, ``label``;
+the processor's ``--label-ttl`` / ``--on-missing-label``) for the champion spec and every challenger, follows
 the promotions recorded in the log, writes ``summary.json`` + ``predictions.parquet`` and
 publishes each model to the snapshot topic with ``origin=replay``.
 """
@@ -185,8 +186,14 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
         # The Evaluation page draws the metrics topic: the replayed version joins the live ones.
         from spark_batch.metrics_feed import publish_metrics
         with phases("metrics"):
+            labels = None
+            if totals.champion.labels:  # delayed labels: the figures the processor's records carry
+                labels = {"keys": report.key_label_figures(keys, lineup.champion),
+                          "overall": {**totals.champion.label_figures(),
+                                      "label_ttl": settings.labels.ttl_text,
+                                      "on_missing_label": settings.labels.on_missing_text}}
             metrics_sent = publish_metrics(settings.kafka, settings.topics.metrics, predictions,
-                                           settings.version, lineup.champion, lineup.window)
+                                           settings.version, lineup.champion, lineup.window, labels)
     with phases("stop"):
         stopping.join()
 
@@ -216,6 +223,10 @@ def _report(settings: ReplaySettings, phases: Any, pinned: Any, started: float, 
         "serving": report.serving_report(promotions, pinned.partitions),
         "control": control_doc,
         "drifts": [drift.fields_dict() for drift in drifts],
+        # Delayed labels: the policy the replay applied (the processor's flags) and, with any
+        # features/label records, the champion's figures pooled over the keys.
+        "labels": {"label_ttl": settings.labels.ttl_text, "on_missing_label": settings.labels.on_missing_text,
+                   **(totals.champion.label_figures() if totals.champion.labels else {})},
         "predictions": report.PREDICTIONS,
         "spark": {"master": settings.master, "shuffle_partitions": settings.shuffle_partitions,
                   "shuffled": clustered},

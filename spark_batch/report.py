@@ -6,7 +6,10 @@ last offset learned, per partition the pinned end offset to continue from. With 
 every spec of the lineup has its own totals and metrics (``specs``) and its own entry per key;
 the top-level ``totals``, ``metrics`` and ``invalid_reasons`` are the champion spec's
 (``--model-spec``), as without challengers. ``drifts`` lists every drift detection, with the
-fields of the processor's drift topic records; ``serving`` is the history of promotions.
+fields of the processor's drift topic records; ``serving`` is the history of promotions. With
+delayed labels, ``labels`` holds the policy and the champion's pooled figures (served, learned
+with their label, expired, pending, early and orphan labels, delay percentiles), each key its
+own and its ``state_fingerprint`` (model and pending set, as the processor fingerprints it).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ from kappaml.lineup import Lineup, PromotionLog
 from kappaml.records import DriftEvent
 from spark_batch.errors import ReplayError
 
-__all__ = ["PREDICTIONS", "SUMMARY", "LineupTotals", "Phases", "Totals", "control_report",
-           "gather_predictions", "serving_report", "write_summary"]
+__all__ = ["LABEL_COUNTS", "PREDICTIONS", "SUMMARY", "LineupTotals", "Phases", "Totals", "control_report",
+           "gather_predictions", "key_label_figures", "serving_report", "write_summary"]
 
+# The per-key delayed-label counts that add up over keys (kappaml.pending.DelayedLabels.figures).
+LABEL_COUNTS = ("features_served", "labels_learned", "expired", "pending", "pending_bytes", "early_labels",
+                "orphan_labels")
 SUMMARY = "summary.json"
 PREDICTIONS = "predictions.parquet"
 _TOP_REASONS = 20
@@ -74,6 +80,10 @@ class Totals:
         self.counts = Counter[str]()
         self.reasons = Counter[str]()
         self.sums = Counter[str]()
+        # Delayed labels: the keys' counts summed, their recent delays pooled (as the processor's
+        # overall metrics pool them).
+        self.labels = Counter[str]()
+        self.delays: dict[str, list[int]] = {"ms": [], "rows": []}
 
     def add(self, key_summary: Mapping[str, Any]) -> None:
         self.keys += 1
@@ -83,6 +93,19 @@ class Totals:
         self.reasons.update(key_summary.get("reasons", {}))
         self.sums.update(key_summary.get("sums", {}))
         self.counts["drifts"] += int(key_summary.get("drifts", 0))
+        labels = key_summary.get("labels")
+        if labels:
+            self.labels.update({name: int(labels[name]) for name in LABEL_COUNTS})
+            for unit, values in key_summary.get("delays", {}).items():
+                self.delays[unit].extend(values)
+
+    def label_figures(self) -> dict[str, Any]:
+        """The delayed-label figures pooled over the keys (the processor's overall record's fields):
+        ``features_served`` = ``labels_learned`` + ``expired`` + ``pending``."""
+        from kappaml.pending import quantiles
+
+        return {**{name: self.labels[name] for name in LABEL_COUNTS},
+                "delay_ms": quantiles(self.delays["ms"]), "delay_rows": quantiles(self.delays["rows"])}
 
     def metrics(self) -> dict[str, float | int | None]:
         """Cumulative RMSE, MAE and R2 over every learned record of every key."""
@@ -102,9 +125,12 @@ class Totals:
         return dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP_REASONS])
 
     def to_dict(self) -> dict[str, int]:
-        return {"rows": self.counts["rows"], "keys": self.keys, "models": self.models,
-                "learned": self.counts["learned"], "duplicates": self.counts["duplicates"],
-                "invalid": self.counts["invalid"]}
+        counts = {"rows": self.counts["rows"], "keys": self.keys, "models": self.models,
+                  "learned": self.counts["learned"], "duplicates": self.counts["duplicates"],
+                  "invalid": self.counts["invalid"]}
+        if self.labels:  # a log with features/label records
+            counts.update({name: self.labels[name] for name in LABEL_COUNTS if name != "pending_bytes"})
+        return counts
 
 
 class LineupTotals:
@@ -127,12 +153,22 @@ class LineupTotals:
     def by_spec(self) -> dict[str, dict[str, Any]]:
         return {spec: {"role": "champion" if spec == self.lineup.champion else "challenger",
                        "totals": t.to_dict(), "metrics": t.metrics(), "drifts": t.counts["drifts"],
-                       "invalid_reasons": t.top_reasons()}
+                       "invalid_reasons": t.top_reasons(),
+                       **({"labels": t.label_figures()} if t.labels else {})}
                 for spec, t in self.specs.items()}
 
     def sorted_drifts(self) -> list[DriftEvent]:
         order = {spec: i for i, spec in enumerate(self.lineup.specs)}
         return sorted(self.drifts, key=lambda d: (d.partition, d.offset, order[d.spec]))
+
+
+def key_label_figures(keys: Iterable[Mapping[str, Any]], spec: str) -> dict[str, dict[str, Any]]:
+    """Per model key, the delayed-label figures of ``spec`` (a key in two partitions: pooled)."""
+    per_key: dict[str, Totals] = {}
+    for summary in keys:
+        if summary.get("spec") == spec and summary.get("labels") and summary.get("key") is not None:
+            per_key.setdefault(summary["key"], Totals()).add(summary)
+    return {key: totals.label_figures() for key, totals in per_key.items()}
 
 
 def control_report(promotions: PromotionLog, records: int) -> dict[str, Any]:
@@ -174,7 +210,8 @@ def gather_predictions(file_rows: Path, written: Path, target: Path) -> int:
 
 def write_summary(out_dir: Path, summary: Mapping[str, Any], keys: Iterable[Mapping[str, Any]]) -> Path:
     # Per key: what a cut-over needs and its metrics; the pooling sums stay internal.
-    entries = [{k: v for k, v in key.items() if k not in ("sums", "reasons", "detections")} for key in keys]
+    entries = [{k: v for k, v in key.items() if k not in ("sums", "reasons", "detections", "delays")}
+               for key in keys]
     order = {spec: i for i, spec in enumerate(summary.get("specs", {}))}
     entries.sort(key=lambda k: (k["key"] is None, k["key"] or "", k["partition"],
                                 order.get(k.get("spec"), 0)))

@@ -1,7 +1,12 @@
 """What the replay's workers produce, built as plain column lists and handed on as Arrow.
 
 Predictions, one row per (input record, spec of the lineup): its prediction, or why that spec
-did not learn it (:class:`PredictionRows`). Each task writes its own to a Parquet file
+did not learn it (:class:`PredictionRows`). With delayed labels (issue 17) a record can give a
+spec more than one row, the processor's output records: a ``features`` record its ``served``
+prediction (no ``y_true``), a record completing an earlier served prediction (its label, or
+the expiry check before it) a ``learned`` row scoring that served prediction (``served_offset``,
+``delay_ms``, ``delay_rows``; ``expired`` when the missing-label value was learned), an expiry
+with ``--on-missing-label drop`` an ``expired`` row. Each task writes its own to a Parquet file
 (:class:`PredictionFile`): the bulk of the output never goes back through the JVM, whose
 Parquet writer cost more CPU than the rows' own Python work saved by parallelism.
 
@@ -22,8 +27,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["CONTROL", "DUPLICATE", "FILE", "INPUT_COLUMNS", "INVALID", "LEARNED", "MODEL", "OUTPUT_SCHEMA",
-           "PREDICTION_SCHEMA", "OutputRows", "PredictionFile", "PredictionRows"]
+__all__ = ["CONTROL", "DUPLICATE", "EARLY", "EXPIRED", "FILE", "INPUT_COLUMNS", "INVALID", "LATE", "LEARNED",
+           "MODEL", "OUTPUT_SCHEMA", "PREDICTION_SCHEMA", "SERVED", "OutputRows", "PredictionFile",
+           "PredictionRows"]
 
 # What the job hands over per record: the raw Kafka key bytes, its position, its value bytes.
 INPUT_COLUMNS = ("key", "partition", "offset", "value")
@@ -32,6 +38,10 @@ PREDICTION_SCHEMA = pa.schema([
     ("key", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()), ("row_id", pa.string()),
     ("ts", pa.int64()), ("status", pa.string()), ("reason", pa.string()), ("y_true", pa.float64()),
     ("y_pred", pa.float64()), ("spec", pa.string()), ("role", pa.string()), ("generation", pa.int32()),
+    # Delayed labels (null for a labelled record's row): the features record whose served
+    # prediction a learned row scores, how long its label took, whether it expired instead.
+    ("served_offset", pa.int64()), ("delay_ms", pa.int64()), ("delay_rows", pa.int64()),
+    ("expired", pa.bool_()),
 ])
 _OUTPUT_ARROW = pa.schema([
     ("kind", pa.string()), ("key", pa.string()), ("partition", pa.int32()), ("offset", pa.int64()),
@@ -44,6 +54,9 @@ OUTPUT_SCHEMA = ("kind string, key string, partition int, offset long, spec stri
 
 MODEL, CONTROL, FILE = "model", "control", "file"
 LEARNED, DUPLICATE, INVALID = "learned", "duplicate", "invalid"
+# Delayed labels: a served prediction (features), a label waiting for its features, a label
+# after its prediction expired, a served prediction expired without learning (drop).
+SERVED, EARLY, LATE, EXPIRED = "served", "early", "late", "expired"
 
 
 def _batch(columns: list[Any], schema: pa.Schema) -> pa.RecordBatch:
@@ -61,7 +74,8 @@ class PredictionRows:
 
     def __init__(self) -> None:
         self.rows: list[tuple[Any, ...]] = []
-        # (key, partition, offset, row_id, ts, status, reason, y_true, y_pred, spec, role, generation)
+        # (key, partition, offset, row_id, ts, status, reason, y_true, y_pred, spec, role, generation,
+        #  served_offset, delay_ms, delay_rows, expired)
         self.append = self.rows.append
 
     def __len__(self) -> int:
@@ -69,10 +83,11 @@ class PredictionRows:
 
     def row(self, key: str | None, partition: int, offset: int, status: str, spec: str, role: str,
             generation: int, row_id: str | None = None, ts: int | None = None, reason: str | None = None,
-            y_true: float | None = None, y_pred: float | None = None) -> None:
+            y_true: float | None = None, y_pred: float | None = None, served_offset: int | None = None,
+            delay_ms: int | None = None, delay_rows: int | None = None, expired: bool | None = None) -> None:
         """One (record, spec) outcome, by name."""
         self.rows.append((key, partition, offset, row_id, ts, status, reason, y_true, y_pred, spec, role,
-                          generation))
+                          generation, served_offset, delay_ms, delay_rows, expired))
 
     def batch(self) -> pa.RecordBatch:
         columns = list(zip(*self.rows, strict=True)) if self.rows else [() for _ in PREDICTION_SCHEMA]

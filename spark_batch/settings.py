@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from kappaml.catalog import load_local
 from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
+from kappaml.pending import LabelPolicy
 from kappaml.topics import Topics
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ class ReplaySettings:
     class_archive: bool = True  # the launcher's class-data archive of the driver JVM (classdata)
     declared: frozenset[str] | None = None  # the data set names the log declares (kappaml.catalog)
     metrics_textfile: Path | None = None  # also write the Prometheus textfile here (node-exporter)
+    # Delayed labels: --label-ttl and --on-missing-label, the processor's (kappaml/pending.py).
+    labels: LabelPolicy = field(default_factory=LabelPolicy)
     # False: the model specs are checked later, by check_specs(). Knowing them means importing
     # River (a second of CPU), which the launcher and the driver do while the JVM starts.
     validate_specs: InitVar[bool] = True
@@ -191,6 +194,14 @@ class ReplaySettings:
             argv.append("--no-class-archive")
         if self.metrics_textfile is not None:
             argv += ["--metrics-textfile", str(self.metrics_textfile)]
+        labels = self.labels
+        # Exact texts (the policy's own shorten the numbers for display).
+        if labels.ttl_rows is not None:
+            argv += ["--label-ttl", str(labels.ttl_rows)]
+        elif labels.ttl_ms is not None:
+            argv += ["--label-ttl", f"{labels.ttl_ms / 1000!r}s"]
+        if labels.learn_missing is not None:
+            argv += ["--on-missing-label", f"learn={labels.learn_missing!r}"]
         for k, v in self.spark_conf.items():
             argv += ["--spark-conf", f"{k}={v}"]
         return argv
@@ -214,6 +225,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    f"{', '.join(DRIFT_CHOICES)} (env KAPPAML_DRIFT, default adwin)")
     p.add_argument("--drift-policy", help="on a drift: alert (report it) or reset (start the key's model "
                    "afresh) (env KAPPAML_DRIFT_POLICY, default alert)")
+    p.add_argument("--label-ttl", metavar="N|Ns",
+                   help="delayed labels, as the processor's flag: a served prediction whose label has not "
+                   "come after N more records of its key, or Ns seconds of event time, expires "
+                   "(env KAPPAML_LABEL_TTL, default: never)")
+    p.add_argument("--on-missing-label", metavar="drop|learn=VALUE",
+                   help="what an expired prediction does, as the processor's flag: drop it, or learn VALUE "
+                   "as its target (env KAPPAML_ON_MISSING_LABEL, default drop)")
     p.add_argument("--version", "--model-version", dest="version",
                    help="model version to publish as (env KAPPAML_REPLAY_VERSION, default replay-<UTC time>)")
     p.add_argument("--until", help="per partition, stop before this offset: 0:1200,1:1180 "
@@ -300,6 +318,9 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         drift_policy=(pick(args.drift_policy, "KAPPAML_DRIFT_POLICY", "alert") or "alert").lower(),
         class_archive=not args.no_class_archive and env.get("KAPPAML_SPARK_CLASS_ARCHIVE", "1") != "0",
         metrics_textfile=_optional_path(pick(args.metrics_textfile, "KAPPAML_REPLAY_METRICS_TEXTFILE", None)),
+        # The processor's parser: the replay must expire exactly what the processor expires.
+        labels=LabelPolicy.parse(pick(args.label_ttl, "KAPPAML_LABEL_TTL", None),
+                                 pick(args.on_missing_label, "KAPPAML_ON_MISSING_LABEL", None)),
         validate_specs=validate_specs,
     )
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from kappaml.lineup import CONTROL_KEY_BYTES, Lineup
 from kappaml.logging import configure_logging, get_logger
+from kappaml.pending import NO_TTL, LabelPolicy
 from spark_batch.rebuild import KeyReplay
 from spark_batch.rows import OutputRows, PredictionFile, PredictionRows
 
@@ -49,6 +50,7 @@ class StreamRebuild:
     log_level: str = "INFO"
     log_json: bool | None = None
     declared: frozenset[str] | None = None  # the data set names the log declares (DLQ reasons)
+    labels: LabelPolicy = NO_TTL  # --label-ttl / --on-missing-label, the processor's
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         configure_logging(self.log_level, json=self.log_json)
@@ -81,7 +83,7 @@ class StreamRebuild:
                     current = live.get(this)
                     if current is None:
                         current = live[this] = KeyReplay(raw, partition, self.lineup, self.end_offsets,
-                                                                     self.declared)
+                                                         self.declared, self.labels)
                 assert current is not None
                 current.step(offset, value, rows)
             predictions.write(rows)

@@ -27,6 +27,15 @@ _TOTALS = (
     ("invalid", "Records the last replay found invalid."),
 )
 
+# Delayed labels (issue 17): features_served = labels_learned + expired + pending.
+_LABELS = (
+    ("features_served", "Features records the last replay's champion spec served a prediction for."),
+    ("labels_learned", "Served predictions the last replay learned with their label."),
+    ("expired", "Served predictions whose label did not come within --label-ttl in the last replay."),
+    ("pending", "Served predictions still waiting for their label at the end of the last replay."),
+    ("orphan_labels", "Labels that never paired with their features in the last replay."),
+)
+
 
 def replay_registry(summary: Mapping[str, Any], finished: float | None = None) -> CollectorRegistry:
     """The registry of one finished replay's figures, from its summary document."""
@@ -37,6 +46,10 @@ def replay_registry(summary: Mapping[str, Any], finished: float | None = None) -
     p = "kappaml_replay_"
     for name, doc in _TOTALS:
         Gauge(p + name, doc, labels, registry=registry).labels(*values).set(float(totals.get(name, 0)))
+    delayed = summary.get("labels") or {}
+    if "features_served" in delayed:  # a log with delayed labels: the champion's figures at the end
+        for name, doc in _LABELS:
+            Gauge(p + name, doc, labels, registry=registry).labels(*values).set(float(delayed.get(name, 0)))
     Gauge(p + "drifts", "Drift detections in the last replay.", labels, registry=registry).labels(
         *values).set(len(summary.get("drifts", [])))
     Gauge(p + "published_snapshots", "Model snapshots the last replay published.", labels,

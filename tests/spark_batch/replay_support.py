@@ -186,10 +186,10 @@ def fingerprints(ref: Reference) -> dict[tuple[int, str], str]:
     return {slot: fingerprint(s.model) for slot, s in ref.states.items()}
 
 
-def stream_rebuild(lineup: Any, frame: Any, batch: int, clustered: bool = True) -> Any:
+def stream_rebuild(lineup: Any, frame: Any, batch: int, clustered: bool = True, **options: Any) -> Any:
     """What one Spark task does with ``frame`` (columns key, partition, offset, value) fed in
     Arrow batches of ``batch`` rows: its prediction file's rows (``kind`` "row") and then the
-    rows it hands back to Spark, as one pandas frame."""
+    rows it hands back to Spark, as one pandas frame. ``options``: more StreamRebuild fields."""
     import tempfile
 
     import pandas as pd
@@ -202,7 +202,7 @@ def stream_rebuild(lineup: Any, frame: Any, batch: int, clustered: bool = True) 
     parts = [pa.RecordBatch.from_pandas(frame.iloc[i:i + batch], schema=schema, preserve_index=False)
              for i in range(0, len(frame), batch)]
     with tempfile.TemporaryDirectory() as folder:
-        fn = StreamRebuild(lineup, folder, clustered=clustered, rows_total=len(frame)).as_udf()
+        fn = StreamRebuild(lineup, folder, clustered=clustered, rows_total=len(frame), **options).as_udf()
         out = pd.concat([b.to_pandas() for b in fn(iter(parts))], ignore_index=True)
         files = out[out.kind == "file"]
         assert len(files) == len(list(Path(folder).iterdir())) <= 1  # one file per task, named

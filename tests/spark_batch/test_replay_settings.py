@@ -154,3 +154,26 @@ def test_check_master_names_every_address_and_skips_local() -> None:
             check_master(f"spark://127.0.0.1:{down}", timeout=1)
     with pytest.raises(ReplayError, match="not a port number"):
         check_master("spark://host:x")
+
+
+@pytest.mark.parametrize("argv, env, expected", [
+    ([], {}, (None, None, None)),
+    (["--label-ttl", "500"], {}, (500, None, None)),
+    (["--label-ttl", "1.5s", "--on-missing-label", "learn=0.1234567891"], {}, (None, 1500, 0.1234567891)),
+    ([], {"KAPPAML_LABEL_TTL": "30s", "KAPPAML_ON_MISSING_LABEL": "learn=-2"}, (None, 30_000, -2.0)),
+    (["--label-ttl", "7", "--on-missing-label", "drop"],
+     {"KAPPAML_LABEL_TTL": "30s", "KAPPAML_ON_MISSING_LABEL": "learn=1"}, (7, None, None)),
+])
+def test_label_policy_flags_are_the_processors(argv, env, expected):
+    """--label-ttl / --on-missing-label (env KAPPAML_LABEL_TTL / KAPPAML_ON_MISSING_LABEL), parsed by
+    the processor's own LabelPolicy.parse and handed on to the job unchanged."""
+    s = _settings(argv, env)
+    assert (s.labels.ttl_rows, s.labels.ttl_ms, s.labels.learn_missing) == expected
+    assert _settings(s.to_argv()).labels == s.labels
+
+
+@pytest.mark.parametrize("argv", [["--label-ttl", "0"], ["--label-ttl", "soon"],
+                                  ["--on-missing-label", "learn=x"], ["--on-missing-label", "keep"]])
+def test_bad_label_policy_flags_are_rejected(argv):
+    with pytest.raises(ValueError, match="label"):
+        _settings(argv)
