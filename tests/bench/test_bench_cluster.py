@@ -49,6 +49,7 @@ def test_the_section_replaces_the_old_one(tmp_path: Path) -> None:
     report.write_text("# r\n\n## A\na\n\n## Cluster (old)\nstale figures\n\n## B\nb\n")
     write_report(text, report)
     after = report.read_text()
-    assert "stale figures" not in after and after.index("## A") < after.index("## Cluster") < after.index("## B")
+    assert "stale figures" not in after
+    assert after.index("## A") < after.index("## Cluster") < after.index("## B")
     write_report(text, report)
     assert report.read_text() == after
