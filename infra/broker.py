@@ -251,6 +251,12 @@ class LocalBroker:
         ]
 
     def _write_config(self) -> None:
+        self.props_file.write_text("".join(f"{k}={v}\n" for k, v in self.server_properties().items()))
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(level=self.config.log_level))
+
+    def server_properties(self) -> dict[str, str]:
+        """The node's ``server.properties``, as written before it starts (the Docker Compose files
+        are checked against them: tests/infra/test_compose.py)."""
         c = self.config
         n = c.internal_partitions
         rf, isr = str(c.replication), str(c.min_insync)
@@ -296,8 +302,7 @@ class LocalBroker:
                 "listener.name.sasl_plaintext.plain.sasl.jaas.config":
                     f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
             })
-        self.props_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(level=c.log_level))
+        return props
 
     def _format_storage(self, java: str, libs: Path) -> None:
         if (self.log_dirs / "meta.properties").exists():

@@ -89,13 +89,19 @@ class KafkaSettings:
                 else "org.apache.kafka.common.security.plain.PlainLoginModule"
             )
             options["kafka.sasl.jaas.config"] = (
-                f'{module} required username="{self.sasl_username}" '
-                f'password="{self.sasl_password or ""}";'
+                f"{module} required username={_jaas_quoted(self.sasl_username)} "
+                f"password={_jaas_quoted(self.sasl_password or '')};"
             )
         if self.ssl_ca_location:
             options["kafka.ssl.truststore.type"] = "PEM"
             options["kafka.ssl.truststore.location"] = self.ssl_ca_location
         return options
+
+
+def _jaas_quoted(value: str) -> str:
+    r"""A JAAS option value in double quotes: Kafka's parser (a ``StreamTokenizer``) reads ``\\`` and
+    ``\"`` in it as one character each, so a password with a quote or a backslash stays whole."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class KafkaUnavailable(RuntimeError):
