@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, IsolationLevel, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, OffsetSpec
 
 from kappaml.dataset import Dataset
@@ -83,11 +83,19 @@ def end_offsets(settings: KafkaSettings, topic: str, *, committed: bool = False)
     """Each partition's end: the high watermark, or with ``committed`` the last stable offset (what a
     read_committed reader can reach: an open transaction's records are not behind it yet)."""
     admin = AdminClient(settings.client_config())
-    md = admin.list_topics(topic, timeout=10).topics[topic]
     level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
-    futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in md.partitions},
-                                 isolation_level=level, request_timeout=10)
-    return {tp.partition: f.result().offset for tp, f in futures.items()}
+    deadline = time.monotonic() + 30
+    while True:
+        md = admin.list_topics(topic, timeout=10).topics[topic]
+        futures = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in md.partitions},
+                                     isolation_level=level, request_timeout=10)
+        try:
+            return {tp.partition: f.result().offset for tp, f in futures.items()}
+        except KafkaException as exc:
+            # A topic just created, or a broker slow under load, answers NOT_LEADER for a moment.
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def read_topic(settings: KafkaSettings, topic: str, *, expect: int | None = None, timeout: float = 60.0,
