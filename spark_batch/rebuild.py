@@ -22,7 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -75,6 +75,13 @@ class _Tally:
             self.reasons[reason] += 1
         else:
             self.reasons[_OTHER_REASONS] += 1
+
+
+class _Row(NamedTuple):
+    """What a drift record names (as the processor's): the row learned and the record's event time."""
+
+    id: int | str | None
+    ts: int | None
 
 
 class KeyReplay:
@@ -175,7 +182,7 @@ class KeyReplay:
         sums[2] += y
         sums[3] += y * y
         if result.drift is not None:
-            tally.drifts.append(self._drift(state, result, offset, ts, role))
+            tally.drifts.append(self._drift(state, _Row(result.id, ts), result, offset, role))
         # generation: of the model that made this prediction, as in the processor's prediction
         # records (a reset at this very record counts from the next one).
         delayed = result.served_offset is not None
@@ -203,8 +210,7 @@ class KeyReplay:
             out.row(self.key, self.partition, offset, INVALID, spec, self._roles[spec], generation, row_id,
                     ts, reason, y_true)
 
-    def _drift(self, state: KeyState, result: StepResult, offset: int, ts: int | None,
-               role: str) -> dict[str, Any]:
+    def _drift(self, state: KeyState, row: Any, result: StepResult, offset: int, role: str) -> dict[str, Any]:
         """A detection: the processor's drift record (without its ``ts``), JSON-ready for the summary."""
         detection, config = result.drift, self.lineup.drift
         assert detection is not None and config is not None
@@ -212,8 +218,8 @@ class KeyReplay:
             key=state.key, version=self.lineup.version, spec=state.spec, role=role,
             generation=state.generation,
             detector=detection.detector, policy=config.policy, action="reset" if result.reset else "alert",
-            partition=self.partition, offset=offset, id=result.id, error_before=detection.error_before,
-            error_after=detection.error_after, learned=state.learned, event_ts=ts,
+            partition=self.partition, offset=offset, id=row.id, error_before=detection.error_before,
+            error_after=detection.error_after, learned=state.learned, event_ts=row.ts,
         ).fields_dict()
 
     def finish(self, out: OutputRows) -> None:
