@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kappaml-installed
 
-.PHONY: run test setup browser prometheus lint bench chaos chaos-cluster clean reset
+.PHONY: run test test-all setup browser prometheus lint bench chaos chaos-cluster clean reset
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -37,7 +37,12 @@ browser:
 run: setup
 	$(PY) -m infra run $(ARGS)
 
+# The tests marked slow (longer variants of tests that make test runs short) are left to test-all.
 test: setup browser
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow"
+
+test-all: setup browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 

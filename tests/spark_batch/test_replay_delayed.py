@@ -199,7 +199,9 @@ def test_replay_of_a_log_with_delayed_labels_equals_the_core_loop(kafka_settings
 
 @pytest.mark.kafka
 @pytest.mark.spark
-@pytest.mark.parametrize(("ttl", "on_missing"), [("10s", "drop"), ("30", "learn=0")])
+# The row-TTL variant takes another 3 minutes: `make test-all` runs it, `make test` the first.
+@pytest.mark.parametrize(("ttl", "on_missing"), [("10s", "drop"),
+                                                 pytest.param("30", "learn=0", marks=pytest.mark.slow)])
 def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, topics, tmp_path, ttl: str,
                                                               on_missing: str):
     """The live processor (two runs, a promotion between them, a label TTL) and a Spark replay

@@ -23,7 +23,9 @@ from infra.testing import free_port, read_topic
 from kappaml.dataset import Dataset
 from kappaml.models import DEFAULT_SPEC
 
-pytestmark = [pytest.mark.kafka, pytest.mark.spark]
+# Three minutes on 2 cores; the short cluster chaos run (tests/chaos/test_chaos_cluster.py) replays
+# on a standalone master too, with a worker killed, in `make test`.
+pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
 
 def test_replay_on_a_standalone_cluster_equals_the_sequential_loop(kafka_settings, topics, tmp_path: Path):
