@@ -6,10 +6,12 @@ features waits here as an :class:`EarlyLabel`. Both live in the key's
 :class:`kappaml.learner.KeyState` (``state.labels``), so they are pickled with the model into the
 processor's state store (exactly once, across crashes) and rebuilt alike by the Spark replay.
 
-:class:`LabelPolicy` says how long a label may take (``--label-ttl``: ``N`` records of the key,
-or ``Ns`` seconds of event time, never the wall clock) and what happens when it never comes
-(``--on-missing-label``: ``drop``, or ``learn=VALUE``). The rules themselves are applied by
-:func:`kappaml.learner.apply_record`; this module holds the data and the bookkeeping.
+:class:`LabelPolicy` (``kappaml.labelpolicy``, re-exported here) says how long a label may
+take (``--label-ttl``: ``N`` records of the key, or ``Ns`` seconds of event time, never the wall
+clock) and what happens when it never comes (``--on-missing-label``: ``drop``, or
+``learn=VALUE``). The rules themselves are applied by :func:`kappaml.learner.apply_record`; this
+module holds the data and the bookkeeping. The processor's store keeps the pending predictions
+bucket by bucket (``externalize``, ``take_dirty_buckets``, ``restore``; processor/cache.py).
 
 Deterministic by construction: no clocks, no randomness, no hash order. Expiry follows a heap
 ordered by (due, seq), seq being the key's own record count, unique per entry.
@@ -20,16 +22,21 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from kappaml.labelpolicy import NO_TTL, LabelPolicy, parse_on_missing, parse_ttl
 from kappaml.seen import SeenIds
 
-__all__ = ["DELAY_WINDOW", "DelayedLabels", "EarlyLabel", "LabelPolicy", "PendingPrediction", "Ref",
-           "parse_on_missing", "parse_ttl", "quantiles"]
+# LabelPolicy and its parsers live in kappaml.labelpolicy (not pickled); importable from here.
+__all__ = ["BUCKET_BITS", "DELAY_WINDOW", "NO_TTL", "DelayedLabels", "EarlyLabel", "LabelPolicy",
+           "PendingPrediction", "Ref", "parse_on_missing", "parse_ttl", "quantiles"]
 
 # Recent label delays kept per key and spec for the p50/p95/p99 figures.
 DELAY_WINDOW = 1000
+# Pending predictions are grouped in buckets of 2**BUCKET_BITS consecutive record numbers: a
+# state store can keep them bucket by bucket (``externalize``), so a checkpoint writes only the
+# buckets that changed instead of every pending prediction.
+BUCKET_BITS = 10
 
 # (stream, id): row ids are unique within their stream (kappaml.provenance).
 Ref = tuple[str, "int | str"]
@@ -54,96 +61,6 @@ class EarlyLabel(NamedTuple):
     ts: int | None
     seq: int
     offset: int
-
-
-# --------------------------------------------------------------------------- the policy
-
-
-def parse_ttl(text: str | None) -> tuple[int | None, int | None]:
-    """``--label-ttl``: ``"500"`` -> (500 rows, None); ``"30s"`` / ``"1.5s"`` -> (None, ms);
-    ``""``, ``"none"`` or None -> (None, None): labels may take forever. ValueError otherwise."""
-    if text is None or text.strip().lower() in ("", "none", "off"):
-        return None, None
-    raw = text.strip().lower()
-    try:
-        if raw.endswith("s"):
-            seconds = float(raw[:-1])
-            if not math.isfinite(seconds) or seconds <= 0:
-                raise ValueError
-            return None, max(1, round(seconds * 1000))
-        rows = int(raw)
-        if rows < 1:
-            raise ValueError
-        return rows, None
-    except ValueError:
-        raise ValueError(f"--label-ttl must be N (records of the key, N >= 1) or Ns (seconds of event "
-                         f"time, > 0), e.g. 500 or 30s; got {text!r}") from None
-
-
-def parse_on_missing(text: str | None) -> float | None:
-    """``--on-missing-label``: ``"drop"`` -> None; ``"learn=VALUE"`` -> VALUE (a finite number)."""
-    raw = (text or "drop").strip()
-    if raw.lower() == "drop":
-        return None
-    if raw.lower().startswith("learn="):
-        try:
-            value = float(raw.split("=", 1)[1])
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value):
-            return value
-    raise ValueError(f"--on-missing-label must be drop or learn=VALUE (a finite number), got {text!r}")
-
-
-@dataclass(frozen=True)
-class LabelPolicy:
-    """When a served prediction stops waiting for its label, and what then.
-
-    ``ttl_rows``: expires once more than N later records of the key were handled;
-    ``ttl_ms``: once the key's event time (the largest record ts so far) is more than this past
-    the features' ts. Neither: never expires. ``learn_missing``: None drops an expired
-    prediction; a number is learned as its target (and scored against the served prediction).
-    """
-
-    ttl_rows: int | None = None
-    ttl_ms: int | None = None
-    learn_missing: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.ttl_rows is not None and self.ttl_ms is not None:
-            raise ValueError("a label TTL is in rows or in seconds, not both")
-        if self.ttl_rows is not None and self.ttl_rows < 1:
-            raise ValueError(f"ttl_rows must be >= 1, got {self.ttl_rows}")
-        if self.ttl_ms is not None and self.ttl_ms < 1:
-            raise ValueError(f"ttl_ms must be >= 1, got {self.ttl_ms}")
-        if self.learn_missing is not None and not math.isfinite(self.learn_missing):
-            raise ValueError("the missing-label value must be finite")
-
-    @classmethod
-    def parse(cls, ttl: str | None = None, on_missing: str | None = None) -> LabelPolicy:
-        """From the flag values: ``parse("500", "drop")``, ``parse("30s", "learn=0")``."""
-        rows, ms = parse_ttl(ttl)
-        return cls(ttl_rows=rows, ttl_ms=ms, learn_missing=parse_on_missing(on_missing))
-
-    @property
-    def mode(self) -> str | None:
-        """``rows``, ``ms`` or None (no TTL)."""
-        return "rows" if self.ttl_rows is not None else "ms" if self.ttl_ms is not None else None
-
-    @property
-    def ttl_text(self) -> str:
-        if self.ttl_rows is not None:
-            return str(self.ttl_rows)
-        if self.ttl_ms is not None:
-            return f"{self.ttl_ms / 1000:g}s"
-        return "none"
-
-    @property
-    def on_missing_text(self) -> str:
-        return "drop" if self.learn_missing is None else f"learn={self.learn_missing:g}"
-
-
-NO_TTL = LabelPolicy()
 
 
 # --------------------------------------------------------------------------- the state
@@ -194,6 +111,13 @@ class DelayedLabels:
         self._mode: str | None = None
         self._pending_heap: list[tuple[int, int, Ref]] = []
         self._early_heap: list[tuple[int, int, Ref]] = []
+        # Not pickled (rebuilt): the refs of each bucket, and the buckets changed since taken.
+        self._buckets: dict[int, set[Ref]] = {}
+        self._dirty: set[int] = set()
+        # Pickled: whether ``pending`` lives in a store's buckets instead of in the pickle, and
+        # then which buckets hold something.
+        self.external = False
+        self._stored_buckets: list[int] = []
 
     # -- bookkeeping used by kappaml.learner ----------------------------------------------
     def tick(self, ts: int | None) -> int:
@@ -213,29 +137,44 @@ class DelayedLabels:
         x = p.x
         return dict(x) if isinstance(x, dict) else dict(zip(self.names or (), x, strict=True))
 
-    def _due(self, seq: int, ts: int | None) -> int:
-        if self._mode == "rows":
-            return seq
-        # ms mode: a record without event time is stamped with the key's clock (never expires
-        # before it has one).
-        return ts if ts is not None else (self.clock if self.clock is not None else 0)
+    def _due(self, seq: int, ts: int | None) -> int | None:
+        """The heap order of an entry; None: it never expires (seconds TTL, a record without ts)."""
+        return seq if self._mode == "rows" else ts
+
+    def _push(self, heap: list[tuple[int, int, Ref]], seq: int, ts: int | None, ref: Ref) -> None:
+        due = self._due(seq, ts)
+        if due is not None:
+            heapq.heappush(heap, (due, seq, ref))
 
     def add_pending(self, ref: Ref, p: PendingPrediction) -> None:
         self.pending[ref] = p
         self.bytes += _approx_bytes(ref, p)
+        bucket = p.seq >> BUCKET_BITS
+        self._buckets.setdefault(bucket, set()).add(ref)
+        self._dirty.add(bucket)
         if self._mode is not None:
-            heapq.heappush(self._pending_heap, (self._due(p.seq, p.ts), p.seq, ref))
+            self._push(self._pending_heap, p.seq, p.ts, ref)
+
+    def _removed(self, ref: Ref, p: PendingPrediction) -> None:
+        self.bytes -= _approx_bytes(ref, p)
+        bucket = p.seq >> BUCKET_BITS
+        refs = self._buckets.get(bucket)
+        if refs is not None:
+            refs.discard(ref)
+            if not refs:
+                del self._buckets[bucket]
+        self._dirty.add(bucket)
 
     def pop_pending(self, ref: Ref) -> PendingPrediction:
         p = self.pending.pop(ref)
-        self.bytes -= _approx_bytes(ref, p)
+        self._removed(ref, p)
         self._compact()
         return p
 
     def add_early(self, ref: Ref, label: EarlyLabel) -> None:
         self.early[ref] = label
         if self._mode is not None:
-            heapq.heappush(self._early_heap, (self._due(label.seq, label.ts), label.seq, ref))
+            self._push(self._early_heap, label.seq, label.ts, ref)
 
     def pop_early(self, ref: Ref) -> EarlyLabel:
         label = self.early.pop(ref)
@@ -265,10 +204,22 @@ class DelayedLabels:
         if mode is None:
             self._pending_heap, self._early_heap = [], []
             return
-        self._pending_heap = [(self._due(p.seq, p.ts), p.seq, ref) for ref, p in self.pending.items()]
-        self._early_heap = [(self._due(e.seq, e.ts), e.seq, ref) for ref, e in self.early.items()]
-        heapq.heapify(self._pending_heap)
-        heapq.heapify(self._early_heap)
+        self._rebuild_heaps()
+
+    def _rebuild_heaps(self) -> None:
+        def heap(entries: dict[Ref, Any]) -> list[tuple[int, int, Ref]]:
+            out = []
+            for ref, e in entries.items():
+                due = self._due(e.seq, e.ts)
+                if due is not None:
+                    out.append((due, e.seq, ref))
+            heapq.heapify(out)
+            return out
+
+        if self._mode is None:
+            self._pending_heap, self._early_heap = [], []
+        else:
+            self._pending_heap, self._early_heap = heap(self.pending), heap(self.early)
 
     def _cutoff(self, policy: LabelPolicy) -> int | None:
         """Entries with due < cutoff have expired (None: nothing expires)."""
@@ -299,9 +250,64 @@ class DelayedLabels:
                 continue  # paired meanwhile
             del entries[ref]
             if pending:
-                self.bytes -= _approx_bytes(ref, entry)
+                self._removed(ref, entry)
             out.append((ref, entry))
         return out
+
+    # -- a state store keeping the pending predictions bucket by bucket ----------------------
+    def externalize(self) -> None:
+        """From now on ``pending`` is not in this object's pickle: the store keeps the buckets
+        ``take_dirty_buckets`` hands out, and gives them back to ``restore`` after a load."""
+        if not self.external:
+            self.external = True
+            self._dirty.update(self._buckets)
+
+    def take_dirty_buckets(self) -> list[tuple[int, dict[Ref, tuple[Any, ...]] | None]]:
+        """The buckets changed since the last call: (bucket, its entries as plain tuples, which
+        pickle 3x faster than the NamedTuple, or None when the bucket is empty)."""
+        out: list[tuple[int, dict[Ref, tuple[Any, ...]] | None]] = []
+        for bucket in sorted(self._dirty):
+            refs = self._buckets.get(bucket)
+            out.append((bucket, {ref: tuple(self.pending[ref]) for ref in refs} if refs else None))
+        self._dirty.clear()
+        return out
+
+    @property
+    def stored_buckets(self) -> list[int]:
+        """After a load of an externalized state: the buckets to read back for ``restore``."""
+        return list(self._stored_buckets)
+
+    def restore(self, buckets: list[dict[Ref, Any] | None]) -> None:
+        """Put back the pending predictions of an externalized state from its stored buckets."""
+        self.pending = {}
+        for entries in buckets:
+            for ref, p in (entries or {}).items():
+                self.pending[tuple(ref)] = PendingPrediction(*p)  # type: ignore[index]
+        self.pending = dict(sorted(self.pending.items(), key=lambda item: item[1].seq))
+        self._index()
+        self._rebuild_heaps()
+
+    def _index(self) -> None:
+        self._buckets = {}
+        for ref, p in self.pending.items():
+            self._buckets.setdefault(p.seq >> BUCKET_BITS, set()).add(ref)
+        self._dirty = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_buckets"], state["_dirty"]
+        if self.external:
+            state["pending"] = None
+            state["_pending_heap"] = None
+            state["_stored_buckets"] = sorted(self._buckets)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.pending is None:  # externalized: restore() fills it from the store
+            self.pending = {}
+            self._pending_heap = []
+        self._index()
 
     @property
     def active(self) -> bool:

@@ -32,6 +32,20 @@ _OLD_STATE = "key_state"  # kappaml <= 0.1 stored one KeyState per key under thi
 _STAMP = "stamp"
 
 
+def _bucket_key(spec: str, bucket: int) -> str:
+    """Where one bucket of a spec's pending predictions is stored (kappaml/pending.py)."""
+    return f"pending:{spec}:{bucket}"
+
+
+def _restore_pending(state: State, states: KeyStates) -> None:
+    """Put back the pending predictions of loaded states, which the store keeps bucket by bucket."""
+    for spec, ks in states.items():
+        labels = ks.labels
+        if labels.external:
+            labels.restore([state.get(_bucket_key(spec, b)) for b in labels.stored_buckets])
+        labels.externalize()
+
+
 def _stamp(states: KeyStates) -> list[list[int]]:
     # seq: the key's records of any kind (a features record changes the state, not learned).
     return [[ks.learned, ks.skipped, ks.last_offset, ks.labels.seq] for ks in states.values()]
@@ -69,6 +83,7 @@ class ModelCache:
             for ks in (stored or {}).values():
                 ks.check_compatible()
             states = self._complete(key, stored) if stored else self._new_states(key)
+            _restore_pending(state, states)
             self._live[slot] = states
             self._flushed[slot] = stored_stamp
         self._dirty[slot] = state
@@ -89,6 +104,13 @@ class ModelCache:
         for slot, state in self._dirty.items():
             states = self._live[slot]
             stamp = _stamp(states)
+            # Only the buckets of pending predictions that changed: not all of them, every time.
+            for spec, ks in states.items():
+                for bucket, entries in ks.labels.take_dirty_buckets():
+                    if entries is None:
+                        state.delete(_bucket_key(spec, bucket))
+                    else:
+                        state.set(_bucket_key(spec, bucket), entries)
             state.set(_STATE, states)
             state.set(_STAMP, stamp)
             self._flushed[slot] = stamp

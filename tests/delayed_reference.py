@@ -69,7 +69,7 @@ def reference_loop(dataset: Dataset, spec: str, records: list[dict[str, Any]], *
         def old(entry: dict[str, Any], _seq: int = seq, _clock: int | None = clock) -> bool:
             if ttl_rows is not None:
                 return _seq - entry["seq"] > ttl_rows
-            if ttl_ms is not None and _clock is not None:
+            if ttl_ms is not None and _clock is not None and entry["ts"] is not None:
                 return _clock - entry["ts"] > ttl_ms
             return False
 
@@ -118,8 +118,7 @@ def reference_loop(dataset: Dataset, spec: str, records: list[dict[str, Any]], *
                 ref.paired += 1
                 ref.scored.append((rid[1], label["y"], y_pred))
             else:
-                ref.pending[rid] = {"x": x, "y_pred": y_pred, "seq": seq,
-                                    "ts": ts if ts is not None else clock}
+                ref.pending[rid] = {"x": x, "y_pred": y_pred, "seq": seq, "ts": ts}
         else:
             y = float(record["target"])
             if rid in closed:
@@ -134,7 +133,7 @@ def reference_loop(dataset: Dataset, spec: str, records: list[dict[str, Any]], *
                 ref.paired += 1
                 ref.scored.append((rid[1], y, entry["y_pred"]))
             else:
-                ref.early[rid] = {"y": y, "seq": seq, "ts": ts if ts is not None else clock}
+                ref.early[rid] = {"y": y, "seq": seq, "ts": ts}
     return ref
 
 

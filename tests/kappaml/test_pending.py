@@ -355,3 +355,45 @@ def test_served_and_scored_predictions_round_trip_and_decode_apart() -> None:
     assert scored.to_dict() == Prediction.__mro__[1].to_dict(scored)
     with pytest.raises(InvalidRecord, match="y_true"):
         Prediction.decode(served.encode())
+
+
+@pytest.mark.parametrize("policy", [LabelPolicy.parse("40"), LabelPolicy.parse("25s", "learn=0")],
+                         ids=["rows", "seconds"])
+def test_a_store_keeping_pending_buckets_apart_restores_the_same_state(policy: LabelPolicy) -> None:
+    """What processor/cache.py does: pending predictions in buckets of their own, only the
+    changed buckets written at each checkpoint, the rest of the state pickled without them."""
+    records = _mixed_log(9, 3000, delay=300, drop=0.05, early=0.02, dup=0.02)
+    straight = KeyState.new(GLOBAL_KEY, DS, "rls", "v1")
+    for offset, record in enumerate(records):
+        apply_record(straight, extract(DS, record), offset, policy)
+
+    store: dict[object, object] = {}
+    ks = KeyState.new(GLOBAL_KEY, DS, "rls", "v1")
+    ks.labels.externalize()
+    written = []
+    for offset, record in enumerate(records):
+        apply_record(ks, extract(DS, record), offset, policy)
+        if offset % 50 == 0:  # a checkpoint
+            dirty = ks.labels.take_dirty_buckets()
+            written.append(len(dirty))
+            for bucket, entries in dirty:
+                if entries is None:
+                    store.pop(bucket, None)
+                else:
+                    store[bucket] = pickle.loads(pickle.dumps(entries))
+            blob = pickle.dumps(ks)
+            if offset % 350 == 0:  # a restart: load the state, then its buckets
+                ks = pickle.loads(blob)
+                assert not ks.labels.pending
+                ks.labels.restore([store.get(b) for b in ks.labels.stored_buckets])  # type: ignore[misc]
+                ks.labels.externalize()
+    assert state_fingerprint(ks) == state_fingerprint(straight)
+    assert fingerprint(ks.model) == fingerprint(straight.model)
+    assert max(written) <= 3, "a checkpoint writes the few buckets that changed"
+    inline, apart = _state(), _state()  # the replay's way (all in the pickle), the processor's
+    apart.labels.externalize()
+    for i in range(2000):
+        apply_record(inline, _features(i), i)
+        apply_record(apart, _features(i), i)
+    assert len(pickle.dumps(inline)) - len(pickle.dumps(apart)) > 2000 * 40, \
+        "the pickled state holds no pending predictions"
