@@ -366,7 +366,10 @@ def bench_scaling(
 
 # -- rebalance and restore after a SIGKILLed instance ------------------------------------------------
 def _assignment(admin: AdminClient, group: str) -> tuple[str, dict[str, set[int]]]:
-    desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result(5)
+    try:
+        desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result(10)
+    except Exception as exc:  # a busy or restarting coordinator: asked again by the caller's wait
+        return f"not described ({type(exc).__name__})", {}
     members = {
         m.group_instance_id or m.member_id: {tp.partition for tp in m.assignment.topic_partitions}
         for m in desc.members
@@ -446,7 +449,10 @@ def _rebalance_run(
         _wait(lambda: holding(set(member.values())), 240, "3 instances sharing the partitions")
         _wait(lambda: len(_partitions_seen(watcher)) == PARTITIONS, 240, "predictions from every partition")
         time.sleep(5)
-        moved = sorted(_assignment(admin, group)[1][member[2]])
+        held: dict[str, set[int]] = {}
+        _wait(lambda: bool(held.update(_assignment(admin, group)[1]) or held.get(member[2])), 60,
+              "the assignment of the instance to kill")
+        moved = sorted(held[member[2]])
         procs[2].kill()
         killed = time.monotonic()
         procs[2].wait()
@@ -682,6 +688,18 @@ def _others(runs: list[dict[str, Any]]) -> str:
     return f"load {min(loads):.1f}–{max(loads):.1f}; others {min(cores):.2f}–{max(cores):.2f} cores"
 
 
+def _pairs(runs: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(ingest, processor) ratio of the cluster to the single broker, per run (pair)."""
+    out = []
+    for r in sorted({run["run"] for run in runs}):
+        both = [run for run in runs if run["run"] == r]
+        if len(both) == 2:
+            cluster, single = sorted(both, key=lambda run: not run["target"].startswith("3 nodes"))
+            out.append((cluster["ingest_rows_per_s"] / single["ingest_rows_per_s"],
+                        cluster["processor_msg_per_s"] / single["processor_msg_per_s"]))
+    return out
+
+
 def _failed(section: dict[str, Any]) -> str:
     failed = section.get("failed_runs", [])
     return f" Runs not set up under the load, left out: {'; '.join(failed)}." if failed else ""
@@ -787,6 +805,13 @@ def render(res: dict[str, Any]) -> str:
                     f"| {name} | {_mm(s[name]['ingest_rows_per_s'], '{:,.0f}')} | "
                     f"{_mm(s[name]['processor_msg_per_s'], '{:,.0f}')} | {_others(mine)} |"
                 )
+        pairs = _pairs(s["runs"])
+        if pairs:
+            lines += ["", "The load changed a lot between runs; each pair (the cluster, then the single "
+                      "broker, back to back) is the fairer comparison. Cluster ÷ single broker per pair: "
+                      "ingest "
+                      + ", ".join(f"{a:.2f}" for a, _b in pairs) + "; processor "
+                      + ", ".join(f"{b:.2f}" for _a, b in pairs) + "."]
         lines.append("")
     for section, reason in res.get("errors", {}).items():
         lines += [f"**Not measured in this run: {section}** ({reason}).", ""]
