@@ -408,7 +408,7 @@ def _rebalance_run(
     kafka: KafkaSettings, work: Path, r: int, rate: float, session_timeout: float
 ) -> dict[str, Any]:
     admin = AdminClient(kafka.client_config())
-    dataset, rows, toml = keyed(work, int(rate * 90), seed=20 + r)
+    dataset, rows, toml = keyed(work, int(rate * 400), seed=20 + r)  # more than the run needs
     topics = Topics(prefix=f"rb{uuid.uuid4().hex[:6]}", raw_partitions=PARTITIONS)
     ensure_topics(kafka, topics.specs())
     group = f"bench-rb-{r}"
@@ -510,7 +510,7 @@ def _broker_run(
 ) -> dict[str, Any]:
     from tests.chaos.cluster import busiest_leader  # the chaos run's choice of victim
 
-    dataset, rows, toml = keyed(work, int(rate * 80), seed=40 + r)
+    dataset, rows, toml = keyed(work, int(rate * 400), seed=40 + r)  # more than the run needs
     topics = Topics(prefix=f"bk{uuid.uuid4().hex[:6]}", raw_partitions=PARTITIONS)
     ensure_topics(kafka, topics.specs())
     group = f"bench-bk-{r}"
