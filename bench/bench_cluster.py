@@ -367,7 +367,9 @@ def bench_scaling(
 # -- rebalance and restore after a SIGKILLed instance ------------------------------------------------
 def _assignment(admin: AdminClient, group: str) -> tuple[str, dict[str, set[int]]]:
     try:
-        desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result(10)
+        # librdkafka times the request out first (an error, caught below): a future abandoned while its
+        # request is in flight has crashed librdkafka here (rd_kafka_enq_once assertion).
+        desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result(60)
     except Exception as exc:  # a busy or restarting coordinator: asked again by the caller's wait
         return f"not described ({type(exc).__name__})", {}
     members = {
