@@ -367,7 +367,9 @@ def bench_scaling(
 # -- rebalance and restore after a SIGKILLed instance ------------------------------------------------
 def _assignment(admin: AdminClient, group: str) -> tuple[str, dict[str, set[int]]]:
     try:
-        desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result(10)
+        # librdkafka times the request out first (an error, caught below): a future abandoned while its
+        # request is in flight has crashed librdkafka here (rd_kafka_enq_once assertion).
+        desc = admin.describe_consumer_groups([group], request_timeout=5)[group].result(60)
     except Exception as exc:  # a busy or restarting coordinator: asked again by the caller's wait
         return f"not described ({type(exc).__name__})", {}
     members = {
@@ -408,7 +410,7 @@ def _rebalance_run(
     kafka: KafkaSettings, work: Path, r: int, rate: float, session_timeout: float
 ) -> dict[str, Any]:
     admin = AdminClient(kafka.client_config())
-    dataset, rows, toml = keyed(work, int(rate * 90), seed=20 + r)
+    dataset, rows, toml = keyed(work, int(rate * 400), seed=20 + r)  # more than the run needs
     topics = Topics(prefix=f"rb{uuid.uuid4().hex[:6]}", raw_partitions=PARTITIONS)
     ensure_topics(kafka, topics.specs())
     group = f"bench-rb-{r}"
@@ -510,7 +512,7 @@ def _broker_run(
 ) -> dict[str, Any]:
     from tests.chaos.cluster import busiest_leader  # the chaos run's choice of victim
 
-    dataset, rows, toml = keyed(work, int(rate * 80), seed=40 + r)
+    dataset, rows, toml = keyed(work, int(rate * 400), seed=40 + r)  # more than the run needs
     topics = Topics(prefix=f"bk{uuid.uuid4().hex[:6]}", raw_partitions=PARTITIONS)
     ensure_topics(kafka, topics.specs())
     group = f"bench-bk-{r}"
