@@ -3,11 +3,13 @@ before it, through a control record in the log; the switch is where that record 
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import defaultdict
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from infra.testing import json_values, produce_raw, read_all
@@ -19,6 +21,7 @@ from kappaml.lineup import CONTROL_KEY_BYTES, Promotion
 from kappaml.records import decode
 from kappaml.topics import Topics
 from tests.processor.test_processor import _start, fleet
+from tests.spark_batch.replay_support import base_args, run_cli
 
 pytestmark = pytest.mark.kafka
 
@@ -81,8 +84,12 @@ def _feed(kafka: KafkaSettings, topics: Topics, dataset: Dataset, rows: list[dic
             time.sleep(0.3)
 
 
-def test_auto_promotion_after_an_abrupt_change_never_before(kafka_settings, topics, tmp_path: Path):
-    n, change = 1200, 600
+N, CHANGE = 1200, 600
+
+
+def _auto_run(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> tuple[Dataset, Path]:
+    """The processor with --promotion auto over a stream whose target shifts after CHANGE rows."""
+    n, change = N, CHANGE
     dataset, rows, toml = fleet(tmp_path, n, seed=11)
     rows = shifted(rows, dataset, change)
     proc = _start(topics, kafka_settings, tmp_path / "state", "--dataset", str(toml),
@@ -94,7 +101,12 @@ def test_auto_promotion_after_an_abrupt_change_never_before(kafka_settings, topi
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in err, err[-3000:]
+    return dataset, toml
 
+
+def test_auto_promotion_after_an_abrupt_change_never_before(kafka_settings, topics, tmp_path: Path):
+    n, change = N, CHANGE
+    dataset, _toml = _auto_run(kafka_settings, topics, tmp_path)
     raw = read_all(kafka_settings, topics.raw)
     controls = {(p, o): Promotion.decode(v) for k, v, p, o in raw if k == CONTROL_KEY_BYTES}
     first_shifted = {}  # per partition, the offset of its first row after the change
@@ -135,3 +147,24 @@ def test_auto_promotion_after_an_abrupt_change_never_before(kafka_settings, topi
     applied = sorted((m["partition"], m["offset"], m["spec"], m.get("reason"))
                      for m in metrics if m["scope"] == "promotion")
     assert applied == [(p, o, CHALLENGER, "gate") for p, o in sorted(switch.items())]
+
+
+@pytest.mark.spark
+def test_the_replay_serves_the_same_spec_at_the_same_offsets(kafka_settings, topics, tmp_path: Path):
+    _dataset, toml = _auto_run(kafka_settings, topics, tmp_path)
+    switch = {p: o for _k, _v, p, o in read_all(kafka_settings, topics.raw) if _k == CONTROL_KEY_BYTES}
+    assert set(switch) == {0, 1}, "the gate promoted in both partitions"
+    out = tmp_path / "replay"
+    proc = run_cli([*base_args(kafka_settings, topics.prefix, out, str(toml), "v1"),
+                    "--challengers", CHALLENGER])
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    # The replay applies the gate's control records as it applies manual ones: no gate of its own.
+    assert summary["serving"]["changes"] == {str(p): [{"offset": o, "spec": CHALLENGER}]
+                                             for p, o in sorted(switch.items())}
+    replayed = pd.read_parquet(out / summary["predictions"])
+    served = {(r.partition, r.offset): (r.spec, r.y_pred)
+              for r in replayed[replayed.role == "champion"].itertuples()}
+    live = {(p["partition"], p["offset"]): (p["spec"], p["y_pred"])
+            for p in json_values(read_all(kafka_settings, topics.predictions, expect=N))}
+    assert served == live
