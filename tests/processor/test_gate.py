@@ -20,7 +20,7 @@ from kappaml.learner import KeyState, learn_step
 from kappaml.lineup import CONTROL_KEY_BYTES, Promotion
 from kappaml.records import decode
 from kappaml.topics import Topics
-from tests.processor.test_processor import _start, fleet
+from tests.processor.test_processor import _progress, _start, fleet
 from tests.spark_batch.replay_support import base_args, run_cli
 
 pytestmark = pytest.mark.kafka
@@ -95,7 +95,7 @@ def _auto_run(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> 
     proc = _start(topics, kafka_settings, tmp_path / "state", "--dataset", str(toml),
                   "--challengers", CHALLENGER, "--promotion", "auto", *GATE_FLAGS)
     try:
-        _feed(kafka_settings, topics, dataset, rows, 0, change, change)
+        _feed(kafka_settings, topics, dataset, rows, 0, change, change)  # no change yet
         _feed(kafka_settings, topics, dataset, rows, change, n, 40)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -105,8 +105,44 @@ def _auto_run(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> 
 
 
 def test_auto_promotion_after_an_abrupt_change_never_before(kafka_settings, topics, tmp_path: Path):
-    n, change = N, CHANGE
     dataset, _toml = _auto_run(kafka_settings, topics, tmp_path)
+    check_gate_history(kafka_settings, topics, dataset)
+
+
+def test_sigkills_during_the_promotion_window_change_no_decision(kafka_settings, topics, tmp_path: Path):
+    dataset, rows, toml = fleet(tmp_path, N, seed=11)
+    rows = shifted(rows, dataset, CHANGE)
+    bulk = 1000  # the gate decides among these rows (about row 800-900); the kills land in them
+    produce_raw(kafka_settings, topics.raw, dataset, rows[:CHANGE])
+    state_dir, group = tmp_path / "state", f"{topics.prefix}-processor-v1"
+    args = ("--dataset", str(toml), "--challengers", CHALLENGER, "--promotion", "auto",
+            "--instance-id", "gate-kill", *GATE_FLAGS)
+    kills = []  # (committed raw messages at the kill, raw messages written by then)
+    for lo in range(CHANGE, bulk, 100):
+        produce_raw(kafka_settings, topics.raw, dataset, rows[lo:lo + 100], start_id=lo + 1)
+        before = _progress(kafka_settings, group, topics.raw)
+        proc = _start(topics, kafka_settings, state_dir, *args)
+        deadline = time.monotonic() + 120
+        while _progress(kafka_settings, group, topics.raw) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills.append((_progress(kafka_settings, group, topics.raw), lo + 100))
+    assert any(done < written for done, written in kills), f"no kill landed mid-stream: {kills}"
+    proc = _start(topics, kafka_settings, state_dir, *args)
+    try:
+        _feed(kafka_settings, topics, dataset, rows, bulk, N, 40)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in err, err[-3000:]
+    # The same checks as an undisturbed run: one promotion per partition, decided at the offset
+    # the uninterrupted reference decides at (an aborted control record is not read).
+    check_gate_history(kafka_settings, topics, dataset)
+
+
+def check_gate_history(kafka_settings: KafkaSettings, topics: Topics, dataset: Dataset) -> None:
+    n, change = N, CHANGE
     raw = read_all(kafka_settings, topics.raw)
     controls = {(p, o): Promotion.decode(v) for k, v, p, o in raw if k == CONTROL_KEY_BYTES}
     first_shifted = {}  # per partition, the offset of its first row after the change
