@@ -139,6 +139,14 @@ def test_sigkills_during_the_promotion_window_change_no_decision(kafka_settings,
     # The same checks as an undisturbed run: one promotion per partition, decided at the offset
     # the uninterrupted reference decides at (an aborted control record is not read).
     check_gate_history(kafka_settings, topics, dataset)
+    # A kill during a decision's transaction aborts its control record; the restart decides
+    # again at the same offset: every gate record ever written names the committed decision.
+    def ids(committed: bool) -> set[tuple[int, str]]:
+        return {(p, Promotion.decode(v).id) for k, v, p, _o in read_all(kafka_settings, topics.raw,
+                                                                         committed=committed)
+                if k == CONTROL_KEY_BYTES}
+
+    assert ids(committed=False) == ids(committed=True)
 
 
 def check_gate_history(kafka_settings: KafkaSettings, topics: Topics, dataset: Dataset) -> None:
