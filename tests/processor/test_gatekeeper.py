@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +22,7 @@ from kappaml.learner import KeyState, learn_step
 from kappaml.lineup import CONTROL_KEY_BYTES, Promotion
 from kappaml.records import decode
 from kappaml.topics import Topics
+from tests.conftest import REPO
 from tests.processor.test_processor import _progress, _start, fleet
 from tests.spark_batch.replay_support import base_args, run_cli
 
@@ -212,3 +215,41 @@ def test_the_replay_serves_the_same_spec_at_the_same_offsets(kafka_settings, top
     live = {(p["partition"], p["offset"]): (p["spec"], p["y_pred"])
             for p in json_values(read_all(kafka_settings, topics.predictions, expect=N))}
     assert served == live
+
+
+def test_rollback_makes_a_spec_serve_again_through_the_log(kafka_settings, topics, tmp_path: Path):
+    dataset, rows, toml = fleet(tmp_path, 900, seed=5)
+    proc = _start(topics, kafka_settings, tmp_path / "state", "--dataset", str(toml),
+                  "--challengers", CHALLENGER)
+    try:
+        _feed(kafka_settings, topics, dataset, rows, 0, 300, 300)
+        promote = subprocess.run([sys.executable, "-m", "processor", "promote", CHALLENGER,
+                                  *_cli(kafka_settings, topics)], cwd=REPO, capture_output=True, timeout=120)
+        assert promote.returncode == 0, promote.stderr
+        _feed(kafka_settings, topics, dataset, rows, 300, 600, 300)
+        back = subprocess.run([sys.executable, "-m", "processor", "rollback", "--to", SERVING,
+                               *_cli(kafka_settings, topics)], cwd=REPO, capture_output=True, timeout=120)
+        assert back.returncode == 0, back.stderr
+        _feed(kafka_settings, topics, dataset, rows, 600, 900, 300)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in err, err[-3000:]
+    controls = sorted((p, o, Promotion.decode(v)) for k, v, p, o in read_all(kafka_settings, topics.raw)
+                      if k == CONTROL_KEY_BYTES)
+    assert [(p, c.spec, c.reason) for p, _o, c in controls] == [
+        (0, CHALLENGER, None), (0, SERVING, "rollback"), (1, CHALLENGER, None), (1, SERVING, "rollback")]
+    at = {(p, c.reason): o for p, o, c in controls}
+    for pred in json_values(read_all(kafka_settings, topics.predictions, expect=900)):
+        p, o = pred["partition"], pred["offset"]
+        expected = CHALLENGER if at[(p, None)] < o < at[(p, "rollback")] else SERVING
+        assert pred["spec"] == expected, pred
+    metrics = json_values(read_all(kafka_settings, topics.metrics))
+    applied = sorted((m["partition"], m["spec"], m.get("reason"))
+                     for m in metrics if m["scope"] == "promotion")
+    assert applied == [(0, CHALLENGER, None), (0, SERVING, "rollback"), (1, CHALLENGER, None),
+                       (1, SERVING, "rollback")]
+
+
+def _cli(kafka: KafkaSettings, topics: Topics) -> list[str]:
+    return ["--bootstrap", kafka.bootstrap_servers, "--topic-prefix", topics.prefix]
