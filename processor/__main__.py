@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         labels = LabelPolicy.parse(args.label_ttl, args.on_missing_label)
+        # Checked before any connection: a bad flag is reported at once.
+        gate = GateConfig(window=args.gate_window, confidence=args.gate_confidence, margin=args.gate_margin,
+                          min_pairs=args.gate_min_pairs, every=args.gate_every)
         kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
         topics = Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions)
         # The log says what its records are (kappaml/catalog.py); the replay resolves it alike.
@@ -137,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics_port=args.metrics_port,
             labels=labels,
             promotion=args.promotion,
-            gate=GateConfig(window=args.gate_window, confidence=args.gate_confidence, margin=args.gate_margin,
-                            min_pairs=args.gate_min_pairs, every=args.gate_every),
+            gate=gate,
         )
         processor = Processor(settings)
     except (ValueError, CutoverError) as exc:

@@ -253,3 +253,13 @@ def test_rollback_makes_a_spec_serve_again_through_the_log(kafka_settings, topic
 
 def _cli(kafka: KafkaSettings, topics: Topics) -> list[str]:
     return ["--bootstrap", kafka.bootstrap_servers, "--topic-prefix", topics.prefix]
+
+
+def test_bad_gate_flags_are_refused_before_any_connection(capsys):
+    from processor.__main__ import main  # noqa: PLC0415 - the CLI entry point itself
+
+    # No broker listens on port 9: the flags are refused before the processor tries it.
+    assert main(["--bootstrap", "127.0.0.1:9", "--promotion", "auto", "--gate-window", "50"]) == 2
+    assert "gate min_pairs must be an integer in [1, window=50]" in capsys.readouterr().err
+    assert main(["--bootstrap", "127.0.0.1:9", "--gate-confidence", "1.5"]) == 2
+    assert "gate confidence" in capsys.readouterr().err
