@@ -1,6 +1,7 @@
 """``python -m processor``: learn online from the raw topic, exactly once.
 
 ``python -m processor promote SPEC``: make a challenger the champion (see --help there).
+``python -m processor rollback --to SPEC``: make SPEC serve again (see --help there).
 
 Every flag has a ``KAPPAML_*`` environment variable; the flag wins.
 """
@@ -18,6 +19,7 @@ from quixstreams.kafka.exceptions import KafkaConsumerException
 
 from kappaml.catalog import resolve_from_log
 from kappaml.drift import DETECTORS, POLICIES, DriftConfig
+from kappaml.gate import GateConfig
 from kappaml.kafka import KafkaSettings, KafkaUnavailable
 from kappaml.learner import IncompatibleState
 from kappaml.logging import configure_logging
@@ -26,7 +28,7 @@ from kappaml.observability import add_metrics_port
 from kappaml.paths import state_dir
 from kappaml.pending import LabelPolicy
 from kappaml.topics import Topics
-from processor import promote
+from processor import promote, rollback
 from processor.app import Processor
 from processor.cutover import CutoverError
 from processor.settings import ProcessorSettings
@@ -77,6 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--on-missing-label", default=env("KAPPAML_ON_MISSING_LABEL", "drop"),
                    metavar="drop|learn=VALUE",
                    help="what an expired prediction does: drop it, or learn VALUE as its target")
+    p.add_argument("--promotion", default=env("KAPPAML_PROMOTION", "manual"), choices=["manual", "auto"],
+                   help="manual: promotions only by `processor promote`; auto: the gate also promotes a "
+                        "challenger that is better on the partition's recent rows (docs/lifecycle.md)")
+    gate = GateConfig()
+    p.add_argument("--gate-window", type=int, default=int(env("KAPPAML_GATE_WINDOW", str(gate.window))),
+                   metavar="N", help="auto: the last N rows both specs scored are compared")
+    p.add_argument("--gate-confidence", type=float,
+                   default=float(env("KAPPAML_GATE_CONFIDENCE", str(gate.confidence))),
+                   help="auto: promote only when the sign test's p-value <= 1 - this")
+    p.add_argument("--gate-margin", type=float, default=float(env("KAPPAML_GATE_MARGIN", str(gate.margin))),
+                   help="auto: and the challenger's MSE over the window is lower by at least this fraction")
+    p.add_argument("--gate-min-pairs", type=int,
+                   default=int(env("KAPPAML_GATE_MIN_PAIRS", str(gate.min_pairs))), metavar="N",
+                   help="auto: no decision on fewer paired rows than this")
+    p.add_argument("--gate-every", type=int, default=int(env("KAPPAML_GATE_EVERY", str(gate.every))),
+                   metavar="N", help="auto: evaluate at every N-th scored row of a partition (offset order)")
     p.add_argument("--from-replay", action="store_true",
                    help="cut-over: start this --model-version from its Spark replay snapshots")
     p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
@@ -90,10 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["promote"]:
         return promote.main(argv[1:])
+    if argv[:1] == ["rollback"]:
+        return rollback.main(argv[1:])
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
         labels = LabelPolicy.parse(args.label_ttl, args.on_missing_label)
+        # Checked before any connection: a bad flag is reported at once.
+        gate = GateConfig(window=args.gate_window, confidence=args.gate_confidence, margin=args.gate_margin,
+                          min_pairs=args.gate_min_pairs, every=args.gate_every)
         kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
         topics = Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions)
         # The log says what its records are (kappaml/catalog.py); the replay resolves it alike.
@@ -116,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             drift=None if args.drift == "none" else DriftConfig(args.drift, args.drift_policy),
             metrics_port=args.metrics_port,
             labels=labels,
+            promotion=args.promotion,
+            gate=gate,
         )
         processor = Processor(settings)
     except (ValueError, CutoverError) as exc:

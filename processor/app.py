@@ -37,6 +37,7 @@ from processor.checkpoint import CheckpointWriter
 from processor.cutover import load_replay_seed
 from processor.duplicates import DuplicateWatch
 from processor.emit import Emitter
+from processor.gatekeeper import Gatekeeper
 from processor.instance import claim_identity
 from processor.outputs import (
     dead_letter,
@@ -108,6 +109,8 @@ class Processor:
         self.gc_pauses = GcPauses()
         self.emitter = Emitter(self)
         self.checkpoints = CheckpointWriter(self)
+        # --promotion auto (processor/gatekeeper.py); None: promotions only by hand.
+        self.gatekeeper = Gatekeeper(self, settings.gate) if settings.promotion == "auto" else None
         self._build()
         self.metrics = ProcessorMetrics(self, pooled) if settings.metrics_port is not None else MetricsOff()
         # register_store() in _build has registered (and created) the changelog topic by now.
@@ -182,12 +185,17 @@ class Processor:
             return
         champion = self.champions.champion(partition, self.store_transaction)
         policy, emit, cost = self.settings.labels, self.emitter.outcome, self.learn_cost
+        gate = self.gatekeeper
         for spec, ks in self.cache.get(partition, model_key, self.store_transaction).items():
             started = perf_counter()
             outcome = apply_record(ks, record, offset, policy)
             cost.add(spec, perf_counter() - started)
             emit(ks, outcome, serving=spec == champion, key=key, partition=partition, offset=offset,
                  ts=record.ts, value=value)
+            if gate is not None:
+                gate.scored(spec, outcome)
+        if gate is not None:
+            gate.record_done(partition, offset, champion)
 
     def produce_output(self, topic: str, key: bytes, value: bytes) -> None:
         """Produce one output of a message, inside the checkpoint's transaction."""
@@ -223,11 +231,14 @@ class Processor:
             self.send_dead_letter(InvalidRecord(reason), partition, offset, key, value)
             return
         log.info("promotion", partition=partition, offset=offset, spec=promotion.spec,
-                 previous=previous, by=promotion.by)
+                 previous=previous, by=promotion.by, reason=promotion.reason)
+        if self.gatekeeper is not None:
+            self.gatekeeper.applied(partition, promotion)
         self.metrics.promoted(promotion.spec)
         record = PromotionApplied(version=promotion.version, spec=promotion.spec, previous=previous,
                                   partition=partition, offset=offset, id=promotion.id, by=promotion.by,
-                                  requested_ts=promotion.ts, ts=now_ms(), instance=self.instance)
+                                  requested_ts=promotion.ts, ts=now_ms(), instance=self.instance,
+                                  reason=promotion.reason)
         self.producer.produce(self.settings.topics.metrics, key=PROMOTION_KEY, value=record.encode())
 
     def send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,
@@ -244,4 +255,6 @@ class Processor:
     # -- per checkpoint ---------------------------------------------------------------
     def _on_checkpoint(self) -> None:
         """Persist dirty models and publish their metrics and snapshots (processor/checkpoint.py)."""
+        if self.gatekeeper is not None:
+            self.gatekeeper.checkpoint()
         self.checkpoints.on_checkpoint()

@@ -8,14 +8,16 @@ from typing import Literal
 
 from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
+from kappaml.gate import GateConfig
 from kappaml.kafka import KafkaSettings
 from kappaml.lineup import Lineup
 from kappaml.pending import LabelPolicy
 from kappaml.topics import Topics
 
-__all__ = ["Guarantee", "ProcessorSettings"]
+__all__ = ["Guarantee", "ProcessorSettings", "PromotionMode"]
 
 Guarantee = Literal["exactly-once", "at-least-once"]
+PromotionMode = Literal["manual", "auto"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class ProcessorSettings:
     metrics_port: int | None = None
     # Delayed labels: --label-ttl and --on-missing-label (kappaml/pending.py).
     labels: LabelPolicy = field(default_factory=LabelPolicy)
+    # manual: only `processor promote`/`rollback`; auto: the gate may promote too (kappaml/gate.py).
+    promotion: PromotionMode = "manual"
+    gate: GateConfig = field(default_factory=GateConfig)
 
     def __post_init__(self) -> None:
         if self.guarantee not in ("exactly-once", "at-least-once"):
@@ -65,6 +70,8 @@ class ProcessorSettings:
                              f"snapshots), got {self.model_version!r}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
+        if self.promotion not in ("manual", "auto"):
+            raise ValueError(f"promotion must be manual or auto, got {self.promotion!r}")
         if self.from_replay and self.challengers:
             raise ValueError("--from-replay seeds the champion only; start challengers without it")
         self.lineup  # noqa: B018 - validates the specs now, with a clear error

@@ -25,7 +25,7 @@ Import from ``kappaml.records``; the submodules are an implementation detail.
 
 from kappaml.records.base import VERSION, Record
 from kappaml.records.comparison import COMPARISON_KEY, Comparison, SpecFigures
-from kappaml.records.control import Promotion
+from kappaml.records.control import GateEvidence, Promotion
 from kappaml.records.dlq import DeadLetter, read_dead_letter
 from kappaml.records.drift import DriftEvent
 from kappaml.records.metrics import (
@@ -84,6 +84,7 @@ __all__ = [
     "SERVED",
     "ServedPrediction",
     "decode_prediction",
+    "GateEvidence",
     "Promotion",
     "PromotionApplied",
     "Record",

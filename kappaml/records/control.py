@@ -3,6 +3,9 @@
 
 The one kind so far is the promotion (``control`` promote): from the record after it on, in
 its partition, ``spec`` serves ``version``. How promotions are applied is ``kappaml.lineup``'s.
+Its optional ``reason`` tells who decided: absent for ``python -m processor promote``,
+``gate`` for the processor's automatic promotion (with the gate's ``evidence``, kappaml/gate.py),
+``rollback`` for ``python -m processor rollback --to SPEC``. All three switch alike.
 """
 
 from __future__ import annotations
@@ -18,13 +21,37 @@ from typing import Any, Literal
 import orjson
 
 from kappaml.example import InvalidRecord
-from kappaml.records.base import Record, check_version, doc, record
+from kappaml.records.base import Record, check_version, checker, doc, record
 
-__all__ = ["Promotion"]
+__all__ = ["REASONS", "GateEvidence", "Promotion"]
+
+# Who decided a promotion (None: a manual promote).
+REASONS = ("gate", "rollback")
 
 
 def _by() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@record("gate evidence")
+class GateEvidence(Record):
+    """Why the gate promoted: the paired window of one partition at the row it decided on."""
+
+    partition: int = doc("the raw-topic partition the gate decided for (the record is written there)")
+    offset: int = doc("raw-topic offset of the record whose scoring triggered the decision")
+    scored: int = doc("the partition's scored rows so far (the gate runs at every N-th)")
+    serving: str = doc("the spec serving the partition when the gate decided")
+    pairs: int = doc("rows in the window scored by both specs")
+    n: int = doc("pairs whose squared errors differ (the sign test's trials)")
+    wins: int = doc("of those, the pairs where the challenger's error was lower")
+    p_value: float = doc("one-sided exact sign test: P(X >= wins), X ~ Binomial(n, 1/2)")
+    look: int = doc("the gate's k-th look at the partition since its last switch")
+    alpha: float = doc("the level of this look: (1 - confidence) / (k (k+1)); p_value <= alpha")
+    mse_serving: float = doc("the serving spec's mean squared error over the window")
+    mse_challenger: float = doc("the challenger's mean squared error over the window")
+    confidence: float = doc("the gate's confidence (the looks' levels sum to 1 - confidence)")
+    margin: float = doc("the minimum relative MSE reduction required")
+    window: int = doc("the window's size in pairs")
 
 
 @record("control record", kw_only=False)
@@ -39,6 +66,8 @@ class Promotion(Record):
                     metadata={"doc": "when it was requested (ms since the epoch)"})
     by: str = field(default_factory=_by, metadata={"doc": "who requested it (user@host)"})
     control: Literal["promote"] = doc("the kind of control record", default="promote")
+    reason: str | None = doc("who decided: gate, rollback; absent for a manual promote", default=None)
+    evidence: GateEvidence | None = doc("reason gate: the gate's evidence", default=None)
 
     @classmethod
     def from_dict(cls, data: Any) -> Promotion:
@@ -50,8 +79,15 @@ class Promotion(Record):
         if not isinstance(version, str) or not isinstance(spec, str) or not version or not spec:
             raise InvalidRecord("promote control record needs non-empty string fields version and spec")
         ts = data.get("ts")
+        reason, evidence = data.get("reason"), data.get("evidence")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidRecord("promote control record: reason must be a string", column="reason",
+                                value=reason)
+        if evidence is not None:
+            evidence = _EVIDENCE_CHECK(evidence, "evidence")
         return cls(version=version, spec=spec, id=str(data.get("id", "")),
-                   ts=ts if isinstance(ts, int) else 0, by=str(data.get("by", "")))
+                   ts=ts if isinstance(ts, int) else 0, by=str(data.get("by", "")), reason=reason,
+                   evidence=evidence)
 
     @classmethod
     def decode(cls, value: bytes | bytearray | memoryview | str | None) -> Promotion:
@@ -61,3 +97,6 @@ class Promotion(Record):
         except orjson.JSONDecodeError as exc:
             raise InvalidRecord(f"control record is not JSON: {exc}") from exc
         return cls.from_dict(data)
+
+
+_EVIDENCE_CHECK = checker(GateEvidence)

@@ -148,6 +148,8 @@ class PromotionApplied(Record):
     requested_ts: int = doc("when it was requested (ms since the epoch)")
     ts: int = doc("when it was applied (ms since the epoch)")
     instance: str | None = doc("the processor instance that applied it", default=None)
+    reason: str | None = doc("the control record's reason: gate, rollback; absent for a manual promote",
+                             default=None)
 
 
 MetricsRecord = KeyMetrics | OverallMetrics | Comparison | PromotionApplied

@@ -1,0 +1,115 @@
+"""``--promotion auto``: the processor side of the promotion gate (kappaml/gate.py).
+
+Per record, the processor hands over each spec's :class:`~kappaml.learner.Outcome`
+(:meth:`Gatekeeper.scored`), then says the record is done (:meth:`Gatekeeper.record_done`):
+the rows both the serving spec and a challenger scored become pairs of squared errors in the
+partition's :class:`~kappaml.gate.PartitionGate`. When the gate finds a better challenger,
+the processor writes a :class:`~kappaml.records.Promotion` control record (reason ``gate``,
+with the evidence) to *that* partition of the raw topic: the decision rests on that
+partition's rows only, and the champion is per partition. It goes through the application's
+producer, so under exactly-once it commits with the gate's state and the consumed offsets (a
+crash before the commit aborts it, and the re-run decides again at the same offset).
+
+Nothing switches here: the switch happens when the control record is read back, like a
+manual promotion (processor/app.py ``_control``), so a Spark replay of the log reproduces it.
+The gate's state lives in the partition's store beside the champion and is re-read at the
+first use in each checkpoint, so it moves with the partition to another instance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from kappaml.gate import Candidate, GateConfig, PartitionGate
+from kappaml.learner import Outcome, StepResult
+from kappaml.lineup import CONTROL_HEADER, CONTROL_KEY_BYTES, Promotion
+from kappaml.logging import get_logger
+from kappaml.records import GateEvidence
+
+if TYPE_CHECKING:
+    from processor.app import Processor
+
+__all__ = ["Gatekeeper"]
+
+log = get_logger(__name__)
+
+_GATE = "gate"
+# One scored row of a record: its id, the offset of its served prediction (delayed labels)
+# and whether it expired; two specs scored "the same row" when these agree.
+_RowRef = tuple[Any, Any, bool]
+
+
+def _rows(outcome: Outcome) -> list[tuple[_RowRef, StepResult]]:
+    results = [e.learned for e in outcome.expired if e.learned is not None]
+    if outcome.learned is not None:
+        results.append(outcome.learned)
+    return [((r.id, r.served_offset, r.expired), r) for r in results]
+
+
+class Gatekeeper:
+    def __init__(self, processor: Processor, config: GateConfig) -> None:
+        self.p = processor
+        self.config = config
+        self._gates: dict[int, PartitionGate] = {}
+        self._loaded: set[int] = set()
+        # The current record's scored rows: row -> {spec: squared error}, in scoring order.
+        self._errors: dict[_RowRef, dict[str, float]] = {}
+
+    def _gate(self, partition: int) -> PartitionGate:
+        if partition not in self._loaded:
+            state = self.p.store_transaction(partition).as_state(prefix=CONTROL_KEY_BYTES)
+            stored = state.get(_GATE)
+            # The stored gate is the committed one: ours if we held the partition all along,
+            # another instance's after a rebalance, the last checkpoint's after a crash.
+            self._gates[partition] = stored if isinstance(stored, PartitionGate) else PartitionGate()
+            self._loaded.add(partition)
+        return self._gates[partition]
+
+    def scored(self, spec: str, outcome: Outcome) -> None:
+        """What one spec did with the current record; called for every spec, before record_done."""
+        if outcome.learned is None and not outcome.expired:
+            return
+        for ref, result in _rows(outcome):
+            err = (result.y_pred - result.y_true) ** 2
+            if math.isfinite(err):  # an overflowing error cannot be compared: no pair
+                self._errors.setdefault(ref, {})[spec] = err
+
+    def record_done(self, partition: int, offset: int, serving: str) -> None:
+        """The record at ``offset`` is handled by every spec: pair its rows, maybe promote."""
+        if not self._errors:
+            return
+        rows, self._errors = self._errors, {}
+        gate = self._gate(partition)
+        for errors in rows.values():
+            candidate = gate.observe(serving, errors, self.config)
+            if candidate is not None:
+                self._promote(gate, candidate, partition, offset)
+
+    def applied(self, partition: int, promotion: Promotion) -> None:
+        """A promotion took effect in the partition (read back from the log, any origin)."""
+        self._gate(partition).switched(promotion.reason)
+
+    def checkpoint(self) -> None:
+        """Store the gates touched in this checkpoint (with the models and the offsets)."""
+        for partition in self._loaded:
+            state = self.p.store_transaction(partition).as_state(prefix=CONTROL_KEY_BYTES)
+            state.set(_GATE, self._gates[partition])
+        self._loaded.clear()
+
+    def _promote(self, gate: PartitionGate, candidate: Candidate, partition: int, offset: int) -> None:
+        d, cfg, version = candidate.decision, self.config, self.p.lineup.version
+        evidence = GateEvidence(
+            partition=partition, offset=offset, scored=candidate.scored, serving=candidate.serving,
+            pairs=d.pairs, n=d.n, wins=d.wins, p_value=d.p_value, look=candidate.look, alpha=d.alpha,
+            mse_serving=d.mse_serving, mse_challenger=d.mse_challenger, confidence=cfg.confidence,
+            margin=cfg.margin, window=cfg.window)
+        # The id names the decision: a re-run after a crash decides the same at the same
+        # offset, so the same id (an at-least-once duplicate is recognisably one).
+        promotion = Promotion(version=version, spec=candidate.spec, id=f"gate-{version}-{partition}-{offset}",
+                              by=f"gate@{self.p.instance}", reason="gate", evidence=evidence)
+        self.p.producer.produce(self.p.settings.topics.raw, key=CONTROL_KEY_BYTES, value=promotion.encode(),
+                                partition=partition, headers=[(CONTROL_HEADER, b"promote")])
+        gate.pending = promotion.id
+        log.info("gate: promoting", partition=partition, offset=offset, spec=candidate.spec,
+                 serving=candidate.serving, why=d.why)

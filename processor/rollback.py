@@ -1,0 +1,57 @@
+"""``python -m processor rollback --to SPEC``: make SPEC serve again, through the log.
+
+A rollback is a promotion control record with reason ``rollback`` (kappaml/records/control.py),
+written to every partition of the raw topic in one transaction like ``processor promote``:
+processors of that version switch at that record, and a Spark replay switches at the same
+offsets. With ``--promotion auto``, the gate of each partition then stays quiet (it would
+otherwise promote the spec just rolled back from again) until a manual ``processor promote``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from confluent_kafka import KafkaException
+
+from kappaml.kafka import KafkaSettings, KafkaUnavailable
+from kappaml.lineup import Promotion, publish_promotion
+from kappaml.logging import configure_logging, get_logger
+from kappaml.models import SPECS
+from kappaml.topics import Topics
+
+__all__ = ["main"]
+
+log = get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="python -m processor rollback", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--to", required=True, choices=sorted(SPECS), metavar="SPEC",
+                   help=f"the spec that serves again ({', '.join(sorted(SPECS))})")
+    p.add_argument("--model-version", default=env("KAPPAML_MODEL_VERSION", "v1"),
+                   help="the model version whose serving spec changes")
+    p.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers "
+                   "(default: KAPPAML_KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
+    p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
+    p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level)
+    kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
+    promotion = Promotion(version=args.model_version, spec=args.to, reason="rollback")
+    try:
+        offsets = publish_promotion(kafka, Topics(prefix=args.topic_prefix).raw, promotion)
+    except (KafkaUnavailable, KafkaException) as exc:
+        sys.stderr.write(f"error: rollback not written: {exc}\n")
+        return 1
+    log.info("rollback written; processors of this version switch at these offsets",
+             version=promotion.version, spec=promotion.spec, id=promotion.id,
+             offsets={str(p): o for p, o in sorted(offsets.items())})
+    return 0
