@@ -14,7 +14,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, OffsetSpec
 
 from kappaml.dataset import Dataset
@@ -79,6 +87,11 @@ def consumer_partitions(settings: KafkaSettings, topic: str) -> list[int]:
     return sorted(admin.list_topics(topic, timeout=10).topics[topic].partitions)
 
 
+# list_offsets answers these, not flagged retriable, while a new topic's leaders settle.
+_LEADER_MOVING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
 def end_offsets(settings: KafkaSettings, topic: str, *, committed: bool = False) -> dict[int, int]:
     """Each partition's end: the high watermark, or with ``committed`` the last stable offset (what a
     read_committed reader can reach: an open transaction's records are not behind it yet)."""
@@ -93,7 +106,8 @@ def end_offsets(settings: KafkaSettings, topic: str, *, committed: bool = False)
             return {tp.partition: f.result().offset for tp, f in futures.items()}
         except KafkaException as exc:
             # A topic just created, or a broker slow under load, answers NOT_LEADER for a moment.
-            if not exc.args[0].retriable() or time.monotonic() > deadline:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in _LEADER_MOVING) or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 
