@@ -24,8 +24,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import broker_or, free_port, stop, summary
-from infra.testing import PacedWriter
+from bench.harness import broker_or, summary
+from infra.testing import PacedWriter, free_port, stop
 from kappaml import synthetic
 from kappaml.catalog import publish_declaration
 from kappaml.records import parse_row
