@@ -22,6 +22,7 @@ from kappaml.cors import add_cors_flag, parse_origins
 from kappaml.kafka import KafkaSettings, KafkaUnavailable
 from kappaml.logging import configure_logging, get_logger
 from kappaml.models import DEFAULT_SPEC, SPECS
+from kappaml.observability import add_metrics_port, serve_metrics
 from kappaml.topics import Topics
 
 
@@ -59,6 +60,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=int(e("KAPPAML_API_MAX_BODY_BYTES") or 1048576),
                    help="request body size at most; larger get 413 (env KAPPAML_API_MAX_BODY_BYTES)")
     add_cors_flag(p, env)
+    add_metrics_port(p, env)
     p.add_argument("--log-level", default=e("KAPPAML_LOG_LEVEL") or "INFO")
     return p
 
@@ -76,7 +78,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
                                model_version=args.model_version, model_spec=args.model_spec,
                                fallback=args.fallback, cors_origins=parse_origins(args.cors_origins),
                                instance_id=args.instance_id, max_batch=args.max_batch,
-                               max_body_bytes=args.max_body_bytes, log_level=args.log_level)
+                               max_body_bytes=args.max_body_bytes, metrics_port=args.metrics_port,
+                               log_level=args.log_level)
     except (ValueError, DatasetError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
     replica = Replica(kafka, topics.models)
     writer = Writer(kafka, topics.raw, settings.transactional_id, commit_timeout=settings.write_timeout)
     app = create_app(settings, dataset, replica, writer)
+    serve_metrics(settings.metrics_port, app.state.metrics.registry)
     log.info("serving", url=f"http://{settings.host}:{settings.port}/predict", dataset=dataset.name,
              version=settings.model_version, fallback=settings.fallback, cors=list(settings.cors_origins),
              transactional_id=settings.transactional_id)

@@ -17,11 +17,13 @@ import msgspec
 from litestar import Litestar, get, post
 from litestar.exceptions import HTTPException
 from litestar.logging.config import LoggingConfig
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
 from api import errors
+from api.metering import Metering
 from api.predictor import NoModel, Predictor
 from api.replica import Replica
 from api.settings import STREAM, ApiSettings
@@ -29,6 +31,7 @@ from api.writer import Message, WriteFailed, Writer
 from kappaml.cors import cors_config
 from kappaml.dataset import Dataset
 from kappaml.example import InvalidRecord
+from kappaml.observability.programs import ApiMetrics
 from kappaml.records import encode_record, make_features, make_label
 from kappaml.records.requests import check_features, check_label
 from kappaml.snapshot import parse_label
@@ -103,6 +106,7 @@ def _label(version: str | None, default: str) -> str:
 def create_app(settings: ApiSettings, dataset: Dataset, replica: Replica, writer: Writer) -> Litestar:
     """The app; it starts ``replica`` and ``writer`` at start-up and stops them at shutdown."""
     predictor = Predictor(dataset, replica, settings.model_version, settings.model_spec, settings.fallback)
+    metrics = ApiMetrics(writer, replica)
 
     @post("/predict", status_code=HTTP_200_OK, summary="Predict with the newest live model snapshot",
           description="One item `{key?, features}` or a list of them. The answer identifies the snapshot "
@@ -143,6 +147,10 @@ def create_app(settings: ApiSettings, dataset: Dataset, replica: Replica, writer
                                          fingerprint=answer.fingerprint, staleness_ms=answer.staleness_ms))
         if messages:
             await _write(writer, messages, settings.write_timeout)
+        metrics.predictions += len(answers)
+        for a in answers:
+            if a.staleness_ms is not None:
+                metrics.staleness.observe(a.staleness_ms / 1000)
         return answers if batch else answers[0]
 
     @post("/labels", status_code=HTTP_200_OK, summary="Write the label of an earlier logged prediction",
@@ -162,6 +170,7 @@ def create_app(settings: ApiSettings, dataset: Dataset, replica: Replica, writer
             messages.append(Message(key.encode(), encode_record(record), record_id))
             done.append(Labelled(id=record_id, key=key, target=target))
         await _write(writer, messages, settings.write_timeout)
+        metrics.labels += len(done)
         return done if batch else done[0]
 
     @get("/models", summary="The model snapshots this service holds")
@@ -186,6 +195,7 @@ def create_app(settings: ApiSettings, dataset: Dataset, replica: Replica, writer
         route_handlers=[predict, labels, models, health],
         openapi_config=OpenAPIConfig(title="kappaml prediction API", version="0.1.0"),
         cors_config=cors_config(settings.cors_origins),
+        middleware=[DefineMiddleware(Metering, metrics=metrics)],
         request_max_body_size=settings.max_body_bytes,
         # Lambdas: Litestar hands a hook with parameters the app itself.
         on_startup=[lambda: replica.start(), lambda: writer.start()],
@@ -196,7 +206,7 @@ def create_app(settings: ApiSettings, dataset: Dataset, replica: Replica, writer
                                      loggers={"litestar": {"level": "INFO", "handlers": [],
                                                            "propagate": True}}),
     )
-    app.state.replica, app.state.writer = replica, writer
+    app.state.replica, app.state.writer, app.state.metrics = replica, writer, metrics
     return app
 
 

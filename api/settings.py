@@ -40,6 +40,8 @@ class ApiSettings:
     max_body_bytes: int = 1024 * 1024
     # How long a logged request waits at most for the transaction holding it to commit.
     write_timeout: float = 10.0
+    # Prometheus /metrics on its own port (None: off).
+    metrics_port: int | None = None
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -60,6 +62,8 @@ class ApiSettings:
             raise ValueError(f"max_batch must be 1..100000, got {self.max_batch}")
         if not 1024 <= self.max_body_bytes <= 64 * 1024 * 1024:
             raise ValueError(f"max_body_bytes must be 1 KiB..64 MiB, got {self.max_body_bytes}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port < 65536:
+            raise ValueError(f"metrics_port must be in 0..65535, got {self.metrics_port}")
         if not 0 < self.write_timeout <= 300:
             raise ValueError(f"write_timeout must be in (0, 300] s, got {self.write_timeout}")
 

@@ -88,7 +88,7 @@ def with_metrics(programs: list[Program], first_port: int) -> list[Program]:
     """``programs`` with ``--metrics-port`` given, on consecutive ports, to those that have it."""
     out, port = [], first_port
     for program in programs:
-        if program.name in ("ui", "api"):  # no metrics endpoint of their own (yet, for the API)
+        if program.name == "ui":  # Streamlit: no metrics endpoint of its own
             out.append(program)
             continue
         out.append(replace(program, argv=(*program.argv, "--metrics-port", str(port)),

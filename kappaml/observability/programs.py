@@ -1,4 +1,4 @@
-"""The metrics of ``producer serve``, ``producer ingest`` and ``ui feeds``.
+"""The metrics of ``producer serve``, ``producer ingest``, ``ui feeds`` and ``python -m api``.
 
 Their counts live on the programs' own objects (streams open, rows produced); a collector
 reads them at scrape time, so the programs pay nothing per event for being observable.
@@ -15,7 +15,10 @@ from prometheus_client.registry import Collector
 
 from kappaml.observability import SECONDS_BUCKETS, Buckets, histogram_family, new_registry
 
-__all__ = ["FeedsMetrics", "IngestMetrics", "ServeMetrics"]
+# Snapshot ages: checkpoints come every second or so; a stale replica shows up at the top.
+STALENESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+__all__ = ["ApiMetrics", "FeedsMetrics", "IngestMetrics", "ServeMetrics"]
 
 
 class _Reader(Collector):
@@ -97,3 +100,57 @@ class FeedsMetrics:
         yield sent
         yield CounterMetricFamily(p + "resumes", "Streams that resumed after a Last-Event-ID.",
                                   value=self.resumes)
+
+
+class ApiMetrics:
+    """``python -m api``: requests per endpoint and status, their durations, items answered and
+    written, the transactional writer's commits and the age of the snapshots that answered.
+
+    The request figures are plain counts the API's middleware updates (api/metering.py); the
+    writer's and the replica's are read from them at scrape time.
+    """
+
+    # A fixed set of label values: an unknown path must not grow the series without bound.
+    ENDPOINTS = ("/predict", "/labels", "/models", "/health")
+
+    def __init__(self, writer: Any, replica: Any) -> None:
+        self._writer, self._replica = writer, replica
+        self.requests: dict[tuple[str, int], int] = {}
+        self.durations = {e: Buckets(SECONDS_BUCKETS) for e in (*self.ENDPOINTS, "other")}
+        self.staleness = Buckets(STALENESS_BUCKETS)
+        self.predictions = 0
+        self.labels = 0
+        self.registry = _registry(self._collect)
+
+    def request(self, path: str, status: int, seconds: float) -> None:
+        endpoint = path if path in self.durations else "other"
+        key = (endpoint, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        self.durations[endpoint].observe(seconds)
+
+    def _collect(self) -> Iterator[Metric]:
+        p = "kappaml_api_"
+        requests = CounterMetricFamily(p + "requests", "HTTP requests answered, per endpoint and status.",
+                                       labels=["endpoint", "status"])
+        for (endpoint, status), count in sorted(self.requests.items()):
+            requests.add_metric([endpoint, str(status)], count)
+        yield requests
+        yield histogram_family(p + "request_seconds", "Time from a request's arrival to its answer.",
+                               ["endpoint"], [((e,), b) for e, b in self.durations.items()])
+        yield CounterMetricFamily(p + "predictions", "Items answered by POST /predict.",
+                                  value=self.predictions)
+        yield CounterMetricFamily(p + "labels", "Labels written by POST /labels.", value=self.labels)
+        yield histogram_family(p + "snapshot_staleness_seconds",
+                               "Age of the snapshot that answered a prediction (since its checkpoint).", [],
+                               [((), self.staleness)])
+        writer = self._writer
+        yield CounterMetricFamily(p + "write_transactions", "Kafka transactions committed by the raw-topic "
+                                  "writer (logged requests and labels).", value=writer.committed)
+        yield CounterMetricFamily(p + "written_records", "Records committed to the raw topic.",
+                                  value=writer.written)
+        yield CounterMetricFamily(p + "write_failures", "Writer transactions that did not commit.",
+                                  value=writer.failed)
+        yield GaugeMetricFamily(p + "snapshots", "Model snapshots held by the replica.",
+                                value=len(self._replica))
+        yield GaugeMetricFamily(p + "replica_caught_up", "1 once the replica caught up with the models "
+                                "topic.", value=int(self._replica.caught_up.is_set()))

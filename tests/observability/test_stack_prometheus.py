@@ -43,7 +43,7 @@ def test_make_run_prometheus_scrapes_the_programs(broker, tmp_path: Path, monkey
     monkeypatch.setenv("KAPPAML_CACHE_DIR", str(tmp_path / "cache"))
     programs = [p for p in default_programs(broker.config.bootstrap, None, free_port(), free_port(), 200.0,
                                             free_port(), metrics_port=_consecutive_free_ports(4))
-                if p.name not in ("ui", "api")]  # no metrics of their own; they only slow this test
+                if p.name not in ("ui", "api")]  # ui: no metrics of its own; api: tests/api/test_metrics.py
     stack = Stack(broker, programs, tmp_path / "data" / "logs", prometheus_port=free_port())
     assert stack.prometheus is not None
     stack.prometheus.interval = 1.0
