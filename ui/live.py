@@ -47,8 +47,22 @@ def _dataset(identity: str, _settings: UISettings) -> Dataset:
     return _settings.dataset()
 
 
+def _first_look(s: UISettings, wait: float = 5.0) -> StoreView:
+    """The reader's view once it looked at the cluster at least once (or after ``wait`` s)."""
+    v = view(s)
+    deadline = time.monotonic() + wait
+    while v.status.checked_at == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the reader's first look at the cluster takes a moment
+        v = view(s)
+    return v
+
+
 def _is_synthetic(s: UISettings) -> bool:
     """Whether the log's declaration is a synthetic data set (False while none can be read)."""
+    if not _first_look(s).status.connected:
+        # Reading the declaration would wait for Kafka's connection timeout (30 s) on every
+        # page run; the page says Kafka is down, and this is asked again when it is back.
+        return False
     try:
         return _dataset(repr(s), s).synthetic
     except Exception:  # the pages say what is wrong with the declaration
@@ -68,11 +82,7 @@ def _rerun_when_resolved(s: UISettings) -> None:
 
 def dataset(s: UISettings) -> Dataset:
     """The data set the log declares (``KAPPAML_DATASET`` must agree with it)."""
-    v = view(s)
-    deadline = time.monotonic() + 5
-    while v.status.checked_at == 0.0 and time.monotonic() < deadline:
-        time.sleep(0.1)  # the reader's first look at the cluster takes a moment
-        v = view(s)
+    v = _first_look(s)
     if not v.status.connected:
         ready(v, s)  # says that Kafka is not reachable
         _rerun_when_resolved(s)
