@@ -9,7 +9,8 @@ import pandas as pd
 
 __all__ = [
     "XAxis", "comparison_chart", "delay_histogram", "delay_quantile_chart", "delayed_counts_chart",
-    "gate_chart", "metric_chart", "predicted_vs_actual", "residual_histogram", "throughput_chart", "with_unit",
+    "gate_chart", "metric_chart", "predicted_vs_actual", "residual_histogram", "throughput_chart",
+    "with_unit",
 ]
 
 # The colour of the event marks (drift detections, promotions): apart from the model lines'.

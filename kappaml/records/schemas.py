@@ -43,7 +43,8 @@ class Schema:
 SCHEMAS: tuple[Schema, ...] = (
     Schema("raw", "`<prefix>.raw`", None, "producer", "processor, spark_batch replay"),
     Schema("control", "`<prefix>.raw` (key `__kappaml_control__`)", Promotion,
-           "`python -m processor promote` / `rollback`, the UI's Champion vs challengers page", "processor, spark_batch replay"),
+           "`python -m processor promote` / `rollback`, the UI's Champion vs challengers page",
+           "processor, spark_batch replay"),
     Schema("prediction", "`<prefix>.predictions`, `<prefix>.challengers`", Prediction, "processor",
            "UI, feeds, bench"),
     Schema("served-prediction", "`<prefix>.predictions`, `<prefix>.challengers` (`kind` served)",

@@ -42,7 +42,8 @@ def test_decisions_are_the_promotions_with_a_reason_with_the_gates_evidence() ->
     assert len(decisions_frame(records)) == 4
 
     # The rollback offers first the spec that served before the gate's newest promotion.
-    comparisons = [comparison_record(1, {s: SpecFigures(1, 1.0, 1.0, 1.0, 1.0) for s in ("rls", "linear", "amf")})]
+    figures = {s: SpecFigures(1, 1.0, 1.0, 1.0, 1.0) for s in ("rls", "linear", "amf")}
+    comparisons = [comparison_record(1, figures)]
     assert rollback_choice(comparisons, frame) == (["amf", "linear", "rls"], 2)
     assert rollback_choice(comparisons, decisions_frame([])) == (["amf", "linear", "rls"], 0)
     assert rollback_choice([], frame) == ([], 0)

@@ -43,7 +43,8 @@ def _history(ts0: int) -> list:
     looks = [gate_look(0, 150, 1, 52, ts=ts0), gate_look(0, 200, 2, 60, ts=ts0 + 1),
              gate_look(0, 250, 3, 80, promoted=True, ts=ts0 + 2)]
     return [comparison_record(ts0, figures), comparison_record(ts0 + 1000, figures), *looks,
-            promotion_record("linear", "rls", 0, 251, ts0 + 3, reason="gate", evidence=evidence_of(looks[-1])),
+            promotion_record("linear", "rls", 0, 251, ts0 + 3, reason="gate",
+                             evidence=evidence_of(looks[-1])),
             promotion_record("rls", "linear", 0, 400, ts0 + 4, reason="rollback")]
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from confluent_kafka import Producer
 
 from kappaml import records
-from kappaml.kafka import KafkaSettings
 from kappaml.gate import GateConfig, sign_test_p
+from kappaml.kafka import KafkaSettings
 from kappaml.records import Comparison, DriftEvent, GateEvidence, GateLook, MetricsRecord, PromotionApplied
 from kappaml.topics import Topics
 
@@ -63,8 +63,8 @@ GATE = GateConfig()
 
 
 def gate_look(partition: int, offset: int, look: int, wins: int, *, spec: str = "linear",
-              serving: str = "rls", n: int = 100, mse: tuple[float, float] = (4.0, 2.0), promoted: bool = False,
-              version: str = "v1", ts: int = 1) -> GateLook:
+              serving: str = "rls", n: int = 100, mse: tuple[float, float] = (4.0, 2.0),
+              promoted: bool = False, version: str = "v1", ts: int = 1) -> GateLook:
     """A look of the gate as the processor publishes it (p-value and alpha computed as the gate does)."""
     p, alpha = sign_test_p(wins, n), GATE.alpha_at(look)
     return GateLook(version=version, partition=partition, offset=offset, scored=offset + 1, look=look,
@@ -75,8 +75,9 @@ def gate_look(partition: int, offset: int, look: int, wins: int, *, spec: str = 
 
 def evidence_of(look: GateLook) -> GateEvidence:
     """The evidence the gate writes into its control record at ``look``."""
-    return GateEvidence(partition=look.partition, offset=look.offset, scored=look.scored, serving=look.serving,
-                        pairs=look.pairs, n=look.n, wins=look.wins, p_value=look.p_value, look=look.look,
+    return GateEvidence(partition=look.partition, offset=look.offset, scored=look.scored,
+                        serving=look.serving, pairs=look.pairs, n=look.n, wins=look.wins,
+                        p_value=look.p_value, look=look.look,
                         alpha=look.alpha, mse_serving=look.mse_serving, mse_challenger=look.mse_challenger,
                         confidence=GATE.confidence, margin=GATE.margin, window=GATE.window)
 
