@@ -143,9 +143,8 @@ def gate_chart(frame: pd.DataFrame) -> Layered:
     data = frame[frame["p_value"] > 0]
     x = alt.X("offset:Q", title="raw-topic offset of the look (count)", scale=alt.Scale(zero=False))
     y = alt.Scale(type="log")
-    lines = alt.Chart(data, title="Sign test p-value of each challenger vs the look's level alpha").mark_line(
-        point=True).encode(
-        x=x, y=alt.Y("p_value:Q", title="p-value, alpha (unitless, log scale)", scale=y),
+    lines = alt.Chart(data).mark_line(point=True).encode(
+        x=x, y=alt.Y("p_value:Q", title="p-value, alpha (log)", scale=y),
         color=alt.Color("challenger:N", title="challenger"), detail="serving:N",
         tooltip=[alt.Tooltip("challenger:N"), alt.Tooltip("serving:N"), alt.Tooltip("offset:Q"),
                  alt.Tooltip("look:Q"), alt.Tooltip("wins:Q"), alt.Tooltip("n:Q"),
@@ -153,18 +152,20 @@ def gate_chart(frame: pd.DataFrame) -> Layered:
                  alt.Tooltip("alpha:Q", format=".3g"), alt.Tooltip("mse_serving:Q", format=".4g"),
                  alt.Tooltip("mse_challenger:Q", format=".4g"), alt.Tooltip("passed:N"),
                  alt.Tooltip("why:N")],
-    ).properties(height=260)
+    )
     levels = alt.Chart(data.drop_duplicates("offset")).mark_line(
         color="gray", strokeDash=[5, 3], interpolate="step-after").encode(
         x=x, y=alt.Y("alpha:Q", scale=y),
         tooltip=[alt.Tooltip("offset:Q"), alt.Tooltip("look:Q"), alt.Tooltip("alpha:Q", format=".3g")])
+    parts = [lines, levels]
     promoted = data[data["promoted"]]
-    if promoted.empty:
-        return alt.layer(lines, levels)
-    rules = alt.Chart(promoted).mark_rule(color=EVENT_COLOR, strokeWidth=2, opacity=0.7).encode(
-        x=x, tooltip=[alt.Tooltip("challenger:N", title="promoted"), alt.Tooltip("serving:N"),
-                      alt.Tooltip("offset:Q", title="deciding offset"), alt.Tooltip("why:N")])
-    return alt.layer(lines, levels, rules)
+    if not promoted.empty:
+        parts.append(alt.Chart(promoted).mark_rule(color=EVENT_COLOR, strokeWidth=2, opacity=0.7).encode(
+            x=x, tooltip=[alt.Tooltip("challenger:N", title="promoted"), alt.Tooltip("serving:N"),
+                          alt.Tooltip("offset:Q", title="deciding offset"), alt.Tooltip("why:N")]))
+    # No chart title: in the page, a title above this log-scaled chart was drawn partly outside
+    # its frame (cut off); the page says what the chart shows in words above it.
+    return alt.layer(*parts).properties(height=260)
 
 
 def predicted_vs_actual(frame: pd.DataFrame, target: str,

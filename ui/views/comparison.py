@@ -105,9 +105,11 @@ def gate_section(looks: list[GateLook], version: str) -> None:
     partition = st.selectbox("Raw partition", partitions, key="gate_partition",
                              help="the gate decides per partition, on that partition's rows")
     frame = gate_frame(looks, version, partition)
+    st.caption("The sign test's p-value of each challenger at every look of the gate in this partition "
+               "(lines), against the look's level alpha (dashed; the levels of successive looks sum to "
+               "1 - confidence), log scale. A challenger is promoted (red rule) when its p-value falls to "
+               "alpha and its MSE is lower by the margin; after a switch the looks start again.")
     st.altair_chart(gate_chart(frame), width="stretch")
-    st.caption("A challenger is promoted when its p-value falls to the look's level alpha (the levels of "
-               "successive looks sum to 1 - confidence) and its MSE is lower by the margin.")
 
 
 body()
