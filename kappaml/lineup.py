@@ -30,7 +30,7 @@ from kappaml.models import SPECS
 from kappaml.records import InvalidRecord, Promotion
 
 __all__ = ["CONTROL_HEADER", "CONTROL_KEY", "CONTROL_KEY_BYTES", "Lineup", "Promotion", "PromotionLog",
-           "ServingHistory", "is_control", "publish_promotion"]
+           "ServingHistory", "is_control", "publish_promotion", "rollback_promotion"]
 
 # The Kafka key of control records on the raw topic. Data keys are model keys; a dataset
 # whose key column held this very string would have its rows read as control records.
@@ -130,6 +130,17 @@ class PromotionLog:
 
     def changes(self) -> dict[int, list[tuple[int, str]]]:
         return {p: list(c) for p, c in self._changes.items()}
+
+
+def rollback_promotion(version: str, spec: str, by: str | None = None) -> Promotion:
+    """The control record of a rollback to ``spec`` (``processor rollback --to``, the UI's button).
+
+    A promotion with reason ``rollback``: it switches like any other, and with
+    ``--promotion auto`` it also holds the gate of each partition (kappaml/gate.py).
+    """
+    if by is None:
+        return Promotion(version=version, spec=spec, reason="rollback")
+    return Promotion(version=version, spec=spec, reason="rollback", by=by)
 
 
 def publish_promotion(kafka: KafkaSettings, raw_topic: str, promotion: Promotion,

@@ -238,7 +238,7 @@ class Processor:
         record = PromotionApplied(version=promotion.version, spec=promotion.spec, previous=previous,
                                   partition=partition, offset=offset, id=promotion.id, by=promotion.by,
                                   requested_ts=promotion.ts, ts=now_ms(), instance=self.instance,
-                                  reason=promotion.reason)
+                                  reason=promotion.reason, evidence=promotion.evidence)
         self.producer.produce(self.settings.topics.metrics, key=PROMOTION_KEY, value=record.encode())
 
     def send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,

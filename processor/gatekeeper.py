@@ -8,7 +8,8 @@ the processor writes a :class:`~kappaml.records.Promotion` control record (reaso
 with the evidence) to *that* partition of the raw topic: the decision rests on that
 partition's rows only, and the champion is per partition. It goes through the application's
 producer, so under exactly-once it commits with the gate's state and the consumed offsets (a
-crash before the commit aborts it, and the re-run decides again at the same offset).
+crash before the commit aborts it, and the re-run decides again at the same offset). Every
+look also publishes one ``gate`` record per challenger to the metrics topic (processor/gatelooks.py).
 
 Nothing switches here: the switch happens when the control record is read back, like a
 manual promotion (processor/app.py ``_control``), so a Spark replay of the log reproduces it.
@@ -25,7 +26,9 @@ from kappaml.gate import Candidate, GateConfig, PartitionGate
 from kappaml.learner import Outcome, StepResult
 from kappaml.lineup import CONTROL_HEADER, CONTROL_KEY_BYTES, Promotion
 from kappaml.logging import get_logger
-from kappaml.records import GateEvidence
+from kappaml.records import GATE_KEY, GateEvidence
+from processor.gatelooks import gate_looks
+from processor.outputs import now_ms
 
 if TYPE_CHECKING:
     from processor.app import Processor
@@ -82,7 +85,10 @@ class Gatekeeper:
         rows, self._errors = self._errors, {}
         gate = self._gate(partition)
         for errors in rows.values():
+            looks = gate.looks
             candidate = gate.observe(serving, errors, self.config)
+            if gate.looks != looks:  # a look: publish what it saw of each challenger
+                self._publish_looks(gate, candidate, partition, offset, serving)
             if candidate is not None:
                 self._promote(gate, candidate, partition, offset)
 
@@ -96,6 +102,14 @@ class Gatekeeper:
             state = self.p.store_transaction(partition).as_state(prefix=CONTROL_KEY_BYTES)
             state.set(_GATE, self._gates[partition])
         self._loaded.clear()
+
+    def _publish_looks(self, gate: PartitionGate, candidate: Candidate | None, partition: int, offset: int,
+                       serving: str) -> None:
+        # Through the application's producer, like the promotion record: exactly once.
+        for look in gate_looks(gate, self.config, candidate, version=self.p.lineup.version,
+                               instance=self.p.instance, partition=partition, offset=offset,
+                               serving=serving, ts=now_ms()):
+            self.p.producer.produce(self.p.settings.topics.metrics, key=GATE_KEY, value=look.encode())
 
     def _promote(self, gate: PartitionGate, candidate: Candidate, partition: int, offset: int) -> None:
         d, cfg, version = candidate.decision, self.config, self.p.lineup.version

@@ -16,7 +16,7 @@ import sys
 from confluent_kafka import KafkaException
 
 from kappaml.kafka import KafkaSettings, KafkaUnavailable
-from kappaml.lineup import Promotion, publish_promotion
+from kappaml.lineup import publish_promotion, rollback_promotion
 from kappaml.logging import configure_logging, get_logger
 from kappaml.models import SPECS
 from kappaml.topics import Topics
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
     kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
-    promotion = Promotion(version=args.model_version, spec=args.to, reason="rollback")
+    promotion = rollback_promotion(args.model_version, args.to)
     try:
         offsets = publish_promotion(kafka, Topics(prefix=args.topic_prefix).raw, promotion)
     except (KafkaUnavailable, KafkaException) as exc:

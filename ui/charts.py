@@ -9,7 +9,8 @@ import pandas as pd
 
 __all__ = [
     "XAxis", "comparison_chart", "delay_histogram", "delay_quantile_chart", "delayed_counts_chart",
-    "metric_chart", "predicted_vs_actual", "residual_histogram", "throughput_chart", "with_unit",
+    "gate_chart", "metric_chart", "predicted_vs_actual", "residual_histogram", "throughput_chart",
+    "with_unit",
 ]
 
 # The colour of the event marks (drift detections, promotions): apart from the model lines'.
@@ -128,11 +129,43 @@ def comparison_chart(frame: pd.DataFrame, metric: str, unit: str | None,
         return lines
     rules = alt.Chart(promotions).mark_rule(color=EVENT_COLOR, strokeWidth=2, opacity=0.7).encode(
         x=time_x(),
-        tooltip=[alt.Tooltip("spec:N", title="promoted"), alt.Tooltip("previous:N"),
+        tooltip=[alt.Tooltip("spec:N", title="promoted"), alt.Tooltip("previous:N"), alt.Tooltip("reason:N"),
                  alt.Tooltip("partition:N"), alt.Tooltip("offset:Q", title="control record offset"),
                  alt.Tooltip("by:N"), time_tooltip("applied at (UTC)")],
     )
     return alt.layer(lines, rules)
+
+
+def gate_chart(frame: pd.DataFrame) -> Layered:
+    """One partition's gate (``ui.decisions.gate_frame``): each challenger's p-value at each look,
+    the look's level alpha (dashed), a red rule where the gate promoted. Log scale: the levels
+    shrink as the looks go by, and a clear winner's p-value is tiny."""
+    data = frame[frame["p_value"] > 0]
+    x = alt.X("offset:Q", title="raw-topic offset of the look (count)", scale=alt.Scale(zero=False))
+    y = alt.Scale(type="log")
+    lines = alt.Chart(data).mark_line(point=True).encode(
+        x=x, y=alt.Y("p_value:Q", title="p-value, alpha (log)", scale=y),
+        color=alt.Color("challenger:N", title="challenger"), detail="serving:N",
+        tooltip=[alt.Tooltip("challenger:N"), alt.Tooltip("serving:N"), alt.Tooltip("offset:Q"),
+                 alt.Tooltip("look:Q"), alt.Tooltip("wins:Q"), alt.Tooltip("n:Q"),
+                 alt.Tooltip("p_value:Q", title="p-value", format=".3g"),
+                 alt.Tooltip("alpha:Q", format=".3g"), alt.Tooltip("mse_serving:Q", format=".4g"),
+                 alt.Tooltip("mse_challenger:Q", format=".4g"), alt.Tooltip("passed:N"),
+                 alt.Tooltip("why:N")],
+    )
+    levels = alt.Chart(data.drop_duplicates("offset")).mark_line(
+        color="gray", strokeDash=[5, 3], interpolate="step-after").encode(
+        x=x, y=alt.Y("alpha:Q", scale=y),
+        tooltip=[alt.Tooltip("offset:Q"), alt.Tooltip("look:Q"), alt.Tooltip("alpha:Q", format=".3g")])
+    parts = [lines, levels]
+    promoted = data[data["promoted"]]
+    if not promoted.empty:
+        parts.append(alt.Chart(promoted).mark_rule(color=EVENT_COLOR, strokeWidth=2, opacity=0.7).encode(
+            x=x, tooltip=[alt.Tooltip("challenger:N", title="promoted"), alt.Tooltip("serving:N"),
+                          alt.Tooltip("offset:Q", title="deciding offset"), alt.Tooltip("why:N")]))
+    # No chart title: in the page, a title above this log-scaled chart was drawn partly outside
+    # its frame (cut off); the page says what the chart shows in words above it.
+    return alt.layer(*parts).properties(height=260)
 
 
 def predicted_vs_actual(frame: pd.DataFrame, target: str,

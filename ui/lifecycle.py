@@ -178,13 +178,15 @@ def promotable(records: list[Comparison]) -> list[str]:
     return sorted(spec for spec in records[-1].specs if serving != {spec})
 
 
-_PROMOTION_COLUMNS = ["time", "version", "spec", "previous", "partition", "offset", "by", "id"]
+_PROMOTION_COLUMNS = ["time", "version", "spec", "previous", "reason", "partition", "offset", "by", "id"]
 
 
 def promotions_frame(records: list[PromotionApplied], version: str | None = None) -> pd.DataFrame:
-    """Promotions as the processor applied them (one record per partition), newest first."""
+    """Promotions as the processor applied them (one record per partition), newest first;
+    ``reason``: who decided (manual for ``processor promote`` and the UI's Promote button)."""
     rows = [{
         "time": _time(r.ts), "version": r.version, "spec": r.spec, "previous": r.previous,
+        "reason": r.reason or "manual",
         "partition": r.partition, "offset": r.offset, "by": r.by, "id": r.id,
     } for r in reversed(records) if version is None or r.version == version]
     return pd.DataFrame(rows, columns=_PROMOTION_COLUMNS)

@@ -1,7 +1,8 @@
 """Promotion from the UI: a challenger spec becomes the champion, behind an explicit confirmation.
 
-The UI writes the same control record as ``python -m processor promote SPEC``
-(``kappaml.lineup.publish_promotion``): one record per raw partition, in one transaction.
+The UI writes the same control record as ``python -m processor promote SPEC`` (and, for the
+Rollback button of ``ui/rollback.py``, as ``python -m processor rollback --to SPEC``), through
+``kappaml.lineup.publish_promotion``: one record per raw partition, in one transaction.
 The processors apply it from the next record of each partition on; the page then shows the
 "promotion" metrics records they write.
 """
@@ -16,11 +17,11 @@ import streamlit as st
 from confluent_kafka import KafkaError, KafkaException
 
 from kappaml.kafka import KafkaSettings, KafkaUnavailable
-from kappaml.lineup import Promotion, publish_promotion
+from kappaml.lineup import Promotion, publish_promotion, rollback_promotion
 from kappaml.logging import get_logger
 from ui.settings import UISettings
 
-__all__ = ["PromoteOutcome", "promote", "promote_control"]
+__all__ = ["PromoteOutcome", "promote", "promote_control", "publish", "rollback"]
 
 log = get_logger(__name__)
 
@@ -43,20 +44,37 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def promote(kafka: KafkaSettings, raw_topic: str, version: str, spec: str,
+def _by() -> str:
+    return f"ui {getpass.getuser()}@{socket.gethostname()}"
+
+
+def publish(kafka: KafkaSettings, raw_topic: str, promotion: Promotion,
             timeout: float = TIMEOUT) -> PromoteOutcome:
-    """Publish the promotion; never raises: a failure is the outcome's one-line ``error``."""
-    promotion = Promotion(version=version, spec=spec, by=f"ui {getpass.getuser()}@{socket.gethostname()}")
+    """Publish a control record to every raw partition; never raises: a failure is the
+    outcome's one-line ``error``."""
+    what = {"version": promotion.version, "spec": promotion.spec, "reason": promotion.reason}
     try:
         offsets = publish_promotion(kafka, raw_topic, promotion, timeout=timeout)
     except (KafkaUnavailable, KafkaException) as exc:
-        log.warning("promotion failed", version=version, spec=spec, error=_one_line(exc))
+        log.warning("promotion failed", **what, error=_one_line(exc))
         return PromoteOutcome(promotion, error=_one_line(exc))
     except Exception as exc:  # a button must not print a traceback into the page; the log keeps it
-        log.exception("promotion failed unexpectedly", version=version, spec=spec)
+        log.exception("promotion failed unexpectedly", **what)
         return PromoteOutcome(promotion, error=f"{type(exc).__name__}: {_one_line(exc)}")
-    log.info("promotion published", version=version, spec=spec, offsets=offsets, id=promotion.id)
+    log.info("promotion published", **what, offsets=offsets, id=promotion.id)
     return PromoteOutcome(promotion, offsets=offsets)
+
+
+def promote(kafka: KafkaSettings, raw_topic: str, version: str, spec: str,
+            timeout: float = TIMEOUT) -> PromoteOutcome:
+    """What ``python -m processor promote SPEC`` writes."""
+    return publish(kafka, raw_topic, Promotion(version=version, spec=spec, by=_by()), timeout)
+
+
+def rollback(kafka: KafkaSettings, raw_topic: str, version: str, spec: str,
+             timeout: float = TIMEOUT) -> PromoteOutcome:
+    """What ``python -m processor rollback --to SPEC`` writes (``kappaml.lineup.rollback_promotion``)."""
+    return publish(kafka, raw_topic, rollback_promotion(version, spec, by=_by()), timeout)
 
 
 def _on_promote(settings: UISettings, version: str) -> None:

@@ -18,6 +18,7 @@ from kappaml.records import (
     Comparison,
     DeadLetter,
     DriftEvent,
+    GateLook,
     KeyMetrics,
     MetricsRecord,
     OverallMetrics,
@@ -136,6 +137,7 @@ class StoreView:
     metrics: dict[MetricsKey, list[KeyMetrics | OverallMetrics]]
     comparisons: dict[str, list[Comparison]]  # version -> comparison records, oldest first
     promotions: list[PromotionApplied]  # oldest first
+    gate_looks: list[GateLook]  # the promotion gate's looks, oldest first
     drifts: list[DriftEvent]  # oldest first
     # Scored predictions, and with delayed labels the served ones (before their label).
     predictions: list[Prediction | ServedPrediction]
@@ -170,12 +172,14 @@ class LiveStore:
     dlq_cap: int = 200
     drift_cap: int = 500
     promotions_cap: int = 200
+    gate_cap: int = 5000  # a look per challenger every --gate-every rows of a partition
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _status: KafkaStatus = field(default_factory=KafkaStatus)
     _loaded: bool = False
     _metrics: dict[MetricsKey, Series] = field(default_factory=dict)
     _comparisons: dict[str, Series] = field(default_factory=dict)
     _promotions: deque[PromotionApplied] = field(init=False)
+    _gate_looks: deque[GateLook] = field(init=False)
     _drifts: deque[DriftEvent] = field(init=False)
     _predictions: deque[Prediction | ServedPrediction] = field(init=False)
     _dlq: deque[DeadLetter] = field(init=False)
@@ -189,16 +193,20 @@ class LiveStore:
         self._predictions = deque(maxlen=self.predictions_cap)
         self._dlq = deque(maxlen=self.dlq_cap)
         self._promotions = deque(maxlen=self.promotions_cap)
+        self._gate_looks = deque(maxlen=self.gate_cap)
         self._drifts = deque(maxlen=self.drift_cap)
 
     # -- writers (the reader thread) ------------------------------------------------------
     def add_metrics(self, record: MetricsRecord) -> None:
-        """Per-key and overall records become series; comparisons and promotions are kept apart,
-        so they never show up as model keys."""
+        """Per-key and overall records become series; comparisons, promotions and the gate's
+        looks are kept apart, so they never show up as model keys."""
         version = record.version
         with self._lock:
             if isinstance(record, PromotionApplied):
                 self._promotions.append(record)
+                return
+            if isinstance(record, GateLook):
+                self._gate_looks.append(record)
                 return
             if isinstance(record, Comparison):
                 series = self._comparisons.get(version)
@@ -259,6 +267,7 @@ class LiveStore:
                 metrics={k: list(s.points) for k, s in self._metrics.items()},
                 comparisons={v: list(s.points) for v, s in self._comparisons.items()},
                 promotions=list(self._promotions),
+                gate_looks=list(self._gate_looks),
                 drifts=list(self._drifts),
                 predictions=list(self._predictions),
                 dlq=list(self._dlq),

@@ -7,8 +7,8 @@ cannot disagree about a field:
   delayed labels ``FeaturesRecord`` / ``LabelRecord``).
 * ``predictions``: ``Prediction`` and ``ServedPrediction`` (the predictions and challengers
   topics; ``decode_prediction`` reads either).
-* ``metrics`` / ``comparison``: ``KeyMetrics``, ``OverallMetrics``, ``Comparison``,
-  ``PromotionApplied`` (the metrics topic, by ``scope``; ``decode_metrics`` reads any).
+* ``metrics`` / ``comparison`` / ``gatelook``: ``KeyMetrics``, ``OverallMetrics``, ``Comparison``,
+  ``PromotionApplied``, ``GateLook`` (the metrics topic, by ``scope``; ``decode_metrics`` reads any).
 * ``drift``: ``DriftEvent`` (the drift topic, and the replay's summary).
 * ``control``: ``Promotion`` (control records on the raw topic).
 * ``dlq``: ``DeadLetter`` (the dead-letter topic).
@@ -28,6 +28,7 @@ from kappaml.records.comparison import COMPARISON_KEY, Comparison, SpecFigures
 from kappaml.records.control import GateEvidence, Promotion
 from kappaml.records.dlq import DeadLetter, read_dead_letter
 from kappaml.records.drift import DriftEvent
+from kappaml.records.gatelook import GATE_KEY, GateLook
 from kappaml.records.metrics import (
     OVERALL_KEY,
     PROMOTION_KEY,
@@ -71,6 +72,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "COMPARISON_KEY",
+    "GATE_KEY",
     "OVERALL_KEY",
     "PROMOTION_KEY",
     "VERSION",
@@ -85,6 +87,7 @@ __all__ = [
     "ServedPrediction",
     "decode_prediction",
     "GateEvidence",
+    "GateLook",
     "Promotion",
     "PromotionApplied",
     "Record",

@@ -1,6 +1,7 @@
 """The metrics topic's records, told apart by ``scope``: ``key`` (one key's model), ``overall``
 (one processor's, or one replay's, pooled figures), ``comparison`` (every spec side by side,
-``kappaml.records.comparison``) and ``promotion`` (a promotion a processor applied).
+``kappaml.records.comparison``), ``promotion`` (a promotion a processor applied) and ``gate``
+(one look of the promotion gate at one challenger, ``kappaml.records.gatelook``).
 
 ``decode_metrics`` reads any of them. The processor writes them at every checkpoint; the
 Spark replay writes ``key`` and ``overall`` series labelled ``origin=replay``
@@ -15,6 +16,8 @@ from typing import Any, Literal
 from kappaml.example import InvalidRecord
 from kappaml.records.base import Record, check_version, doc, loads, record
 from kappaml.records.comparison import COMPARISON_KEY, Comparison
+from kappaml.records.control import GateEvidence
+from kappaml.records.gatelook import GATE_KEY, GateLook
 
 __all__ = ["OVERALL_KEY", "PROMOTION_KEY", "KeyMetrics", "MetricsRecord", "OverallMetrics",
            "PromotionApplied", "decode_metrics", "metrics_from_dict"]
@@ -150,11 +153,12 @@ class PromotionApplied(Record):
     instance: str | None = doc("the processor instance that applied it", default=None)
     reason: str | None = doc("the control record's reason: gate, rollback; absent for a manual promote",
                              default=None)
+    evidence: GateEvidence | None = doc("the control record's evidence (reason gate)", default=None)
 
 
-MetricsRecord = KeyMetrics | OverallMetrics | Comparison | PromotionApplied
+MetricsRecord = KeyMetrics | OverallMetrics | Comparison | PromotionApplied | GateLook
 _SCOPES: dict[str, type[Record]] = {"key": KeyMetrics, "overall": OverallMetrics, "comparison": Comparison,
-                                    "promotion": PromotionApplied}
+                                    "promotion": PromotionApplied, "gate": GateLook}
 
 
 def metrics_from_dict(data: Any) -> MetricsRecord:
@@ -174,4 +178,4 @@ def decode_metrics(value: bytes | bytearray | memoryview | str | None) -> Metric
     return metrics_from_dict(loads(value, "metrics record"))
 
 
-__all__ += ["COMPARISON_KEY"]
+__all__ += ["COMPARISON_KEY", "GATE_KEY"]

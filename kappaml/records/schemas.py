@@ -20,6 +20,7 @@ from kappaml.records.comparison import Comparison
 from kappaml.records.control import Promotion
 from kappaml.records.dlq import DeadLetter
 from kappaml.records.drift import DriftEvent
+from kappaml.records.gatelook import GateLook
 from kappaml.records.metrics import KeyMetrics, OverallMetrics, PromotionApplied
 from kappaml.records.predictions import Prediction, ServedPrediction
 from kappaml.records.snapshots import SnapshotHeader
@@ -42,7 +43,8 @@ class Schema:
 SCHEMAS: tuple[Schema, ...] = (
     Schema("raw", "`<prefix>.raw`", None, "producer", "processor, spark_batch replay"),
     Schema("control", "`<prefix>.raw` (key `__kappaml_control__`)", Promotion,
-           "`python -m processor promote`, the UI's Lifecycle page", "processor, spark_batch replay"),
+           "`python -m processor promote` / `rollback`, the UI's Champion vs challengers page",
+           "processor, spark_batch replay"),
     Schema("prediction", "`<prefix>.predictions`, `<prefix>.challengers`", Prediction, "processor",
            "UI, feeds, bench"),
     Schema("served-prediction", "`<prefix>.predictions`, `<prefix>.challengers` (`kind` served)",
@@ -53,6 +55,8 @@ SCHEMAS: tuple[Schema, ...] = (
            "processor, spark_batch replay (`origin` replay)", "UI, feeds"),
     Schema("comparison", "`<prefix>.metrics` (scope `comparison`)", Comparison, "processor", "UI, feeds"),
     Schema("promotion", "`<prefix>.metrics` (scope `promotion`)", PromotionApplied, "processor",
+           "UI, feeds"),
+    Schema("gate-look", "`<prefix>.metrics` (scope `gate`)", GateLook, "processor (`--promotion auto`)",
            "UI, feeds"),
     Schema("drift", "`<prefix>.drift`; the replay's summary.json (`drifts`)", DriftEvent,
            "processor, spark_batch replay", "UI, feeds"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kappaml.dataset import builtin
-from kappaml.lineup import Lineup, Promotion, PromotionLog, ServingHistory
+from kappaml.lineup import Lineup, Promotion, PromotionLog, ServingHistory, rollback_promotion
 from kappaml.records import InvalidRecord
 
 DS = builtin("co2")
@@ -56,3 +56,11 @@ def test_promotion_log_tells_who_served_each_offset() -> None:
         "rls", "rls", "rls", "amf", "amf", "linear", "linear"]
     assert log.champion_at(1, 100) == "rls"
     assert [(p, o) for p, o, _ in log.problems] == [(0, 10)]
+
+
+def test_a_rollback_is_a_promotion_with_reason_rollback() -> None:
+    # The one record `processor rollback --to` and the UI's Rollback button both write.
+    cli, ui = rollback_promotion("v1", "rls"), rollback_promotion("v1", "rls", by="ui me@host")
+    assert (cli.version, cli.spec, cli.reason, cli.evidence) == ("v1", "rls", "rollback", None)
+    assert "@" in cli.by and ui.by == "ui me@host" and ui.reason == "rollback" and cli.id != ui.id
+    assert Promotion.decode(ui.encode()) == ui

@@ -1,4 +1,4 @@
-"""The metrics topic's typed records (key, overall, comparison, promotion): round trips, the
+"""The metrics topic's typed records (key, overall, comparison, promotion, gate): round trips, the
 records the processor and the replay write, and refusals with reasons."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from kappaml.evaluation import PrequentialMetrics
 from kappaml.learner import KeyState
 from kappaml.records import (
     Comparison,
+    GateLook,
     InvalidRecord,
     KeyMetrics,
     OverallMetrics,
@@ -47,7 +48,7 @@ OLD_PROMOTION = {"scope": "promotion", "key": "__promotion__", "version": "v1", 
 
 @settings(deadline=None)  # no timing asserted: a loaded machine is slow
 @given(st.one_of(records(KeyMetrics), records(OverallMetrics), records(Comparison),
-                 records(PromotionApplied)))
+                 records(PromotionApplied), records(GateLook)))
 def test_every_metrics_record_survives_a_round_trip(record) -> None:
     assert_round_trip(record)
     assert decode_metrics(record.encode()) == record  # told apart by scope

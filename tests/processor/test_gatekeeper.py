@@ -16,11 +16,11 @@ import pytest
 
 from infra.testing import json_values, produce_raw, read_all
 from kappaml.dataset import Dataset
-from kappaml.gate import GateConfig, PartitionGate
+from kappaml.gate import GateConfig, PartitionGate, sign_test_p
 from kappaml.kafka import KafkaSettings
 from kappaml.learner import KeyState, learn_step
 from kappaml.lineup import CONTROL_KEY_BYTES, Promotion
-from kappaml.records import decode
+from kappaml.records import GateLook, decode, decode_metrics
 from kappaml.topics import Topics
 from tests.conftest import REPO
 from tests.processor.test_processor import _progress, _start, fleet
@@ -191,9 +191,37 @@ def check_gate_history(kafka_settings: KafkaSettings, topics: Topics, dataset: D
         assert pred["spec"] == (CHALLENGER if later else SERVING), pred
     assert after > 0, "no row came after the promotions: the test saw no switch"
     metrics = json_values(read_all(kafka_settings, topics.metrics))
-    applied = sorted((m["partition"], m["offset"], m["spec"], m.get("reason"))
+    applied = sorted((m["partition"], m["offset"], m["spec"], m.get("reason"), m["evidence"]["offset"])
                      for m in metrics if m["scope"] == "promotion")
-    assert applied == [(p, o, CHALLENGER, "gate") for p, o in sorted(switch.items())]
+    assert applied == [(p, o, CHALLENGER, "gate", controls[(p, o)].evidence.offset)
+                       for p, o in sorted(switch.items())]
+    check_gate_looks(kafka_settings, topics, controls)
+
+
+def check_gate_looks(kafka_settings: KafkaSettings, topics: Topics, controls: dict) -> None:
+    """Every look of the gate is in the metrics topic once (the transaction's), one record per
+    challenger, and the one that promoted holds the control record's evidence."""
+    looks = [m for m in map(decode_metrics, (v for _k, v, _p, _o in read_all(kafka_settings, topics.metrics)))
+             if isinstance(m, GateLook)]
+    where = [(g.partition, g.offset, g.spec) for g in looks]
+    assert len(where) == len(set(where)), "a look was published twice"
+    for (p, _o), promotion in controls.items():
+        mine = sorted((g for g in looks if g.partition == p), key=lambda g: g.offset)
+        ev = promotion.evidence
+        before = [g for g in mine if g.offset <= ev.offset]
+        assert [g.look for g in before] == list(range(1, len(before) + 1))  # one challenger: one a look
+        assert all(g.p_value == sign_test_p(g.wins, g.n) and g.alpha == GATE.alpha_at(g.look) for g in mine)
+        last = before[-1]
+        assert not any(g.passed for g in before[:-1]) and last.passed and last.promoted
+        assert (last.offset, last.scored, last.look, last.serving, last.spec) == (
+            ev.offset, ev.scored, ev.look, ev.serving, promotion.spec)
+        assert (last.pairs, last.n, last.wins, last.p_value, last.alpha, last.mse_serving,
+                last.mse_challenger) == (ev.pairs, ev.n, ev.wins, ev.p_value, ev.alpha, ev.mse_serving,
+                                         ev.mse_challenger)
+        # After the switch the former champion is the challenger, judged from look 1 again.
+        after = [g for g in mine if g.offset > ev.offset]
+        assert all(g.serving == CHALLENGER and g.spec == SERVING for g in after)
+        assert [g.look for g in after] == list(range(1, len(after) + 1))
 
 
 @pytest.mark.spark

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from confluent_kafka import Producer
 
 from kappaml import records
+from kappaml.gate import GateConfig, sign_test_p
 from kappaml.kafka import KafkaSettings
-from kappaml.records import Comparison, DriftEvent, MetricsRecord, PromotionApplied
+from kappaml.records import Comparison, DriftEvent, GateEvidence, GateLook, MetricsRecord, PromotionApplied
 from kappaml.topics import Topics
 
 
@@ -52,9 +53,33 @@ def comparison_record(ts: int, specs: dict[str, SpecFigures], *, champions: dict
 
 
 def promotion_record(spec: str, previous: str, partition: int, offset: int, ts: int, *,
-                     version: str = "v1", by: str = "tester@host") -> PromotionApplied:
+                     version: str = "v1", by: str = "tester@host", reason: str | None = None,
+                     evidence: GateEvidence | None = None) -> PromotionApplied:
     return PromotionApplied(version=version, spec=spec, previous=previous, partition=partition, offset=offset,
-                            id="p-1", by=by, requested_ts=ts, ts=ts)
+                            id="p-1", by=by, requested_ts=ts, ts=ts, reason=reason, evidence=evidence)
+
+
+GATE = GateConfig()
+
+
+def gate_look(partition: int, offset: int, look: int, wins: int, *, spec: str = "linear",
+              serving: str = "rls", n: int = 100, mse: tuple[float, float] = (4.0, 2.0),
+              promoted: bool = False, version: str = "v1", ts: int = 1) -> GateLook:
+    """A look of the gate as the processor publishes it (p-value and alpha computed as the gate does)."""
+    p, alpha = sign_test_p(wins, n), GATE.alpha_at(look)
+    return GateLook(version=version, partition=partition, offset=offset, scored=offset + 1, look=look,
+                    serving=serving, spec=spec, pairs=n, n=n, wins=wins, p_value=p, alpha=alpha,
+                    mse_serving=mse[0], mse_challenger=mse[1], passed=promoted or p <= alpha,
+                    promoted=promoted, why="test", ts=ts, instance="host-1")
+
+
+def evidence_of(look: GateLook) -> GateEvidence:
+    """The evidence the gate writes into its control record at ``look``."""
+    return GateEvidence(partition=look.partition, offset=look.offset, scored=look.scored,
+                        serving=look.serving, pairs=look.pairs, n=look.n, wins=look.wins,
+                        p_value=look.p_value, look=look.look,
+                        alpha=look.alpha, mse_serving=look.mse_serving, mse_challenger=look.mse_challenger,
+                        confidence=GATE.confidence, margin=GATE.margin, window=GATE.window)
 
 
 class LifecycleWriter:

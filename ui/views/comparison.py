@@ -1,12 +1,15 @@
-"""Champion vs challengers: every spec of a version on the same messages, promotions, and the
-control to promote a challenger."""
+"""Champion vs challengers: every spec of a version on the same messages, promotions, the
+promotion gate's statistic, the decisions taken without an operator, and the controls to
+promote a challenger or roll back."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from kappaml.records import GateLook
 from ui import live
-from ui.charts import comparison_chart
+from ui.charts import comparison_chart, gate_chart
+from ui.decisions import decisions_frame, gate_frame, gate_partitions, rollback_choice
 from ui.lifecycle import (
     champions_frame,
     comparison_frame,
@@ -17,6 +20,7 @@ from ui.lifecycle import (
     promotions_frame,
 )
 from ui.promote import promote_control
+from ui.rollback import rollback_control
 
 settings = live.settings()
 dataset = live.dataset(settings)
@@ -75,7 +79,37 @@ def body() -> None:
     else:
         st.dataframe(promotions.head(50), hide_index=True, width="stretch")
 
+    gate_section(view.gate_looks, version)
+    st.subheader("Automatic decisions")
+    decisions = decisions_frame(view.promotions, version)
+    if decisions.empty:
+        st.caption(f"No promotion with a reason (gate, rollback, ...) applied in version `{version}` yet.")
+    else:
+        st.caption("Every promotion not made by hand, as each partition applied it: the spec serving "
+                   "before and after, and the gate's evidence (the window of pairs the sign test "
+                   "counted, the mean squared errors over it, the offset whose scoring decided).")
+        st.dataframe(decisions.head(50), hide_index=True, width="stretch")
+
     promote_control(settings, version, promotable(records))
+    rollback_control(settings, version, *rollback_choice(records, decisions))
+
+
+def gate_section(looks: list[GateLook], version: str) -> None:
+    """The gate's statistic per challenger over the offsets of one partition."""
+    st.subheader("Promotion gate")
+    partitions = gate_partitions(looks, version)
+    if not partitions:
+        st.caption(f"No look of the promotion gate in version `{version}`: start the processor with "
+                   "`--promotion auto` to let it promote a challenger that errs less often.")
+        return
+    partition = st.selectbox("Raw partition", partitions, key="gate_partition",
+                             help="the gate decides per partition, on that partition's rows")
+    frame = gate_frame(looks, version, partition)
+    st.caption("The sign test's p-value of each challenger at every look of the gate in this partition "
+               "(lines), against the look's level alpha (dashed; the levels of successive looks sum to "
+               "1 - confidence), log scale. A challenger is promoted (red rule) when its p-value falls to "
+               "alpha and its MSE is lower by the margin; after a switch the looks start again.")
+    st.altair_chart(gate_chart(frame), width="stretch")
 
 
 body()

@@ -1,0 +1,31 @@
+"""The gate's looks as records: what it saw of each challenger at one look (``--promotion auto``).
+
+:class:`~kappaml.gate.PartitionGate` decides inside ``observe`` and hands back only the
+challenger it would promote. To publish every challenger's statistic, the gatekeeper calls
+:func:`gate_looks` right after an ``observe`` that made a look (the gate's ``looks`` count
+moved): the windows are still exactly those the look judged, and :func:`kappaml.gate.decide`
+is a pure function of a window, the look number and the settings, so it tells what the look
+decided for each challenger without touching the gate. A look comes every ``--gate-every``
+scored rows; judging the windows a second time costs a few microseconds then.
+"""
+
+from __future__ import annotations
+
+from kappaml.gate import Candidate, GateConfig, PartitionGate, decide
+from kappaml.records import GateLook
+
+__all__ = ["gate_looks"]
+
+
+def gate_looks(gate: PartitionGate, config: GateConfig, candidate: Candidate | None, *, version: str,
+               instance: str, partition: int, offset: int, serving: str, ts: int) -> list[GateLook]:
+    """One record per challenger of the look ``gate`` has just made (its ``looks``-th)."""
+    looks = []
+    for spec in sorted(gate.windows):  # the gate's own order
+        d = decide(gate.windows[spec], config, gate.looks)
+        looks.append(GateLook(
+            version=version, partition=partition, offset=offset, scored=gate.scored, look=gate.looks,
+            serving=serving, spec=spec, pairs=d.pairs, n=d.n, wins=d.wins, p_value=d.p_value,
+            alpha=d.alpha, mse_serving=d.mse_serving, mse_challenger=d.mse_challenger, passed=d.promote,
+            promoted=candidate is not None and candidate.spec == spec, why=d.why, ts=ts, instance=instance))
+    return looks
