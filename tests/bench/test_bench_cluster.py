@@ -3,6 +3,7 @@ its report section put in place of the old one (no timing is asserted: the figur
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,3 +54,15 @@ def test_the_section_replaces_the_old_one(tmp_path: Path) -> None:
     assert after.index("## A") < after.index("## Cluster") < after.index("## B")
     write_report(text, report)
     assert report.read_text() == after
+
+
+def test_the_section_renders_as_before_the_split() -> None:
+    # Results covering every branch of the section (tests/bench/cluster_results.json), rendered by
+    # bench/bench_cluster.py before it became bench/cluster/: the split must not change a character.
+    here = Path(__file__).parent
+    res = json.loads((here / "cluster_results.json").read_text())
+    assert render(res) == (here / "cluster_section.md").read_text()
+    header_only = {k: res[k] for k in ("started", "duration_s", "machine", "load_start", "load_end")}
+    header_only |= {"rebalance": {"rate": 1}, "broker": {"rate": 1}}  # sections without their figures
+    text = render(header_only)
+    assert text == (here / "cluster_section.md").read_text().split("\n\n**")[0] + "\n"
