@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaException, Producer
 
-from kappaml.kafka import KafkaSettings
+from kappaml.kafka import KafkaSettings, replication_shortfall, write_failure
 from kappaml.logging import get_logger
 
 __all__ = ["Message", "WriteFailed", "Writer"]
@@ -90,8 +90,11 @@ class Writer:
             await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             # It may still commit: the caller says the outcome is unknown, not that it failed.
+            # Why it is slow (a topic below min.insync.replicas: Kafka refuses until a broker is
+            # back) is asked of the cluster off the event loop.
+            reason = await asyncio.to_thread(replication_shortfall, self.kafka, self.topic, 2.0)
             raise WriteFailed(f"the log write was not confirmed within {timeout:g} s: it may or may not be "
-                              "in the log") from None
+                              f"in the log{f' ({reason})' if reason else ''}") from None
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -125,7 +128,7 @@ class Writer:
             log.warning("raw-topic transaction failed", error=str(exc), requests=len(group))
             self._recover(exc)
             self._settle(group, WriteFailed(f"the raw-topic transaction failed, nothing was written; "
-                                            f"retry: {exc}"))
+                                            f"retry: {write_failure(self.kafka, self.topic, exc)}"))
             return
         self.committed += 1
         self.written += sum(len(p.messages) for p in group)

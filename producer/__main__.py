@@ -138,6 +138,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except KafkaUnavailable as exc:
         log.error("kafka unavailable", error=str(exc))
         return 1
+    except RuntimeError as exc:
+        from producer.source import IngestStopped
+
+        if not isinstance(exc, IngestStopped):
+            raise
+        log.error(str(exc))
+        return 1
     except KeyboardInterrupt:
         return 130
 
