@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException, Producer
@@ -122,7 +122,7 @@ class Writer:
                 for m in pending.messages:
                     producer.produce(self.topic, key=m.key, value=m.value,
                                      headers=[("row_id", m.row_id.encode())])
-            producer.commit_transaction(self.commit_timeout)
+            self._finish(producer.commit_transaction, "commit")
         except (KafkaException, BufferError) as exc:
             self.failed += 1
             log.warning("raw-topic transaction failed", error=str(exc), requests=len(group))
@@ -134,6 +134,25 @@ class Writer:
         self.written += sum(len(p.messages) for p in group)
         self._settle(group, None)
 
+    def _finish(self, operation: Callable[[float], None], what: str) -> None:
+        """A transaction's commit or abort, called again after each retriable timeout until done.
+
+        librdkafka's contract: a timed-out commit or abort goes on, and anything else would only
+        conflict with it. A raw topic below its min.insync.replicas (a broker down) makes it wait
+        here until the broker is back, records unreplicated never visible; the requests in it get
+        their 503 at their own timeout, with the reason, and the ones behind it wait their turn.
+        """
+        while True:
+            try:
+                operation(self.commit_timeout)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if error is None or not error.retriable() or self._stop.is_set():
+                    raise
+                log.warning(f"raw-topic {what} still waiting",
+                            reason=write_failure(self.kafka, self.topic, exc))
+
     def _recover(self, exc: Exception) -> None:
         error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
         producer = self._producer
@@ -142,7 +161,7 @@ class Writer:
             if error is not None and error.fatal():
                 self._producer = self._open(self.commit_timeout)  # fenced or broken: a new epoch
             else:
-                producer.abort_transaction(self.commit_timeout)
+                self._finish(producer.abort_transaction, "abort")
         except KafkaException as again:
             log.error("cannot recover the raw-topic producer; reopening it", error=str(again))
             try:

@@ -82,7 +82,18 @@ def _one_line(text: str) -> str:
     return lines[0]
 
 
-def test_below_min_insync_writers_wait_or_fail_clearly_and_write_nothing_unreplicated(tmp_path: Path) -> None:
+def test_below_min_insync_promote_and_api_fail_clearly_and_write_nothing_unreplicated(tmp_path: Path) -> None:
+    _below_min_insync(tmp_path, with_ingest=False)
+
+
+@pytest.mark.slow
+def test_below_min_insync_the_ingest_stops_in_one_line_and_resumes_exactly_once(tmp_path: Path) -> None:
+    # The ingest's transaction times out after 15 s (producer/ingest.py) and it stops cleanly only
+    # then: this variant takes about 100 s.
+    _below_min_insync(tmp_path, with_ingest=True)
+
+
+def _below_min_insync(tmp_path: Path, *, with_ingest: bool) -> None:
     config = ClusterConfig(nodes=3, port=free_port_run(6), data_dir=tmp_path / "kafka-cluster", heap="384m",
                            log_level="WARN")
     cluster = LocalCluster(config)
@@ -98,15 +109,17 @@ def test_below_min_insync_writers_wait_or_fail_clearly_and_write_nothing_unrepli
         features = {f.name: typed_rows(dataset, csv)[0][f.name] for f in dataset.features}
         log = tmp_path / "run.log"
         sse, api_port = free_port(), free_port()
-        procs.append(spawn([sys.executable, "-m", "producer", "serve", "--csv", str(csv), "--dataset",
-                            dataset.name, "--port", str(sse)], log))
-        procs.append(spawn([sys.executable, "-m", "api", "--port", str(api_port), "--bootstrap",
-                            config.bootstrap, "--topic-prefix", topics.prefix, "--raw-partitions", "3",
-                            "--instance-id", "api-isr", "--dataset-wait", "30"], log,
-                           {"KAPPAML_LOG_LEVEL": "WARNING"}))
+        api = spawn([sys.executable, "-m", "api", "--port", str(api_port), "--bootstrap", config.bootstrap,
+                     "--topic-prefix", topics.prefix, "--raw-partitions", "3", "--instance-id", "api-isr",
+                     "--dataset-wait", "30"], log,
+                    {"KAPPAML_LOG_LEVEL": "WARNING"})
+        procs.append(api)
         base = f"http://127.0.0.1:{api_port}"
-        wait_http(f"http://127.0.0.1:{sse}/health", proc=procs[0], log=log)
-        wait_http(f"{base}/health", timeout=90, proc=procs[1], log=log)
+        if with_ingest:
+            procs.append(serve := spawn([sys.executable, "-m", "producer", "serve", "--csv", str(csv),
+                                         "--dataset", dataset.name, "--port", str(sse)], log))
+            wait_http(f"http://127.0.0.1:{sse}/health", proc=serve, log=log)
+        wait_http(f"{base}/health", timeout=90, proc=api, log=log)
         ingest = [sys.executable, "-m", "producer", "ingest", "--url", f"http://127.0.0.1:{sse}/events",
                   "--bootstrap", config.bootstrap, "--topic-prefix", topics.prefix, "--raw-partitions", "3",
                   "--state-dir", str(tmp_path / "state"), "--commit-interval", "0.2", "--max-backoff", "0.5"]
@@ -118,23 +131,24 @@ def test_below_min_insync_writers_wait_or_fail_clearly_and_write_nothing_unrepli
 
         # Below min.insync.replicas, all at once: the ingest, a promotion and logged requests.
         ingest_out = tmp_path / "ingest-1.log"
-        first_ingest = spawn(ingest, ingest_out)
-        procs.append(first_ingest)
+        if with_ingest:
+            procs.append(first_ingest := spawn(ingest, ingest_out))
         refused: list[httpx.Response] = []
-        requests = threading.Thread(target=_predict, args=(base, features, refused, 2))
+        requests = threading.Thread(target=_predict, args=(base, features, refused, 1))
         requests.start()
-        promote = _promote(kafka, topics, timeout=8)
+        promote = _promote(kafka, topics, timeout=5)
         requests.join(120)
-        assert first_ingest.wait(120) == 1, ingest_out.read_text()[-3000:]
 
         assert promote.returncode == 1, promote.stderr
         line = _one_line(promote.stderr)
         assert line.startswith("error: promotion not written") and "min.insync.replicas" in line, line
-        # (librdkafka's own lines about the node it cannot reach are there too, as they should.)
-        assert "Traceback" not in ingest_out.read_text(), ingest_out.read_text()[-3000:]
-        stopped = [x for x in ingest_out.read_text().splitlines() if "ingest stopped" in x]
-        assert len(stopped) == 1 and "min.insync.replicas" in stopped[0], stopped
-        assert [r.status_code for r in refused] == [503, 503], [r.text for r in refused]
+        if with_ingest:
+            assert first_ingest.wait(120) == 1, ingest_out.read_text()[-3000:]
+            # (librdkafka's own lines about the node it cannot reach are there too, as they should.)
+            assert "Traceback" not in ingest_out.read_text(), ingest_out.read_text()[-3000:]
+            stopped = [x for x in ingest_out.read_text().splitlines() if "ingest stopped" in x]
+            assert len(stopped) == 1 and "min.insync.replicas" in stopped[0], stopped
+        assert [r.status_code for r in refused] == [503], [r.text for r in refused]
         assert all("min.insync.replicas" in r.json()["detail"] for r in refused), [r.text for r in refused]
         # Nothing was appended, let alone made visible: the high watermark did not move.
         assert end_offsets(kafka, topics.raw) == ends
@@ -142,19 +156,20 @@ def test_below_min_insync_writers_wait_or_fail_clearly_and_write_nothing_unrepli
 
         cluster.start_node(DOWN)
         _wait_isr(kafka, topics.raw, 3)
+        second = tmp_path / "ingest-2.log"
+        if with_ingest:  # resumes while the others write again
+            procs.append(again := spawn(ingest, second))
         promoted = _promote(kafka, topics, timeout=30)
         assert promoted.returncode == 0, promoted.stderr
         ok: list[httpx.Response] = []
         deadline = time.monotonic() + 90
-        while not ok or ok[-1].status_code != 200:  # the writer's producer recovers from its fencing
+        while not ok or ok[-1].status_code != 200:  # its commit waiting since the fault completes first
             assert time.monotonic() < deadline, [r.text for r in ok[-3:]]
             _predict(base, features, ok, 1)
         _predict(base, features, ok, 3)
         assert [r.status_code for r in ok[-4:]] == [200] * 4, [r.text for r in ok[-4:]]
-        second = tmp_path / "ingest-2.log"
-        again = spawn(ingest, second)
-        procs.append(again)
-        assert again.wait(120) == 0, second.read_text()[-3000:]
+        if with_ingest:
+            assert again.wait(120) == 0, second.read_text()[-3000:]
 
         messages = read_topic(kafka, topics.raw)
         promotions = [json.loads(m.value()) for m in messages if m.key() == CONTROL_KEY.encode()]
@@ -165,7 +180,7 @@ def test_below_min_insync_writers_wait_or_fail_clearly_and_write_nothing_unrepli
         answered = [r.json()["id"] for r in ok if r.status_code == 200]
         assert len(logged) == len(set(logged)) and set(answered) <= set(logged)
         rows = sorted(int(e["id"]) for e in events if e.get("stream") != "api")
-        assert rows == list(range(1, ROWS + 1)), "every ingested row exactly once"
+        assert rows == (list(range(1, ROWS + 1)) if with_ingest else []), "every ingested row exactly once"
     finally:
         for proc in procs:
             stop(proc)
