@@ -1,5 +1,6 @@
-"""bench/bench_cluster.py's own arithmetic: CPU read from /proc, interpolated between samples, and
-its report section put in place of the old one (no timing is asserted: the figures are the bench's)."""
+"""The cluster benchmark's own arithmetic (bench/cluster/): CPU read from /proc, interpolated between
+samples, and its report section put in place of the old one (no timing is asserted: the figures are the
+bench's)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.bench_cluster import CpuSampler, descendants, render, write_report
+from bench.cluster.cpu import CpuSampler, descendants
+from bench.cluster.render import render, write_report
 
 SUMMARY = {"median": 1.0, "min": 0.5, "max": 2.0, "runs": 3}
 CONDITIONS = {"load_before": [1.5, 1.0, 1.0], "load_after": [2.0, 1.0, 1.0], "others_cores": 0.4,
