@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,12 +169,13 @@ def replication_shortfall(settings: KafkaSettings, topic: str, timeout: float = 
             "it needs (a broker is down), and Kafka refuses writes it could not replicate")
 
 
-def write_failure(settings: KafkaSettings, topic: str, error: BaseException | str) -> str:
-    """A failed or timed-out write to ``topic`` in one line: the replication shortfall when there is
-    one, else librdkafka's own message (its text, not the ``KafkaError{...}`` repr)."""
-    shortfall = replication_shortfall(settings, topic)
-    if shortfall is not None:
-        return shortfall
+def write_failure(settings: KafkaSettings, topics: str | Iterable[str], error: BaseException | str) -> str:
+    """A failed or timed-out write to ``topics`` (one or several) in one line: the first replication
+    shortfall among them, else librdkafka's own message (its text, not the ``KafkaError{...}`` repr)."""
+    for topic in [topics] if isinstance(topics, str) else topics:
+        shortfall = replication_shortfall(settings, topic)
+        if shortfall is not None:
+            return shortfall
     if isinstance(error, BaseException):
         first = error.args[0] if error.args else None
         text = first.str() if hasattr(first, "str") else str(error) or type(error).__name__

@@ -18,7 +18,8 @@ from kappaml.topics import ensure_topics
 from kappaml.validation import InvalidShare
 from producer.identity import fetch_served, ingest_identity, server_json
 from producer.settings import IngestSettings
-from producer.source import IngestStopped, SSESource
+from producer.source import SSESource
+from producer.stopped import IngestStopped
 
 __all__ = ["TransactionalSourceApplication", "fetch_dataset", "run_ingest", "stream_url"]
 

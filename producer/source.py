@@ -20,7 +20,6 @@ Guarantees, layer by layer:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import time
@@ -38,6 +37,7 @@ from kappaml.quixcompat import confluent_producer
 from kappaml.records import DeadLetter, InvalidRecord, extract
 from kappaml.validation import InvalidShare
 from producer.follower import Event, Follower
+from producer.stopped import IngestStopped, quiet_source_traceback
 
 __all__ = ["IngestStopped", "SSESource"]
 
@@ -49,24 +49,6 @@ _RECORD_EVENTS = frozenset({"record", "features", "label"})
 _loads = json.loads
 # The head of a record as producer.replay writes it: id, key and ts without parsing the row.
 _JSON_STR = r'"(?:[^"\\]|\\.)*"'
-# Quix Streams logs what a source raises with its traceback before handing it to the parent.
-_QUIX_SOURCE_LOGGER = "quixstreams.sources.base.manager"
-
-
-class IngestStopped(RuntimeError):
-    """Kafka did not take a transaction of raw records: the ingest stops with this one-line reason.
-
-    Nothing of that transaction is in the log (it is aborted), and a restart resumes after the last
-    committed event id: stopping loses nothing. A plain ``str`` argument: the source process hands
-    it to the Application's process pickled.
-    """
-
-
-def _not_ours(record: logging.LogRecord) -> bool:
-    """Quix's "Error in source" traceback is noise for an ``IngestStopped``: its line says it all."""
-    return not (record.exc_info and isinstance(record.exc_info[1], IngestStopped))
-
-
 _HEAD = re.compile(rf'\{{"id":(-?\d+|{_JSON_STR}),"key":({_JSON_STR}),"ts":(\d+|null),')
 
 
@@ -251,7 +233,7 @@ class SSESource(StatefulSource):
     def run(self) -> None:
         # Sources run in a spawned process: logging must be set up again here.
         configure_logging(self.log_level)
-        logging.getLogger(_QUIX_SOURCE_LOGGER).addFilter(_not_ours)
+        quiet_source_traceback()
         last_id: str | None = self.state.get(LAST_ID, None)
         self.committed_id = last_id
         log.info("ingest starting", url=self.url, resume_after=last_id, dataset=self.dataset.name,

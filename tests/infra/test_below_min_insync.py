@@ -26,6 +26,7 @@ from infra.testing import (
     end_offsets,
     free_port,
     free_port_run,
+    produce_raw,
     read_topic,
     spawn,
     stop,
@@ -184,4 +185,44 @@ def _below_min_insync(tmp_path: Path, *, with_ingest: bool) -> None:
     finally:
         for proc in procs:
             stop(proc)
+        cluster.stop()
+
+
+@pytest.mark.slow
+def test_below_min_insync_the_processor_stops_in_one_line_and_resumes_exactly_once(tmp_path: Path) -> None:
+    # Its outputs, not its input, below the minimum: the checkpoint's transaction times out.
+    config = ClusterConfig(nodes=3, port=free_port_run(6), data_dir=tmp_path / "kafka-cluster", heap="384m",
+                           log_level="WARN")
+    cluster = LocalCluster(config)
+    cluster.start()
+    try:
+        kafka = KafkaSettings(bootstrap_servers=config.bootstrap)
+        topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", raw_partitions=3)
+        ensure_topics(kafka, topics.specs())
+        dataset = synthetic.dataset()
+        publish_declaration(kafka, topics.datasets, dataset)
+        produce_raw(kafka, topics.raw, dataset, typed_rows(dataset, synthetic.write_csv(tmp_path / "rows.csv",
+                                                                                        n_rows=60, seed=3)))
+        outputs = [topics.predictions, topics.models, topics.metrics, topics.challengers, topics.drift]
+        for topic in outputs:
+            _set_min_insync(kafka, topic, 3)
+        cluster.brokers[DOWN].stop()
+        _wait_isr(kafka, topics.predictions, 2)
+        argv = [sys.executable, "-m", "processor", "--bootstrap", config.bootstrap, "--topic-prefix",
+                topics.prefix, "--raw-partitions", "3", "--state-dir", str(tmp_path / "state"),
+                "--exit-when-idle", "10"]
+        failed = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=180)
+        assert failed.returncode == 1, failed.stderr[-3000:]
+        assert "Traceback" not in failed.stderr, failed.stderr[-3000:]
+        stopped = [x for x in failed.stderr.splitlines() if x.startswith("error:")]
+        assert len(stopped) == 1 and "min.insync.replicas" in stopped[0], failed.stderr[-3000:]
+        assert end_offsets(kafka, topics.predictions) == {0: 0, 1: 0, 2: 0}, "nothing appended while below"
+
+        cluster.start_node(DOWN)
+        _wait_isr(kafka, topics.predictions, 3)
+        again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=180)
+        assert again.returncode == 0, again.stderr[-3000:]
+        ids = sorted(json.loads(m.value())["id"] for m in read_topic(kafka, topics.predictions))
+        assert ids == list(range(1, 61)), "every row predicted exactly once"
+    finally:
         cluster.stop()
