@@ -90,7 +90,7 @@ def test_below_min_insync_promote_and_api_fail_clearly_and_write_nothing_unrepli
 @pytest.mark.slow
 def test_below_min_insync_the_ingest_stops_in_one_line_and_resumes_exactly_once(tmp_path: Path) -> None:
     # The ingest's transaction times out after 15 s (producer/ingest.py) and it stops cleanly only
-    # then: this variant takes about 100 s.
+    # then: this variant took 57-103 s here.
     _below_min_insync(tmp_path, with_ingest=True)
 
 
