@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException, Producer
 
-from kappaml.kafka import KafkaSettings
+from kappaml.kafka import KafkaSettings, replication_shortfall, write_failure
 from kappaml.logging import get_logger
 
 __all__ = ["Message", "WriteFailed", "Writer"]
@@ -90,8 +90,11 @@ class Writer:
             await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             # It may still commit: the caller says the outcome is unknown, not that it failed.
+            # Why it is slow (a topic below min.insync.replicas: Kafka refuses until a broker is
+            # back) is asked of the cluster off the event loop.
+            reason = await asyncio.to_thread(replication_shortfall, self.kafka, self.topic, 2.0)
             raise WriteFailed(f"the log write was not confirmed within {timeout:g} s: it may or may not be "
-                              "in the log") from None
+                              f"in the log{f' ({reason})' if reason else ''}") from None
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -119,17 +122,36 @@ class Writer:
                 for m in pending.messages:
                     producer.produce(self.topic, key=m.key, value=m.value,
                                      headers=[("row_id", m.row_id.encode())])
-            producer.commit_transaction(self.commit_timeout)
+            self._finish(producer.commit_transaction, "commit")
         except (KafkaException, BufferError) as exc:
             self.failed += 1
             log.warning("raw-topic transaction failed", error=str(exc), requests=len(group))
             self._recover(exc)
             self._settle(group, WriteFailed(f"the raw-topic transaction failed, nothing was written; "
-                                            f"retry: {exc}"))
+                                            f"retry: {write_failure(self.kafka, self.topic, exc)}"))
             return
         self.committed += 1
         self.written += sum(len(p.messages) for p in group)
         self._settle(group, None)
+
+    def _finish(self, operation: Callable[[float], None], what: str) -> None:
+        """A transaction's commit or abort, called again after each retriable timeout until done.
+
+        librdkafka's contract: a timed-out commit or abort goes on, and anything else would only
+        conflict with it. A raw topic below its min.insync.replicas (a broker down) makes it wait
+        here until the broker is back, records unreplicated never visible; the requests in it get
+        their 503 at their own timeout, with the reason, and the ones behind it wait their turn.
+        """
+        while True:
+            try:
+                operation(self.commit_timeout)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if error is None or not error.retriable() or self._stop.is_set():
+                    raise
+                log.warning(f"raw-topic {what} still waiting",
+                            reason=write_failure(self.kafka, self.topic, exc))
 
     def _recover(self, exc: Exception) -> None:
         error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
@@ -139,7 +161,7 @@ class Writer:
             if error is not None and error.fatal():
                 self._producer = self._open(self.commit_timeout)  # fenced or broken: a new epoch
             else:
-                producer.abort_transaction(self.commit_timeout)
+                self._finish(producer.abort_transaction, "abort")
         except KafkaException as again:
             log.error("cannot recover the raw-topic producer; reopening it", error=str(again))
             try:

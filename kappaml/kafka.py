@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kappaml.logging import register_secret
 
-__all__ = ["KafkaSettings", "KafkaUnavailable", "connect_admin"]
+__all__ = ["KafkaSettings", "KafkaUnavailable", "connect_admin", "replication_shortfall", "write_failure"]
 
 _SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
 
@@ -136,3 +136,49 @@ def connect_admin(settings: KafkaSettings, timeout: float = 30.0) -> tuple[Any, 
             raise KafkaUnavailable(f"{where} did not answer within {timeout:.0f} s{detail}; check that it "
                                    "runs and that KAPPAML_KAFKA_SECURITY_PROTOCOL and the SASL/TLS "
                                    "settings match its listener")
+
+
+def replication_shortfall(settings: KafkaSettings, topic: str, timeout: float = 5.0) -> str | None:
+    """Why Kafka refuses acks=all writes to ``topic``, in one line; None when it does not (or cannot say).
+
+    A partition whose in-sync replicas are fewer than the topic's ``min.insync.replicas`` refuses
+    every acks=all write (NOT_ENOUGH_REPLICAS) rather than store it unreplicated. librdkafka
+    retries that error silently until the message times out, and then only says "timed out":
+    the cluster's own metadata is what names the cause.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    try:
+        admin = AdminClient({**settings.client_config(), "log_level": 0})
+        meta = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return None
+        future = next(iter(admin.describe_configs([ConfigResource("topic", topic)],
+                                                  request_timeout=timeout).values()))
+        need = int(future.result(timeout)["min.insync.replicas"].value)
+    except (KafkaException, KeyError, ValueError, TypeError):
+        return None
+    short = {p: len(m.isrs) for p, m in sorted(meta.partitions.items()) if len(m.isrs) < need}
+    if not short:
+        return None
+    have = sorted(set(short.values()))
+    return (f"topic {topic} is below min.insync.replicas: partition{'s' if len(short) > 1 else ''} "
+            f"{', '.join(map(str, short))} {'have' if len(short) > 1 else 'has'} "
+            f"{'/'.join(map(str, have))} in-sync replica{'s' if have != [1] else ''} of the {need} "
+            "it needs (a broker is down), and Kafka refuses writes it could not replicate")
+
+
+def write_failure(settings: KafkaSettings, topics: str | Iterable[str], error: BaseException | str) -> str:
+    """A failed or timed-out write to ``topics`` (one or several) in one line: the first replication
+    shortfall among them, else librdkafka's own message (its text, not the ``KafkaError{...}`` repr)."""
+    for topic in [topics] if isinstance(topics, str) else topics:
+        shortfall = replication_shortfall(settings, topic)
+        if shortfall is not None:
+            return shortfall
+    if isinstance(error, BaseException):
+        first = error.args[0] if error.args else None
+        text = first.str() if hasattr(first, "str") else str(error) or type(error).__name__
+    else:
+        text = error
+    return " ".join(str(text).split())

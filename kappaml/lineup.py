@@ -20,11 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
-from kappaml.kafka import KafkaSettings, KafkaUnavailable, connect_admin
+from kappaml.kafka import KafkaSettings, KafkaUnavailable, connect_admin, write_failure
 from kappaml.learner import KeyState
 from kappaml.models import SPECS
 from kappaml.records import InvalidRecord, Promotion
@@ -148,16 +148,17 @@ def publish_promotion(kafka: KafkaSettings, raw_topic: str, promotion: Promotion
     """Write the promotion to every partition of the raw topic in one transaction.
 
     All or nothing: a partition that got it while another did not would serve two champions
-    for good. Returns the offset of the control record in each partition.
+    for good. Returns the offset of the control record in each partition. ``KafkaUnavailable``
+    with a one-line reason when the transaction does not commit within ``timeout`` (e.g. the raw
+    topic is below its min.insync.replicas): then no reader ever sees the promotion.
     """
     _admin, metadata = connect_admin(kafka, timeout)
     topic = metadata.topics.get(raw_topic)
     if topic is None or not topic.partitions:
         raise KafkaUnavailable(f"topic {raw_topic!r} does not exist: start the pipeline first")
     partitions = sorted(topic.partitions)
-    producer = Producer({**kafka.client_config(), "transactional.id": f"kappaml-promote-{promotion.id}"})
-    producer.init_transactions(timeout)
-    producer.begin_transaction()
+    producer = Producer({**kafka.client_config(), "transactional.id": f"kappaml-promote-{promotion.id}",
+                         "log_level": 0})
     offsets: dict[int, int] = {}
 
     def delivered(err: Any, msg: Any) -> None:
@@ -165,9 +166,17 @@ def publish_promotion(kafka: KafkaSettings, raw_topic: str, promotion: Promotion
             offsets[msg.partition()] = msg.offset()
 
     value = promotion.encode()
-    for partition in partitions:
-        producer.produce(raw_topic, key=CONTROL_KEY_BYTES, value=value, partition=partition,
-                         headers=[(CONTROL_HEADER, b"promote")], on_delivery=delivered)
-    producer.commit_transaction(timeout)
+    try:
+        producer.init_transactions(timeout)
+        producer.begin_transaction()
+        for partition in partitions:
+            producer.produce(raw_topic, key=CONTROL_KEY_BYTES, value=value, partition=partition,
+                             headers=[(CONTROL_HEADER, b"promote")], on_delivery=delivered)
+        producer.commit_transaction(timeout)
+    except KafkaException as exc:
+        # Not committed, and this producer (its transactional id is the promotion's own) never
+        # commits it: the coordinator aborts the open transaction when it times out.
+        raise KafkaUnavailable(f"the transaction did not commit within {timeout:g} s: "
+                               f"{write_failure(kafka, raw_topic, exc)}") from None
     producer.flush(timeout)
     return offsets

@@ -14,13 +14,15 @@ import signal
 import sys
 from pathlib import Path
 
-from confluent_kafka import KafkaError
-from quixstreams.kafka.exceptions import KafkaConsumerException
+from confluent_kafka import KafkaError, KafkaException
+from quixstreams.checkpointing.exceptions import CheckpointProducerTimeout
+from quixstreams.internal_producer import KafkaProducerTransactionCommitFailed
+from quixstreams.kafka.exceptions import KafkaConsumerException, KafkaProducerDeliveryError
 
 from kappaml.catalog import resolve_from_log
 from kappaml.drift import DETECTORS, POLICIES, DriftConfig
 from kappaml.gate import GateConfig
-from kappaml.kafka import KafkaSettings, KafkaUnavailable
+from kappaml.kafka import KafkaSettings, KafkaUnavailable, write_failure
 from kappaml.learner import IncompatibleState
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
@@ -104,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# What a checkpoint whose outputs Kafka did not take raises out of Quix Streams (the original
+# error, or the abort's on the way out).
+_WRITE_FAILURES = (KafkaException, KafkaProducerDeliveryError, KafkaProducerTransactionCommitFailed,
+                   CheckpointProducerTimeout)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["promote"]:
@@ -165,6 +173,16 @@ def main(argv: list[str] | None = None) -> int:
                          "(its group.min.session.timeout.ms / group.max.session.timeout.ms; "
                          "Kafka's default minimum is 6 s)\n")
         return 2
+    except _WRITE_FAILURES as exc:
+        # E.g. an output topic below its min.insync.replicas: librdkafka retried until its
+        # timeout, Quix Streams then failed the checkpoint. Its offsets are not committed.
+        outputs = [topics.predictions, topics.models, topics.metrics, topics.challengers, topics.drift,
+                   topics.dlq]
+        sys.stderr.write(f"error: processor stopped: Kafka did not take its outputs "
+                         f"({write_failure(kafka, outputs, exc)}); their input offsets were not committed, "
+                         "so nothing is lost: started again once Kafka takes writes, it resumes from its "
+                         "last committed offsets\n")
+        return 1
     return 0
 
 

@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers "
                    "(default: KAPPAML_KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)")
     p.add_argument("--topic-prefix", default=env("KAPPAML_TOPIC_PREFIX", "kappaml"))
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to wait for Kafka to take the record (e.g. a broker down below "
+                        "min.insync.replicas) before giving up with nothing written")
     p.add_argument("--log-level", default=env("KAPPAML_LOG_LEVEL", "INFO"))
     return p
 
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
     promotion = rollback_promotion(args.model_version, args.to)
     try:
-        offsets = publish_promotion(kafka, Topics(prefix=args.topic_prefix).raw, promotion)
+        offsets = publish_promotion(kafka, Topics(prefix=args.topic_prefix).raw, promotion,
+                                    timeout=args.timeout)
     except (KafkaUnavailable, KafkaException) as exc:
         sys.stderr.write(f"error: rollback not written: {exc}\n")
         return 1

@@ -20,6 +20,7 @@ from producer.settings import (
     add_dataset_flags,
     env_default,
 )
+from producer.stopped import IngestStopped
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -137,6 +138,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 2
     except KafkaUnavailable as exc:
         log.error("kafka unavailable", error=str(exc))
+        return 1
+    except IngestStopped as exc:  # Kafka did not take its records: the one line says why
+        log.error(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from confluent_kafka import Producer as ConfluentProducer
 from quixstreams import Application
 from quixstreams.models import Topic
-from quixstreams.sources import BaseSource
+from quixstreams.sources import BaseSource, SourceException
 
 from kappaml.catalog import publish_declaration
 from kappaml.dataset import Dataset
@@ -19,6 +19,7 @@ from kappaml.validation import InvalidShare
 from producer.identity import fetch_served, ingest_identity, server_json
 from producer.settings import IngestSettings
 from producer.source import SSESource
+from producer.stopped import IngestStopped
 
 __all__ = ["TransactionalSourceApplication", "fetch_dataset", "run_ingest", "stream_url"]
 
@@ -113,10 +114,16 @@ def run_ingest(settings: IngestSettings) -> int:
         log_level=settings.log_level,
         invalid_share=InvalidShare(settings.invalid_warn_share, settings.invalid_warn_rows),
         metrics_port=settings.metrics_port,
+        kafka=settings.kafka,
     )
     raw = app.topic(topics.raw, key_serializer="bytes", value_serializer="bytes")
     app.add_source(source, topic=raw)
     log.info("ingest", url=source.url, raw_topic=topics.raw, dlq_topic=topics.dlq, dataset=dataset.name,
              synthetic=dataset.synthetic, identity=identity, delayed_labels=labels or None)
-    app.run()
+    try:
+        app.run()
+    except SourceException as exc:
+        if isinstance(exc.__cause__, IngestStopped):  # its one line says it all: no traceback
+            raise exc.__cause__ from None
+        raise
     return 0

@@ -29,6 +29,7 @@ from confluent_kafka import Producer as ConfluentProducer
 from quixstreams.sources import StatefulSource
 
 from kappaml.dataset import Dataset
+from kappaml.kafka import KafkaSettings, write_failure
 from kappaml.logging import configure_logging, get_logger
 from kappaml.observability import serve_metrics
 from kappaml.observability.programs import IngestMetrics
@@ -36,8 +37,9 @@ from kappaml.quixcompat import confluent_producer
 from kappaml.records import DeadLetter, InvalidRecord, extract
 from kappaml.validation import InvalidShare
 from producer.follower import Event, Follower
+from producer.stopped import IngestStopped, quiet_source_traceback
 
-__all__ = ["SSESource"]
+__all__ = ["IngestStopped", "SSESource"]
 
 log = get_logger(__name__)
 
@@ -89,6 +91,7 @@ class SSESource(StatefulSource):
         shutdown_timeout: float = 10.0,
         invalid_share: InvalidShare | None = None,
         metrics_port: int | None = None,
+        kafka: KafkaSettings | None = None,
     ) -> None:
         super().__init__(name, shutdown_timeout=shutdown_timeout)
         self.url = url
@@ -102,6 +105,7 @@ class SSESource(StatefulSource):
         self.max_backoff = max_backoff
         self.log_level = log_level
         self.metrics_port = metrics_port
+        self.kafka = kafka  # to say why a commit failed (kappaml.kafka.write_failure)
         self._metrics: IngestMetrics | None = None  # made in run(): the source runs in its own process
         # Counters of this run (not state: the raw topic itself is the record of what was produced).
         self.produced = 0
@@ -129,6 +133,25 @@ class SSESource(StatefulSource):
             if self._metrics is not None:
                 self._metrics.commit.observe(time.perf_counter() - started)
         self.committed_id = last_id
+
+    def _commit_or_stop(self, last_id: str | None) -> None:
+        """``_commit``, or ``IngestStopped`` saying why Kafka did not take the transaction.
+
+        librdkafka retries a refused write (a topic below its min.insync.replicas, a leader gone)
+        until the message times out (transaction.timeout.ms): by then waiting longer would only
+        hold the stream back, and a restart loses nothing.
+        """
+        try:
+            self._commit(last_id)
+        except Exception as exc:
+            reason = (write_failure(self.kafka, self._topic_name or self.producer_topic.name, exc)
+                      if self.kafka is not None else " ".join(str(exc).split()))
+            resume = (f"after event id {self.committed_id}" if self.committed_id is not None
+                      else "from the first event")
+            raise IngestStopped(
+                f"ingest stopped: Kafka did not take a transaction of raw records ({reason}); it never "
+                f"commits, so no reader sees any of it; start the ingest again once Kafka takes writes: "
+                f"it resumes {resume}") from None
 
     def _dead_letter(self, event: Event, details: dict[str, Any]) -> None:
         # With delayed labels the event id is "rows:labels": the row is its rows part.
@@ -210,6 +233,7 @@ class SSESource(StatefulSource):
     def run(self) -> None:
         # Sources run in a spawned process: logging must be set up again here.
         configure_logging(self.log_level)
+        quiet_source_traceback()
         last_id: str | None = self.state.get(LAST_ID, None)
         self.committed_id = last_id
         log.info("ingest starting", url=self.url, resume_after=last_id, dataset=self.dataset.name,
@@ -250,7 +274,7 @@ class SSESource(StatefulSource):
                     self._warn_invalid()
                 now = time.monotonic()
                 if pending and (pending >= self.commit_every or now - opened >= self.commit_interval):
-                    self._commit(last_id)
+                    self._commit_or_stop(last_id)
                     self._begin()
                     pending = 0
                 if now - last_log >= self.log_interval:
@@ -268,7 +292,7 @@ class SSESource(StatefulSource):
                     break
             if self.invalid_share.due(self.produced, ended=True):
                 self._warn_invalid()
-            self._commit(last_id)
+            self._commit_or_stop(last_id)
         except BaseException:
             if self.transactional:
                 try:

@@ -1,15 +1,18 @@
-"""bench/bench_cluster.py's own arithmetic: CPU read from /proc, interpolated between samples, and
-its report section put in place of the old one (no timing is asserted: the figures are the bench's)."""
+"""The cluster benchmark's own arithmetic (bench/cluster/): CPU read from /proc, interpolated between
+samples, and its report section put in place of the old one (no timing is asserted: the figures are the
+bench's)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.bench_cluster import CpuSampler, descendants, render, write_report
+from bench.cluster.cpu import CpuSampler, descendants
+from bench.cluster.render import render, write_report
 
 SUMMARY = {"median": 1.0, "min": 0.5, "max": 2.0, "runs": 3}
 CONDITIONS = {"load_before": [1.5, 1.0, 1.0], "load_after": [2.0, 1.0, 1.0], "others_cores": 0.4,
@@ -53,3 +56,15 @@ def test_the_section_replaces_the_old_one(tmp_path: Path) -> None:
     assert after.index("## A") < after.index("## Cluster") < after.index("## B")
     write_report(text, report)
     assert report.read_text() == after
+
+
+def test_the_section_renders_as_before_the_split() -> None:
+    # Results covering every branch of the section (tests/bench/cluster_results.json), rendered by
+    # bench/bench_cluster.py before it became bench/cluster/: the split must not change a character.
+    here = Path(__file__).parent
+    res = json.loads((here / "cluster_results.json").read_text())
+    assert render(res) == (here / "cluster_section.md").read_text()
+    header_only = {k: res[k] for k in ("started", "duration_s", "machine", "load_start", "load_end")}
+    header_only |= {"rebalance": {"rate": 1}, "broker": {"rate": 1}}  # sections without their figures
+    text = render(header_only)
+    assert text == (here / "cluster_section.md").read_text().split("\n\n**")[0] + "\n"

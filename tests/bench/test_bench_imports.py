@@ -12,7 +12,7 @@ import bench
 
 # Plots (matplotlib) and the seed design (scikit-learn) need the benchmark extra: pip install -e '.[bench]'.
 OPTIONAL = {"bench.report": "matplotlib", "bench.seed_job": "sklearn"}
-MODULES = sorted(m.name for m in pkgutil.iter_modules(bench.__path__, "bench."))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(bench.__path__, "bench."))  # bench.cluster.* too
 
 
 @pytest.mark.parametrize("name", MODULES)
