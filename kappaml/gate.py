@@ -24,6 +24,15 @@ confidence 0.95, about 67 % of wins at the 100th look); a drift that makes a cha
 better still passes at once. A challenger passes a look when there are at least ``min_pairs``
 pairs (only such looks count), ``p <= alpha_k`` and the margin holds.
 
+Auto-rollback (``auto_rollback``): after a promotion by the gate, the former champion keeps
+learning as a challenger, so its window against the newly serving spec fills from the switch
+on. When it holds exactly ``window`` pairs (the first ``window`` rows both scored after the
+switch), the gate looks once, with the same test reversed: if the former champion passes it
+(sign test at ``alpha_at(1)``, margin), the gate writes a promotion of the former champion with
+reason ``auto-rollback``; either way that verdict is the only one. A partition rolled back
+automatically is then held like after a manual rollback. (The regular looks go on meanwhile: a
+former champion that is clearly better may also be promoted back by them, reason ``gate``.)
+
 Determinism: the gate is evaluated at every ``every``-th scored row of the partition, in
 offset order, never at wall-clock checkpoints, and its state is stored with the partition's
 models and offsets. A processor restarted after a crash therefore repeats the same
@@ -49,6 +58,8 @@ class GateConfig:
     margin: float = 0.05  # and the challenger's MSE is at least this much (relative) lower
     min_pairs: int = 100  # no decision on fewer pairs than this
     every: int = 50  # evaluate at every N-th scored row of the partition
+    # After a gate promotion, roll back when the former champion proves better (module docstring).
+    auto_rollback: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
@@ -157,6 +168,7 @@ class Candidate:
     scored: int
     look: int
     decision: Decision
+    reason: str = "gate"  # or "auto-rollback": the former champion after a gate promotion
 
 
 @dataclass
@@ -175,6 +187,7 @@ class PartitionGate:
     windows: dict[str, PairedWindow] = field(default_factory=dict)
     pending: str | None = None
     held: bool = False
+    watch: str | None = None  # auto-rollback: the champion a gate promotion replaced, on trial
 
     def observe(self, serving: str, sq_errors: Mapping[str, float], config: GateConfig) -> Candidate | None:
         """One scored row: ``sq_errors`` holds each spec's squared error on it (serving included)."""
@@ -189,6 +202,13 @@ class PartitionGate:
             if window is None or window.size != config.window:
                 window = self.windows[spec] = PairedWindow(config.window, window.pairs if window else deque())
             window.add(own, err)
+        if self.watch is not None and self.pending is None:
+            former = self.windows.get(self.watch)
+            if former is not None and len(former) >= config.window:
+                watched, self.watch = self.watch, None  # one verdict per promotion
+                decision = decide(former, config, 1)
+                if decision.promote:
+                    return Candidate(watched, serving, self.scored, 1, decision, reason="auto-rollback")
         if self.scored % config.every or self.pending is not None or self.held:
             return None
         if not any(len(w) >= config.min_pairs for w in self.windows.values()):
@@ -201,12 +221,17 @@ class PartitionGate:
                 best = Candidate(spec, serving, self.scored, self.looks, decision)
         return best
 
-    def switched(self, reason: str | None) -> None:
-        """A promotion was applied here: the pairs compared the old serving spec; start over."""
+    def switched(self, reason: str | None, previous: str | None = None, auto_rollback: bool = False) -> None:
+        """A promotion was applied here: the pairs compared the old serving spec; start over.
+
+        ``previous``: the spec that served until now; after a gate promotion with
+        ``auto_rollback`` it is on trial (see the module docstring).
+        """
         self.windows.clear()
         self.looks = 0
         self.pending = None
-        if reason == "rollback":
+        self.watch = previous if reason == "gate" and auto_rollback else None
+        if reason in ("rollback", "auto-rollback"):
             self.held = True
         elif reason != "gate":
             self.held = False  # a manual promotion: the operator has decided again

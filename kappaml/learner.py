@@ -83,6 +83,10 @@ class KeyState:
     drifts: int = 0  # drift detections so far
     # Delayed labels: predictions served and waiting for their label, early labels, counts.
     labels: DelayedLabels = field(default_factory=DelayedLabels)
+    # Drift policy "background" (kappaml/background.py): the fresh model learning beside this
+    # one since a detection, if any, and the highest generation handed out so far.
+    background: Any = None
+    latest_generation: int = 0
 
     @classmethod
     def new(cls, key: str, dataset: Dataset, spec: str, version: str, window: int = 500,

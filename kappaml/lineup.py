@@ -28,6 +28,7 @@ from kappaml.kafka import KafkaSettings, KafkaUnavailable, connect_admin
 from kappaml.learner import KeyState
 from kappaml.models import SPECS
 from kappaml.records import InvalidRecord, Promotion
+from kappaml.records.control import TAKEOVER
 
 __all__ = ["CONTROL_HEADER", "CONTROL_KEY", "CONTROL_KEY_BYTES", "Lineup", "Promotion", "PromotionLog",
            "ServingHistory", "is_control", "publish_promotion"]
@@ -88,6 +89,8 @@ class ServingHistory:
     def apply(self, partition: int, promotion: Promotion) -> str | None:
         if promotion.version != self.lineup.version:
             return ""
+        if promotion.reason == TAKEOVER or promotion.generation is not None:
+            return ""  # a key's model changes (kappaml/background.py), not the serving spec
         if promotion.spec not in self.lineup.specs:
             return (f"cannot promote {promotion.spec!r}: version {self.lineup.version} runs "
                     f"{', '.join(self.lineup.specs)} (start it with --challengers {promotion.spec})")
