@@ -24,14 +24,16 @@ confidence 0.95, about 67 % of wins at the 100th look); a drift that makes a cha
 better still passes at once. A challenger passes a look when there are at least ``min_pairs``
 pairs (only such looks count), ``p <= alpha_k`` and the margin holds.
 
-Auto-rollback (``auto_rollback``): after a promotion by the gate, the former champion keeps
-learning as a challenger, so its window against the newly serving spec fills from the switch
-on. When it holds exactly ``window`` pairs (the first ``window`` rows both scored after the
-switch), the gate looks once, with the same test reversed: if the former champion passes it
-(sign test at ``alpha_at(1)``, margin), the gate writes a promotion of the former champion with
-reason ``auto-rollback``; either way that verdict is the only one. A partition rolled back
-automatically is then held like after a manual rollback. (The regular looks go on meanwhile: a
-former champion that is clearly better may also be promoted back by them, reason ``gate``.)
+Auto-rollback (``auto_rollback``): a gate promotion puts the newly serving spec on probation
+for the next ``window`` rows that it and the former champion (now a challenger, still learning)
+both score. During the probation, a promotion of the former champion by the looks above is an
+``auto-rollback``; and when the former champion's window is full (exactly the probation's
+rows), one verdict: the same sign test, the former champion against the new one, at the level
+``1 - confidence`` without margin (a single test per promotion: no spending needed; any
+significant worsening suffices). If the former champion errs less significantly often, the gate
+writes a promotion of it with reason ``auto-rollback``. Either way the probation ends there. A
+partition rolled back automatically is then held, like after a manual rollback: the same
+challenger would otherwise be promoted again by the same evidence that promoted it first.
 
 Determinism: the gate is evaluated at every ``every``-th scored row of the partition, in
 offset order, never at wall-clock checkpoints, and its state is stored with the partition's
@@ -44,9 +46,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-__all__ = ["Candidate", "Decision", "GateConfig", "PairedWindow", "PartitionGate", "decide", "sign_test_p"]
+__all__ = ["Candidate", "Decision", "GateConfig", "PairedWindow", "PartitionGate", "decide",
+           "probation_verdict", "sign_test_p"]
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,16 @@ def decide(window: PairedWindow, config: GateConfig, look: int = 1) -> Decision:
     return Decision(ok, k, n, wins, p, alpha, mse_s, mse_c, why)
 
 
+def probation_verdict(window: PairedWindow, config: GateConfig) -> Decision:
+    """Auto-rollback's verdict on a full probation window (module docstring): does the former
+    champion (the window's challenger) err less significantly often, at ``1 - confidence``?"""
+    d = decide(window, config, 1)
+    ok = d.pairs >= config.min_pairs and d.p_value <= config.alpha and d.mse_challenger < d.mse_serving
+    why = (f"former champion wins {d.wins}/{d.n}, p={d.p_value:.3g} {'<=' if ok else 'or MSE not lower, >'} "
+           f"{config.alpha:.3g} (probation verdict), MSE {d.mse_challenger:.4g} vs {d.mse_serving:.4g}")
+    return replace(d, promote=ok, alpha=config.alpha, why=why)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """The challenger the gate would promote, decided at the partition's ``scored``-th scored row."""
@@ -205,10 +218,10 @@ class PartitionGate:
         if self.watch is not None and self.pending is None:
             former = self.windows.get(self.watch)
             if former is not None and len(former) >= config.window:
-                watched, self.watch = self.watch, None  # one verdict per promotion
-                decision = decide(former, config, 1)
-                if decision.promote:
-                    return Candidate(watched, serving, self.scored, 1, decision, reason="auto-rollback")
+                watched, self.watch = self.watch, None  # the probation's one verdict
+                verdict = probation_verdict(former, config)
+                if verdict.promote:
+                    return Candidate(watched, serving, self.scored, 1, verdict, reason="auto-rollback")
         if self.scored % config.every or self.pending is not None or self.held:
             return None
         if not any(len(w) >= config.min_pairs for w in self.windows.values()):
@@ -219,6 +232,8 @@ class PartitionGate:
             decision = decide(self.windows[spec], config, self.looks)
             if decision.promote and (best is None or decision.mse_challenger < best.decision.mse_challenger):
                 best = Candidate(spec, serving, self.scored, self.looks, decision)
+        if best is not None and best.spec == self.watch:
+            best = replace(best, reason="auto-rollback")  # the former champion, back in its probation
         return best
 
     def switched(self, reason: str | None, previous: str | None = None, auto_rollback: bool = False) -> None:
