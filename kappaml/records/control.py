@@ -100,9 +100,8 @@ class Promotion(Record):
         key, generation = data.get("key"), data.get("generation")
         if key is not None and not isinstance(key, str):
             raise InvalidRecord("promote control record: key must be a string", column="key", value=key)
-        if generation is not None and (isinstance(generation, bool) or not isinstance(generation, int)
-                                       or generation < 0):
-            raise InvalidRecord("promote control record: generation must be an integer >= 0",
+        if generation is not None and (isinstance(generation, bool) or not isinstance(generation, int)):
+            raise InvalidRecord("promote control record: generation must be an integer",
                                 column="generation", value=generation)
         if reason == TAKEOVER and (key is None or generation is None):
             raise InvalidRecord("takeover control record needs key and generation")
