@@ -146,6 +146,7 @@ def test_a_background_model_takes_over_after_a_change_never_before(kafka_setting
 
 
 @pytest.mark.spark
+@pytest.mark.slow  # about 3 minutes; the short version: tests/spark_batch/test_replay_background.py
 def test_the_replay_takes_over_at_the_same_offsets(kafka_settings, topics, tmp_path: Path):
     dataset, toml = _run(kafka_settings, topics, tmp_path)
     ref = check_history(kafka_settings, topics, dataset)
@@ -178,6 +179,7 @@ def test_the_replay_takes_over_at_the_same_offsets(kafka_settings, topics, tmp_p
     assert at_p in {int(p) for p in summary["offsets"]["end"]}
 
 
+@pytest.mark.slow  # about 70 s; the short version: the undisturbed run above
 def test_sigkills_during_the_background_window_change_no_decision(kafka_settings, topics, tmp_path: Path):
     dataset, rows, toml = fleet(tmp_path, N, seed=11)
     rows = changed(rows, dataset, CHANGE)
