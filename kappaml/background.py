@@ -15,8 +15,19 @@ background model ``pending``: the processor writes a takeover control record (a
 key's partition, in the checkpoint's transaction; the switch happens where that record is read
 back (:func:`take_over`), in the processor and in the Spark replay alike. The background model
 then becomes the spec's model of the key (its generation, a fresh drift monitor); the metrics,
-seen ids and pending predictions carry on, as after a ``reset``; the drifted model is dropped:
-drift said it is worse, and keeping it would cost a model per key for good.
+seen ids and pending predictions carry on, as after a ``reset``. The model it replaced is kept,
+frozen (it learns no more: drift said it is worse, and a learning copy would cost a model's
+learning time per key for good), as ``KeyState.former``, until the next takeover replaces it:
+``python -m processor rollback --to GENERATION`` brings it back.
+
+Rollback to a generation: a promotion control record with reason ``rollback`` and a
+``generation`` G (spec ``*``: every spec, or one spec). In every key whose model of that spec
+came from a takeover to a generation above G while the model it replaced had a generation of
+at most G, that replaced model serves again (and learns again from the next record; its
+background model, if one runs, is dropped). Other keys do not change. The record is one per
+partition; it is applied to each key of the partition before the key's next record
+(:func:`apply_rollbacks`, ``KeyState.controls_at`` says how far a key is), which gives the
+same states as applying it to every key at once, without loading every key.
 
 False alarms cost one background model, never more: a detection while a background model runs
 is ignored (counted in ``Background.ignored``), and a background model not taken over after
@@ -36,10 +47,15 @@ from kappaml.gate import Decision, GateConfig, PairedWindow, decide
 from kappaml.learner import KeyState, Outcome, StepResult, apply_record
 from kappaml.pending import NO_TTL, DelayedLabels, LabelPolicy
 
-__all__ = ["BACKGROUND", "PATIENCE", "Background", "BackgroundStep", "background_step", "take_over"]
+__all__ = ["ANY_SPEC", "BACKGROUND", "PATIENCE", "Background", "BackgroundStep", "GenerationRollback",
+           "apply_rollbacks", "background_step", "take_over"]
 
 BACKGROUND = "background"  # the policy, and the role of the background model's records
 PATIENCE = 10  # gate windows of paired rows a background model gets to take over
+ANY_SPEC = "*"  # a rollback to a generation of every spec
+
+# (offset of the control record in its partition, spec or ANY_SPEC, generation)
+GenerationRollback = tuple[int, str, int]
 
 
 @dataclass
@@ -149,9 +165,31 @@ def take_over(state: KeyState, generation: int) -> bool:
     bg = state.background
     if bg is None or bg.state.generation != generation:
         return False
+    state.former = (state.generation, state.model)
     state.model = bg.state.model
     state.generation = generation
     if state.drift is not None:
         state.drift.restart()  # a young model: its own warm-up before it is watched
     state.background = None
     return True
+
+
+def apply_rollbacks(state: KeyState, rollbacks: list[GenerationRollback], offset: int) -> int:
+    """Before the key's record at ``offset``: the partition's rollbacks to a generation read
+    since the key's last record (module docstring). Returns how many changed its model."""
+    changed = 0
+    for at, spec, generation in rollbacks:
+        if at <= state.controls_at or at >= offset:
+            continue
+        state.controls_at = at
+        former = state.former
+        if spec not in (ANY_SPEC, state.spec) or former is None:
+            continue
+        if state.generation > generation >= former[0]:
+            state.generation, state.model = former
+            state.former = None
+            state.background = None
+            if state.drift is not None:
+                state.drift.restart()
+            changed += 1
+    return changed

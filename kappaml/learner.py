@@ -87,6 +87,10 @@ class KeyState:
     # one since a detection, if any, and the highest generation handed out so far.
     background: Any = None
     latest_generation: int = 0
+    # (generation, model) a takeover replaced, frozen, for a rollback to a generation; and the
+    # offset of the last such rollback record applied to this key.
+    former: Any = None
+    controls_at: int = -1
 
     @classmethod
     def new(cls, key: str, dataset: Dataset, spec: str, version: str, window: int = 500,

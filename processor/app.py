@@ -192,7 +192,10 @@ class Processor:
         champion = self.champions.champion(partition, self.store_transaction)
         policy, emit, cost = self.settings.labels, self.emitter.outcome, self.learn_cost
         gate, backgrounds = self.gatekeeper, self.backgrounds
-        for spec, ks in self.cache.get(partition, model_key, self.store_transaction).items():
+        states = self.cache.get(partition, model_key, self.store_transaction)
+        if backgrounds is not None:
+            backgrounds.before(states, partition, offset)
+        for spec, ks in states.items():
             started = perf_counter()
             outcome = apply_record(ks, record, offset, policy)
             cost.add(spec, perf_counter() - started)
@@ -236,9 +239,17 @@ class Processor:
         if promotion.version == self.lineup.version and promotion.reason == TAKEOVER:
             if self.backgrounds is None or promotion.key is None or promotion.generation is None:
                 return  # written by a processor with the background policy; this one has none
-            if self.backgrounds.control(promotion, partition):
+            if self.backgrounds.control(promotion, partition, offset):
                 self._applied(promotion, previous, partition, offset, model_key=promotion.key,
                               generation=promotion.generation)
+            return
+        if promotion.version == self.lineup.version and promotion.generation is not None:
+            if self.backgrounds is None:
+                log.warning("a rollback to a generation needs --drift-policy background (only takeovers "
+                            "keep the model they replaced): ignored", partition=partition, offset=offset)
+                return
+            self.backgrounds.rollback(promotion, partition, offset)
+            self._applied(promotion, previous, partition, offset, generation=promotion.generation)
             return
         reason = self.champions.promote(partition, promotion, self.store_transaction)
         if reason == "":
@@ -278,4 +289,6 @@ class Processor:
         """Persist dirty models and publish their metrics and snapshots (processor/checkpoint.py)."""
         if self.gatekeeper is not None:
             self.gatekeeper.checkpoint()
+        if self.backgrounds is not None:
+            self.backgrounds.checkpoint()
         self.checkpoints.on_checkpoint()

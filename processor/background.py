@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kappaml.background import BACKGROUND, background_step, take_over
+from kappaml.background import BACKGROUND, GenerationRollback, apply_rollbacks, background_step, take_over
 from kappaml.gate import GateConfig
 from kappaml.learner import KeyState, Outcome
 from kappaml.lineup import CONTROL_HEADER, CONTROL_KEY_BYTES, Promotion
@@ -28,11 +28,44 @@ __all__ = ["Backgrounds"]
 
 log = get_logger(__name__)
 
+_ROLLBACKS = "generation_rollbacks"
+
 
 class Backgrounds:
     def __init__(self, processor: Processor, gate: GateConfig) -> None:
         self.p = processor
         self.gate = gate
+        # Per partition, the rollbacks to a generation read so far (kappaml/background.py),
+        # kept in the partition's store beside its champion; re-read in each checkpoint, since
+        # another instance may have served the partition in between.
+        self._rollbacks: dict[int, list[GenerationRollback]] = {}
+        self._loaded: set[int] = set()
+
+    def rollbacks(self, partition: int) -> list[GenerationRollback]:
+        if partition not in self._loaded:
+            state = self.p.store_transaction(partition).as_state(prefix=CONTROL_KEY_BYTES)
+            self._rollbacks[partition] = [tuple(r) for r in state.get(_ROLLBACKS) or []]  # type: ignore[misc]
+            self._loaded.add(partition)
+        return self._rollbacks[partition]
+
+    def before(self, states: dict[str, KeyState], partition: int, offset: int) -> None:
+        """Before a key's record: the rollbacks to a generation it has not seen yet."""
+        rollbacks = self.rollbacks(partition)
+        if rollbacks:
+            for ks in states.values():
+                if apply_rollbacks(ks, rollbacks, offset):
+                    log.info("rolled back to the model a takeover replaced", key=ks.key, spec=ks.spec,
+                             generation=ks.generation, offset=offset)
+
+    def rollback(self, promotion: Promotion, partition: int, offset: int) -> None:
+        """A rollback to a generation read back: recorded for the partition's keys."""
+        assert promotion.generation is not None
+        rollbacks = self.rollbacks(partition)
+        rollbacks.append((offset, promotion.spec, promotion.generation))
+        self.p.store_transaction(partition).as_state(prefix=CONTROL_KEY_BYTES).set(_ROLLBACKS, rollbacks)
+
+    def checkpoint(self) -> None:
+        self._loaded.clear()
 
     def step(self, ks: KeyState, record: Any, offset: int, main: Outcome, *, serving: bool, key: bytes,
              partition: int, ts: int | None, value: bytes) -> None:
@@ -74,10 +107,11 @@ class Backgrounds:
         log.info("background model better: takeover written", key=ks.key, spec=ks.spec, partition=partition,
                  offset=offset, generation=generation, why=d.why)
 
-    def control(self, promotion: Promotion, partition: int) -> bool:
+    def control(self, promotion: Promotion, partition: int, offset: int) -> bool:
         """A takeover record read back: the key's background model becomes its spec's model."""
         assert promotion.key is not None and promotion.generation is not None
         states = self.p.cache.get(partition, promotion.key, self.p.store_transaction)
+        self.before(states, partition, offset)  # earlier rollbacks first, in offset order
         ks = states.get(promotion.spec)
         done = ks is not None and take_over(ks, promotion.generation)
         log.info("takeover" if done else "takeover without its background model: nothing to do",

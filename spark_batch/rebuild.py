@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from kappaml import learner
-from kappaml.background import BACKGROUND, background_step, take_over
+from kappaml.background import BACKGROUND, GenerationRollback, apply_rollbacks, background_step, take_over
 from kappaml.fingerprint import state_fingerprint
 from kappaml.learner import ERROR, LEARNED, PENDING, Expiry, KeyState, StepResult, apply_record
 from kappaml.lineup import Lineup
@@ -115,13 +115,15 @@ class KeyReplay:
         self.takeovers: list[dict[str, Any]] = []  # drift policy background: applied here
         self.background_rows = 0
 
-    def step(self, offset: int, value: Any, out: PredictionRows, serving: str | None = None) -> None:
+    def step(self, offset: int, value: Any, out: PredictionRows, serving: str | None = None,
+             rollbacks: list[GenerationRollback] | None = None) -> None:
         """One record, in offset order: handled by every spec. The replay's hot path.
 
         Every kind goes through the processor's own ``apply_record`` with the same label policy:
         the expiry check before the record, then the record itself (see :mod:`kappaml.learner`).
         ``serving``: the spec serving the partition at this record, known (and needed) under
-        the drift policy background only, whose background models then take their turn.
+        the drift policy background only, whose background models then take their turn;
+        ``rollbacks``: the partition's rollbacks to a generation so far (same policy).
         """
         if offset <= self._last_offset:
             raise RuntimeError(f"offset {offset} of key {self.key!r} came after {self._last_offset}: "
@@ -150,6 +152,9 @@ class KeyReplay:
             self._plan = [(spec, state, self.tallies[spec], self._roles[spec])
                           for spec, state in self.states.items()]
         partition, append, policy = self.partition, out.append, self.policy
+        if rollbacks:
+            for state in self.states.values():
+                apply_rollbacks(state, rollbacks, offset)
         for spec, state, tally, role in self._plan:
             outcome = apply_record(state, record, offset, policy)
             if serving is not None:
@@ -206,8 +211,12 @@ class KeyReplay:
                     result.y_pred, spec, BACKGROUND, result.generation, result.served_offset, result.delay_ms,
                     result.delay_rows if delayed else None, True if result.expired else None))
 
-    def take_over(self, spec: str, generation: int) -> bool:
+    def take_over(self, spec: str, generation: int, rollbacks: list[GenerationRollback] | None,
+                  offset: int) -> bool:
         """A takeover record of this key, read in offset order (kappaml/background.py)."""
+        if rollbacks and self.states is not None:
+            for each in self.states.values():  # earlier rollbacks first, in offset order
+                apply_rollbacks(each, rollbacks, offset)
         state = self.states.get(spec) if self.states is not None else None
         done = state is not None and take_over(state, generation)
         if done:

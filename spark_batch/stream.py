@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from kappaml.background import GenerationRollback
 from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, ServingHistory
 from kappaml.logging import configure_logging, get_logger
 from kappaml.pending import NO_TTL, LabelPolicy
@@ -67,6 +68,7 @@ class StreamRebuild:
         # to their key at their offset.
         background = self.lineup.drift is not None and self.lineup.drift.policy == "background"
         history = ServingHistory(self.lineup)
+        rollbacks: dict[int, list[GenerationRollback]] = {}  # rollbacks to a generation, per partition
         for batch in batches:
             progress.busy()
             out, rows = OutputRows(), PredictionRows()
@@ -76,7 +78,7 @@ class StreamRebuild:
                 if raw == CONTROL_KEY_BYTES:
                     out.control(partition, offset, value)
                     if background:
-                        _control(history, live, partition, value)
+                        _control(history, live, rollbacks, partition, offset, value)
                     continue
                 this = (partition, raw)
                 if this != slot:
@@ -94,7 +96,10 @@ class StreamRebuild:
                         current = live[this] = KeyReplay(raw, partition, self.lineup, self.end_offsets,
                                                          self.declared, self.labels)
                 assert current is not None
-                current.step(offset, value, rows, history.champion(partition) if background else None)
+                if background:
+                    current.step(offset, value, rows, history.champion(partition), rollbacks.get(partition))
+                else:
+                    current.step(offset, value, rows)
             predictions.write(rows)
             progress.rows_done(len(offsets))
             result = out.batch()
@@ -122,17 +127,22 @@ class StreamRebuild:
         return rebuild_partition
 
 
-def _control(history: ServingHistory, live: dict[Slot, KeyReplay], partition: int,
+def _control(history: ServingHistory, live: dict[Slot, KeyReplay],
+             rollbacks: dict[int, list[GenerationRollback]], partition: int, offset: int,
              value: bytes | None) -> None:
-    """A control record read in offset order: a promotion, or a takeover of one key's model."""
+    """A control record read in offset order: a promotion, a takeover of one key's model, or a
+    rollback to a generation (applied to each key before its next record, as the processor does)."""
     try:
         promotion = Promotion.decode(value)
     except InvalidRecord:
         return  # the driver reports it (kappaml.lineup.PromotionLog)
-    if promotion.reason == TAKEOVER and promotion.version == history.lineup.version:
-        replay = live.get((partition, (promotion.key or "").encode("utf-8")))
-        if replay is not None and promotion.generation is not None:
-            replay.take_over(promotion.spec, promotion.generation)
+    if promotion.version == history.lineup.version and promotion.generation is not None:
+        if promotion.reason == TAKEOVER:
+            replay = live.get((partition, (promotion.key or "").encode("utf-8")))
+            if replay is not None:
+                replay.take_over(promotion.spec, promotion.generation, rollbacks.get(partition), offset)
+        else:
+            rollbacks.setdefault(partition, []).append((offset, promotion.spec, promotion.generation))
         return
     history.apply(partition, promotion)
 

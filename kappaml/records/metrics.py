@@ -154,8 +154,6 @@ class PromotionApplied(Record):
                                 default=None)
     generation: int | None = doc("reason takeover: the generation now serving the key; rollback to a "
                                  "generation: that generation", default=None)
-    changed: int | None = doc("rollback to a generation: keys of the partition rolled back so far "
-                              "(applied to each key at its next record)", default=None)
 
 
 MetricsRecord = KeyMetrics | OverallMetrics | Comparison | PromotionApplied

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from infra.testing import json_values, produce_raw, read_all
-from kappaml.background import background_step, take_over
+from kappaml.background import apply_rollbacks, background_step, take_over
 from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
 from kappaml.gate import GateConfig
@@ -22,7 +25,8 @@ from kappaml.learner import KeyState, apply_record
 from kappaml.lineup import CONTROL_KEY_BYTES, Promotion
 from kappaml.records import decode
 from kappaml.topics import Topics
-from tests.processor.test_gatekeeper import _count
+from tests.conftest import REPO
+from tests.processor.test_gatekeeper import _cli, _count
 from tests.processor.test_processor import _progress, _start, fleet, latest_snapshots
 from tests.spark_batch.replay_support import base_args, run_cli
 
@@ -51,14 +55,21 @@ def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> dict:
     states: dict[str, KeyState] = {}
     decisions: list[tuple[int, int, str, int]] = []  # (partition, offset, key, generation)
     served: dict[tuple[int, int], tuple[float, int]] = {}
+    rollbacks: dict[int, list] = defaultdict(list)  # rollbacks to a generation, per partition
     for key, value, partition, offset in sorted(read_all(kafka, topics.raw), key=lambda m: (m[2], m[3])):
         if key == CONTROL_KEY_BYTES:
             promotion = Promotion.decode(value)
-            assert promotion.key is not None and promotion.generation is not None
+            assert promotion.generation is not None
+            if promotion.reason == "rollback":
+                rollbacks[partition].append((offset, promotion.spec, promotion.generation))
+                continue
+            assert promotion.key is not None
+            apply_rollbacks(states[promotion.key], rollbacks[partition], offset)
             assert take_over(states[promotion.key], promotion.generation)
             continue
         example = decode(dataset, value)
         ks = states.setdefault(example.key, KeyState.new(example.key, dataset, SPEC, "v1", drift=drift))
+        apply_rollbacks(ks, rollbacks[partition], offset)
         main = apply_record(ks, example, offset)
         assert main.learned is not None
         served[(partition, offset)] = (main.learned.y_pred, main.learned.generation)
@@ -213,3 +224,44 @@ def test_sigkills_during_the_background_window_change_no_decision(kafka_settings
                                                                           committed=committed)
                        if k == CONTROL_KEY_BYTES} for committed in (True, False)}
     assert ids[True] == ids[False]
+
+
+def test_rollback_to_a_generation_brings_back_the_model_a_takeover_replaced(kafka_settings, topics,
+                                                                            tmp_path: Path):
+    extra = 300
+    dataset, rows, toml = fleet(tmp_path, N + extra, seed=11)
+    rows = changed(rows, dataset, CHANGE)
+    proc = _start(topics, kafka_settings, tmp_path / "state", "--dataset", str(toml), *FLAGS)
+    try:
+        _feed(kafka_settings, topics, dataset, rows, 0, CHANGE, CHANGE)
+        _feed(kafka_settings, topics, dataset, rows, CHANGE, N, 100)
+        bad = subprocess.run([sys.executable, "-m", "processor", "rollback", "--to", "newest",
+                              *_cli(kafka_settings, topics)], cwd=REPO, capture_output=True, timeout=120)
+        assert bad.returncode == 2 and b"unknown rollback target 'newest'" in bad.stderr
+        back = subprocess.run([sys.executable, "-m", "processor", "rollback", "--to", "0",
+                               *_cli(kafka_settings, topics)], cwd=REPO, capture_output=True, timeout=120)
+        assert back.returncode == 0, back.stderr
+        _feed(kafka_settings, topics, dataset, rows, N, N + extra, extra)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in err, err[-3000:]
+    controls = sorted((p, o, Promotion.decode(v)) for k, v, p, o in read_all(kafka_settings, topics.raw)
+                      if k == CONTROL_KEY_BYTES)
+    takeover = [(p, o) for p, o, c in controls if c.reason == "takeover"]
+    back_at = {p: o for p, o, c in controls if c.reason == "rollback"}
+    assert len(takeover) == 1 and set(back_at) == {0, 1}
+    assert all(c.generation == 0 and c.spec == "*" for _p, _o, c in controls if c.reason == "rollback")
+    (at_p, at_o), = takeover
+    ref = reference(kafka_settings, topics, dataset)
+    main = json_values(read_all(kafka_settings, topics.predictions, expect=N + extra))
+    phases = defaultdict(set)
+    for pred in main:
+        assert (pred["y_pred"], pred["generation"]) == ref["served"][(pred["partition"], pred["offset"])]
+        if pred["key"] == KEY:
+            o = pred["offset"]
+            phase = "before" if o < at_o else "taken over" if o < back_at[at_p] else "rolled back"
+            phases[phase].add(pred["generation"])
+    # v0 served generation 0, then the background model (1), then the replaced model (0) again.
+    assert phases == {"before": {0}, "taken over": {1}, "rolled back": {0}}
+    assert ref["states"][KEY].generation == 0 and ref["states"][KEY].former is None
