@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         gate = GateConfig(window=args.gate_window, confidence=args.gate_confidence, margin=args.gate_margin,
                           min_pairs=args.gate_min_pairs, every=args.gate_every,
                           auto_rollback=args.auto_rollback)
+        if args.promotion != "auto" and (args.auto_rollback or args.drift_policy == "background"):
+            flag = "--auto-rollback" if args.auto_rollback else "--drift-policy background"
+            raise ValueError(f"{flag} needs the gate: use it with --promotion auto (docs/lifecycle.md)")
         kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
         topics = Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions)
         # The log says what its records are (kappaml/catalog.py); the replay resolves it alike.

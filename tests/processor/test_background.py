@@ -265,3 +265,25 @@ def test_rollback_to_a_generation_brings_back_the_model_a_takeover_replaced(kafk
     # v0 served generation 0, then the background model (1), then the replaced model (0) again.
     assert phases == {"before": {0}, "taken over": {1}, "rolled back": {0}}
     assert ref["states"][KEY].generation == 0 and ref["states"][KEY].former is None
+
+
+def test_flags_that_need_the_gate_are_refused_without_it(capsys):
+    from processor.__main__ import main  # noqa: PLC0415 - the CLI entry point itself
+
+    # No broker listens on port 9: the flags are refused before the processor tries it.
+    assert main(["--bootstrap", "127.0.0.1:9", "--drift-policy", "background"]) == 2
+    assert "--drift-policy background" in capsys.readouterr().err
+    assert main(["--bootstrap", "127.0.0.1:9", "--auto-rollback"]) == 2
+    assert "--auto-rollback" in capsys.readouterr().err
+
+
+def test_the_replay_takes_the_processors_gate_flags():
+    from spark_batch.settings import build_parser, settings_from_args  # noqa: PLC0415
+
+    argv = ["--drift-policy", "background", "--gate-window", "80", "--gate-min-pairs", "40"]
+    settings = settings_from_args(build_parser("replay").parse_args(argv), env={"KAPPAML_GATE_EVERY": "10"},
+                                  validate_specs=False)
+    assert (settings.gate.window, settings.gate.min_pairs, settings.gate.every) == (80, 40, 10)
+    again = settings_from_args(build_parser("replay").parse_args(settings.to_argv()), env={},
+                               validate_specs=False)
+    assert again.gate == settings.gate and again.drift_policy == "background"
