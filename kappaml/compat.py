@@ -22,11 +22,11 @@ from pathlib import Path
 
 __all__ = ["PICKLED_MODULES", "STATE_CODE", "STATE_FORMAT", "state_code"]
 
-STATE_FORMAT = 2  # 2: KeyState.labels (delayed labels, kappaml/pending.py)
+STATE_FORMAT = 3  # 2: KeyState.labels (delayed labels); 3: KeyState.background (kappaml/background.py)
 
 # The kappaml modules whose classes (or functions) a pickled KeyState refers to.
 PICKLED_MODULES = ("learner", "evaluation", "seen", "drift", "models", "rls", "features", "guard",
-                   "pending")
+                   "pending", "gate", "background")
 
 
 def state_code(package: Path | None = None, river: str | None = None) -> str:

@@ -13,15 +13,17 @@ the same detections at the same offsets.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from river import drift
 
+from kappaml.gate import GateConfig
+
 __all__ = ["DETECTORS", "POLICIES", "Detection", "DriftConfig", "DriftMonitor"]
 
-Policy = Literal["alert", "reset"]
-POLICIES: tuple[str, ...] = ("alert", "reset")
+Policy = Literal["alert", "reset", "background"]
+POLICIES: tuple[str, ...] = ("alert", "reset", "background")
 
 
 def _adwin() -> Any:
@@ -44,8 +46,10 @@ class DriftConfig:
     """Which detector watches each model, and what happens when it fires.
 
     ``policy="alert"`` only publishes the detection; ``"reset"`` also starts the key's model
-    afresh from the next example (a new model generation). ``warmup``: examples learned before
-    the detector starts, because a new model's errors fall steeply and that fall is no drift.
+    afresh from the next example (a new model generation); ``"background"`` starts a fresh
+    model beside it, which takes over when ``gate`` finds it better (kappaml/background.py).
+    ``warmup``: examples learned before the detector starts, because a new model's errors fall
+    steeply and that fall is no drift.
     ``recent``: how many of the latest errors make the "error after" level of a detection.
     """
 
@@ -54,6 +58,7 @@ class DriftConfig:
     warmup: int = 100
     recent: int = 30
     cap: float = CAP
+    gate: GateConfig = field(default_factory=GateConfig)  # policy background: when it takes over
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:

@@ -24,6 +24,17 @@ confidence 0.95, about 67 % of wins at the 100th look); a drift that makes a cha
 better still passes at once. A challenger passes a look when there are at least ``min_pairs``
 pairs (only such looks count), ``p <= alpha_k`` and the margin holds.
 
+Auto-rollback (``auto_rollback``): a gate promotion puts the newly serving spec on probation
+for the next ``window`` rows that it and the former champion (now a challenger, still learning)
+both score. During the probation, a promotion of the former champion by the looks above is an
+``auto-rollback``; and when the former champion's window is full (exactly the probation's
+rows), one verdict: the same sign test, the former champion against the new one, at the level
+``1 - confidence`` without margin (a single test per promotion: no spending needed; any
+significant worsening suffices). If the former champion errs less significantly often, the gate
+writes a promotion of it with reason ``auto-rollback``. Either way the probation ends there. A
+partition rolled back automatically is then held, like after a manual rollback: the same
+challenger would otherwise be promoted again by the same evidence that promoted it first.
+
 Determinism: the gate is evaluated at every ``every``-th scored row of the partition, in
 offset order, never at wall-clock checkpoints, and its state is stored with the partition's
 models and offsets. A processor restarted after a crash therefore repeats the same
@@ -35,9 +46,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-__all__ = ["Candidate", "Decision", "GateConfig", "PairedWindow", "PartitionGate", "decide", "sign_test_p"]
+__all__ = ["Candidate", "Decision", "GateConfig", "PairedWindow", "PartitionGate", "decide",
+           "probation_verdict", "sign_test_p"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,8 @@ class GateConfig:
     margin: float = 0.05  # and the challenger's MSE is at least this much (relative) lower
     min_pairs: int = 100  # no decision on fewer pairs than this
     every: int = 50  # evaluate at every N-th scored row of the partition
+    # After a gate promotion, roll back when the former champion proves better (module docstring).
+    auto_rollback: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
@@ -148,6 +162,16 @@ def decide(window: PairedWindow, config: GateConfig, look: int = 1) -> Decision:
     return Decision(ok, k, n, wins, p, alpha, mse_s, mse_c, why)
 
 
+def probation_verdict(window: PairedWindow, config: GateConfig) -> Decision:
+    """Auto-rollback's verdict on a full probation window (module docstring): does the former
+    champion (the window's challenger) err less significantly often, at ``1 - confidence``?"""
+    d = decide(window, config, 1)
+    ok = d.pairs >= config.min_pairs and d.p_value <= config.alpha and d.mse_challenger < d.mse_serving
+    why = (f"former champion wins {d.wins}/{d.n}, p={d.p_value:.3g} {'<=' if ok else 'or MSE not lower, >'} "
+           f"{config.alpha:.3g} (probation verdict), MSE {d.mse_challenger:.4g} vs {d.mse_serving:.4g}")
+    return replace(d, promote=ok, alpha=config.alpha, why=why)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """The challenger the gate would promote, decided at the partition's ``scored``-th scored row."""
@@ -157,6 +181,7 @@ class Candidate:
     scored: int
     look: int
     decision: Decision
+    reason: str = "gate"  # or "auto-rollback": the former champion after a gate promotion
 
 
 @dataclass
@@ -175,6 +200,7 @@ class PartitionGate:
     windows: dict[str, PairedWindow] = field(default_factory=dict)
     pending: str | None = None
     held: bool = False
+    watch: str | None = None  # auto-rollback: the champion a gate promotion replaced, on trial
 
     def observe(self, serving: str, sq_errors: Mapping[str, float], config: GateConfig) -> Candidate | None:
         """One scored row: ``sq_errors`` holds each spec's squared error on it (serving included)."""
@@ -189,6 +215,13 @@ class PartitionGate:
             if window is None or window.size != config.window:
                 window = self.windows[spec] = PairedWindow(config.window, window.pairs if window else deque())
             window.add(own, err)
+        if self.watch is not None and self.pending is None:
+            former = self.windows.get(self.watch)
+            if former is not None and len(former) >= config.window:
+                watched, self.watch = self.watch, None  # the probation's one verdict
+                verdict = probation_verdict(former, config)
+                if verdict.promote:
+                    return Candidate(watched, serving, self.scored, 1, verdict, reason="auto-rollback")
         if self.scored % config.every or self.pending is not None or self.held:
             return None
         if not any(len(w) >= config.min_pairs for w in self.windows.values()):
@@ -199,14 +232,21 @@ class PartitionGate:
             decision = decide(self.windows[spec], config, self.looks)
             if decision.promote and (best is None or decision.mse_challenger < best.decision.mse_challenger):
                 best = Candidate(spec, serving, self.scored, self.looks, decision)
+        if best is not None and best.spec == self.watch:
+            best = replace(best, reason="auto-rollback")  # the former champion, back in its probation
         return best
 
-    def switched(self, reason: str | None) -> None:
-        """A promotion was applied here: the pairs compared the old serving spec; start over."""
+    def switched(self, reason: str | None, previous: str | None = None, auto_rollback: bool = False) -> None:
+        """A promotion was applied here: the pairs compared the old serving spec; start over.
+
+        ``previous``: the spec that served until now; after a gate promotion with
+        ``auto_rollback`` it is on trial (see the module docstring).
+        """
         self.windows.clear()
         self.looks = 0
         self.pending = None
-        if reason == "rollback":
+        self.watch = previous if reason == "gate" and auto_rollback else None
+        if reason in ("rollback", "auto-rollback"):
             self.held = True
         elif reason != "gate":
             self.held = False  # a manual promotion: the operator has decided again

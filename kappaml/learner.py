@@ -83,6 +83,14 @@ class KeyState:
     drifts: int = 0  # drift detections so far
     # Delayed labels: predictions served and waiting for their label, early labels, counts.
     labels: DelayedLabels = field(default_factory=DelayedLabels)
+    # Drift policy "background" (kappaml/background.py): the fresh model learning beside this
+    # one since a detection, if any, and the highest generation handed out so far.
+    background: Any = None
+    latest_generation: int = 0
+    # (generation, model) a takeover replaced, frozen, for a rollback to a generation; and the
+    # offset of the last such rollback record applied to this key.
+    former: Any = None
+    controls_at: int = -1
 
     @classmethod
     def new(cls, key: str, dataset: Dataset, spec: str, version: str, window: int = 500,

@@ -28,6 +28,7 @@ from kappaml.kafka import KafkaSettings, KafkaUnavailable, connect_admin, write_
 from kappaml.learner import KeyState
 from kappaml.models import SPECS
 from kappaml.records import InvalidRecord, Promotion
+from kappaml.records.control import TAKEOVER
 
 __all__ = ["CONTROL_HEADER", "CONTROL_KEY", "CONTROL_KEY_BYTES", "Lineup", "Promotion", "PromotionLog",
            "ServingHistory", "is_control", "publish_promotion", "rollback_promotion"]
@@ -88,6 +89,8 @@ class ServingHistory:
     def apply(self, partition: int, promotion: Promotion) -> str | None:
         if promotion.version != self.lineup.version:
             return ""
+        if promotion.reason == TAKEOVER or promotion.generation is not None:
+            return ""  # a key's model changes (kappaml/background.py), not the serving spec
         if promotion.spec not in self.lineup.specs:
             return (f"cannot promote {promotion.spec!r}: version {self.lineup.version} runs "
                     f"{', '.join(self.lineup.specs)} (start it with --challengers {promotion.spec})")
@@ -132,15 +135,19 @@ class PromotionLog:
         return {p: list(c) for p, c in self._changes.items()}
 
 
-def rollback_promotion(version: str, spec: str, by: str | None = None) -> Promotion:
+def rollback_promotion(version: str, spec: str, by: str | None = None,
+                       generation: int | None = None) -> Promotion:
     """The control record of a rollback to ``spec`` (``processor rollback --to``, the UI's button).
 
     A promotion with reason ``rollback``: it switches like any other, and with
-    ``--promotion auto`` it also holds the gate of each partition (kappaml/gate.py).
+    ``--promotion auto`` it also holds the gate of each partition (kappaml/gate.py). With a
+    ``generation`` (``--to GENERATION``, drift policy background) it undoes the takeovers past
+    that generation of ``spec``'s models (``*``: every spec's) and switches no serving spec.
     """
-    if by is None:
-        return Promotion(version=version, spec=spec, reason="rollback")
-    return Promotion(version=version, spec=spec, reason="rollback", by=by)
+    extra: dict[str, Any] = {} if by is None else {"by": by}
+    if generation is not None:
+        extra["generation"] = generation
+    return Promotion(version=version, spec=spec, reason="rollback", **extra)
 
 
 def publish_promotion(kafka: KafkaSettings, raw_topic: str, promotion: Promotion,

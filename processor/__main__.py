@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--drift", default=env("KAPPAML_DRIFT", "adwin"), choices=["none", *sorted(DETECTORS)],
                    help="drift detector on each model's absolute error")
     p.add_argument("--drift-policy", default=env("KAPPAML_DRIFT_POLICY", "alert"), choices=list(POLICIES),
-                   help="alert: publish detections; reset: also restart that key's model")
+                   help="alert: publish detections; reset: also restart that key's model; background: "
+                        "start a fresh model beside it, which takes over when the gate finds it better")
     p.add_argument("--label-ttl", default=env("KAPPAML_LABEL_TTL", ""), metavar="N|Ns",
                    help="delayed labels: a served prediction whose label has not come after N more records "
                         "of its key, or Ns seconds of event time, expires (default: never)")
@@ -97,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="auto: no decision on fewer paired rows than this")
     p.add_argument("--gate-every", type=int, default=int(env("KAPPAML_GATE_EVERY", str(gate.every))),
                    metavar="N", help="auto: evaluate at every N-th scored row of a partition (offset order)")
+    p.add_argument("--auto-rollback", action="store_true",
+                   default=env("KAPPAML_AUTO_ROLLBACK", "0").lower() in ("1", "true", "yes"),
+                   help="auto: roll a gate promotion back when, over the next gate window, the former "
+                        "champion errs less on the same rows (env KAPPAML_AUTO_ROLLBACK=1)")
     p.add_argument("--from-replay", action="store_true",
                    help="cut-over: start this --model-version from its Spark replay snapshots")
     p.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
@@ -124,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         labels = LabelPolicy.parse(args.label_ttl, args.on_missing_label)
         # Checked before any connection: a bad flag is reported at once.
         gate = GateConfig(window=args.gate_window, confidence=args.gate_confidence, margin=args.gate_margin,
-                          min_pairs=args.gate_min_pairs, every=args.gate_every)
+                          min_pairs=args.gate_min_pairs, every=args.gate_every,
+                          auto_rollback=args.auto_rollback)
+        if args.promotion != "auto" and (args.auto_rollback or args.drift_policy == "background"):
+            flag = "--auto-rollback" if args.auto_rollback else "--drift-policy background"
+            raise ValueError(f"{flag} needs the gate: use it with --promotion auto (docs/lifecycle.md)")
         kafka = KafkaSettings.from_env(bootstrap_servers=args.bootstrap)
         topics = Topics(prefix=args.topic_prefix, raw_partitions=args.raw_partitions)
         # The log says what its records are (kappaml/catalog.py); the replay resolves it alike.
@@ -144,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             session_timeout=args.session_timeout,
             from_replay=args.from_replay,
             challengers=tuple(s.strip() for s in args.challengers.split(",") if s.strip()),
-            drift=None if args.drift == "none" else DriftConfig(args.drift, args.drift_policy),
+            drift=None if args.drift == "none" else DriftConfig(args.drift, args.drift_policy, gate=gate),
             metrics_port=args.metrics_port,
             labels=labels,
             promotion=args.promotion,

@@ -30,7 +30,9 @@ from kappaml.records import (
     InvalidRecord,
     PromotionApplied,
 )
+from kappaml.records.control import TAKEOVER
 from kappaml.topics import MODEL_MESSAGE_BYTES, allow_model_messages, ensure_topics
+from processor.background import Backgrounds
 from processor.cache import CheckpointSink, KeyStates, ModelCache
 from processor.champions import Champions
 from processor.checkpoint import CheckpointWriter
@@ -111,6 +113,10 @@ class Processor:
         self.checkpoints = CheckpointWriter(self)
         # --promotion auto (processor/gatekeeper.py); None: promotions only by hand.
         self.gatekeeper = Gatekeeper(self, settings.gate) if settings.promotion == "auto" else None
+        # --drift-policy background (processor/background.py); its gate: the --gate-* settings.
+        drift = settings.drift
+        background = drift is not None and drift.policy == "background"
+        self.backgrounds = Backgrounds(self, drift.gate) if drift is not None and background else None
         self._build()
         self.metrics = ProcessorMetrics(self, pooled) if settings.metrics_port is not None else MetricsOff()
         # register_store() in _build has registered (and created) the changelog topic by now.
@@ -185,8 +191,11 @@ class Processor:
             return
         champion = self.champions.champion(partition, self.store_transaction)
         policy, emit, cost = self.settings.labels, self.emitter.outcome, self.learn_cost
-        gate = self.gatekeeper
-        for spec, ks in self.cache.get(partition, model_key, self.store_transaction).items():
+        gate, backgrounds = self.gatekeeper, self.backgrounds
+        states = self.cache.get(partition, model_key, self.store_transaction)
+        if backgrounds is not None:
+            backgrounds.before(states, partition, offset)
+        for spec, ks in states.items():
             started = perf_counter()
             outcome = apply_record(ks, record, offset, policy)
             cost.add(spec, perf_counter() - started)
@@ -194,6 +203,9 @@ class Processor:
                  ts=record.ts, value=value)
             if gate is not None:
                 gate.scored(spec, outcome)
+            if backgrounds is not None:
+                backgrounds.step(ks, record, offset, outcome, serving=spec == champion, key=key,
+                                 partition=partition, ts=record.ts, value=value)
         if gate is not None:
             gate.record_done(partition, offset, champion)
 
@@ -224,6 +236,21 @@ class Processor:
         except InvalidRecord as exc:
             self.send_dead_letter(exc, partition, offset, key, value)
             return
+        if promotion.version == self.lineup.version and promotion.reason == TAKEOVER:
+            if self.backgrounds is None or promotion.key is None or promotion.generation is None:
+                return  # written by a processor with the background policy; this one has none
+            if self.backgrounds.control(promotion, partition, offset):
+                self._applied(promotion, previous, partition, offset, model_key=promotion.key,
+                              generation=promotion.generation)
+            return
+        if promotion.version == self.lineup.version and promotion.generation is not None:
+            if self.backgrounds is None:
+                log.warning("a rollback to a generation needs --drift-policy background (only takeovers "
+                            "keep the model they replaced): ignored", partition=partition, offset=offset)
+                return
+            self.backgrounds.rollback(promotion, partition, offset)
+            self._applied(promotion, previous, partition, offset, generation=promotion.generation)
+            return
         reason = self.champions.promote(partition, promotion, self.store_transaction)
         if reason == "":
             return  # another version's promotion: for the processors of that version
@@ -233,12 +260,17 @@ class Processor:
         log.info("promotion", partition=partition, offset=offset, spec=promotion.spec,
                  previous=previous, by=promotion.by, reason=promotion.reason)
         if self.gatekeeper is not None:
-            self.gatekeeper.applied(partition, promotion)
+            self.gatekeeper.applied(partition, promotion, previous)
         self.metrics.promoted(promotion.spec)
+        self._applied(promotion, previous, partition, offset)
+
+    def _applied(self, promotion: Promotion, previous: str, partition: int, offset: int,
+                 **extra: Any) -> None:
+        """The ``promotion`` record of a control record applied here (kappaml.metrics)."""
         record = PromotionApplied(version=promotion.version, spec=promotion.spec, previous=previous,
                                   partition=partition, offset=offset, id=promotion.id, by=promotion.by,
                                   requested_ts=promotion.ts, ts=now_ms(), instance=self.instance,
-                                  reason=promotion.reason, evidence=promotion.evidence)
+                                  reason=promotion.reason, evidence=promotion.evidence, **extra)
         self.producer.produce(self.settings.topics.metrics, key=PROMOTION_KEY, value=record.encode())
 
     def send_dead_letter(self, exc: Exception, partition: int, offset: int, key: bytes | None,
@@ -257,4 +289,6 @@ class Processor:
         """Persist dirty models and publish their metrics and snapshots (processor/checkpoint.py)."""
         if self.gatekeeper is not None:
             self.gatekeeper.checkpoint()
+        if self.backgrounds is not None:
+            self.backgrounds.checkpoint()
         self.checkpoints.on_checkpoint()

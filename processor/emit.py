@@ -42,24 +42,33 @@ class Emitter:
         return self.topics.predictions if serving else self.topics.challengers
 
     def outcome(self, ks: KeyState, outcome: Outcome, *, serving: bool, key: bytes, partition: int,
-                offset: int, ts: int | None, value: bytes) -> None:
-        """Publish what one spec did with the record at ``offset`` (event time ``ts``)."""
+                offset: int, ts: int | None, value: bytes, role: str | None = None) -> None:
+        """Publish what one spec did with the record at ``offset`` (event time ``ts``).
+
+        ``role``: ``background`` for a background model (kappaml/background.py): its records go
+        to the challengers topic, and its model errors are logged, not dead-lettered (the main
+        model of its spec handles the same record).
+        """
         p = self.p
         if outcome.expired:
             self._expired(ks, outcome.expired, serving=serving, key=key, partition=partition, offset=offset,
-                          ts=ts)
+                          ts=ts, role=role)
         status = outcome.status
         if status == DUPLICATE:
             p.duplicates.skipped += serving
             return
         if status == ERROR:
-            self._model_error(ks, outcome.error, key, partition, offset, value)
+            if role is None:
+                self._model_error(ks, outcome.error, key, partition, offset, value)
+            else:
+                log.error("background model failed on a message", key=ks.key, spec=ks.spec, offset=offset,
+                          reason=outcome.error.reason if outcome.error else None)
         served = outcome.served
         processed = 0
         if served is not None:
             processed = now_ms()
             record = served_prediction(ks, served, partition, offset, processed,
-                                       "champion" if serving else "challenger")
+                                       role or ("champion" if serving else "challenger"))
             p.produce_output(self._topic(serving), key, record.encode())
             if serving:
                 p.stats.served += 1
@@ -68,12 +77,12 @@ class Emitter:
         result = outcome.learned
         if result is not None:
             self._learned(ks, result, serving=serving, key=key, partition=partition, offset=offset, ts=ts,
-                          processed=processed or now_ms())
+                          processed=processed or now_ms(), role=role)
 
     def _learned(self, ks: KeyState, result: StepResult, *, serving: bool, key: bytes, partition: int,
-                 offset: int, ts: int | None, processed: int) -> None:
+                 offset: int, ts: int | None, processed: int, role: str | None = None) -> None:
         p = self.p
-        role = "champion" if serving else "challenger"
+        role = role or ("champion" if serving else "challenger")
         record = scored_prediction(ks, result, partition, offset, processed, role, ts)
         p.produce_output(self._topic(serving), key, record.encode())
         if serving:
@@ -90,7 +99,7 @@ class Emitter:
             p.metrics.drift(ks.spec, event.action)
 
     def _expired(self, ks: KeyState, expired: list[Expiry], *, serving: bool, key: bytes, partition: int,
-                 offset: int, ts: int | None) -> None:
+                 offset: int, ts: int | None, role: str | None = None) -> None:
         processed = now_ms()
         for expiry in expired:
             if expiry.error is not None:
@@ -98,7 +107,7 @@ class Emitter:
                           spec=ks.spec, id=expiry.id, offset=offset, reason=expiry.error)
             if expiry.learned is not None:
                 self._learned(ks, expiry.learned, serving=serving, key=key, partition=partition,
-                              offset=offset, ts=ts, processed=processed)
+                              offset=offset, ts=ts, processed=processed, role=role)
 
     def _model_error(self, ks: KeyState, error: ModelError | None, key: bytes, partition: int, offset: int,
                      value: bytes) -> None:

@@ -92,9 +92,9 @@ class Gatekeeper:
             if candidate is not None:
                 self._promote(gate, candidate, partition, offset)
 
-    def applied(self, partition: int, promotion: Promotion) -> None:
+    def applied(self, partition: int, promotion: Promotion, previous: str | None = None) -> None:
         """A promotion took effect in the partition (read back from the log, any origin)."""
-        self._gate(partition).switched(promotion.reason)
+        self._gate(partition).switched(promotion.reason, previous, self.config.auto_rollback)
 
     def checkpoint(self) -> None:
         """Store the gates touched in this checkpoint (with the models and the offsets)."""
@@ -120,10 +120,13 @@ class Gatekeeper:
             margin=cfg.margin, window=cfg.window)
         # The id names the decision: a re-run after a crash decides the same at the same
         # offset, so the same id (an at-least-once duplicate is recognisably one).
-        promotion = Promotion(version=version, spec=candidate.spec, id=f"gate-{version}-{partition}-{offset}",
-                              by=f"gate@{self.p.instance}", reason="gate", evidence=evidence)
+        # "gate-..." or "auto-rollback-...": both may be decided at one offset, never twice each.
+        promotion = Promotion(version=version, spec=candidate.spec,
+                              id=f"{candidate.reason}-{version}-{partition}-{offset}",
+                              by=f"gate@{self.p.instance}", reason=candidate.reason, evidence=evidence)
         self.p.producer.produce(self.p.settings.topics.raw, key=CONTROL_KEY_BYTES, value=promotion.encode(),
                                 partition=partition, headers=[(CONTROL_HEADER, b"promote")])
         gate.pending = promotion.id
-        log.info("gate: promoting", partition=partition, offset=offset, spec=candidate.spec,
+        what = "gate: promoting" if candidate.reason == "gate" else "gate: rolling back"
+        log.info(what, partition=partition, offset=offset, spec=candidate.spec,
                  serving=candidate.serving, why=d.why)

@@ -72,6 +72,11 @@ class ProcessorSettings:
             raise ValueError(f"metrics_port must be 0-65535, got {self.metrics_port}")
         if self.promotion not in ("manual", "auto"):
             raise ValueError(f"promotion must be manual or auto, got {self.promotion!r}")
+        if self.gate.auto_rollback and self.promotion != "auto":
+            raise ValueError("--auto-rollback rolls back the gate's promotions: use it with --promotion auto")
+        if self.drift is not None and self.drift.policy == "background" and self.promotion != "auto":
+            raise ValueError("--drift-policy background lets the gate replace a key's model: use it with "
+                             "--promotion auto")
         if self.from_replay and self.challengers:
             raise ValueError("--from-replay seeds the champion only; start challengers without it")
         self.lineup  # noqa: B018 - validates the specs now, with a clear error

@@ -53,8 +53,12 @@ def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tu
     key's records are together and in offset order: per-key work then scales with executors.
     """
     busy = sum(1 for p in pinned.partitions if pinned.end[p] > pinned.start[p])
-    # One global model is one key: a shuffle could not spread it over more tasks.
-    if settings.shuffle_partitions <= busy or settings.lineup.dataset.key is None:
+    # One global model is one key: a shuffle could not spread it over more tasks. Drift policy
+    # background: a takeover is a control record the key's task must read in offset order
+    # among the key's records, and the serving spec (whose drift starts a background model)
+    # follows the partition's promotions: one task per Kafka partition, as the processor.
+    background = settings.lineup.drift is not None and settings.lineup.drift.policy == "background"
+    if settings.shuffle_partitions <= busy or settings.lineup.dataset.key is None or background:
         return raw, False
     shuffled = raw.repartition(settings.shuffle_partitions, "partition", "key").sortWithinPartitions(
         "partition", "key", "offset"

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from kappaml import learner
+from kappaml.background import BACKGROUND, GenerationRollback, apply_rollbacks, background_step, take_over
 from kappaml.fingerprint import state_fingerprint
 from kappaml.learner import ERROR, LEARNED, PENDING, Expiry, KeyState, StepResult, apply_record
 from kappaml.lineup import Lineup
@@ -111,12 +112,18 @@ class KeyReplay:
         self._last_offset = -1
         self._dataset = lineup.dataset
         self._declared = declared
+        self.takeovers: list[dict[str, Any]] = []  # drift policy background: applied here
+        self.background_rows = 0
 
-    def step(self, offset: int, value: Any, out: PredictionRows) -> None:
+    def step(self, offset: int, value: Any, out: PredictionRows, serving: str | None = None,
+             rollbacks: list[GenerationRollback] | None = None) -> None:
         """One record, in offset order: handled by every spec. The replay's hot path.
 
         Every kind goes through the processor's own ``apply_record`` with the same label policy:
         the expiry check before the record, then the record itself (see :mod:`kappaml.learner`).
+        ``serving``: the spec serving the partition at this record, known (and needed) under
+        the drift policy background only, whose background models then take their turn;
+        ``rollbacks``: the partition's rollbacks to a generation so far (same policy).
         """
         if offset <= self._last_offset:
             raise RuntimeError(f"offset {offset} of key {self.key!r} came after {self._last_offset}: "
@@ -145,8 +152,13 @@ class KeyReplay:
             self._plan = [(spec, state, self.tallies[spec], self._roles[spec])
                           for spec, state in self.states.items()]
         partition, append, policy = self.partition, out.append, self.policy
+        if rollbacks:
+            for state in self.states.values():
+                apply_rollbacks(state, rollbacks, offset)
         for spec, state, tally, role in self._plan:
             outcome = apply_record(state, record, offset, policy)
+            if serving is not None:
+                self._background(state, record, offset, outcome, spec == serving, ts, out)
             if outcome.expired:
                 self._expired(state, tally, outcome.expired, offset, ts, role, out)
             status = outcome.status
@@ -169,6 +181,47 @@ class KeyReplay:
             else:  # DUPLICATE, EARLY (a label waiting for its features), LATE (after its expiry)
                 append((key, partition, offset, row_id, ts, _ROW_STATUS[status], None, y, None, spec, role,
                         state.generation, None, None, None, None))
+
+    def _background(self, state: KeyState, record: Any, offset: int, main: learner.Outcome, serving: bool,
+                    ts: int | None, out: PredictionRows) -> None:
+        """Drift policy background: the key's background model of ``state``'s spec, as the processor's."""
+        drift = self.lineup.drift
+        assert drift is not None
+        step = background_step(state, record, offset, main, serving=serving, gate=drift.gate,
+                               policy=self.policy)
+        outcome = step.outcome
+        if outcome is None:
+            return
+        spec, key, partition, append = state.spec, self.key, self.partition, out.append
+        row_id = str(record.id)
+        for expiry in outcome.expired:
+            if expiry.learned is not None:
+                self._background_row(expiry.learned, offset, ts, spec, out)
+        if outcome.served is not None:
+            append((key, partition, offset, row_id, ts, SERVED, None, None, outcome.served.y_pred, spec,
+                    BACKGROUND, outcome.served.generation, None, None, None, None))
+        if outcome.learned is not None:
+            self._background_row(outcome.learned, offset, ts, spec, out)
+        self.background_rows += 1
+
+    def _background_row(self, result: StepResult, offset: int, ts: int | None, spec: str,
+                        out: PredictionRows) -> None:
+        delayed = result.served_offset is not None
+        out.append((self.key, self.partition, offset, str(result.id), ts, LEARNED, None, result.y_true,
+                    result.y_pred, spec, BACKGROUND, result.generation, result.served_offset, result.delay_ms,
+                    result.delay_rows if delayed else None, True if result.expired else None))
+
+    def take_over(self, spec: str, generation: int, rollbacks: list[GenerationRollback] | None,
+                  offset: int) -> bool:
+        """A takeover record of this key, read in offset order (kappaml/background.py)."""
+        if rollbacks and self.states is not None:
+            for each in self.states.values():  # earlier rollbacks first, in offset order
+                apply_rollbacks(each, rollbacks, offset)
+        state = self.states.get(spec) if self.states is not None else None
+        done = state is not None and take_over(state, generation)
+        if done:
+            self.takeovers.append({"spec": spec, "generation": generation, "after": self._last_offset})
+        return done
 
     def _learned(self, state: KeyState, tally: _Tally, result: StepResult, offset: int, ts: int | None,
                  role: str, out: PredictionRows) -> None:
@@ -255,6 +308,12 @@ class KeyReplay:
                                # The model and the delayed-label state (pending and early ids, the
                                # expiry decisions' counts): the processor's state fingerprint.
                                state_fingerprint=state_fingerprint(state))
+                if state.background is not None:  # drift policy background: still in the background
+                    bg = state.background
+                    summary["background"] = {"generation": bg.state.generation, "started": bg.started,
+                                             "learned": bg.state.learned, "paired": bg.paired,
+                                             "fingerprint": state_fingerprint(bg.state)}
+                summary["takeovers"] = [t for t in self.takeovers if t["spec"] == spec]
                 labels = state.labels
                 if labels.active:
                     summary["labels"] = labels.figures()

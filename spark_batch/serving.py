@@ -65,7 +65,10 @@ def relabel_predictions(folder: Path, promotions: PromotionLog) -> int:
         serving = serving_specs(promotions, table.column("partition").to_numpy(),
                                 table.column("offset").to_numpy())
         specs = table.column("spec").to_numpy(zero_copy_only=False)
-        roles = np.where(serving == specs, "champion", "challenger")
+        # A background model's rows (drift policy background) keep their role whoever serves.
+        old = table.column("role").to_numpy(zero_copy_only=False)
+        roles = np.where(old == "background", "background",
+                         np.where(serving == specs, "champion", "challenger"))
         index = table.schema.get_field_index("role")
         field = table.schema.field(index)
         table = table.set_column(index, field, pa.array(roles, type=field.type))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from kappaml.catalog import load_local
 from kappaml.dataset import Dataset
+from kappaml.gate import GateConfig
 from kappaml.kafka import KafkaSettings
 from kappaml.pending import LabelPolicy
 from kappaml.topics import Topics
@@ -36,7 +37,12 @@ NO_DRIFT = "none"
 # kappaml.drift's detectors and policies, spelled out: importing River's drift module takes
 # a second, which the launcher and --help need not pay (a test checks they agree).
 DRIFT_CHOICES = ("adwin", "page-hinkley", NO_DRIFT)
-DRIFT_POLICIES = ("alert", "reset")
+DRIFT_POLICIES = ("alert", "reset", "background")
+# The processor's --gate-* flags: under the background policy they decide when a background
+# model takes over, which the replay must know to rebuild the same key state.
+_GATE_FLAGS = (("window", "--gate-window", int), ("confidence", "--gate-confidence", float),
+               ("margin", "--gate-margin", float), ("min_pairs", "--gate-min-pairs", int),
+               ("every", "--gate-every", int))
 
 
 def default_version(now: datetime | None = None) -> str:
@@ -94,6 +100,7 @@ class ReplaySettings:
     challengers: tuple[str, ...] = ()
     drift: str = "adwin"  # a detector of kappaml.drift, or "none"
     drift_policy: str = "alert"
+    gate: GateConfig = field(default_factory=GateConfig)  # the processor's --gate-* (policy background)
     class_archive: bool = True  # the launcher's class-data archive of the driver JVM (classdata)
     declared: frozenset[str] | None = None  # the data set names the log declares (kappaml.catalog)
     metrics_textfile: Path | None = None  # also write the Prometheus textfile here (node-exporter)
@@ -158,8 +165,10 @@ class ReplaySettings:
         from kappaml.drift import DriftConfig  # see DRIFT_CHOICES
         from kappaml.lineup import Lineup
 
-        policy: Literal["alert", "reset"] = "reset" if self.drift_policy == "reset" else "alert"
-        drift = None if self.drift == NO_DRIFT else DriftConfig(detector=self.drift, policy=policy)
+        policy: Literal["alert", "reset", "background"] = (
+            self.drift_policy if self.drift_policy in ("reset", "background") else "alert")  # type: ignore[assignment]
+        drift = (None if self.drift == NO_DRIFT
+                 else DriftConfig(detector=self.drift, policy=policy, gate=self.gate))
         return Lineup(self.dataset, champion=self.spec, challengers=self.challengers, version=self.version,
                       window=self.metrics_window, drift=drift)
 
@@ -186,6 +195,9 @@ class ReplaySettings:
             "--log-level", self.log_level,
             "--log-format", self.log_format,
         ]
+        if self.drift_policy == "background":
+            for name, flag, _type in _GATE_FLAGS:
+                argv += [flag, str(getattr(self.gate, name))]
         if self.until:
             argv += ["--until", ",".join(f"{p}:{o}" for p, o in sorted(self.until.items()))]
         if not self.publish:
@@ -223,8 +235,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    "for comparison and promotion (env KAPPAML_CHALLENGERS, default none)")
     p.add_argument("--drift", help="drift detector on each model's error: "
                    f"{', '.join(DRIFT_CHOICES)} (env KAPPAML_DRIFT, default adwin)")
-    p.add_argument("--drift-policy", help="on a drift: alert (report it) or reset (start the key's model "
-                   "afresh) (env KAPPAML_DRIFT_POLICY, default alert)")
+    p.add_argument("--drift-policy", help="on a drift: alert (report it), reset (start the key's model "
+                   "afresh) or background (a fresh model beside it, taking over at the log's takeover "
+                   "records) (env KAPPAML_DRIFT_POLICY, default alert)")
+    for name, flag, kind in _GATE_FLAGS:
+        env_name = f"KAPPAML_{flag[2:].upper().replace('-', '_')}"
+        p.add_argument(flag, type=kind, help=f"policy background: the processor's {flag} "
+                       f"(env {env_name}, default {getattr(GateConfig(), name)})")
     p.add_argument("--label-ttl", metavar="N|Ns",
                    help="delayed labels, as the processor's flag: a served prediction whose label has not "
                    "come after N more records of its key, or Ns seconds of event time, expires "
@@ -316,6 +333,10 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
         challengers=parse_specs(pick(args.challengers, "KAPPAML_CHALLENGERS", "") or ""),
         drift=(pick(args.drift, "KAPPAML_DRIFT", "adwin") or "adwin").lower(),
         drift_policy=(pick(args.drift_policy, "KAPPAML_DRIFT_POLICY", "alert") or "alert").lower(),
+        gate=GateConfig(**{name: kind(pick(getattr(args, flag[2:].replace("-", "_")),
+                                           f"KAPPAML_{flag[2:].upper().replace('-', '_')}",
+                                           str(getattr(GateConfig(), name))))
+                           for name, flag, kind in _GATE_FLAGS}),
         class_archive=not args.no_class_archive and env.get("KAPPAML_SPARK_CLASS_ARCHIVE", "1") != "0",
         metrics_textfile=_optional_path(pick(args.metrics_textfile, "KAPPAML_REPLAY_METRICS_TEXTFILE", None)),
         # The processor's parser: the replay must expire exactly what the processor expires.

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from kappaml.lineup import CONTROL_KEY_BYTES, Lineup
+from kappaml.background import GenerationRollback
+from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, ServingHistory
 from kappaml.logging import configure_logging, get_logger
 from kappaml.pending import NO_TTL, LabelPolicy
+from kappaml.records import InvalidRecord
+from kappaml.records.control import TAKEOVER
 from spark_batch.rebuild import KeyReplay
 from spark_batch.rows import OutputRows, PredictionFile, PredictionRows
 
@@ -60,6 +63,12 @@ class StreamRebuild:
         current: KeyReplay | None = None
         slot: Slot | None = None
         predictions = PredictionFile(Path(self.predictions_dir))
+        # Drift policy background (never clustered then, see job.arrange): who serves each
+        # partition, followed inline as the processor follows it, and the takeovers applied
+        # to their key at their offset.
+        background = self.lineup.drift is not None and self.lineup.drift.policy == "background"
+        history = ServingHistory(self.lineup)
+        rollbacks: dict[int, list[GenerationRollback]] = {}  # rollbacks to a generation, per partition
         for batch in batches:
             progress.busy()
             out, rows = OutputRows(), PredictionRows()
@@ -68,6 +77,8 @@ class StreamRebuild:
             for raw, partition, offset, value in zip(keys, partitions, offsets, values, strict=True):
                 if raw == CONTROL_KEY_BYTES:
                     out.control(partition, offset, value)
+                    if background:
+                        _control(history, live, rollbacks, partition, offset, value)
                     continue
                 this = (partition, raw)
                 if this != slot:
@@ -85,7 +96,10 @@ class StreamRebuild:
                         current = live[this] = KeyReplay(raw, partition, self.lineup, self.end_offsets,
                                                          self.declared, self.labels)
                 assert current is not None
-                current.step(offset, value, rows)
+                if background:
+                    current.step(offset, value, rows, history.champion(partition), rollbacks.get(partition))
+                else:
+                    current.step(offset, value, rows)
             predictions.write(rows)
             progress.rows_done(len(offsets))
             result = out.batch()
@@ -111,6 +125,26 @@ class StreamRebuild:
             return self(batches)
 
         return rebuild_partition
+
+
+def _control(history: ServingHistory, live: dict[Slot, KeyReplay],
+             rollbacks: dict[int, list[GenerationRollback]], partition: int, offset: int,
+             value: bytes | None) -> None:
+    """A control record read in offset order: a promotion, a takeover of one key's model, or a
+    rollback to a generation (applied to each key before its next record, as the processor does)."""
+    try:
+        promotion = Promotion.decode(value)
+    except InvalidRecord:
+        return  # the driver reports it (kappaml.lineup.PromotionLog)
+    if promotion.version == history.lineup.version and promotion.generation is not None:
+        if promotion.reason == TAKEOVER:
+            replay = live.get((partition, (promotion.key or "").encode("utf-8")))
+            if replay is not None:
+                replay.take_over(promotion.spec, promotion.generation, rollbacks.get(partition), offset)
+        else:
+            rollbacks.setdefault(partition, []).append((offset, promotion.spec, promotion.generation))
+        return
+    history.apply(partition, promotion)
 
 
 class _TaskProgress:

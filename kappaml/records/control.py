@@ -5,7 +5,13 @@ The one kind so far is the promotion (``control`` promote): from the record afte
 its partition, ``spec`` serves ``version``. How promotions are applied is ``kappaml.lineup``'s.
 Its optional ``reason`` tells who decided: absent for ``python -m processor promote``,
 ``gate`` for the processor's automatic promotion (with the gate's ``evidence``, kappaml/gate.py),
-``rollback`` for ``python -m processor rollback --to SPEC``. All three switch alike.
+``rollback`` for ``python -m processor rollback --to SPEC``, ``auto-rollback`` for the gate's
+rollback of its own promotion (``--auto-rollback``). All of these switch the partition's
+serving spec alike. ``takeover`` (drift policy ``background``, kappaml/background.py) switches
+no spec: in the one ``key`` it names, the background model of ``generation`` becomes the
+spec's model. A rollback ``--to GENERATION`` has reason ``rollback`` and a ``generation``: in
+every key whose serving model came from a takeover after that generation, the model it
+replaced serves again (kappaml/background.py).
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import orjson
 from kappaml.example import InvalidRecord
 from kappaml.records.base import Record, check_version, checker, doc, record
 
-__all__ = ["REASONS", "GateEvidence", "Promotion"]
+__all__ = ["REASONS", "TAKEOVER", "GateEvidence", "Promotion"]
 
 # Who decided a promotion (None: a manual promote).
-REASONS = ("gate", "rollback")
+REASONS = ("gate", "rollback", "auto-rollback", "takeover")
+TAKEOVER = "takeover"
 
 
 def _by() -> str:
@@ -66,8 +73,13 @@ class Promotion(Record):
                     metadata={"doc": "when it was requested (ms since the epoch)"})
     by: str = field(default_factory=_by, metadata={"doc": "who requested it (user@host)"})
     control: Literal["promote"] = doc("the kind of control record", default="promote")
-    reason: str | None = doc("who decided: gate, rollback; absent for a manual promote", default=None)
-    evidence: GateEvidence | None = doc("reason gate: the gate's evidence", default=None)
+    reason: str | None = doc("who decided: gate, rollback, auto-rollback, takeover; absent for a manual "
+                             "promote", default=None)
+    evidence: GateEvidence | None = doc("reason gate, auto-rollback, takeover: the gate's evidence",
+                                        default=None)
+    key: str | None = doc("reason takeover: the model key whose background model takes over", default=None)
+    generation: int | None = doc("reason takeover: the background model's generation; reason rollback: "
+                                 "roll back takeovers after this generation", default=None)
 
     @classmethod
     def from_dict(cls, data: Any) -> Promotion:
@@ -85,9 +97,17 @@ class Promotion(Record):
                                 value=reason)
         if evidence is not None:
             evidence = _EVIDENCE_CHECK(evidence, "evidence")
+        key, generation = data.get("key"), data.get("generation")
+        if key is not None and not isinstance(key, str):
+            raise InvalidRecord("promote control record: key must be a string", column="key", value=key)
+        if generation is not None and (isinstance(generation, bool) or not isinstance(generation, int)):
+            raise InvalidRecord("promote control record: generation must be an integer",
+                                column="generation", value=generation)
+        if reason == TAKEOVER and (key is None or generation is None):
+            raise InvalidRecord("takeover control record needs key and generation")
         return cls(version=version, spec=spec, id=str(data.get("id", "")),
                    ts=ts if isinstance(ts, int) else 0, by=str(data.get("by", "")), reason=reason,
-                   evidence=evidence)
+                   evidence=evidence, key=key, generation=generation)
 
     @classmethod
     def decode(cls, value: bytes | bytearray | memoryview | str | None) -> Promotion:

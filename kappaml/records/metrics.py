@@ -151,9 +151,14 @@ class PromotionApplied(Record):
     requested_ts: int = doc("when it was requested (ms since the epoch)")
     ts: int = doc("when it was applied (ms since the epoch)")
     instance: str | None = doc("the processor instance that applied it", default=None)
-    reason: str | None = doc("the control record's reason: gate, rollback; absent for a manual promote",
-                             default=None)
-    evidence: GateEvidence | None = doc("the control record's evidence (reason gate)", default=None)
+    reason: str | None = doc("the control record's reason: gate, rollback, auto-rollback, takeover; absent "
+                             "for a manual promote", default=None)
+    model_key: str | None = doc("reason takeover: the model key whose background model took over",
+                                default=None)
+    evidence: GateEvidence | None = doc("the control record's evidence (reasons gate, auto-rollback, "
+                                        "takeover)", default=None)
+    generation: int | None = doc("reason takeover: the generation now serving the key; rollback to a "
+                                 "generation: that generation", default=None)
 
 
 MetricsRecord = KeyMetrics | OverallMetrics | Comparison | PromotionApplied | GateLook

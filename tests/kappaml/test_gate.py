@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pickle
 import random
+from dataclasses import replace
 
 import pytest
 from scipy.stats import binomtest
 
-from kappaml.gate import GateConfig, PairedWindow, PartitionGate, decide, sign_test_p
+from kappaml.gate import GateConfig, PairedWindow, PartitionGate, decide, probation_verdict, sign_test_p
 
 
 @pytest.mark.parametrize("wins,n", [(0, 0), (0, 1), (1, 1), (5, 10), (8, 10), (10, 10), (0, 30), (60, 100),
@@ -157,3 +158,40 @@ def test_a_restored_gate_decides_at_the_same_row_as_an_uninterrupted_one():
         found = [cand for s, c in pairs[cut:]
                  if (cand := gate.observe("rls", {"rls": s, "linear": c}, config)) is not None]
         assert (found[0].scored, found[0].spec) == straight[0], cut
+
+
+def _probation(former_err: float, new_err: float, config: GateConfig, rows: int) -> list:
+    """A gate promotion of linear over rls, then ``rows`` scored rows with these errors."""
+    gate = PartitionGate()
+    gate.switched("gate", previous="rls", auto_rollback=config.auto_rollback)
+    rng = random.Random(3)
+    out = []
+    for _ in range(rows):
+        c = gate.observe("linear", {"linear": new_err * rng.uniform(0.5, 1.5),
+                                    "rls": former_err * rng.uniform(0.5, 1.5)}, config)
+        if c is not None:
+            out.append((c.spec, c.reason, c.scored))
+            gate.pending = "x"
+    return out
+
+
+def test_auto_rollback_when_the_promoted_spec_turns_worse_in_its_probation():
+    config = GateConfig(window=100, min_pairs=50, every=20, auto_rollback=True)
+    # Clearly worse: the regular looks already see it (look 1 at 60 pairs), labelled auto-rollback.
+    assert _probation(1.0, 3.0, config, 300) == [("rls", "auto-rollback", 60)]
+    # Without --auto-rollback the same evidence is an ordinary gate promotion back.
+    assert _probation(1.0, 3.0, GateConfig(window=100, min_pairs=50, every=20), 300) == [("rls", "gate", 60)]
+    # Worse by less than the looks' margin (50 % here), enough for the verdict
+    # at the end of the probation (one test at 1 - confidence, no margin).
+    slight = _probation(1.0, 1.3, replace(config, margin=0.5), 300)
+    assert slight == [("rls", "auto-rollback", 100)]
+
+
+def test_no_auto_rollback_when_the_promoted_spec_holds_and_the_rollback_holds_the_gate():
+    config = GateConfig(window=100, min_pairs=50, every=20, auto_rollback=True)
+    assert _probation(3.0, 1.0, config, 400) == []  # the new spec is better: confirmed
+    assert _probation(1.0, 1.0, config, 400) == []  # equal: no significant worsening
+    gate = PartitionGate()
+    gate.switched("auto-rollback")
+    assert gate.held and gate.watch is None
+    assert probation_verdict(PairedWindow(100, [(2.0, 1.0)] * 100), config).promote

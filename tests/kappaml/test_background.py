@@ -1,0 +1,100 @@
+"""Drift policy background (kappaml/background.py): started by a detection of the serving
+model, one at a time, judged by the gate's paired test, taking over where its record is read."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+
+from kappaml import synthetic
+from kappaml.background import PATIENCE, background_step, take_over
+from kappaml.dataset import builtin
+from kappaml.drift import DriftConfig
+from kappaml.gate import GateConfig
+from kappaml.learner import KeyState, apply_record
+from kappaml.records import Example, parse_row
+
+DATASET = replace(builtin("co2"), key="k")
+GATE = GateConfig(window=100, min_pairs=50, every=20)
+DRIFT = DriftConfig(policy="background", gate=GATE)
+
+
+def _examples(n: int, change: int | None, seed: int = 3) -> list[Example]:
+    out = []
+    for i, fields in enumerate(synthetic.rows(n, seed), start=1):
+        row = parse_row(builtin("co2"), dict(zip(synthetic.COLUMNS, fields, strict=True)), i)
+        y = row.pop(DATASET.target)
+        if change is not None and i > change:
+            y = y * 1.3 + 40  # an abrupt change of the world
+        out.append(Example(id=i, key="a", x={f.name: row[f.name] for f in DATASET.features}, y=y))
+    return out
+
+
+def _run(examples: list[Example], *, serving: bool = True, delay: int = 10,
+         state: KeyState | None = None) -> tuple[KeyState, list[tuple[int, str, int]]]:
+    """The processor's loop in-process; a takeover record is read back ``delay`` records later."""
+    state = state or KeyState.new("a", DATASET, "rls", "v1", drift=DRIFT)
+    events: list[tuple[int, str, int]] = []
+    due: list[tuple[int, int]] = []
+    for offset, ex in enumerate(examples):
+        for at, generation in list(due):
+            if at == offset:
+                events.append((offset, "taken over" if take_over(state, generation) else "stale", generation))
+                due.remove((at, generation))
+        main = apply_record(state, ex, offset)
+        step = background_step(state, ex, offset, main, serving=serving, gate=GATE)
+        for flag in ("started", "ignored", "dropped"):
+            if getattr(step, flag):
+                events.append((offset, flag, step.generation))
+        if step.takeover is not None:
+            events.append((offset, "takeover", step.generation))
+            due.append((offset + delay, step.generation))
+    return state, events
+
+
+def test_after_an_abrupt_change_a_background_model_takes_over_never_before():
+    state, events = _run(_examples(1600, change=800))
+    kinds = [(kind, gen) for _o, kind, gen in events if kind != "ignored"]
+    assert kinds[:3] == [("started", 1), ("takeover", 1), ("taken over", 1)], events
+    started, decided, taken = [o for o, kind, _g in events if kind != "ignored"][:3]
+    assert 800 <= started < decided < taken  # offsets are 0-based: offset 800 is row 801
+    assert state.generation >= 1 and state.latest_generation >= 1
+    # The metrics and the seen ids carry on, as after a reset.
+    assert state.learned == 1600 and 1600 in state.seen
+
+
+def test_a_detection_while_one_runs_is_ignored_and_a_challenger_starts_none():
+    state, events = _run(_examples(1600, change=800), serving=False)
+    assert events == [] and state.background is None and state.drifts >= 1
+    # Two detections in a row: the second one is ignored, still one background model.
+    state = KeyState.new("a", DATASET, "rls", "v1", drift=DRIFT)
+    ex = _examples(2, None)
+    for offset, e in enumerate(ex):
+        main = apply_record(state, e, offset)
+        main.learned = replace(main.learned, drift=object())  # type: ignore[arg-type]
+        step = background_step(state, e, offset, main, serving=True, gate=GATE)
+        assert (step.started, step.ignored) == (offset == 0, offset == 1)
+    assert state.background is not None and state.background.ignored == 1
+
+
+def test_a_background_model_that_is_not_better_is_dropped_after_its_patience():
+    state = KeyState.new("a", DATASET, "rls", "v1", drift=DRIFT)
+    examples = _examples(300 + PATIENCE * GATE.window + 50, None)
+    # Warm the main model, then start a background model by hand (a false alarm).
+    for offset, e in enumerate(examples[:300]):
+        apply_record(state, e, offset)
+    first = apply_record(state, examples[300], 300)
+    first.learned = replace(first.learned, drift=object())  # type: ignore[arg-type]
+    assert background_step(state, examples[300], 300, first, serving=True, gate=GATE).started
+    state, events = _run(examples[301:], state=state)
+    assert [kind for _o, kind, _g in events] == ["dropped"], events
+    assert state.background is None and state.generation == 0
+
+
+def test_a_stale_takeover_changes_nothing_and_the_state_pickles():
+    state, _events = _run(_examples(900, change=800), delay=10_000)  # never read back
+    assert state.background is not None and state.background.pending
+    again = pickle.loads(pickle.dumps(state))
+    assert again.background.state.generation == state.background.state.generation
+    assert not take_over(again, 7) and again.background is not None
+    assert take_over(again, state.background.state.generation) and again.background is None
