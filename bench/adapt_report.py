@@ -1,0 +1,151 @@
+"""The "Adapting by itself" section of bench/REPORT.md from bench/results/adapt.json (bench_adapt)."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+REPORT = REPO / "bench" / "REPORT.md"
+HEADING = "## Adapting by itself"
+DRIFT_GOAL, STILL_GOAL = 1.2, 1.02  # issue 19: x best single spec (drift), x manual (no drift)
+AUTO_MODES = ("auto", "auto + background drift")
+
+
+def _mm(values: list[float], fmt: str = "{:.3f}") -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return (f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))}, "
+            f"{len(values)})")
+
+
+def _med(runs: list[dict], field: str) -> float:
+    return statistics.median(r[field] for r in runs)
+
+
+def goals(case: dict[str, Any]) -> dict[str, tuple[float, float, bool]]:
+    """Per automatic mode: (served ÷ best single spec, served ÷ manual, goal met)."""
+    runs = case["runs"]
+    manual = runs["manual"][0]
+    best = min(manual["spec_rmse"].values())
+    out = {}
+    for mode in AUTO_MODES:
+        if runs.get(mode):
+            served = runs[mode][0]["served_rmse"]
+            vs_best, vs_manual = served / best, served / manual["served_rmse"]
+            met = vs_manual <= STILL_GOAL if case["kind"] == "no drift" else vs_best <= DRIFT_GOAL
+            out[mode] = (vs_best, vs_manual, met)
+    return out
+
+
+def _promotions(run: dict[str, Any]) -> str:
+    moves = [f"{p['serving'] or '?'}→{p['spec']} after {p['after_rows']:,}" for p in run["promotions"]]
+    return "; ".join(moves) or "none"
+
+
+def _deterministic(runs: dict[str, list[dict]]) -> bool:
+    return all(len({round(r["served_rmse"], 9) for r in rs}) <= 1 for rs in runs.values() if rs)
+
+
+def render(res: dict[str, Any]) -> str:
+    modes = [m for m in res["modes"] if m != "alone"]
+    autos = [m for m in AUTO_MODES if m in modes]
+    cases = res["scenarios"]
+    load = res["cpu_others"]
+    lines = [
+        f"{HEADING} (`python -m bench.bench_adapt`, run on its own, {res['started']})",
+        "",
+        f"`python -m bench.bench_adapt {' '.join(res['argv'])}`".replace(" `", "`") + f", {res['duration_s']:,.0f} s. "
+        f"**Load**: other processes used {load['others_cores']:.2f} of the {res['machine']['cores']} cores on "
+        f"average during the run ({load['others_cpu_s']:,.0f} CPU-s in {load['wall_s']:,.0f} s, machine busy time "
+        f"from /proc/stat minus this run's own); load average {res['load_start']['loadavg'][0]} at the start, "
+        f"{res['load_end']['loadavg'][0]} at the end. The real processor (in the bench's process), exactly-once, "
+        f"one partition, one global model, `{res['serving']}` serving, challengers "
+        f"{', '.join('`' + c + '`' for c in res['challengers'])} (`--promotion auto`'s default set), the gate's "
+        "defaults, ADWIN. `manual` runs the same challengers, so its run gives every spec's RMSE (a challenger "
+        "learns exactly what a run of its spec alone would): the best single spec in hindsight. Raw numbers: "
+        "`bench/results/adapt.json`; `--render-only` rewrites this section from them.",
+        "",
+    ]
+    if "note" in res:
+        lines += [f"Not measured: `auto + background drift`: {res['note']} (it lights up once the processor "
+                  "offers it).", ""]
+    for message in res.get("skipped", []):
+        lines += [f"Skipped: {message}.", ""]
+    head = " | ".join(f"{m} RMSE" for m in modes)
+    ratio_head = " | ".join(f"{m} ÷ best | {m} ÷ manual" for m in autos)
+    lines += [
+        "**Served prequential RMSE** (g/km; every row, the first included) and the goals: on a drift scenario "
+        f"≤ {DRIFT_GOAL}× the best single spec, without drift ≤ {STILL_GOAL}× manual.",
+        "",
+        f"| scenario | rows | kind | {head} | every spec (best **bold**) | {ratio_head} | goal met? | "
+        "auto's promotions (serving→spec after N rows) |",
+        "|" + "---|" * (5 + len(modes) + 2 * len(autos)),
+    ]
+    for case in cases:
+        runs = case["runs"]
+        specs = runs["manual"][0]["spec_rmse"]
+        best = min(specs, key=specs.__getitem__)
+        every = ", ".join((f"**{s} {v:.2f}**" if s == best else f"{s} {v:.2f}") for s, v in specs.items())
+        ratios = goals(case)
+        cells = " | ".join(f"{runs[m][0]['served_rmse']:.2f}" for m in modes)
+        rcells = " | ".join(f"{ratios[m][0]:.3f} | {ratios[m][1]:.3f}" for m in autos)
+        met = ", ".join(f"{m}: {'**met**' if ratios[m][2] else '**missed**'}" for m in autos)
+        lines.append(f"| {case['name']} | {case['rows']:,} | {case['kind']} | {cells} | {every} | {rcells} | {met} | "
+                     f"{_promotions(runs['auto'][0])} |")
+    all_met = all(g[2] for c in cases for g in goals(c).values())
+    lines += ["", f"Goals: {'met on every scenario' if all_met else 'not met on every scenario (see the table)'}. "
+              "Runs of a mode on one scenario gave the same served RMSE every time: "
+              f"{'yes' if all(_deterministic(c['runs']) for c in cases) else 'NO'}.", ""]
+    lines += _cost(res, cases)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _cost(res: dict[str, Any], cases: list[dict]) -> list[str]:
+    has_alone = "alone" in res["modes"]
+    specs = [res["serving"], *res["challengers"]]
+    lines = [
+        "**Cost per message** (CPU of the processor's process from its first to its last message, i.e. Quix, "
+        "the models, the outputs and librdkafka's threads, per message; the gate's own calls timed; each "
+        "spec's predict-then-learn step as the processor times it, `learn_us`; medians of the runs):",
+        "",
+        "| scenario | " + ("alone (rls, no challengers) | " if has_alone else "") + "manual | auto | auto ÷ manual | "
+        "gate's own µs/msg | " + " | ".join(f"{s} step µs" for s in specs) + " | others (cores) |",
+        "|" + "---|" * (6 + has_alone + len(specs)),
+    ]
+    ratios, gate, extra = [], [], []
+    for case in cases:
+        runs = case["runs"]
+        pairs = list(zip(runs["manual"], runs["auto"], strict=False))
+        ratios += [a["cpu_us_per_msg"] / m["cpu_us_per_msg"] for m, a in pairs]
+        gate += [a["gate_us_per_msg"] for a in runs["auto"]]
+        if has_alone:
+            extra += [a["cpu_us_per_msg"] - b["cpu_us_per_msg"] for b, a in zip(runs["alone"], runs["auto"],
+                                                                                strict=False)]
+        steps = " | ".join(f"{statistics.median(r['learn_us'][s] or 0 for r in runs['manual']):.0f}" for s in specs)
+        others = [r["others_cores"] for rs in runs.values() for r in rs]
+        lines.append(
+            f"| {case['name']} | " + (f"{_med(runs['alone'], 'cpu_us_per_msg'):,.0f} | " if has_alone else "")
+            + f"{_med(runs['manual'], 'cpu_us_per_msg'):,.0f} | {_med(runs['auto'], 'cpu_us_per_msg'):,.0f} | "
+            f"{statistics.median(a['cpu_us_per_msg'] / m['cpu_us_per_msg'] for m, a in pairs):.3f} | "
+            f"{_med(runs['auto'], 'gate_us_per_msg'):.1f} | {steps} | {min(others):.2f}–{max(others):.2f} |")
+    lines += ["", f"The gate (auto ÷ manual, CPU per message, same scenario, back to back): {_mm(ratios)} over "
+              f"{len(ratios)} pairs; its own calls: {_mm(gate, '{:.1f}')} µs per message."]
+    if extra:
+        lines += [f"`--promotion auto` with its default challengers against today's default (`rls` alone): "
+                  f"{_mm(extra, '{:,.0f}')} µs more CPU per message."]
+    return lines
+
+
+def write_report(section: str, path: Path = REPORT) -> None:
+    """Put ``section`` in place of the report's "Adapting by itself" section, or append it."""
+    text = path.read_text() if path.exists() else ""
+    pattern = re.compile(rf"^{re.escape(HEADING)}\b.*?(?=^## |\Z)", re.M | re.S)
+    text = (pattern.sub(lambda _m: section + "\n", text) if pattern.search(text)
+            else text.rstrip() + "\n\n" + section)
+    path.write_text(text)
