@@ -20,8 +20,8 @@ def _mm(values: list[float], fmt: str = "{:.3f}") -> str:
         return "–"
     if len(values) == 1:
         return fmt.format(values[0])
-    return (f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))}, "
-            f"{len(values)})")
+    median, lo, hi = (fmt.format(f(values)) for f in (statistics.median, min, max))
+    return f"{median} ({lo}–{hi}, {len(values)})"
 
 
 def _med(runs: list[dict], field: str) -> float:
@@ -44,7 +44,8 @@ def goals(case: dict[str, Any]) -> dict[str, tuple[float, float, bool]]:
 
 
 def _promotions(run: dict[str, Any]) -> str:
-    moves = [f"{p['serving'] or '?'}→{p['spec']} after {p['after_rows']:,}" for p in run["promotions"]]
+    moves = [f"{p['serving'] or '?'}→{p['spec']} at {p['decided'] or 0:,}/{p['after_rows']:,}"
+             for p in run["promotions"]]
     return "; ".join(moves) or "none"
 
 
@@ -57,19 +58,23 @@ def render(res: dict[str, Any]) -> str:
     autos = [m for m in AUTO_MODES if m in modes]
     cases = res["scenarios"]
     load = res["cpu_others"]
+    command = " ".join(["python -m bench.bench_adapt", *res["argv"]])
+    challengers = ", ".join(f"`{c}`" for c in res["challengers"])
     lines = [
         f"{HEADING} (`python -m bench.bench_adapt`, run on its own, {res['started']})",
         "",
-        f"`python -m bench.bench_adapt {' '.join(res['argv'])}`".replace(" `", "`") + f", {res['duration_s']:,.0f} s. "
-        f"**Load**: other processes used {load['others_cores']:.2f} of the {res['machine']['cores']} cores on "
-        f"average during the run ({load['others_cpu_s']:,.0f} CPU-s in {load['wall_s']:,.0f} s, machine busy time "
-        f"from /proc/stat minus this run's own); load average {res['load_start']['loadavg'][0]} at the start, "
-        f"{res['load_end']['loadavg'][0]} at the end. The real processor (in the bench's process), exactly-once, "
-        f"one partition, one global model, `{res['serving']}` serving, challengers "
-        f"{', '.join('`' + c + '`' for c in res['challengers'])} (`--promotion auto`'s default set), the gate's "
-        "defaults, ADWIN. `manual` runs the same challengers, so its run gives every spec's RMSE (a challenger "
-        "learns exactly what a run of its spec alone would): the best single spec in hindsight. Raw numbers: "
-        "`bench/results/adapt.json`; `--render-only` rewrites this section from them.",
+        f"`{command}`, {res['duration_s']:,.0f} s. **Load**: other processes used "
+        f"{load['others_cores']:.2f} of the {res['machine']['cores']} cores on average during the run "
+        f"({load['others_cpu_s']:,.0f} CPU-s in {load['wall_s']:,.0f} s, machine busy time from /proc/stat "
+        "minus this bench's process tree, its broker included); load average "
+        f"{res['load_start']['loadavg'][0]} at the start, {res['load_end']['loadavg'][0]} at the end. "
+        f"Rows written live at {res['rate']:g} rows/s (bench/paced_feed.py, its own process) to the real "
+        "processor (in the bench's process), exactly-once, one partition, one global model, "
+        f"`{res['serving']}` serving, challengers {challengers} (`--promotion auto`'s default set), the "
+        "gate's defaults, ADWIN. `manual` runs the same challengers, so its run gives every spec's RMSE "
+        "(a challenger learns exactly what a run of its spec alone would): the best single spec in "
+        "hindsight. Raw numbers: `bench/results/adapt.json`; `--render-only` rewrites this section "
+        "from them.",
         "",
     ]
     if "note" in res:
@@ -80,12 +85,12 @@ def render(res: dict[str, Any]) -> str:
     head = " | ".join(f"{m} RMSE" for m in modes)
     ratio_head = " | ".join(f"{m} ÷ best | {m} ÷ manual" for m in autos)
     lines += [
-        "**Served prequential RMSE** (g/km; every row, the first included) and the goals: on a drift scenario "
-        f"≤ {DRIFT_GOAL}× the best single spec, without drift ≤ {STILL_GOAL}× manual.",
+        "**Served prequential RMSE** (g/km; every row, the first included) and the goals: on a drift "
+        f"scenario ≤ {DRIFT_GOAL}× the best single spec, without drift ≤ {STILL_GOAL}× manual.",
         "",
         f"| scenario | rows | kind | {head} | every spec (best **bold**) | {ratio_head} | goal met? | "
-        "auto's promotions (serving→spec after N rows) |",
-        "|" + "---|" * (5 + len(modes) + 2 * len(autos)),
+        "auto's promotions (serving→spec at: decided after row / serves after row) |",
+        "|" + "---|" * (6 + len(modes) + 2 * len(autos)),
     ]
     for case in cases:
         runs = case["runs"]
@@ -96,11 +101,11 @@ def render(res: dict[str, Any]) -> str:
         cells = " | ".join(f"{runs[m][0]['served_rmse']:.2f}" for m in modes)
         rcells = " | ".join(f"{ratios[m][0]:.3f} | {ratios[m][1]:.3f}" for m in autos)
         met = ", ".join(f"{m}: {'**met**' if ratios[m][2] else '**missed**'}" for m in autos)
-        lines.append(f"| {case['name']} | {case['rows']:,} | {case['kind']} | {cells} | {every} | {rcells} | {met} | "
-                     f"{_promotions(runs['auto'][0])} |")
+        lines.append(f"| {case['name']} | {case['rows']:,} | {case['kind']} | {cells} | {every} | {rcells} "
+                     f"| {met} | {_promotions(runs['auto'][0])} |")
     all_met = all(g[2] for c in cases for g in goals(c).values())
-    lines += ["", f"Goals: {'met on every scenario' if all_met else 'not met on every scenario (see the table)'}. "
-              "Runs of a mode on one scenario gave the same served RMSE every time: "
+    verdict = "met on every scenario" if all_met else "not met on every scenario (see the table)"
+    lines += ["", f"Goals: {verdict}. Runs of a mode on one scenario gave the same served RMSE every time: "
               f"{'yes' if all(_deterministic(c['runs']) for c in cases) else 'NO'}.", ""]
     lines += _cost(res, cases)
     return "\n".join(lines).rstrip() + "\n"
@@ -114,9 +119,10 @@ def _cost(res: dict[str, Any], cases: list[dict]) -> list[str]:
         "the models, the outputs and librdkafka's threads, per message; the gate's own calls timed; each "
         "spec's predict-then-learn step as the processor times it, `learn_us`; medians of the runs):",
         "",
-        "| scenario | " + ("alone (rls, no challengers) | " if has_alone else "") + "manual | auto | auto ÷ manual | "
-        "gate's own µs/msg | " + " | ".join(f"{s} step µs" for s in specs) + " | others (cores) |",
-        "|" + "---|" * (6 + has_alone + len(specs)),
+        "| scenario | " + ("alone (rls, no challengers) | " if has_alone else "")
+        + "manual | auto | auto ÷ manual | gate's own µs/msg | "
+        + " | ".join(f"{s} step µs" for s in specs) + " | auto's latency p99 ms | others (cores) |",
+        "|" + "---|" * (7 + has_alone + len(specs)),
     ]
     ratios, gate, extra = [], [], []
     for case in cases:
@@ -127,15 +133,19 @@ def _cost(res: dict[str, Any], cases: list[dict]) -> list[str]:
         if has_alone:
             extra += [a["cpu_us_per_msg"] - b["cpu_us_per_msg"] for b, a in zip(runs["alone"], runs["auto"],
                                                                                 strict=False)]
-        steps = " | ".join(f"{statistics.median(r['learn_us'][s] or 0 for r in runs['manual']):.0f}" for s in specs)
+        steps = " | ".join(f"{statistics.median(r['learn_us'][s] or 0 for r in runs['manual']):.0f}"
+                           for s in specs)
         others = [r["others_cores"] for rs in runs.values() for r in rs]
         lines.append(
             f"| {case['name']} | " + (f"{_med(runs['alone'], 'cpu_us_per_msg'):,.0f} | " if has_alone else "")
-            + f"{_med(runs['manual'], 'cpu_us_per_msg'):,.0f} | {_med(runs['auto'], 'cpu_us_per_msg'):,.0f} | "
-            f"{statistics.median(a['cpu_us_per_msg'] / m['cpu_us_per_msg'] for m, a in pairs):.3f} | "
-            f"{_med(runs['auto'], 'gate_us_per_msg'):.1f} | {steps} | {min(others):.2f}–{max(others):.2f} |")
-    lines += ["", f"The gate (auto ÷ manual, CPU per message, same scenario, back to back): {_mm(ratios)} over "
-              f"{len(ratios)} pairs; its own calls: {_mm(gate, '{:.1f}')} µs per message."]
+            + f"{_med(runs['manual'], 'cpu_us_per_msg'):,.0f} | {_med(runs['auto'], 'cpu_us_per_msg'):,.0f} "
+            f"| {statistics.median(a['cpu_us_per_msg'] / m['cpu_us_per_msg'] for m, a in pairs):.3f} "
+            f"| {_med(runs['auto'], 'gate_us_per_msg'):.1f} | {steps} "
+            f"| {statistics.median(r['latency_ms']['p99'] for r in runs['auto']):,.0f} "
+            f"| {min(others):.2f}–{max(others):.2f} |")
+    lines += ["", "The gate (auto ÷ manual, CPU per message, same scenario, back to back): "
+              f"{_mm(ratios)} over {len(ratios)} pairs; its own calls: {_mm(gate, '{:.1f}')} µs per "
+              "message."]
     if extra:
         lines += [f"`--promotion auto` with its default challengers against today's default (`rls` alone): "
                   f"{_mm(extra, '{:,.0f}')} µs more CPU per message."]

@@ -1,10 +1,14 @@
 """Adapting by itself (issue 19): served RMSE of ``--promotion manual`` vs ``auto``, and the gate's cost.
 
     python -m bench.bench_adapt [--csv PATH] [--rows N] [--shuffles 0,1,2] [--drifts abrupt,gradual,recurring]
-                                [--seed 7] [--runs 1] [--bootstrap HOST:PORT] [--no-report] [--render-only]
+                                [--seed 7] [--rate 400] [--runs 1] [--bootstrap HOST:PORT]
+                                [--no-report] [--render-only]
 
 The real processor (in this process, as bench_lifecycle runs it) against a private broker started
-with the shipped test kit, one partition, exactly-once, one global model, on these scenarios:
+with the shipped test kit, one partition, exactly-once, one global model. The rows are written
+while it runs, at ``--rate`` rows/s, by ``bench.paced_feed`` (a process of its own): a live
+stream, as users run it; a backlog written up front would put the gate's promotions behind every
+row. The scenarios:
 
 - the CO2 rows (``--csv``, by default /work/shared/data/co2_processed.csv, read where it is) in
   file order, and ``--shuffles`` seeded shuffles of them (``random.Random(seed).shuffle``, as
@@ -28,7 +32,8 @@ Figures: the RMSE of the *served* predictions (the predictions topic); the proce
 message (this process's CPU from its first to its last message: Quix, the models, librdkafka's
 threads), the gate's own time per message (its calls timed), each spec's step (``learn_us``).
 Goals (issue 19): on every drift scenario the served RMSE within 1.2x the best single spec; on
-every scenario without drift within 1.02x manual. Load: other processes' CPU from /proc/stat.
+every scenario without drift within 1.02x manual. Load: other processes' CPU (/proc/stat's busy
+time minus this process tree's, the private broker included).
 Writes bench/results/adapt.json and the "Adapting by itself" section of bench/REPORT.md.
 """
 
@@ -38,18 +43,21 @@ import argparse
 import json
 import math
 import random
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.adapt_probe import Clock, cpu_reading, others_since, time_gate
 from bench.adapt_report import RESULTS, render, write_report
 from bench.harness import broker_or
-from bench.machine import cpu_seconds, describe, load_average, others_cpu
-from infra.testing import produce_raw, read_all, typed_rows
+from bench.machine import describe, load_average
+from infra.testing import REPO, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import Dataset, builtin
 from kappaml.drift import POLICIES, DriftConfig
@@ -71,69 +79,69 @@ def background_offered() -> bool:
     return BACKGROUND in POLICIES
 
 
-def _settings(mode: str, kafka: KafkaSettings, dataset: Dataset, topics: Topics, state: Path) -> ProcessorSettings:
+def _settings(mode: str, kafka: KafkaSettings, dataset: Dataset, topics: Topics,
+              state: Path) -> ProcessorSettings:
     challengers = () if mode == "alone" else auto_challengers(DEFAULT_SPEC)
     policy = BACKGROUND if mode == "auto + background drift" else "alert"
-    return ProcessorSettings(dataset=dataset, model_spec=DEFAULT_SPEC, kafka=kafka, topics=topics, state_dir=state,
-                             consumer_group=f"adapt-{uuid.uuid4().hex[:8]}", challengers=challengers,
+    return ProcessorSettings(dataset=dataset, model_spec=DEFAULT_SPEC, kafka=kafka, topics=topics,
+                             state_dir=state, consumer_group=f"adapt-{uuid.uuid4().hex[:8]}",
+                             challengers=challengers,
                              drift=DriftConfig("adwin", policy),  # type: ignore[arg-type]
                              promotion="manual" if mode in ("alone", "manual") else "auto")
-
-
-class _Clock:
-    """Counts the processor's messages and its CPU from the first to the last (timer.message)."""
-
-    def __init__(self) -> None:
-        self.messages, self.first, self.last = 0, 0.0, 0.0
-
-    def __call__(self) -> None:
-        now = time.process_time()
-        if not self.messages:
-            self.first = now
-        self.messages += 1
-        self.last = now
-
-
-def _time_gate(processor: Processor) -> list[float]:
-    """Time every call into the gate (Gatekeeper.scored, record_done, applied, checkpoint)."""
-    spent = [0.0]
-    gate = processor.gatekeeper
-    if gate is None:
-        return spent
-    for name in ("scored", "record_done", "applied", "checkpoint"):
-        method = getattr(gate, name)
-
-        def timed(*args: Any, _m: Any = method) -> Any:
-            started = time.perf_counter()
-            try:
-                return _m(*args)
-            finally:
-                spent[0] += time.perf_counter() - started
-        setattr(gate, name, timed)
-    return spent
 
 
 def _rmse(sq: list[float]) -> float:
     return math.sqrt(math.fsum(sq) / len(sq)) if sq else float("nan")
 
 
-def one_run(kafka: KafkaSettings, dataset: Dataset, rows: list[dict[str, Any]], work: Path, mode: str) -> dict:
+def _stop_when_done(processor: Processor, feeder: subprocess.Popen[bytes], feed: bytes, clock: Clock,
+                    n: int, errors: list[str]) -> None:
+    """Feed the rows, then stop the processor once it has had every row and has been quiet for 3 s."""
+    out, err = feeder.communicate(feed)
+    if feeder.returncode != 0:
+        errors.append(f"the feeder failed ({feeder.returncode}): {(out + err).decode()[-2000:]}")
+    deadline, seen, since = time.monotonic() + 600, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        if clock.messages != seen:
+            seen, since = clock.messages, time.monotonic()
+        elif (seen >= n or errors) and time.monotonic() - since >= 3:
+            break
+        time.sleep(0.2)
+    processor.stop()
+
+
+def one_run(kafka: KafkaSettings, dataset: Dataset, rows: list[dict[str, Any]], work: Path, mode: str,
+            rate: float) -> dict[str, Any]:
+    """One processor over one scenario, its rows written live at ``rate`` rows/s by bench.paced_feed."""
     topics = Topics(prefix=f"adapt{uuid.uuid4().hex[:8]}", raw_partitions=1)
     ensure_topics(kafka, topics.specs())
-    produce_raw(kafka, topics.raw, dataset, rows)
     settings = _settings(mode, kafka, dataset, topics, work / f"state-{topics.prefix}")
-    cpu0, load0 = cpu_seconds(), load_average()
+    cpu0, load0 = cpu_reading(), load_average()
     processor = Processor(settings)
-    clock = processor.timer.message = _Clock()  # type: ignore[method-assign]
-    gate_s = _time_gate(processor)
-    processor.run(idle_timeout=3)
-    others = others_cpu(cpu0, cpu_seconds())
+    clock = processor.timer.message = Clock(processor.timer.message)  # type: ignore[method-assign]
+    gate_s = time_gate(processor)
+    feeder = subprocess.Popen(
+        [sys.executable, "-m", "bench.paced_feed", "--bootstrap", kafka.bootstrap_servers,
+         "--topic", topics.raw, "--group", settings.group, "--dataset", dataset.name, "--rate", str(rate)],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors: list[str] = []
+    feed = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    stopper = threading.Thread(target=_stop_when_done, daemon=True,
+                               args=(processor, feeder, feed, clock, len(rows), errors))
+    stopper.start()
+    processor.run()
+    stopper.join()
+    others = others_since(cpu0, cpu_reading())
+    if errors:
+        raise RuntimeError(f"{mode}: {errors[0]}")
     n, specs = len(rows), settings.lineup.specs
-    served = [Prediction.decode(v) for _k, v, _p, _o in read_all(kafka, topics.predictions, expect=n, timeout=120)]
+    served = [Prediction.decode(v) for _k, v, _p, _o in
+              read_all(kafka, topics.predictions, expect=n, timeout=120)]
     if len(served) != n:
         raise RuntimeError(f"{mode}: {len(served)} served predictions of {n} rows")
     shadow = [Prediction.decode(v) for _k, v, _p, _o in
-              read_all(kafka, topics.challengers, expect=n * (len(specs) - 1), timeout=120)] if len(specs) > 1 else []
+              read_all(kafka, topics.challengers, expect=n * (len(specs) - 1), timeout=120)
+              ] if len(specs) > 1 else []
     by_spec: dict[str, list[float]] = {}
     for p in (*served, *shadow):
         by_spec.setdefault(p.spec, []).append((p.y_pred - p.y_true) ** 2)
@@ -143,19 +151,21 @@ def one_run(kafka: KafkaSettings, dataset: Dataset, rows: list[dict[str, Any]], 
     for k, v, _p, o in raw:
         if k == CONTROL_KEY_BYTES:
             promo = Promotion.decode(v)
+            ev = promo.evidence
+            # decided: rows the partition had scored when the gate decided; after_rows: where it took effect.
             promotions.append({"after_rows": sum(1 for d in data_offsets if d < o), "spec": promo.spec,
-                               "serving": promo.evidence.serving if promo.evidence else None,
+                               "serving": ev.serving if ev else None, "decided": ev.scored if ev else None,
                                "reason": promo.reason})
-    stamps = sorted(p.processed_ts for p in served)
-    steps = max(clock.messages - 1, 1)
+    latency = sorted(p.processed_ts - p.event_ts for p in served if p.event_ts is not None)
     return {
-        "mode": mode, "rows": n, "messages": clock.messages,
+        "mode": mode, "rows": n, "rate": rate, "messages": clock.messages,
         "served_rmse": _rmse([(p.y_pred - p.y_true) ** 2 for p in served]),
         "spec_rmse": {s: _rmse(v) for s, v in sorted(by_spec.items())},
         "spec_predictions": {s: len(v) for s, v in sorted(by_spec.items())},
         "promotions": promotions,
-        "cpu_us_per_msg": (clock.last - clock.first) / steps * 1e6,
-        "wall_us_per_msg": (stamps[-1] - stamps[0]) * 1e3 / max(n - 1, 1),
+        "cpu_us_per_msg": (clock.last - clock.first) / max(clock.messages - 1, 1) * 1e6,
+        "latency_ms": {"p50": latency[len(latency) // 2], "p99": latency[int(len(latency) * 0.99)],
+                       "max": latency[-1]},
         "gate_us_per_msg": gate_s[0] / max(clock.messages, 1) * 1e6,
         "learn_us": {s: processor.learn_cost.micros(s) for s in specs},
         "others_cores": others["others_cores"], "loadavg": load0["loadavg"][0],
@@ -185,33 +195,38 @@ def scenarios(csv: Path | None, limit: int | None, shuffles: list[int], drifts: 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--csv", type=Path, default=SHARED_CSV, help="the CO2 rows (default: the shared copy)")
-    p.add_argument("--rows", type=int, default=None, help="at most this many rows per scenario (default: all; "
-                                                          "7,385 synthetic)")
+    p.add_argument("--rows", type=int, default=None,
+                   help="at most this many rows per scenario (default: all; 7,385 synthetic)")
     p.add_argument("--shuffles", default="0,1,2", help="comma-separated shuffle seeds of the CO2 rows")
     p.add_argument("--drifts", default=",".join(synthetic.DRIFTS), help="synthetic drift scenarios")
     p.add_argument("--seed", type=int, default=7, help="of the synthetic rows")
+    p.add_argument("--rate", type=float, default=400.0,
+                   help="rows per second written to the raw topic while the processor runs (a live stream)")
     p.add_argument("--runs", type=int, default=1, help="runs of every mode per scenario (order alternating)")
     p.add_argument("--bootstrap", help="use this broker instead of a private one")
     p.add_argument("--no-report", action="store_true", help="do not touch bench/REPORT.md")
-    p.add_argument("--render-only", action="store_true", help="write the section from bench/results/adapt.json")
+    p.add_argument("--render-only", action="store_true",
+                   help="write the section from bench/results/adapt.json, run nothing")
     args = p.parse_args(argv)
     if args.render_only:
         write_report(render(json.loads((RESULTS / "adapt.json").read_text())))
         return 0
     configure_logging("WARNING")
     modes = [m for m in MODES if m != "auto + background drift" or background_offered()]
-    started, cpu0, t0 = load_average(), cpu_seconds(), time.monotonic()
+    started, cpu0, t0 = load_average(), cpu_reading(), time.monotonic()
     res: dict[str, Any] = {"started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": describe(),
                            "load_start": started, "argv": sys.argv[1:] if argv is None else argv,
                            "challengers": list(auto_challengers(DEFAULT_SPEC)), "serving": DEFAULT_SPEC,
-                           "modes": modes, "background_offered": background_offered(), "scenarios": []}
+                           "modes": modes, "background_offered": background_offered(), "rate": args.rate,
+                           "scenarios": []}
     if not background_offered():
         res["note"] = f"the processor offers no {BACKGROUND!r} drift policy (POLICIES: {', '.join(POLICIES)})"
     with tempfile.TemporaryDirectory(prefix="kappaml-bench-adapt-") as tmp, broker_or(args.bootstrap,
                                                                                        Path(tmp)) as kafka:
         work = Path(tmp)
-        cases, res["skipped"] = scenarios(args.csv, args.rows, [int(s) for s in args.shuffles.split(",") if s],
-                                          [d for d in args.drifts.split(",") if d], args.seed, work)
+        shuffles = [int(s) for s in args.shuffles.split(",") if s]
+        drifts = [d for d in args.drifts.split(",") if d]
+        cases, res["skipped"] = scenarios(args.csv, args.rows, shuffles, drifts, args.seed, work)
         for message in res["skipped"]:
             sys.stdout.write(f"skipped: {message}\n")
         turn = 0
@@ -219,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[dict]] = {m: [] for m in modes}
             for _ in range(args.runs):
                 for mode in (modes if turn % 2 == 0 else modes[::-1]):  # alternate: no order favoured
-                    runs[mode].append(one_run(kafka, builtin("co2"), case["rows"], work, mode))
+                    runs[mode].append(one_run(kafka, builtin("co2"), case["rows"], work, mode, args.rate))
                     r = runs[mode][-1]
                     sys.stdout.write(json.dumps({"scenario": case["name"], **{k: r[k] for k in (
                         "mode", "served_rmse", "promotions", "cpu_us_per_msg", "gate_us_per_msg",
@@ -230,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "runs": runs})
     res["duration_s"] = round(time.monotonic() - t0, 1)
     res["load_end"] = load_average()
-    res["cpu_others"] = others_cpu(cpu0, cpu_seconds())
+    res["cpu_others"] = others_since(cpu0, cpu_reading())
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "adapt.json").write_text(json.dumps(res, indent=1) + "\n")
     text = render(res)

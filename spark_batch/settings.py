@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kappaml.catalog import load_local
+from kappaml.challengers import resolve_challengers
 from kappaml.dataset import Dataset
 from kappaml.kafka import KafkaSettings
-from kappaml.challengers import resolve_challengers
 from kappaml.pending import LabelPolicy
 from kappaml.topics import Topics
 

@@ -6,6 +6,7 @@ import pytest
 
 from kappaml.dataset import builtin
 from kappaml.lineup import Lineup, Promotion, PromotionLog, ServingHistory
+from kappaml.models import SPECS
 from kappaml.records import InvalidRecord
 
 DS = builtin("co2")
@@ -56,3 +57,15 @@ def test_promotion_log_tells_who_served_each_offset() -> None:
         "rls", "rls", "rls", "amf", "amf", "linear", "linear"]
     assert log.champion_at(1, 100) == "rls"
     assert [(p, o) for p, o, _ in log.problems] == [(0, 10)]
+
+
+def test_challengers_default_to_the_auto_set_only_with_auto_promotion() -> None:
+    from kappaml.lineup import AUTO_SPECS, auto_challengers, resolve_challengers
+
+    assert AUTO_SPECS[0] == "rls" and all(s in SPECS for s in AUTO_SPECS)
+    assert resolve_challengers("", "manual", "rls") == ()  # today's default, unchanged
+    assert resolve_challengers("", "auto", "rls") == ("hoeffding", "linear") == auto_challengers("rls")
+    assert resolve_challengers("", "auto", "linear") == ("rls", "hoeffding")  # never the champion twice
+    assert resolve_challengers(" amf , linear", "auto", "rls") == ("amf", "linear")  # given ones win
+    assert resolve_challengers("none", "auto", "rls") == resolve_challengers(" none ", "manual", "rls") == ()
+    Lineup(DS, "linear", resolve_challengers("", "auto", "linear"))  # a valid line-up
