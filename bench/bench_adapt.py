@@ -1,8 +1,8 @@
 """Adapting by itself (issue 19): served RMSE of ``--promotion manual`` vs ``auto``, and the gate's cost.
 
     python -m bench.bench_adapt [--csv PATH] [--rows N] [--shuffles 0,1,2] [--drifts abrupt,gradual,recurring]
-                                [--seed 7] [--rate 400] [--runs 1] [--bootstrap HOST:PORT]
-                                [--no-report] [--render-only]
+                                [--seed 7] [--rate 400] [--runs 1] [--cost-runs 3] [--cost-rows 10000]
+                                [--bootstrap HOST:PORT] [--no-report] [--render-only]
 
 The real processor (in this process, as bench_lifecycle runs it) against a private broker started
 with the shipped test kit, one partition, exactly-once, one global model. The rows are written
@@ -25,8 +25,11 @@ challengers (kappaml.lineup.AUTO_SPECS):
   RMSE, and the best single spec in hindsight;
 - ``auto``: ``--promotion auto`` (the gate's defaults), same challengers;
 - ``auto + background drift``: also ``--drift-policy background``, only where the processor
-  offers that policy (``kappaml.drift.POLICIES``);
-- ``alone``: ``rls`` without challengers, manual (today's default): the baseline of the cost.
+  offers that policy (``kappaml.drift.POLICIES``).
+
+The cost per message: ``--cost-runs`` rounds of ``alone`` (``rls`` without challengers, manual:
+today's default), ``manual`` and ``auto`` (order alternating) over a backlog of ``--cost-rows``
+synthetic rows written before the processor starts, so that no idle time is counted.
 
 Figures: the RMSE of the *served* predictions (the predictions topic); the processor's CPU per
 message (this process's CPU from its first to its last message: Quix, the models, librdkafka's
@@ -57,7 +60,7 @@ from bench.adapt_probe import Clock, cpu_reading, others_since, time_gate
 from bench.adapt_report import RESULTS, render, write_report
 from bench.harness import broker_or
 from bench.machine import describe, load_average
-from infra.testing import REPO, read_all, typed_rows
+from infra.testing import REPO, produce_raw, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import Dataset, builtin
 from kappaml.drift import POLICIES, DriftConfig
@@ -71,7 +74,8 @@ from processor import Processor, ProcessorSettings
 
 SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "co2_processed.csv"
 BACKGROUND = "background"
-MODES = ("alone", "manual", "auto", "auto + background drift")
+MODES = ("manual", "auto", "auto + background drift")  # the served RMSE, on every scenario
+COST_MODES = ("alone", "manual", "auto")  # the cost per message, on a backlog
 
 
 def background_offered() -> bool:
@@ -94,12 +98,13 @@ def _rmse(sq: list[float]) -> float:
     return math.sqrt(math.fsum(sq) / len(sq)) if sq else float("nan")
 
 
-def _stop_when_done(processor: Processor, feeder: subprocess.Popen[bytes], feed: bytes, clock: Clock,
+def _stop_when_done(processor: Processor, feeder: subprocess.Popen[bytes] | None, feed: bytes, clock: Clock,
                     n: int, errors: list[str]) -> None:
     """Feed the rows, then stop the processor once it has had every row and has been quiet for 3 s."""
-    out, err = feeder.communicate(feed)
-    if feeder.returncode != 0:
-        errors.append(f"the feeder failed ({feeder.returncode}): {(out + err).decode()[-2000:]}")
+    if feeder is not None:
+        out, err = feeder.communicate(feed)
+        if feeder.returncode != 0:
+            errors.append(f"the feeder failed ({feeder.returncode}): {(out + err).decode()[-2000:]}")
     deadline, seen, since = time.monotonic() + 600, -1, time.monotonic()
     while time.monotonic() < deadline:
         if clock.messages != seen:
@@ -111,16 +116,19 @@ def _stop_when_done(processor: Processor, feeder: subprocess.Popen[bytes], feed:
 
 
 def one_run(kafka: KafkaSettings, dataset: Dataset, rows: list[dict[str, Any]], work: Path, mode: str,
-            rate: float) -> dict[str, Any]:
-    """One processor over one scenario, its rows written live at ``rate`` rows/s by bench.paced_feed."""
+            rate: float | None) -> dict[str, Any]:
+    """One processor over one scenario, its rows written live at ``rate`` rows/s by bench.paced_feed
+    (None: all written before it starts, a backlog: for the cost per message, without idle time)."""
     topics = Topics(prefix=f"adapt{uuid.uuid4().hex[:8]}", raw_partitions=1)
     ensure_topics(kafka, topics.specs())
+    if rate is None:
+        produce_raw(kafka, topics.raw, dataset, rows)
     settings = _settings(mode, kafka, dataset, topics, work / f"state-{topics.prefix}")
     cpu0, load0 = cpu_reading(), load_average()
     processor = Processor(settings)
     clock = processor.timer.message = Clock(processor.timer.message)  # type: ignore[method-assign]
     gate_s = time_gate(processor)
-    feeder = subprocess.Popen(
+    feeder = None if rate is None else subprocess.Popen(
         [sys.executable, "-m", "bench.paced_feed", "--bootstrap", kafka.bootstrap_servers,
          "--topic", topics.raw, "--group", settings.group, "--dataset", dataset.name, "--rate", str(rate)],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -192,6 +200,13 @@ def scenarios(csv: Path | None, limit: int | None, shuffles: list[int], drifts: 
     return out, skipped
 
 
+def _say(scenario: str, runs: Any) -> None:
+    for r in runs:
+        keys = ("mode", "served_rmse", "promotions", "cpu_us_per_msg", "gate_us_per_msg", "others_cores")
+        sys.stdout.write(json.dumps({"scenario": scenario, **{k: r[k] for k in keys}}) + "\n")
+    sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--csv", type=Path, default=SHARED_CSV, help="the CO2 rows (default: the shared copy)")
@@ -203,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=400.0,
                    help="rows per second written to the raw topic while the processor runs (a live stream)")
     p.add_argument("--runs", type=int, default=1, help="runs of every mode per scenario (order alternating)")
+    p.add_argument("--cost-runs", type=int, default=3, help="rounds of the cost runs (alone, manual, auto)")
+    p.add_argument("--cost-rows", type=int, default=10_000, help="synthetic rows of each cost run's backlog")
     p.add_argument("--bootstrap", help="use this broker instead of a private one")
     p.add_argument("--no-report", action="store_true", help="do not touch bench/REPORT.md")
     p.add_argument("--render-only", action="store_true",
@@ -230,16 +247,21 @@ def main(argv: list[str] | None = None) -> int:
         for message in res["skipped"]:
             sys.stdout.write(f"skipped: {message}\n")
         turn = 0
+        cost_rows = typed_rows(builtin("co2"), synthetic.write_csv(work / "cost.csv", args.cost_rows,
+                                                                   seed=args.seed + 1))
+        res["cost"] = {"rows": args.cost_rows, "rounds": []}
+        for _ in range(args.cost_runs):
+            order = COST_MODES if turn % 2 == 0 else COST_MODES[::-1]  # alternate: no order favoured
+            res["cost"]["rounds"].append({m: one_run(kafka, builtin("co2"), cost_rows, work, m, None)
+                                          for m in order})
+            _say("cost", res["cost"]["rounds"][-1].values())
+            turn += 1
         for case in cases:
             runs: dict[str, list[dict]] = {m: [] for m in modes}
             for _ in range(args.runs):
                 for mode in (modes if turn % 2 == 0 else modes[::-1]):  # alternate: no order favoured
                     runs[mode].append(one_run(kafka, builtin("co2"), case["rows"], work, mode, args.rate))
-                    r = runs[mode][-1]
-                    sys.stdout.write(json.dumps({"scenario": case["name"], **{k: r[k] for k in (
-                        "mode", "served_rmse", "promotions", "cpu_us_per_msg", "gate_us_per_msg",
-                        "others_cores")}}) + "\n")
-                    sys.stdout.flush()
+                    _say(case["name"], runs[mode][-1:])
                 turn += 1
             res["scenarios"].append({"name": case["name"], "kind": case["kind"], "rows": len(case["rows"]),
                                      "runs": runs})
