@@ -13,22 +13,25 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 import uuid
 from pathlib import Path
 
 import pytest
 
-from infra.testing import json_values, produce_raw, read_all, typed_rows
+from infra.testing import json_values, read_all, typed_rows
 from kappaml.dataset import builtin
 from kappaml.kafka import KafkaSettings
 from kappaml.lineup import AUTO_SPECS, CONTROL_KEY_BYTES, Promotion
 from kappaml.models import DEFAULT_SPEC
 from kappaml.topics import Topics, ensure_topics
+from tests.processor.test_gatekeeper import _feed
 from tests.processor.test_processor import _start
 
 pytestmark = pytest.mark.kafka
 
 LOSS = 1.02  # served RMSE at most 2 % above manual's
+CHUNK = 100
 
 
 def _rmse(sq: list[float]) -> float:
@@ -43,10 +46,14 @@ def check_shuffle(kafka: KafkaSettings, tmp_path: Path, csv: Path, seed: int, li
     n = len(rows)
     topics = Topics(prefix=f"t{uuid.uuid4().hex[:10]}", raw_partitions=2)
     ensure_topics(kafka, topics.specs())
-    produce_raw(kafka, topics.raw, dataset, rows)
-    proc = _start(topics, kafka, tmp_path / f"state-{seed}", "--dataset", "co2", "--promotion", "auto",
-                  "--exit-when-idle", "5")
-    _out, err = proc.communicate(timeout=900)
+    proc = _start(topics, kafka, tmp_path / f"state-{seed}", "--dataset", "co2", "--promotion", "auto")
+    try:
+        # In chunks, each once the previous ones are served: a promotion the gate writes lands
+        # among the rows still to come, as in a live stream (behind a backlog it would change nothing).
+        _feed(kafka, topics, dataset, rows, 0, n, CHUNK)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in err, err[-3000:]
 
     served = json_values(read_all(kafka, topics.predictions, expect=n))
