@@ -80,6 +80,8 @@ def render(res: dict[str, Any]) -> str:
     if "note" in res:
         lines += [f"Not measured: `auto + background drift`: {res['note']} (it lights up once the processor "
                   "offers it).", ""]
+    for failed in res.get("failed_runs", []):
+        lines += [f"A run failed and was run again: {failed}.", ""]
     for message in res.get("skipped", []):
         lines += [f"Skipped: {message}.", ""]
     head = " | ".join(f"{m} RMSE" for m in modes)
