@@ -114,7 +114,9 @@ VARIABLES: tuple[Variable, ...] = (
     _V("KAPPAML_SESSION_TIMEOUT", "10", "processor",
        "seconds before the group hands a crashed instance's partitions over"),
     _V("KAPPAML_METRICS_WINDOW", "500", "processor, spark_batch replay", "rolling metrics window"),
-    _V("KAPPAML_CHALLENGERS", "-", "processor, spark_batch replay", "comma-separated challenger specs"),
+    _V("KAPPAML_CHALLENGERS", "-", "processor, spark_batch replay",
+       "comma-separated challenger specs; unset: none, but `hoeffding,linear` beside `rls` in a processor "
+       "with `--promotion auto` (`none`: none there too)"),
     _V("KAPPAML_DRIFT", "adwin", "processor, spark_batch replay", "drift detector, or `none`"),
     _V("KAPPAML_DRIFT_POLICY", "alert", "processor, spark_batch replay",
        "`alert`, `reset` or `background` (a fresh model beside a drifted one; it takes over when the "

@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
+from kappaml.challengers import AUTO_SPECS, auto_challengers, resolve_challengers
 from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
 from kappaml.kafka import KafkaSettings, KafkaUnavailable, connect_admin, write_failure
@@ -30,8 +31,9 @@ from kappaml.models import SPECS
 from kappaml.records import InvalidRecord, Promotion
 from kappaml.records.control import TAKEOVER
 
-__all__ = ["CONTROL_HEADER", "CONTROL_KEY", "CONTROL_KEY_BYTES", "Lineup", "Promotion", "PromotionLog",
-           "ServingHistory", "is_control", "publish_promotion", "rollback_promotion"]
+__all__ = ["AUTO_SPECS", "CONTROL_HEADER", "CONTROL_KEY", "CONTROL_KEY_BYTES", "Lineup", "Promotion",
+           "PromotionLog", "ServingHistory", "auto_challengers", "is_control", "publish_promotion",
+           "resolve_challengers", "rollback_promotion"]
 
 # The Kafka key of control records on the raw topic. Data keys are model keys; a dataset
 # whose key column held this very string would have its rows read as control records.

@@ -39,7 +39,8 @@ from pathlib import Path
 from kappaml.dataset import Dataset, builtin
 
 __all__ = [
-    "CO2_FACTORS", "COLUMNS", "FUEL_COLUMNS", "SYNTHETIC_NAME", "dataset", "ensure_csv", "rows", "write_csv",
+    "CO2_FACTORS", "COLUMNS", "DRIFTS", "FUEL_COLUMNS", "SYNTHETIC_NAME", "changed", "dataset", "ensure_csv",
+    "rows", "write_csv",
 ]
 
 SYNTHETIC_NAME = "co2-synthetic"
@@ -90,16 +91,46 @@ def dataset() -> Dataset:
     )
 
 
-def rows(n_rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> Iterator[tuple[str, ...]]:
-    """``n_rows`` CSV rows (text fields in ``COLUMNS`` order); the same seed gives the same rows."""
+# Generated concept drift (issue 19, bench/bench_adapt.py): from some row on, the target follows
+# a second concept, every vehicle emitting 30 % more plus 40 g/km (a new test cycle, say; the
+# change the drift and gate tests make). ``abrupt``: concept B from the middle row on.
+# ``gradual``: between 35 % and 65 % of the rows each row is B with a probability rising
+# linearly from 0 to 1 (the mixing kind of gradual drift), B after. ``recurring``: four equal
+# blocks A, B, A, B. The features are the same rows as without drift for the same seed.
+DRIFTS: tuple[str, ...] = ("abrupt", "gradual", "recurring")
+_GRADUAL = (0.35, 0.65)
+
+
+def changed(drift: str, i: int, n_rows: int, rng: random.Random) -> bool:
+    """Does row ``i`` (0-based) of ``n_rows`` follow concept B under ``drift``? (``rng``: gradual's draws)"""
+    if drift == "abrupt":
+        return i >= n_rows // 2
+    if drift == "gradual":
+        lo, hi = (int(f * n_rows) for f in _GRADUAL)
+        return i >= hi or (i >= lo and rng.random() < (i - lo) / max(hi - lo, 1))
+    if drift == "recurring":
+        return (i * 4 // max(n_rows, 1)) % 2 == 1
+    raise ValueError(f"unknown drift {drift!r}; choose one of {', '.join(DRIFTS)}")
+
+
+def rows(n_rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED,
+         drift: str | None = None) -> Iterator[tuple[str, ...]]:
+    """``n_rows`` CSV rows (text fields in ``COLUMNS`` order); the same seed gives the same rows.
+
+    ``drift`` (one of :data:`DRIFTS`): the target changes concept as described there.
+    """
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
+    if drift is not None and drift not in DRIFTS:
+        raise ValueError(f"unknown drift {drift!r}; choose one of {', '.join(DRIFTS)}")
     rng = random.Random(seed)
+    # A generator of its own: the gradual drift's draws leave the rows' draws as they are.
+    drift_rng = random.Random(seed + 1_000_003)
     fuels = list(CO2_FACTORS)
     fuel_weights = [CO2_FACTORS[f][2] for f in fuels]
     cylinders = list(_CYLINDERS)
     cyl_weights = [_CYLINDERS[c][0] for c in cylinders]
-    for _ in range(n_rows):
+    for i in range(n_rows):
         fuel = rng.choices(fuels, fuel_weights)[0]
         factor, sd, _share, offset = CO2_FACTORS[fuel]
         cyl = rng.choices(cylinders, cyl_weights)[0]
@@ -110,12 +141,15 @@ def rows(n_rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> Iterator[tuple
         comb = round(0.55 * city + 0.45 * hwy, 1)
         mpg = round(_MPG_IMPERIAL / comb)
         co2 = round(factor * comb / 100.0 + rng.gauss(0.0, sd))
+        if drift is not None and changed(drift, i, n_rows, drift_rng):
+            co2 = round(1.3 * co2 + 40)
         flags = tuple("True" if f == fuel else "False" for f in _FUELS)
         yield (f"{size:.1f}", str(cyl), f"{city:.1f}", f"{hwy:.1f}", f"{comb:.1f}", str(mpg), str(co2),
                *flags)
 
 
-def write_csv(path: str | Path, n_rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> Path:
+def write_csv(path: str | Path, n_rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED,
+              drift: str | None = None) -> Path:
     """Write the rows to ``path`` atomically (a reader never sees a half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +157,7 @@ def write_csv(path: str | Path, n_rows: int = DEFAULT_ROWS, seed: int = DEFAULT_
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(",".join(COLUMNS) + "\n")
-            lines = (",".join(r) + "\n" for r in rows(n_rows, seed))
+            lines = (",".join(r) + "\n" for r in rows(n_rows, seed, drift))
             fh.writelines(lines)
         os.replace(tmp, path)
     except BaseException:

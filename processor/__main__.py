@@ -24,6 +24,7 @@ from kappaml.drift import DETECTORS, POLICIES, DriftConfig
 from kappaml.gate import GateConfig
 from kappaml.kafka import KafkaSettings, KafkaUnavailable, write_failure
 from kappaml.learner import IncompatibleState
+from kappaml.lineup import resolve_challengers
 from kappaml.logging import configure_logging
 from kappaml.models import DEFAULT_SPEC, SPECS
 from kappaml.observability import add_metrics_port
@@ -70,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds before the group hands a crashed instance's partitions over")
     p.add_argument("--metrics-window", type=int, default=int(env("KAPPAML_METRICS_WINDOW", "500")))
     p.add_argument("--challengers", default=env("KAPPAML_CHALLENGERS", ""),
-                   help="comma-separated specs learning beside the champion, e.g. amf,linear")
+                   help="comma-separated specs learning beside the champion, e.g. amf,linear; none given: "
+                        "none with --promotion manual, the default set (kappaml.lineup.AUTO_SPECS but the "
+                        "champion: hoeffding,linear beside rls) with auto; `none`: none, also with auto")
     p.add_argument("--drift", default=env("KAPPAML_DRIFT", "adwin"), choices=["none", *sorted(DETECTORS)],
                    help="drift detector on each model's absolute error")
     p.add_argument("--drift-policy", default=env("KAPPAML_DRIFT_POLICY", "alert"), choices=list(POLICIES),
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics_window=args.metrics_window,
             session_timeout=args.session_timeout,
             from_replay=args.from_replay,
-            challengers=tuple(s.strip() for s in args.challengers.split(",") if s.strip()),
+            challengers=resolve_challengers(args.challengers, args.promotion, args.model_spec),
             drift=None if args.drift == "none" else DriftConfig(args.drift, args.drift_policy, gate=gate),
             metrics_port=args.metrics_port,
             labels=labels,

@@ -153,7 +153,8 @@ class Processor:
     def run(self, idle_timeout: float = 0.0) -> None:
         """Process until stopped, or, with ``idle_timeout``, until no message came for that long."""
         log.info("processor starting", group=self.settings.group, raw=self.settings.topics.raw,
-                 spec=self.settings.model_spec, version=self.settings.model_version,
+                 spec=self.settings.model_spec, challengers=list(self.lineup.challengers),
+                 promotion=self.settings.promotion, version=self.settings.model_version,
                  guarantee=self.settings.guarantee, from_replay=self.settings.from_replay,
                  instance=self.instance)
         if self.seed is not None:

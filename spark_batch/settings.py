@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from kappaml.catalog import load_local
+from kappaml.challengers import resolve_challengers
 from kappaml.dataset import Dataset
 from kappaml.gate import GateConfig
 from kappaml.kafka import KafkaSettings
@@ -280,8 +281,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def parse_specs(text: str) -> tuple[str, ...]:
-    """``"a, b"`` -> ("a", "b"); an empty text is no challenger."""
-    return tuple(filter(None, (part.strip() for part in text.split(","))))
+    """``"a, b"`` -> ("a", "b"); an empty text, or ``none``, is no challenger.
+
+    The processor's parsing (kappaml.lineup), without its ``--promotion auto`` default: the
+    replay has no gate, it follows the promotions in the log. A log whose processor ran that
+    default is replayed with ``--challengers hoeffding,linear`` (docs/lifecycle.md).
+    """
+    return resolve_challengers(text, "manual", "")
 
 
 def _spark_conf(pairs: Sequence[str]) -> dict[str, str]:

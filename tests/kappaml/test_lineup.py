@@ -6,6 +6,7 @@ import pytest
 
 from kappaml.dataset import builtin
 from kappaml.lineup import Lineup, Promotion, PromotionLog, ServingHistory, rollback_promotion
+from kappaml.models import SPECS
 from kappaml.records import InvalidRecord
 
 DS = builtin("co2")
@@ -64,3 +65,15 @@ def test_a_rollback_is_a_promotion_with_reason_rollback() -> None:
     assert (cli.version, cli.spec, cli.reason, cli.evidence) == ("v1", "rls", "rollback", None)
     assert "@" in cli.by and ui.by == "ui me@host" and ui.reason == "rollback" and cli.id != ui.id
     assert Promotion.decode(ui.encode()) == ui
+
+
+def test_challengers_default_to_the_auto_set_only_with_auto_promotion() -> None:
+    from kappaml.lineup import AUTO_SPECS, auto_challengers, resolve_challengers
+
+    assert AUTO_SPECS[0] == "rls" and all(s in SPECS for s in AUTO_SPECS)
+    assert resolve_challengers("", "manual", "rls") == ()  # today's default, unchanged
+    assert resolve_challengers("", "auto", "rls") == ("hoeffding", "linear") == auto_challengers("rls")
+    assert resolve_challengers("", "auto", "linear") == ("rls", "hoeffding")  # never the champion twice
+    assert resolve_challengers(" amf , linear", "auto", "rls") == ("amf", "linear")  # given ones win
+    assert resolve_challengers("none", "auto", "rls") == resolve_challengers(" none ", "manual", "rls") == ()
+    Lineup(DS, "linear", resolve_challengers("", "auto", "linear"))  # a valid line-up

@@ -84,3 +84,29 @@ def test_factors_match_the_real_data(co2_csv: Path) -> None:
         documented, _sd, share, _offset = synthetic.CO2_FACTORS[fuel]
         assert abs(100 * xy / xx - documented) / documented < 0.005, (fuel, 100 * xy / xx, documented)
         assert abs(n / len(rows) - share) < 0.002
+
+
+@pytest.mark.parametrize("drift", synthetic.DRIFTS)
+def test_drift_changes_only_the_target_where_it_says(drift: str) -> None:
+    n = 2000
+    base = list(synthetic.rows(n, seed=3))
+    moved = list(synthetic.rows(n, seed=3, drift=drift))
+    assert moved == list(synthetic.rows(n, seed=3, drift=drift))  # seeded
+    target = synthetic.COLUMNS.index(TARGET)
+    changed = []
+    for i, (a, b) in enumerate(zip(base, moved, strict=True)):
+        assert a[:target] + a[target + 1:] == b[:target] + b[target + 1:]  # the same features
+        if a[target] != b[target]:
+            assert int(b[target]) == round(1.3 * int(a[target]) + 40)
+            changed.append(i)
+    if drift == "abrupt":
+        assert changed == list(range(n // 2, n))
+    elif drift == "recurring":
+        assert changed == [*range(500, 1000), *range(1500, 2000)]
+    else:  # gradual: none before 35 %, all from 65 %, a rising share in between
+        lo, hi = int(0.35 * n), int(0.65 * n)
+        assert min(changed) >= lo and set(range(hi, n)) <= set(changed)
+        first, second = (sum(lo + k * 150 <= i < lo + (k + 1) * 150 for i in changed) for k in (0, 3))
+        assert first < second
+    with pytest.raises(ValueError, match="unknown drift"):
+        next(synthetic.rows(5, drift="sideways"))

@@ -1,5 +1,5 @@
 """Drift policy background in the replay's worker code, without Spark (the short version of
-tests/processor/test_background.py::test_the_replay_takes_over_at_the_same_offsets).
+tests/processor/test_background_takeover.py::test_the_replay_takes_over_at_the_same_offsets).
 
 The processor runs over a stream where one key changes, takes a key's model over through the
 log and is rolled back to generation 0; the replay's per-partition function
@@ -25,7 +25,7 @@ from kappaml.drift import DriftConfig
 from kappaml.lineup import CONTROL_KEY_BYTES, Lineup
 from spark_batch.stream import StreamRebuild
 from tests.conftest import REPO
-from tests.processor.test_background import CHANGE, FLAGS, GATE, KEY, SPEC, N, _feed, changed
+from tests.processor.test_background_takeover import CHANGE, FLAGS, GATE, KEY, SPEC, N, _feed, changed
 from tests.processor.test_gatekeeper import _cli
 from tests.processor.test_processor import _start, fleet, latest_snapshots
 
