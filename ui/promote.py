@@ -102,13 +102,17 @@ def promote_control(settings: UISettings, version: str, candidates: list[str]) -
             key="promote_confirm")
         st.button("Promote", type="primary", disabled=not confirmed, key="promote_button",
                   on_click=_on_promote, args=(settings, version))
-    outcome: PromoteOutcome | None = st.session_state.get("promote_outcome")
+    show_outcome(settings, st.session_state.get("promote_outcome"), "Promotion of")
+
+
+def show_outcome(settings: UISettings, outcome: PromoteOutcome | None, action: str) -> None:
+    """What the last button press wrote (the offsets per partition) or why it failed."""
     if outcome is None:
         return
     what = f"`{outcome.promotion.spec}` in version `{outcome.promotion.version}`"
     if outcome.error is not None:
-        st.error(f"Promotion of {what} failed: {outcome.error}")
+        st.error(f"{action} {what} failed: {outcome.error}")
     else:
         offsets = ", ".join(f"partition {p} @ {o}" for p, o in sorted((outcome.offsets or {}).items()))
-        st.success(f"Promotion of {what} written to `{settings.topics.raw}`: {offsets}. The processors "
+        st.success(f"{action} {what} written to `{settings.topics.raw}`: {offsets}. The processors "
                    "apply it from the next message of each partition.")

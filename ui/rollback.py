@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.promote import PromoteOutcome, rollback
+from ui.promote import rollback, show_outcome
 from ui.settings import UISettings
 
 __all__ = ["rollback_control"]
@@ -42,13 +42,4 @@ def rollback_control(settings: UISettings, version: str, specs: list[str], first
             key="rollback_confirm")
         st.button("Rollback", type="primary", disabled=not confirmed, key="rollback_button",
                   on_click=_on_rollback, args=(settings, version))
-    outcome: PromoteOutcome | None = st.session_state.get("rollback_outcome")
-    if outcome is None:
-        return
-    what = f"`{outcome.promotion.spec}` in version `{outcome.promotion.version}`"
-    if outcome.error is not None:
-        st.error(f"Rollback to {what} failed: {outcome.error}")
-    else:
-        offsets = ", ".join(f"partition {p} @ {o}" for p, o in sorted((outcome.offsets or {}).items()))
-        st.success(f"Rollback to {what} written to `{settings.topics.raw}`: {offsets}. The processors "
-                   "apply it from the next message of each partition.")
+    show_outcome(settings, st.session_state.get("rollback_outcome"), "Rollback to")

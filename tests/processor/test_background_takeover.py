@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,8 +25,8 @@ from kappaml.lineup import CONTROL_KEY_BYTES, Promotion
 from kappaml.records import decode
 from kappaml.topics import Topics
 from tests.conftest import REPO
-from tests.processor.test_gatekeeper import _cli, _count
-from tests.processor.test_processor import _progress, _start, fleet, latest_snapshots
+from tests.processor.test_gatekeeper import _cli, _feed, feed_with_sigkills
+from tests.processor.test_processor import _start, fleet, latest_snapshots
 from tests.spark_batch.replay_support import base_args, run_cli
 
 pytestmark = pytest.mark.kafka
@@ -78,19 +77,6 @@ def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> dict:
         if step.takeover is not None:
             decisions.append((partition, offset, example.key, step.generation))
     return {"decisions": decisions, "served": served, "states": states}
-
-
-def _feed(kafka: KafkaSettings, topics: Topics, dataset: Dataset, rows: list[dict], start: int, stop: int,
-          step: int) -> None:
-    """Rows [start, stop) in chunks, each once the previous ones are served, so a control
-    record the processor writes lands among the rows still to come."""
-    for lo in range(start, stop, step):
-        hi = min(lo + step, stop)
-        produce_raw(kafka, topics.raw, dataset, rows[lo:hi], start_id=lo + 1)
-        deadline = time.monotonic() + 120
-        while _count(kafka, topics.predictions) < hi:
-            assert time.monotonic() < deadline, f"rows up to {hi} not served within 120 s"
-            time.sleep(0.3)
 
 
 def _run(kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path) -> tuple[Dataset, Path]:
@@ -196,21 +182,10 @@ def test_sigkills_during_the_background_window_change_no_decision(kafka_settings
     dataset, rows, toml = fleet(tmp_path, N, seed=11)
     rows = changed(rows, dataset, CHANGE)
     produce_raw(kafka_settings, topics.raw, dataset, rows[:CHANGE])
-    state_dir, group = tmp_path / "state", f"{topics.prefix}-processor-v1"
+    state_dir = tmp_path / "state"
     args = ("--dataset", str(toml), "--instance-id", "bg-kill", *FLAGS)
     bulk = CHANGE + 600  # the background model starts and is decided among these rows
-    kills = []
-    for lo in range(CHANGE, bulk, 150):
-        produce_raw(kafka_settings, topics.raw, dataset, rows[lo:lo + 150], start_id=lo + 1)
-        before = _progress(kafka_settings, group, topics.raw)
-        proc = _start(topics, kafka_settings, state_dir, *args)
-        deadline = time.monotonic() + 120
-        while _progress(kafka_settings, group, topics.raw) == before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills.append((_progress(kafka_settings, group, topics.raw), lo + 150))
-    assert any(done < written for done, written in kills), f"no kill landed mid-stream: {kills}"
+    feed_with_sigkills(kafka_settings, topics, dataset, rows, CHANGE, bulk, 150, state_dir, args)
     proc = _start(topics, kafka_settings, state_dir, *args)
     try:
         _feed(kafka_settings, topics, dataset, rows, bulk, N, 100)
@@ -227,26 +202,36 @@ def test_sigkills_during_the_background_window_change_no_decision(kafka_settings
     assert ids[True] == ids[False]
 
 
-def test_rollback_to_a_generation_brings_back_the_model_a_takeover_replaced(kafka_settings, topics,
-                                                                            tmp_path: Path):
-    extra = 300
-    dataset, rows, toml = fleet(tmp_path, N + extra, seed=11)
+EXTRA = 300  # rows after the rollback to generation 0
+
+
+def run_with_rollback_to_generation_0(kafka: KafkaSettings, topics: Topics, tmp_path: Path) -> Dataset:
+    """The processor over N + EXTRA rows where KEY changes after CHANGE: its model is taken over,
+    then ``processor rollback --to 0`` (after a refused unknown target) and EXTRA rows more."""
+    dataset, rows, toml = fleet(tmp_path, N + EXTRA, seed=11)
     rows = changed(rows, dataset, CHANGE)
-    proc = _start(topics, kafka_settings, tmp_path / "state", "--dataset", str(toml), *FLAGS)
+    proc = _start(topics, kafka, tmp_path / "state", "--dataset", str(toml), *FLAGS)
     try:
-        _feed(kafka_settings, topics, dataset, rows, 0, CHANGE, CHANGE)
-        _feed(kafka_settings, topics, dataset, rows, CHANGE, N, 100)
+        _feed(kafka, topics, dataset, rows, 0, CHANGE, CHANGE)
+        _feed(kafka, topics, dataset, rows, CHANGE, N, 100)
         bad = subprocess.run([sys.executable, "-m", "processor", "rollback", "--to", "newest",
-                              *_cli(kafka_settings, topics)], cwd=REPO, capture_output=True, timeout=120)
+                              *_cli(kafka, topics)], cwd=REPO, capture_output=True, timeout=120)
         assert bad.returncode == 2 and b"unknown rollback target 'newest'" in bad.stderr
         back = subprocess.run([sys.executable, "-m", "processor", "rollback", "--to", "0",
-                               *_cli(kafka_settings, topics)], cwd=REPO, capture_output=True, timeout=120)
+                               *_cli(kafka, topics)], cwd=REPO, capture_output=True, timeout=120)
         assert back.returncode == 0, back.stderr
-        _feed(kafka_settings, topics, dataset, rows, N, N + extra, extra)
+        _feed(kafka, topics, dataset, rows, N, N + EXTRA, EXTRA)
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in err, err[-3000:]
+    return dataset
+
+
+def test_rollback_to_a_generation_brings_back_the_model_a_takeover_replaced(kafka_settings, topics,
+                                                                            tmp_path: Path):
+    extra = EXTRA
+    dataset = run_with_rollback_to_generation_0(kafka_settings, topics, tmp_path)
     controls = sorted((p, o, Promotion.decode(v)) for k, v, p, o in read_all(kafka_settings, topics.raw)
                       if k == CONTROL_KEY_BYTES)
     takeover = [(p, o) for p, o, c in controls if c.reason == "takeover"]

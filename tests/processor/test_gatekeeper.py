@@ -87,6 +87,27 @@ def _feed(kafka: KafkaSettings, topics: Topics, dataset: Dataset, rows: list[dic
             time.sleep(0.3)
 
 
+def feed_with_sigkills(kafka: KafkaSettings, topics: Topics, dataset: Dataset, rows: list[dict], start: int,
+                       stop: int, step: int, state_dir: Path, args: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Rows [start, stop) in chunks; for each, a processor started and SIGKILLed as soon as it has
+    committed progress. Returns (committed raw messages at the kill, raw messages written by then)
+    and asserts at least one kill landed mid-stream."""
+    group = f"{topics.prefix}-processor-v1"
+    kills = []
+    for lo in range(start, stop, step):
+        produce_raw(kafka, topics.raw, dataset, rows[lo:lo + step], start_id=lo + 1)
+        before = _progress(kafka, group, topics.raw)
+        proc = _start(topics, kafka, state_dir, *args)
+        deadline = time.monotonic() + 120
+        while _progress(kafka, group, topics.raw) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills.append((_progress(kafka, group, topics.raw), lo + step))
+    assert any(done < written for done, written in kills), f"no kill landed mid-stream: {kills}"
+    return kills
+
+
 N, CHANGE = 1200, 600
 
 
@@ -117,21 +138,10 @@ def test_sigkills_during_the_promotion_window_change_no_decision(kafka_settings,
     rows = shifted(rows, dataset, CHANGE)
     bulk = 1000  # the gate decides among these rows (about row 800-900); the kills land in them
     produce_raw(kafka_settings, topics.raw, dataset, rows[:CHANGE])
-    state_dir, group = tmp_path / "state", f"{topics.prefix}-processor-v1"
+    state_dir = tmp_path / "state"
     args = ("--dataset", str(toml), "--challengers", CHALLENGER, "--promotion", "auto",
             "--instance-id", "gate-kill", *GATE_FLAGS)
-    kills = []  # (committed raw messages at the kill, raw messages written by then)
-    for lo in range(CHANGE, bulk, 100):
-        produce_raw(kafka_settings, topics.raw, dataset, rows[lo:lo + 100], start_id=lo + 1)
-        before = _progress(kafka_settings, group, topics.raw)
-        proc = _start(topics, kafka_settings, state_dir, *args)
-        deadline = time.monotonic() + 120
-        while _progress(kafka_settings, group, topics.raw) == before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills.append((_progress(kafka_settings, group, topics.raw), lo + 100))
-    assert any(done < written for done, written in kills), f"no kill landed mid-stream: {kills}"
+    feed_with_sigkills(kafka_settings, topics, dataset, rows, CHANGE, bulk, 100, state_dir, args)
     proc = _start(topics, kafka_settings, state_dir, *args)
     try:
         _feed(kafka_settings, topics, dataset, rows, bulk, N, 40)

@@ -11,9 +11,6 @@ the same models as the processor's latest snapshots.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -24,10 +21,15 @@ from infra.testing import json_values, read_all
 from kappaml.drift import DriftConfig
 from kappaml.lineup import CONTROL_KEY_BYTES, Lineup
 from spark_batch.stream import StreamRebuild
-from tests.conftest import REPO
-from tests.processor.test_background_takeover import CHANGE, FLAGS, GATE, KEY, SPEC, N, _feed, changed
-from tests.processor.test_gatekeeper import _cli
-from tests.processor.test_processor import _start, fleet, latest_snapshots
+from tests.processor.test_background_takeover import (
+    EXTRA,
+    GATE,
+    KEY,
+    SPEC,
+    N,
+    run_with_rollback_to_generation_0,
+)
+from tests.processor.test_processor import latest_snapshots
 
 pytestmark = pytest.mark.kafka
 
@@ -51,21 +53,8 @@ def _replay(raw: list, lineup: Lineup, folder: Path) -> tuple[pd.DataFrame, dict
 
 
 def test_the_replay_worker_takes_over_and_rolls_back_as_the_processor(kafka_settings, topics, tmp_path):
-    extra = 300
-    dataset, rows, toml = fleet(tmp_path, N + extra, seed=11)
-    rows = changed(rows, dataset, CHANGE)
-    proc = _start(topics, kafka_settings, tmp_path / "state", "--dataset", str(toml), *FLAGS)
-    try:
-        _feed(kafka_settings, topics, dataset, rows, 0, CHANGE, CHANGE)
-        _feed(kafka_settings, topics, dataset, rows, CHANGE, N, 100)
-        back = subprocess.run([sys.executable, "-m", "processor", "rollback", "--to", "0",
-                               *_cli(kafka_settings, topics)], cwd=REPO, capture_output=True, timeout=120)
-        assert back.returncode == 0, back.stderr
-        _feed(kafka_settings, topics, dataset, rows, N, N + extra, extra)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0 and b"Traceback" not in err, err[-3000:]
+    extra = EXTRA
+    dataset = run_with_rollback_to_generation_0(kafka_settings, topics, tmp_path)
 
     raw = read_all(kafka_settings, topics.raw)
     reasons = sorted(json.loads(v)["reason"] for k, v, _p, _o in raw if k == CONTROL_KEY_BYTES)

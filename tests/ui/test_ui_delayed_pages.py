@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 from ui_apptest import configure, started_app, texts
 from ui_testkit import Pipeline, chart_data, delayed_run, synthetic_rows
@@ -17,11 +15,6 @@ from kappaml.topics import Topics
 
 pytestmark = pytest.mark.kafka
 
-
-@pytest.fixture(autouse=True)
-def _release_readers() -> Iterator[None]:
-    yield
-    st.cache_resource.clear()
 
 
 def _metric(at: AppTest, label: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -18,11 +17,6 @@ from kappaml.topics import Topics
 
 pytestmark = pytest.mark.kafka
 
-
-@pytest.fixture(autouse=True)
-def _release_readers() -> Iterator[None]:
-    yield
-    st.cache_resource.clear()
 
 
 def test_pipeline_page_says_when_the_processor_skips_its_input_as_duplicates(

@@ -5,10 +5,8 @@ Rollback button that writes what ``python -m processor rollback --to SPEC`` writ
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-import streamlit as st
 from ui_apptest import configure, layers, started_app, texts
 from ui_lifecycle_kit import (
     LifecycleWriter,
@@ -28,11 +26,6 @@ from kappaml.topics import Topics
 
 pytestmark = pytest.mark.kafka
 
-
-@pytest.fixture(autouse=True)
-def _release_readers() -> Iterator[None]:
-    yield
-    st.cache_resource.clear()  # stops the background readers of this test
 
 
 def _history(ts0: int) -> list:

@@ -7,12 +7,10 @@ not depend on a processor running challengers; the promotion is read back from t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 from ui_apptest import configure, layers, started_app, texts
 from ui_lifecycle_kit import (
@@ -33,11 +31,6 @@ from ui.store import OVERALL_KEY
 
 pytestmark = pytest.mark.kafka
 
-
-@pytest.fixture(autouse=True)
-def _release_readers() -> Iterator[None]:
-    yield
-    st.cache_resource.clear()  # stops the background readers of this test
 
 
 def _ms(ts: int) -> pd.Timestamp:

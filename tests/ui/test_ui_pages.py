@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 from ui_apptest import APP, configure, started_app, texts
 from ui_testkit import Pipeline, chart_data, commit_group, synthetic_rows
@@ -29,12 +27,6 @@ pytestmark = pytest.mark.kafka
 PAGES = ("views/evaluation.py", "views/comparison.py", "views/predictions.py", "views/predict.py",
          "views/pipeline.py")
 
-
-@pytest.fixture(autouse=True)
-def _release_readers() -> Iterator[None]:
-    yield
-    # Stops the background readers of this test (their on_release closes them).
-    st.cache_resource.clear()
 
 
 def _metric(at: AppTest, label: str) -> str:
