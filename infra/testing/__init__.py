@@ -18,6 +18,7 @@ from infra.testing.kafka import (
     read_all,
     read_topic,
     typed_rows,
+    wait_settled,
 )
 from infra.testing.pipeline import CommittedWatcher, PacedWriter
 from infra.testing.procs import REPO, free_port, free_port_run, kill, running, spawn, start, stop, wait_http
@@ -26,5 +27,5 @@ __all__ = [
     "COMPACTION_MARKER", "REPO", "CommittedWatcher", "PacedWriter", "compact_now", "consumer_partitions",
     "end_offsets", "free_port", "free_port_run", "json_values", "kill", "produce_bytes", "produce_raw",
     "produce_records", "read_all",
-    "read_topic", "running", "spawn", "start", "stop", "typed_rows", "wait_http",
+    "read_topic", "running", "spawn", "start", "stop", "typed_rows", "wait_http", "wait_settled",
 ]

@@ -112,6 +112,26 @@ def end_offsets(settings: KafkaSettings, topic: str, *, committed: bool = False)
             time.sleep(0.2)
 
 
+def wait_settled(settings: KafkaSettings, topic: str, timeout: float = 45.0) -> dict[int, int]:
+    """Wait until no transaction is open on ``topic`` (last stable offset == high watermark).
+
+    A read_committed reader stops at the first open transaction: records committed after it by
+    other producers stay invisible until it ends. A process that died (or shut down while its
+    abort timed out) leaves one open until the broker times it out; a check of the *final*
+    output must wait for that, or it reads an older state. Returns the partitions' ends.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        stable, high = end_offsets(settings, topic, committed=True), end_offsets(settings, topic)
+        if stable == high:
+            return high
+        if time.monotonic() > deadline:
+            open_ = {p: (stable.get(p), high[p]) for p in high if stable.get(p) != high[p]}
+            raise AssertionError(f"{topic}: transactions still open after {timeout:.0f} s "
+                                 f"(partition: (last stable offset, high watermark)) {open_}")
+        time.sleep(0.5)
+
+
 def read_topic(settings: KafkaSettings, topic: str, *, expect: int | None = None, timeout: float = 60.0,
                committed: bool = True) -> list[Message]:
     """Every message of ``topic`` from the start (read_committed unless told), in order per partition.

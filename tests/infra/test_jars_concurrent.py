@@ -21,7 +21,9 @@ pytestmark = pytest.mark.skipif(not any(Path(p, "mvn").exists() for p in os.envi
                                 reason="Maven (mvn) is not on PATH")
 
 
-@pytest.mark.parametrize("program, jar", [("infra", "kafka_2.13"), ("spark_batch", "spark-sql-kafka")])
+# The same lock code resolves both; the Spark connector (the longer one) runs in make test-all.
+@pytest.mark.parametrize("program, jar", [
+    ("infra", "kafka_2.13"), pytest.param("spark_batch", "spark-sql-kafka", marks=pytest.mark.slow)])
 def test_four_concurrent_resolutions_into_one_fresh_cache(tmp_path, program, jar):
     env = {**os.environ, "KAPPAML_CACHE_DIR": str(tmp_path / "cache")}
     procs = [subprocess.Popen([sys.executable, "-m", program, "jars"], cwd=REPO, env=env, text=True,

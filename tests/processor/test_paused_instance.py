@@ -17,14 +17,15 @@ import uuid
 
 import pytest
 
-from infra.testing import CommittedWatcher, PacedWriter
+from infra.testing import CommittedWatcher, PacedWriter, wait_settled
 from kappaml.fingerprint import fingerprint
 from kappaml.models import DEFAULT_SPEC
 from kappaml.topics import Topics, ensure_topics
 from tests.processor.test_group_rebalance import _start, _wait
 from tests.processor.test_processor import fleet, latest_snapshots, reference_states
 
-pytestmark = pytest.mark.kafka
+# make test-all (47 s): partitions moving between live instances is make test's test_group_rebalance.
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 PARTITIONS = 6
 KEYS = 12
@@ -75,6 +76,7 @@ def test_an_instance_paused_past_its_session_loses_and_repeats_nothing(kafka_set
     records = [r for _t, r in watcher.arrivals]
     assert sorted(r["id"] for r in records) == list(range(1, ROWS + 1)), "one prediction per row"
     reference = reference_states(kafka_settings, topics, dataset, DEFAULT_SPEC)
+    wait_settled(kafka_settings, topics.models)  # see test_group_rebalance
     snaps = latest_snapshots(kafka_settings, topics)
     for key, ks in reference.items():
         assert (snaps[key].learned, snaps[key].fingerprint) == (ks.learned, fingerprint(ks.model)), key

@@ -85,14 +85,19 @@ def test_loaded_while_a_partition_is_written_faster_than_it_is_read(
     stop = threading.Event()
 
     def keep_writing() -> None:
+        # About 4,000 records/s: twice what the slow store reads, so the partition's end keeps
+        # moving away, yet bounded: unpaced, a fast broker took in so much before the reader's
+        # assignment that reading up to that end took longer than the wait (a failed run).
         n, deadline = backlog, time.monotonic() + 60
         while not stop.is_set() and time.monotonic() < deadline:
-            n += 1
-            try:
-                producer.produce(topics.metrics, value=_record(n), partition=0)
-            except BufferError:
-                producer.poll(0.05)
+            for _ in range(40):
+                n += 1
+                try:
+                    producer.produce(topics.metrics, value=_record(n), partition=0)
+                except BufferError:
+                    producer.poll(0.05)
             producer.poll(0)
+            time.sleep(0.01)
         producer.flush(30)
 
     writer = threading.Thread(target=keep_writing, daemon=True)
