@@ -101,8 +101,9 @@ def run_processor(tree: Path, kafka: KafkaSettings, topics: Topics, n: int, work
                 proc.wait()
     busy1, own1, t1 = _busy_s(), _tree_cpu_s(os.getpid(), set()), time.time()
     if len(preds) != n:
-        raise RuntimeError(f"{tree}: {len(preds)} of {n} predictions committed "
-                           f"(log: {work / 'processor.log'})")
+        # The run's directory is deleted on the way out: the processor's last words go with the error.
+        tail = (work / "processor.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{tree}: {len(preds)} of {n} predictions committed; its log ends:\n{tail}")
     stamps = sorted(json.loads(value)["processed_ts"] for _k, value, _p, _o in preds)
     return {"msg_s": round(n / max((stamps[-1] - stamps[0]) / 1000, 1e-3)), "cpu_s": round(cpu_s, 1),
             "wall_s": round(t1 - t0, 1),
