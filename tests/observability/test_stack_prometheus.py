@@ -53,7 +53,11 @@ def test_make_run_prometheus_scrapes_the_programs(broker, tmp_path: Path, monkey
     def watch() -> None:
         deadline = time.monotonic() + 90
         try:
-            while time.monotonic() < deadline and not seen.get("learned"):
+            # Prometheus scrapes its targets at staggered times: stop once every job was seen up and
+            # the processor learned, not at the first learned sample (CI once saw sse-server unscraped).
+            while time.monotonic() < deadline and not (
+                seen.get("learned") and all(seen.get(job) == 1.0 for job in jobs)
+            ):
                 time.sleep(0.5)
                 try:
                     up = stack.prometheus.query("up")
