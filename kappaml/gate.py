@@ -92,7 +92,7 @@ class GateConfig:
         return 1.0 - self.confidence
 
     def alpha_at(self, look: int) -> float:
-        """The level of the ``look``-th look (1, 2, ...) since the last switch; they sum to ``alpha``."""
+        """The level of the ``look``-th look (1, 2, ...) since a switch or restart; they sum to ``alpha``."""
         if look < 1:
             raise ValueError(f"looks are counted from 1, got {look}")
         return self.alpha / (look * (look + 1))
