@@ -85,7 +85,10 @@ class Gatekeeper:
 
     def record_done(self, partition: int, offset: int, serving: str) -> None:
         """The record at ``offset`` is handled by every spec: pair its rows, maybe promote."""
-        detected, self._detected = serving in self._detected, set()
+        detected = False
+        if self._detected:  # rare: no new set per record
+            detected = serving in self._detected
+            self._detected.clear()
         if not self._errors and not detected:
             return
         rows, self._errors = self._errors, {}
