@@ -182,3 +182,21 @@ def test_the_gatekeeper_restarts_a_partitions_gate_at_a_detection_of_the_serving
     assert isinstance(first, PartitionGate) and isinstance(second, PartitionGate)
     assert (first.drift_at, len(first.windows["linear"])) == (None, 60)
     assert (second.drift_at, len(second.windows["linear"])) == (50, 10)
+
+
+def test_a_detection_during_a_probation_restarts_its_window_and_the_verdict_comes_a_window_later():
+    config = GateConfig(window=100, min_pairs=50, every=20, auto_rollback=True, margin=0.5)
+    gate = PartitionGate()
+    gate.switched("gate", previous="rls", auto_rollback=True)  # linear promoted, rls on trial
+    rng = random.Random(3)
+    verdicts = []
+    for row in range(400):
+        if row == 60:
+            assert gate.drifted(config) and gate.watch == "rls"  # the probation goes on
+        # rls errs 30 % less: too little for the looks' margin of 50 %, enough for the verdict.
+        c = gate.observe("linear", {"linear": 1.3 * rng.uniform(0.5, 1.5), "rls": rng.uniform(0.5, 1.5)},
+                         config)
+        if c is not None:
+            verdicts.append((c.spec, c.reason, c.scored))
+            gate.pending = "x"
+    assert verdicts == [("rls", "auto-rollback", 160)]  # the window of the rows after the detection
