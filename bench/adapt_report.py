@@ -44,9 +44,23 @@ def goals(case: dict[str, Any]) -> dict[str, tuple[float, float, bool]]:
 
 
 def _promotions(run: dict[str, Any]) -> str:
-    moves = [f"{p['serving'] or '?'}→{p['spec']} at {p['decided'] or 0:,}/{p['after_rows']:,}"
-             for p in run["promotions"]]
+    def move(p: dict[str, Any]) -> str:
+        what = "takeover: new " if p.get("reason") == "takeover" else f"{p['serving'] or '?'}→"
+        return f"{what}{p['spec']} at {p['decided'] or 0:,}/{p['after_rows']:,}"
+
+    moves = [move(p) for p in run["promotions"]]
     return "; ".join(moves) or "none"
+
+
+def _gate(res: dict[str, Any]) -> str:
+    gate = res.get("gate")  # absent from the results of runs before the restart at a detection
+    if not gate:
+        return ""
+    restart = (f"; after a drift detection of the serving spec it starts afresh and looks at every "
+               f"{gate['drift_every']}th scored row from {gate['drift_min_pairs']} pairs until its window "
+               "is full" if gate.get("drift_every") else "")
+    return (f" (window {gate['window']}, confidence {gate['confidence']}, margin {gate['margin']}, "
+            f"min_pairs {gate['min_pairs']}, every {gate['every']}{restart})")
 
 
 def _deterministic(runs: dict[str, list[dict]]) -> bool:
@@ -71,7 +85,8 @@ def render(res: dict[str, Any]) -> str:
         f"Rows written live at {res['rate']:g} rows/s (bench/paced_feed.py, its own process) to the real "
         "processor (in the bench's process), exactly-once, one partition, one global model, "
         f"`{res['serving']}` serving, challengers {challengers} (`--promotion auto`'s default set), the "
-        "gate's defaults, ADWIN. `manual` runs the same challengers, so its run gives every spec's RMSE "
+        f"gate's defaults{_gate(res)}, ADWIN. `manual` runs the same challengers, so its run gives every "
+        "spec's RMSE "
         "(a challenger learns exactly what a run of its spec alone would): the best single spec in "
         "hindsight. Raw numbers: `bench/results/adapt.json`; `--render-only` rewrites this section "
         "from them.",
@@ -91,7 +106,8 @@ def render(res: dict[str, Any]) -> str:
         f"scenario ≤ {DRIFT_GOAL}× the best single spec, without drift ≤ {STILL_GOAL}× manual.",
         "",
         f"| scenario | rows | kind | {head} | every spec (best **bold**) | {ratio_head} | goal met? | "
-        "auto's promotions, first run (serving→spec at: decided after row / serves after row) |",
+        "promotions, first run of each automatic mode (serving→spec at: decided after row / serves after "
+        "row; takeover: a background model of the spec took over) |",
         "|" + "---|" * (6 + len(modes) + 2 * len(autos)),
     ]
     for case in cases:
@@ -104,7 +120,7 @@ def render(res: dict[str, Any]) -> str:
         rcells = " | ".join(f"{ratios[m][0]:.3f} | {ratios[m][1]:.3f}" for m in autos)
         met = ", ".join(f"{m}: {'**met**' if ratios[m][2] else '**missed**'}" for m in autos)
         lines.append(f"| {case['name']} | {case['rows']:,} | {case['kind']} | {cells} | {every} | {rcells} "
-                     f"| {met} | {_promotions(runs['auto'][0])} |")
+                     f"| {met} | {'; '.join(f'{m}: {_promotions(runs[m][0])}' for m in autos)} |")
     all_met = all(g[2] for c in cases for g in goals(c).values())
     verdict = "met on every scenario" if all_met else "not met on every scenario (see the table)"
     lines += ["", f"Goals: {verdict}."]

@@ -52,6 +52,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ from infra.testing import REPO, produce_raw, read_all, typed_rows
 from kappaml import synthetic
 from kappaml.dataset import Dataset, builtin
 from kappaml.drift import POLICIES, DriftConfig
+from kappaml.gate import GateConfig
 from kappaml.kafka import KafkaSettings
 from kappaml.lineup import CONTROL_KEY_BYTES, Promotion, auto_challengers
 from kappaml.logging import configure_logging
@@ -250,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                            "load_start": started, "argv": sys.argv[1:] if argv is None else argv,
                            "challengers": list(auto_challengers(DEFAULT_SPEC)), "serving": DEFAULT_SPEC,
                            "modes": modes, "background_offered": background_offered(), "rate": args.rate,
+                           "gate": asdict(GateConfig()),
                            "scenarios": []}
     if not background_offered():
         res["note"] = f"the processor offers no {BACKGROUND!r} drift policy (POLICIES: {', '.join(POLICIES)})"

@@ -7,7 +7,9 @@ from the next record on and predicting before it learns, like any challenger. Th
 drifted keeps serving. The two are compared on exactly the same rows with the promotion
 gate's paired machinery (:mod:`kappaml.gate`: sign test, alpha spending over the looks,
 margin, ``--gate-*`` settings): the background model's own :class:`~kappaml.gate.PairedWindow`
-of (main, background) squared errors, looked at every ``every``-th paired row, in offset order.
+of (main, background) squared errors, looked at every ``every``-th paired row, in offset order;
+started by a detection, it looks at every ``drift_every``-th paired row from ``drift_min_pairs``
+pairs until it has ``window`` pairs, as the gate after a detection does (kappaml/gatedrift.py).
 
 When it passes, :func:`background_step` says so (``BackgroundStep.takeover``) and marks the
 background model ``pending``: the processor writes a takeover control record (a
@@ -44,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kappaml.gate import Decision, GateConfig, PairedWindow, decide
+from kappaml.gatedrift import look_due
 from kappaml.learner import KeyState, Outcome, StepResult, apply_record
 from kappaml.pending import NO_TTL, DelayedLabels, LabelPolicy
 
@@ -66,7 +69,7 @@ class Background:
     started: int  # offset of the record whose detection started it (it learns from the next)
     window: PairedWindow
     paired: int = 0  # rows scored by both the main and this model
-    looks: int = 0  # gate looks (with >= min_pairs pairs)
+    looks: int = 0  # gate looks (with enough pairs)
     pending: bool = False  # a takeover was decided; it waits for its control record
     ignored: int = 0  # detections in the main model while this one ran
 
@@ -133,10 +136,11 @@ def background_step(state: KeyState, record: Any, offset: int, main: Outcome, *,
                 continue
             bg.window.add(own, err)
             bg.paired += 1
-            if bg.pending or bg.paired % gate.every or len(bg.window) < gate.min_pairs:
+            need = look_due(gate, bg.paired, bg.paired)  # its pairs all came after the detection
+            if bg.pending or need is None or len(bg.window) < need:
                 continue
             bg.looks += 1
-            decision = decide(bg.window, gate, bg.looks)
+            decision = decide(bg.window, gate, bg.looks, need)
             if decision.promote and takeover is None:
                 takeover = decision
                 bg.pending = True

@@ -133,6 +133,11 @@ VARIABLES: tuple[Variable, ...] = (
        "auto promotion: no look before this many pairs"),
     _V("KAPPAML_GATE_EVERY", "50", "processor, spark_batch replay",
        "auto promotion: look at every N-th scored row of a partition"),
+    _V("KAPPAML_GATE_DRIFT_EVERY", "5", "processor, spark_batch replay",
+       "auto promotion: after a drift detection of the serving spec the gate starts afresh and looks at "
+       "every N-th scored row until its window is full (`--gate-drift-every`; `0`: off)"),
+    _V("KAPPAML_GATE_DRIFT_MIN_PAIRS", "30", "processor, spark_batch replay",
+       "auto promotion: after a drift detection, no look before this many pairs (`--gate-drift-min-pairs`)"),
     _V("KAPPAML_AUTO_ROLLBACK", "0", "processor",
        "`1`: roll a gate promotion back when the former champion proves better in the next gate window "
        "(`--auto-rollback`, with `--promotion auto`; docs/lifecycle.md)"),

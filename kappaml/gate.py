@@ -18,10 +18,13 @@ level 0.05 run at every look would sooner or later promote a challenger that is 
 (a simulation: 55 % of 2,000-row streams with two equal specs, looking every 50 rows). So the
 k-th look since the last switch of the partition tests at ``alpha_k = (1 - confidence) / (k (k+1))``;
 these sum to ``1 - confidence``, so the probability that a challenger which is not better is
-*ever* promoted (until the next switch) is at most ``1 - confidence`` (a union bound over the
-looks). The price: evidence must grow stronger as the looks go by (with a window of 200 and
-confidence 0.95, about 67 % of wins at the 100th look); a drift that makes a challenger clearly
-better still passes at once. A challenger passes a look when there are at least ``min_pairs``
+promoted before the next switch is at most ``1 - confidence`` (a union bound over the looks).
+The price: evidence must grow stronger as the looks go by (with a window of 200 and confidence
+0.95, about 67 % of wins at the 100th look), and after a change the window still holds rows
+from before it. So a drift detection of the serving spec restarts the gate as a switch does
+(looks counted from 1, windows cleared) and makes it look more often for a while
+(kappaml/gatedrift.py): the bound then holds between two switches or restarts,
+``1 - confidence`` per restart. A challenger passes a look when there are at least ``min_pairs``
 pairs (only such looks count), ``p <= alpha_k`` and the margin holds.
 
 Auto-rollback (``auto_rollback``): a gate promotion puts the newly serving spec on probation
@@ -48,6 +51,8 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from kappaml.gatedrift import fast_phase, look_due, pairs_needed
+
 __all__ = ["Candidate", "Decision", "GateConfig", "PairedWindow", "PartitionGate", "decide",
            "probation_verdict", "sign_test_p"]
 
@@ -63,10 +68,16 @@ class GateConfig:
     every: int = 50  # evaluate at every N-th scored row of the partition
     # After a gate promotion, roll back when the former champion proves better (module docstring).
     auto_rollback: bool = False
+    # After a drift detection (kappaml/gatedrift.py): look at every N-th scored row, from
+    # drift_min_pairs pairs (at most min_pairs), until the window is full; 0: detections change nothing.
+    drift_every: int = 5
+    drift_min_pairs: int = 30
 
     def __post_init__(self) -> None:
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
-            raise ValueError(f"gate window must be an integer >= 1, got {self.window!r}")
+        for name, low in (("window", 1), ("every", 1), ("drift_every", 0), ("drift_min_pairs", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"gate {name} must be an integer >= {low}, got {value!r}")
         if not (isinstance(self.confidence, (int, float)) and 0.5 <= self.confidence < 1.0):
             raise ValueError(f"gate confidence must be in [0.5, 1), got {self.confidence!r}")
         if not (isinstance(self.margin, (int, float)) and 0.0 <= self.margin < 1.0):
@@ -75,15 +86,13 @@ class GateConfig:
                 not 1 <= self.min_pairs <= self.window:
             raise ValueError(f"gate min_pairs must be an integer in [1, window={self.window}], "
                              f"got {self.min_pairs!r}")
-        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-            raise ValueError(f"gate every must be an integer >= 1, got {self.every!r}")
 
     @property
     def alpha(self) -> float:
         return 1.0 - self.confidence
 
     def alpha_at(self, look: int) -> float:
-        """The level of the ``look``-th look (1, 2, ...) since the last switch; they sum to ``alpha``."""
+        """The level of the ``look``-th look (1, 2, ...) since a switch or restart; they sum to ``alpha``."""
         if look < 1:
             raise ValueError(f"looks are counted from 1, got {look}")
         return self.alpha / (look * (look + 1))
@@ -139,8 +148,12 @@ class Decision:
         return (self.mse_serving - self.mse_challenger) / self.mse_serving if self.mse_serving > 0 else 0.0
 
 
-def decide(window: PairedWindow, config: GateConfig, look: int = 1) -> Decision:
-    """Does the challenger of ``window`` beat the serving spec at the ``look``-th look (module docstring)?"""
+def decide(window: PairedWindow, config: GateConfig, look: int = 1, min_pairs: int | None = None) -> Decision:
+    """Does the challenger of ``window`` beat the serving spec at the ``look``-th look (module docstring)?
+
+    ``min_pairs``: the pairs this look needs (default ``config.min_pairs``; fewer after a drift).
+    """
+    need = config.min_pairs if min_pairs is None else min_pairs
     pairs = list(window.pairs)
     k = len(pairs)
     n = sum(1 for s, c in pairs if s != c)
@@ -150,8 +163,8 @@ def decide(window: PairedWindow, config: GateConfig, look: int = 1) -> Decision:
     mse_c = math.fsum(c for _, c in pairs) / k if k else 0.0
     rel = (mse_s - mse_c) / mse_s if mse_s > 0 else 0.0
     alpha = config.alpha_at(look)
-    if k < config.min_pairs:
-        why, ok = f"{k} pairs < min_pairs {config.min_pairs}", False
+    if k < need:
+        why, ok = f"{k} pairs < min_pairs {need}", False
     elif p > alpha:
         why, ok = f"sign test p={p:.3g} > {alpha:.3g} (look {look})", False
     elif rel < config.margin:
@@ -192,7 +205,9 @@ class PartitionGate:
     (of any origin) is applied in the partition. ``pending``: the id of a promotion this gate
     wrote and has not read back yet; no other is proposed meanwhile. ``held``: a rollback
     was applied; the gate stays quiet until a manual promotion says otherwise. ``looks``: the
-    evaluations with at least ``min_pairs`` pairs since the last switch (the alpha spending).
+    evaluations with enough pairs since the last switch or restart (the alpha spending).
+    ``drifted`` is called when the serving spec's drift monitor fired at a record of the
+    partition, before that record's rows are observed (kappaml/gatedrift.py).
     """
 
     scored: int = 0
@@ -201,6 +216,28 @@ class PartitionGate:
     pending: str | None = None
     held: bool = False
     watch: str | None = None  # auto-rollback: the champion a gate promotion replaced, on trial
+    # ``scored`` at the last restart by a drift detection, while its fast phase lasts. A plain
+    # default: a gate pickled before this field existed loads with None (no restart).
+    drift_at: int | None = None
+
+    def _since_drift(self, config: GateConfig) -> int | None:
+        since = None if self.drift_at is None else self.scored - self.drift_at
+        return since if fast_phase(config, since) else None
+
+    def pairs_needed(self, config: GateConfig) -> int:
+        """The pairs a look at the current row needs (fewer in the fast phase after a detection)."""
+        return pairs_needed(config, self._since_drift(config))
+
+    def drifted(self, config: GateConfig) -> bool:
+        """The serving spec detected a drift at the current record: restart, unless that is off or
+        a restart's fast phase is still on (kappaml/gatedrift.py). True when it restarted."""
+        if config.drift_every == 0 or self._since_drift(config) is not None:
+            return False
+        # The probation (watch) goes on: its verdict comes when the cleared window is full again.
+        self.windows.clear()
+        self.looks = 0
+        self.drift_at = self.scored
+        return True
 
     def observe(self, serving: str, sq_errors: Mapping[str, float], config: GateConfig) -> Candidate | None:
         """One scored row: ``sq_errors`` holds each spec's squared error on it (serving included)."""
@@ -222,14 +259,18 @@ class PartitionGate:
                 verdict = probation_verdict(former, config)
                 if verdict.promote:
                     return Candidate(watched, serving, self.scored, 1, verdict, reason="auto-rollback")
-        if self.scored % config.every or self.pending is not None or self.held:
+        since = self._since_drift(config)
+        if since is None:
+            self.drift_at = None  # the fast phase is over (or there was none)
+        need = look_due(config, self.scored, since)
+        if need is None or self.pending is not None or self.held:
             return None
-        if not any(len(w) >= config.min_pairs for w in self.windows.values()):
+        if not any(len(w) >= need for w in self.windows.values()):
             return None  # not a look: nothing could pass yet, so it spends no alpha
         self.looks += 1
         best: Candidate | None = None
         for spec in sorted(self.windows):  # sorted: a tie in MSE goes to the same spec every time
-            decision = decide(self.windows[spec], config, self.looks)
+            decision = decide(self.windows[spec], config, self.looks, need)
             if decision.promote and (best is None or decision.mse_challenger < best.decision.mse_challenger):
                 best = Candidate(spec, serving, self.scored, self.looks, decision)
         if best is not None and best.spec == self.watch:
@@ -245,6 +286,7 @@ class PartitionGate:
         self.windows.clear()
         self.looks = 0
         self.pending = None
+        self.drift_at = None  # a new serving spec: the ordinary cadence
         self.watch = previous if reason == "gate" and auto_rollback else None
         if reason in ("rollback", "auto-rollback"):
             self.held = True

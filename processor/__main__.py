@@ -101,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="auto: no decision on fewer paired rows than this")
     p.add_argument("--gate-every", type=int, default=int(env("KAPPAML_GATE_EVERY", str(gate.every))),
                    metavar="N", help="auto: evaluate at every N-th scored row of a partition (offset order)")
+    p.add_argument("--gate-drift-every", type=int,
+                   default=int(env("KAPPAML_GATE_DRIFT_EVERY", str(gate.drift_every))), metavar="N",
+                   help="auto: after a drift detection of the serving spec, start the partition's gate "
+                        "afresh and look at every N-th scored row until its window is full again (0: off)")
+    p.add_argument("--gate-drift-min-pairs", type=int,
+                   default=int(env("KAPPAML_GATE_DRIFT_MIN_PAIRS", str(gate.drift_min_pairs))), metavar="N",
+                   help="auto: after a drift detection, look from this many paired rows on (at most "
+                        "--gate-min-pairs)")
     p.add_argument("--auto-rollback", action="store_true",
                    default=env("KAPPAML_AUTO_ROLLBACK", "0").lower() in ("1", "true", "yes"),
                    help="auto: roll a gate promotion back when, over the next gate window, the former "
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         # Checked before any connection: a bad flag is reported at once.
         gate = GateConfig(window=args.gate_window, confidence=args.gate_confidence, margin=args.gate_margin,
                           min_pairs=args.gate_min_pairs, every=args.gate_every,
+                          drift_every=args.gate_drift_every, drift_min_pairs=args.gate_drift_min_pairs,
                           auto_rollback=args.auto_rollback)
         if args.promotion != "auto" and (args.auto_rollback or args.drift_policy == "background"):
             flag = "--auto-rollback" if args.auto_rollback else "--drift-policy background"

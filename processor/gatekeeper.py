@@ -10,6 +10,8 @@ partition's rows only, and the champion is per partition. It goes through the ap
 producer, so under exactly-once it commits with the gate's state and the consumed offsets (a
 crash before the commit aborts it, and the re-run decides again at the same offset). Every
 look also publishes one ``gate`` record per challenger to the metrics topic (processor/gatelooks.py).
+A drift detection of the serving spec at a record restarts the partition's gate before that
+record's rows are paired (kappaml/gatedrift.py).
 
 Nothing switches here: the switch happens when the control record is read back, like a
 manual promotion (processor/app.py ``_control``), so a Spark replay of the log reproduces it.
@@ -58,6 +60,7 @@ class Gatekeeper:
         self._loaded: set[int] = set()
         # The current record's scored rows: row -> {spec: squared error}, in scoring order.
         self._errors: dict[_RowRef, dict[str, float]] = {}
+        self._detected: set[str] = set()  # the specs whose drift monitor fired at the current record
 
     def _gate(self, partition: int) -> PartitionGate:
         if partition not in self._loaded:
@@ -74,16 +77,25 @@ class Gatekeeper:
         if outcome.learned is None and not outcome.expired:
             return
         for ref, result in _rows(outcome):
+            if result.drift is not None:
+                self._detected.add(spec)
             err = (result.y_pred - result.y_true) ** 2
             if math.isfinite(err):  # an overflowing error cannot be compared: no pair
                 self._errors.setdefault(ref, {})[spec] = err
 
     def record_done(self, partition: int, offset: int, serving: str) -> None:
         """The record at ``offset`` is handled by every spec: pair its rows, maybe promote."""
-        if not self._errors:
+        detected = False
+        if self._detected:  # rare: no new set per record
+            detected = serving in self._detected
+            self._detected.clear()
+        if not self._errors and not detected:
             return
         rows, self._errors = self._errors, {}
         gate = self._gate(partition)
+        if detected and gate.drifted(self.config):
+            log.info("gate: drift detected, starting afresh", partition=partition, offset=offset,
+                     serving=serving, scored=gate.scored)
         for errors in rows.values():
             looks = gate.looks
             candidate = gate.observe(serving, errors, self.config)

@@ -20,9 +20,9 @@ __all__ = ["gate_looks"]
 def gate_looks(gate: PartitionGate, config: GateConfig, candidate: Candidate | None, *, version: str,
                instance: str, partition: int, offset: int, serving: str, ts: int) -> list[GateLook]:
     """One record per challenger of the look ``gate`` has just made (its ``looks``-th)."""
-    looks = []
+    looks, need = [], gate.pairs_needed(config)  # as the look had: observe changed nothing since
     for spec in sorted(gate.windows):  # the gate's own order
-        d = decide(gate.windows[spec], config, gate.looks)
+        d = decide(gate.windows[spec], config, gate.looks, need)
         looks.append(GateLook(
             version=version, partition=partition, offset=offset, scored=gate.scored, look=gate.looks,
             serving=serving, spec=spec, pairs=d.pairs, n=d.n, wins=d.wins, p_value=d.p_value,

@@ -43,7 +43,8 @@ DRIFT_POLICIES = ("alert", "reset", "background")
 # model takes over, which the replay must know to rebuild the same key state.
 _GATE_FLAGS = (("window", "--gate-window", int), ("confidence", "--gate-confidence", float),
                ("margin", "--gate-margin", float), ("min_pairs", "--gate-min-pairs", int),
-               ("every", "--gate-every", int))
+               ("every", "--gate-every", int), ("drift_every", "--gate-drift-every", int),
+               ("drift_min_pairs", "--gate-drift-min-pairs", int))
 
 
 def default_version(now: datetime | None = None) -> str:

@@ -52,7 +52,7 @@ class GateEvidence(Record):
     n: int = doc("pairs whose squared errors differ (the sign test's trials)")
     wins: int = doc("of those, the pairs where the challenger's error was lower")
     p_value: float = doc("one-sided exact sign test: P(X >= wins), X ~ Binomial(n, 1/2)")
-    look: int = doc("the gate's k-th look at the partition since its last switch")
+    look: int = doc("the gate's k-th look at the partition since its last switch or drift restart")
     alpha: float = doc("the level of this look: (1 - confidence) / (k (k+1)); p_value <= alpha")
     mse_serving: float = doc("the serving spec's mean squared error over the window")
     mse_challenger: float = doc("the challenger's mean squared error over the window")

@@ -28,7 +28,7 @@ class GateLook(Record):
     partition: int = doc("the raw-topic partition the gate looked at")
     offset: int = doc("raw-topic offset of the record whose scoring made the look")
     scored: int = doc("the partition's scored rows so far (the gate looks at every N-th)")
-    look: int = doc("the gate's k-th look at the partition since its last switch")
+    look: int = doc("the gate's k-th look at the partition since its last switch or drift restart")
     serving: str = doc("the spec serving the partition")
     spec: str = doc("the challenger looked at")
     pairs: int = doc("rows in the window scored by both specs")

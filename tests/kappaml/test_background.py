@@ -30,8 +30,8 @@ def _examples(n: int, change: int | None, seed: int = 3) -> list[Example]:
     return out
 
 
-def _run(examples: list[Example], *, serving: bool = True, delay: int = 10,
-         state: KeyState | None = None) -> tuple[KeyState, list[tuple[int, str, int]]]:
+def _run(examples: list[Example], *, serving: bool = True, delay: int = 10, state: KeyState | None = None,
+         gate: GateConfig = GATE) -> tuple[KeyState, list[tuple[int, str, int]]]:
     """The processor's loop in-process; a takeover record is read back ``delay`` records later."""
     state = state or KeyState.new("a", DATASET, "rls", "v1", drift=DRIFT)
     events: list[tuple[int, str, int]] = []
@@ -42,7 +42,7 @@ def _run(examples: list[Example], *, serving: bool = True, delay: int = 10,
                 events.append((offset, "taken over" if take_over(state, generation) else "stale", generation))
                 due.remove((at, generation))
         main = apply_record(state, ex, offset)
-        step = background_step(state, ex, offset, main, serving=serving, gate=GATE)
+        step = background_step(state, ex, offset, main, serving=serving, gate=gate)
         for flag in ("started", "ignored", "dropped"):
             if getattr(step, flag):
                 events.append((offset, flag, step.generation))
@@ -61,6 +61,19 @@ def test_after_an_abrupt_change_a_background_model_takes_over_never_before():
     assert state.generation >= 1 and state.latest_generation >= 1
     # The metrics and the seen ids carry on, as after a reset.
     assert state.learned == 1600 and 1600 in state.seen
+
+
+def test_a_background_model_is_judged_at_the_fast_cadence_after_the_detection_that_started_it():
+    # Its pairs all come after a detection: looks at every drift_every-th paired row from
+    # drift_min_pairs pairs (kappaml/gatedrift.py), sooner than at the ordinary cadence.
+    examples = _examples(1600, change=800)
+    _state, fast = _run(examples)
+    _state, slow = _run(examples, gate=replace(GATE, drift_every=0))
+    (started, _k, _g), (decided, kind, _g2) = fast[0], fast[1]
+    assert kind == "takeover" and slow[0][0] == started and slow[1][1] == "takeover"
+    paired = decided - started  # it learns from the record after the detection: one pair per record
+    assert paired >= GATE.drift_min_pairs and paired % GATE.drift_every == 0, fast
+    assert slow[1][0] - started >= GATE.min_pairs and decided < slow[1][0], (fast, slow)
 
 
 def test_a_detection_while_one_runs_is_ignored_and_a_challenger_starts_none():
