@@ -17,8 +17,10 @@ def test_short_cluster_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) ->
     report = run_cluster(ClusterChaosConfig(workdir=tmp_path, rows=1800, keys=12, raw_partitions=6,
                                             processors=2, rate=120, seed=7, timeout=400))
     print("\n" + report.table())  # noqa: T201 - the accounting table is the test's output
-    assert [f.split()[1] for f in report.faults] == ["kafka", report.faults[1].split()[1], "spark"], \
-        report.faults
+    # The broker and processor kills are timed close together: their order in the report may swap.
+    kinds = [f.split()[1] for f in report.faults]
+    assert len(kinds) == 3 and kinds[-1] == "spark", report.faults
+    assert sorted(k.split("-")[0] for k in kinds[:2]) == ["kafka", "processor"], report.faults
     assert report.programs["raw topic replicas"] == {"per partition": [3]}
     assert report.programs["replay"] == {"exit code": 0, "worker killed": True}
     assert not report.lost_rows and report.raw_duplicates == 0, report.lost_rows[:20]
