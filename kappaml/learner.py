@@ -35,6 +35,7 @@ the state is as if the failed step had not been tried, the expiries before it st
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +109,11 @@ class KeyState:
             )
 
 
-@dataclass(frozen=True)
+# The results of a step (StepResult, Served, Expiry, Outcome) are built for every record, in
+# the processor and the replay: slotted and not frozen, since a frozen dataclass sets each field
+# through object.__setattr__ (a StepResult took about 2.0 us to build so, 0.6 us now). Nothing
+# changes them once returned.
+@dataclass(slots=True)
 class StepResult:
     y_true: float
     y_pred: float
@@ -183,7 +188,7 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
 LEARNED, PENDING, EARLY, DUPLICATE, LATE, ERROR = "learned", "pending", "early", "duplicate", "late", "error"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Served:
     """The prediction served for a ``features`` record (before its label is known)."""
 
@@ -195,7 +200,7 @@ class Served:
     pass_no: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Expiry:
     """A pending prediction whose label did not come within the TTL."""
 
@@ -209,14 +214,14 @@ class Expiry:
     error: str | None = None  # the model failed learning it
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What one record did to one spec's ``KeyState`` (see the module docstring)."""
 
     status: str  # LEARNED, PENDING, EARLY, DUPLICATE, LATE or ERROR
     served: Served | None = None
     learned: StepResult | None = None
-    expired: list[Expiry] = field(default_factory=list)
+    expired: Sequence[Expiry] = ()
     orphaned: int = 0  # early labels dropped by the expiry check before this record
     error: ModelError | None = None
 
@@ -242,13 +247,15 @@ def _learn_delayed(state: KeyState, x: dict[str, Any], y: float, p: PendingPredi
                       served_ts=p.ts, expired=expired, pass_no=p.pass_no)
 
 
-def expire_step(state: KeyState, policy: LabelPolicy, offset: int) -> tuple[list[Expiry], int]:
+def expire_step(state: KeyState, policy: LabelPolicy, offset: int) -> tuple[Sequence[Expiry], int]:
     """Expire what the TTL says has waited too long, at the key's current ``seq`` and clock.
 
     Returns the expired predictions (in (due, seq) order) and the number of early labels dropped.
     ``offset``: of the record whose arrival triggers the check (a learned expiry's last_offset).
     """
     labels = state.labels
+    if not labels.waiting:
+        return (), 0  # nothing waits under a TTL (no --label-ttl, or a labelled stream): none due
     out: list[Expiry] = []
     for ref, p in labels.due_pending(policy):
         labels.expired += 1
@@ -349,7 +356,8 @@ def apply_record(state: KeyState, record: Example | FeaturesRecord | LabelRecord
             outcome = Outcome(DUPLICATE) if result is None else Outcome(LEARNED, learned=result)
     except ModelError as exc:
         outcome = Outcome(ERROR, error=exc)
-    outcome.expired = expired
-    outcome.orphaned = orphaned
+    if expired or orphaned:
+        outcome.expired = expired
+        outcome.orphaned = orphaned
     return outcome
 
