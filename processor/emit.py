@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from kappaml.learner import DUPLICATE, ERROR, Expiry, KeyState, ModelError, Outcome, StepResult
 from kappaml.logging import get_logger
-from processor.outputs import drift_event, now_ms, scored_prediction, served_prediction
+from processor.outputs import drift_event, encode_scored_prediction, encode_served_prediction, now_ms
 
 if TYPE_CHECKING:
     from processor.app import Processor
@@ -67,9 +67,9 @@ class Emitter:
         processed = 0
         if served is not None:
             processed = now_ms()
-            record = served_prediction(ks, served, partition, offset, processed,
-                                       role or ("champion" if serving else "challenger"))
-            p.produce_output(self._topic(serving), key, record.encode())
+            record = encode_served_prediction(ks, served, partition, offset, processed,
+                                              role or ("champion" if serving else "challenger"))
+            p.produce_output(self._topic(serving), key, record)
             if serving:
                 p.stats.served += 1
                 if served.ts is not None:
@@ -83,8 +83,8 @@ class Emitter:
                  offset: int, ts: int | None, processed: int, role: str | None = None) -> None:
         p = self.p
         role = role or ("champion" if serving else "challenger")
-        record = scored_prediction(ks, result, partition, offset, processed, role, ts)
-        p.produce_output(self._topic(serving), key, record.encode())
+        record = encode_scored_prediction(ks, result, partition, offset, processed, role, ts)
+        p.produce_output(self._topic(serving), key, record)
         if serving:
             p.stats.learned += 1
             p.champions.served[partition].update(result.y_true, result.y_pred)
