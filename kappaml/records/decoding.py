@@ -339,7 +339,8 @@ def extract(dataset: Dataset, record: Mapping[str, Any],
     No ``kind`` (or ``labelled``): an ``Example``; ``features``: a ``FeaturesRecord``; ``label``:
     a ``LabelRecord``. ``declared``: the data set names the log declares (``kappaml.catalog``),
     only to say why a record of another data set is refused."""
-    kind = record.get("kind") if isinstance(record, Mapping) else None
+    # A parsed message is a dict: the exact type test first spares the ABC's isinstance check.
+    kind = record.get("kind") if type(record) is dict or isinstance(record, Mapping) else None
     if kind is None or kind == LABELLED:
         # The common, valid record costs a few dict lookups; any doubt goes to the checked path.
         example = _extract_fast(_plan(dataset), record)
