@@ -247,15 +247,13 @@ def _learn_delayed(state: KeyState, x: dict[str, Any], y: float, p: PendingPredi
                       served_ts=p.ts, expired=expired, pass_no=p.pass_no)
 
 
-def expire_step(state: KeyState, policy: LabelPolicy, offset: int) -> tuple[Sequence[Expiry], int]:
+def expire_step(state: KeyState, policy: LabelPolicy, offset: int) -> tuple[list[Expiry], int]:
     """Expire what the TTL says has waited too long, at the key's current ``seq`` and clock.
 
     Returns the expired predictions (in (due, seq) order) and the number of early labels dropped.
     ``offset``: of the record whose arrival triggers the check (a learned expiry's last_offset).
     """
     labels = state.labels
-    if not labels.waiting:
-        return (), 0  # nothing waits under a TTL (no --label-ttl, or a labelled stream): none due
     out: list[Expiry] = []
     for ref, p in labels.due_pending(policy):
         labels.expired += 1
@@ -345,7 +343,8 @@ def apply_record(state: KeyState, record: Example | FeaturesRecord | LabelRecord
     labels = state.labels
     labels.set_mode(policy)
     labels.tick(record.ts)
-    expired, orphaned = expire_step(state, policy, offset)
+    # Nothing waits under a TTL (no --label-ttl, or a labelled stream): nothing can be due.
+    expired, orphaned = expire_step(state, policy, offset) if labels.waiting else ((), 0)
     try:
         if isinstance(record, FeaturesRecord):
             outcome = predict_step(state, record, offset)
