@@ -37,9 +37,11 @@ class Emitter:
     def __init__(self, processor: Processor) -> None:
         self.p = processor
         self.topics = processor.settings.topics
+        # Topics' names are properties (f-strings): looked up once here, not per record.
+        self._predictions, self._challengers = self.topics.predictions, self.topics.challengers
 
     def _topic(self, serving: bool) -> str:
-        return self.topics.predictions if serving else self.topics.challengers
+        return self._predictions if serving else self._challengers
 
     def outcome(self, ks: KeyState, outcome: Outcome, *, serving: bool, key: bytes, partition: int,
                 offset: int, ts: int | None, value: bytes, role: str | None = None) -> None:
