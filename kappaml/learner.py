@@ -121,15 +121,15 @@ class StepResult:
     drift: Detection | None = None
     reset: bool = False  # the drift policy replaced the model after this example
     generation: int = 0  # of the model that made the prediction
-    # Delayed labels: the row learned, how long its label took (label ts - features ts; rows:
-    # the key's records in between), the features record whose served prediction is scored.
-    id: int | str | None = None
+    id: int | str | None = None  # the row learned
+    pass_no: int = 1
+    # Delayed labels: how long the label took (label ts - features ts; rows: the key's records
+    # in between), the features record whose served prediction is scored.
     delay_ms: int | None = None
     delay_rows: int | None = None
     served_offset: int | None = None
     served_ts: int | None = None
     expired: bool = False  # no label came: learned with the missing-label value
-    pass_no: int = 1
 
     @property
     def error(self) -> float:
@@ -179,8 +179,9 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
     seen.add(example.id)
     generation = state.generation
     detection, reset = _learned(state, example.y, y_pred, offset)
-    return StepResult(y_true=example.y, y_pred=y_pred, drift=detection, reset=reset, generation=generation,
-                      id=example.id, pass_no=example.pass_no)
+    # Positional, in StepResult's field order (y_true, y_pred, drift, reset, generation, id, pass_no):
+    # building a class with keywords costs a dict, 0.60 vs 0.24 us, once per labelled record.
+    return StepResult(example.y, y_pred, detection, reset, generation, example.id, example.pass_no)
 
 
 # --------------------------------------------------------------------------- delayed labels
