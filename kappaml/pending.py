@@ -229,6 +229,12 @@ class DelayedLabels:
             return self.clock - policy.ttl_ms
         return None
 
+    @property
+    def waiting(self) -> bool:
+        """Whether anything may be due: the expiry heaps hold every pending prediction and early
+        label a TTL applies to (and some already paired, skipped when due)."""
+        return bool(self._pending_heap or self._early_heap)
+
     def due_pending(self, policy: LabelPolicy) -> list[tuple[Ref, PendingPrediction]]:
         """Remove and return the pending predictions past the TTL, in (due, seq) order."""
         return self._due_entries(policy, self._pending_heap, self.pending, pending=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from kappaml.learner import DUPLICATE, ERROR, Expiry, KeyState, ModelError, Outcome, StepResult
 from kappaml.logging import get_logger
-from processor.outputs import drift_event, now_ms, scored_prediction, served_prediction
+from processor.outputs import drift_event, encode_scored_prediction, encode_served_prediction, now_ms
 
 if TYPE_CHECKING:
     from processor.app import Processor
@@ -37,9 +37,11 @@ class Emitter:
     def __init__(self, processor: Processor) -> None:
         self.p = processor
         self.topics = processor.settings.topics
+        # Topics' names are properties (f-strings): looked up once here, not per record.
+        self._predictions, self._challengers = self.topics.predictions, self.topics.challengers
 
     def _topic(self, serving: bool) -> str:
-        return self.topics.predictions if serving else self.topics.challengers
+        return self._predictions if serving else self._challengers
 
     def outcome(self, ks: KeyState, outcome: Outcome, *, serving: bool, key: bytes, partition: int,
                 offset: int, ts: int | None, value: bytes, role: str | None = None) -> None:
@@ -67,9 +69,9 @@ class Emitter:
         processed = 0
         if served is not None:
             processed = now_ms()
-            record = served_prediction(ks, served, partition, offset, processed,
-                                       role or ("champion" if serving else "challenger"))
-            p.produce_output(self._topic(serving), key, record.encode())
+            record = encode_served_prediction(ks, served, partition, offset, processed,
+                                              role or ("champion" if serving else "challenger"))
+            p.produce_output(self._topic(serving), key, record)
             if serving:
                 p.stats.served += 1
                 if served.ts is not None:
@@ -83,8 +85,8 @@ class Emitter:
                  offset: int, ts: int | None, processed: int, role: str | None = None) -> None:
         p = self.p
         role = role or ("champion" if serving else "challenger")
-        record = scored_prediction(ks, result, partition, offset, processed, role, ts)
-        p.produce_output(self._topic(serving), key, record.encode())
+        record = encode_scored_prediction(ks, result, partition, offset, processed, role, ts)
+        p.produce_output(self._topic(serving), key, record)
         if serving:
             p.stats.learned += 1
             p.champions.served[partition].update(result.y_true, result.y_pred)

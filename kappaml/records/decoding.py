@@ -264,9 +264,11 @@ def _extract_fast(plan: _Plan, record: Any) -> Example | None:
     total = sum(numbers)
     if total - total != 0.0:  # a NaN or an infinity somewhere (or a huge sum: checked path)
         return None
-    # zip stops at the features: the last value is the target.
-    return Example(id=record_id, key=key, x=dict(zip(plan.features, converted, strict=False)),
-                   y=converted[-1], ts=ts, stream=stream or "", pass_no=pass_no)
+    # zip stops at the features: the last value is the target. Positional, in Example's field
+    # order (id, key, x, y, ts, stream, pass_no): building a class with keywords costs a dict,
+    # 0.54 vs 0.23 us, once per message.
+    return Example(record_id, key, dict(zip(plan.features, converted, strict=False)), converted[-1], ts,
+                   stream or "", pass_no)
 
 
 def _meta_fast(plan: _Plan, record: dict[str, Any]) -> bool:
@@ -339,7 +341,8 @@ def extract(dataset: Dataset, record: Mapping[str, Any],
     No ``kind`` (or ``labelled``): an ``Example``; ``features``: a ``FeaturesRecord``; ``label``:
     a ``LabelRecord``. ``declared``: the data set names the log declares (``kappaml.catalog``),
     only to say why a record of another data set is refused."""
-    kind = record.get("kind") if isinstance(record, Mapping) else None
+    # A parsed message is a dict: the exact type test first spares the ABC's isinstance check.
+    kind = record.get("kind") if type(record) is dict or isinstance(record, Mapping) else None
     if kind is None or kind == LABELLED:
         # The common, valid record costs a few dict lookups; any doubt goes to the checked path.
         example = _extract_fast(_plan(dataset), record)
