@@ -10,7 +10,9 @@ writes a :class:`Promotion` control record to *every* partition of the raw topic
 Kafka transaction. In each partition, the promoted spec serves (its predictions go to the
 main predictions topic) from the record after the control record on. The processor and the
 Spark replay both read it in offset order, so both tell the same history of which spec
-served which offset.
+served which offset. A promotion the processor's gate decided carries the offset it decided at
+(``after``) and serves from the record after that one: the processor switched there at once
+(kappaml/records/control.py).
 """
 
 from __future__ import annotations
@@ -115,18 +117,27 @@ class PromotionLog:
         self.problems: list[tuple[int, int, str]] = []  # (partition, offset, reason)
         self._changes: dict[int, list[tuple[int, str]]] = {}
         history = ServingHistory(lineup)
-        for partition, offset, value in sorted(records, key=lambda r: (r[0], r[1])):
+        # A gate's promotion serves from the record after the offset it was decided at (its
+        # ``after``), which comes before the control record itself: ordered by that offset.
+        decoded: list[tuple[int, int, int, Promotion | InvalidRecord]] = []
+        for partition, offset, value in records:
             try:
-                reason = history.apply(partition, Promotion.decode(value))
+                promotion = Promotion.decode(value)
+                decoded.append((partition, promotion.effective_after(offset), offset, promotion))
             except InvalidRecord as exc:
-                reason = exc.reason
+                decoded.append((partition, offset, offset, exc))
+        for partition, after, offset, promotion in sorted(decoded, key=lambda r: r[:3]):
+            if isinstance(promotion, InvalidRecord):
+                reason: str | None = promotion.reason
+            else:
+                reason = history.apply(partition, promotion)
             if reason:
                 self.problems.append((partition, offset, reason))
             elif reason is None:
-                self._changes.setdefault(partition, []).append((offset, history.champion(partition)))
+                self._changes.setdefault(partition, []).append((after, history.champion(partition)))
 
     def champion_at(self, partition: int, offset: int) -> str:
-        """The spec serving the record at ``offset``: set by the last promotion before it."""
+        """The spec serving the record at ``offset``: set by the last promotion in effect before it."""
         changes = self._changes.get(partition)
         if not changes:
             return self.lineup.champion

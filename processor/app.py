@@ -111,11 +111,12 @@ class Processor:
         self.gc_pauses = GcPauses()
         self.emitter = Emitter(self)
         self.checkpoints = CheckpointWriter(self)
-        # --promotion auto (processor/gatekeeper.py); None: promotions only by hand.
-        self.gatekeeper = Gatekeeper(self, settings.gate) if settings.promotion == "auto" else None
         # --drift-policy background (processor/background.py); its gate: the --gate-* settings.
         drift = settings.drift
         background = drift is not None and drift.policy == "background"
+        # --promotion auto (processor/gatekeeper.py); None: promotions only by hand.
+        self.gatekeeper = (Gatekeeper(self, settings.gate, at_decision=not background)
+                           if settings.promotion == "auto" else None)
         self.backgrounds = Backgrounds(self, drift.gate) if drift is not None and background else None
         self._build()
         self.metrics = ProcessorMetrics(self, pooled) if settings.metrics_port is not None else MetricsOff()
@@ -230,7 +231,8 @@ class Processor:
         quix.produce(topic, value=value, key=key)
 
     def _control(self, value: bytes, key: bytes, partition: int, offset: int) -> None:
-        """A control record (a promotion): applied to this partition from the next offset on."""
+        """A control record (a promotion): applied to this partition from the next offset on, or,
+        decided by our own gate (``after``), skipped: it is in effect since that offset."""
         previous = self.champions.champion(partition, self.store_transaction)
         try:
             promotion = Promotion.decode(value)
@@ -252,18 +254,30 @@ class Processor:
             self.backgrounds.rollback(promotion, partition, offset)
             self._applied(promotion, previous, partition, offset, generation=promotion.generation)
             return
-        reason = self.champions.promote(partition, promotion, self.store_transaction)
-        if reason == "":
-            return  # another version's promotion: for the processors of that version
-        if reason is not None:
+        if promotion.after is not None and promotion.version == self.lineup.version:
+            if self.gatekeeper is not None and self.gatekeeper.decided(partition, promotion.id):
+                return  # our gate's decision: in effect since the offset it was decided at
+            log.warning("a gate's promotion this processor did not decide: applied from here, later than "
+                        "the replay applies it (after its offset)", partition=partition, offset=offset,
+                        after=promotion.after, id=promotion.id)
+        reason = self.apply_promotion(promotion, partition, offset, previous)
+        if reason:
             self.send_dead_letter(InvalidRecord(reason), partition, offset, key, value)
-            return
+
+    def apply_promotion(self, promotion: Promotion, partition: int, offset: int, previous: str) -> str | None:
+        """From the record after ``offset`` on, the promoted spec serves the partition (a control
+        record read there, or the gate's decision at that record). None when it took effect, else
+        ServingHistory.apply's reason ("": another version's, nothing to do)."""
+        reason = self.champions.promote(partition, promotion, self.store_transaction)
+        if reason is not None:
+            return reason
         log.info("promotion", partition=partition, offset=offset, spec=promotion.spec,
                  previous=previous, by=promotion.by, reason=promotion.reason)
         if self.gatekeeper is not None:
             self.gatekeeper.applied(partition, promotion, previous)
         self.metrics.promoted(promotion.spec)
         self._applied(promotion, previous, partition, offset)
+        return None
 
     def _applied(self, promotion: Promotion, previous: str, partition: int, offset: int,
                  **extra: Any) -> None:

@@ -13,8 +13,15 @@ look also publishes one ``gate`` record per challenger to the metrics topic (pro
 A drift detection of the serving spec at a record restarts the partition's gate before that
 record's rows are paired (kappaml/gatedrift.py).
 
-Nothing switches here: the switch happens when the control record is read back, like a
-manual promotion (processor/app.py ``_control``), so a Spark replay of the log reproduces it.
+The switch happens here, at once: the promotion record carries the offset it was decided at
+(``after``), and from the next record on the promoted spec serves; read back later from the
+log, the record is recognised as this gate's (its id among the gate's last decisions) and
+skipped, and the Spark replay applies it after ``after`` too (kappaml/lineup.py PromotionLog).
+Waiting for the record to come back would serve the spec the gate has just found worse for
+every row written in between: under exactly-once the record is readable only after the
+gate's commit, so about a commit interval of rows (350 at 400 rows/s in bench_adapt), and with
+a backlog the whole backlog. Exception: with ``--drift-policy background`` the replay follows
+the serving spec inline, record by record, so there the switch still waits for the record.
 The gate's state lives in the partition's store beside the champion and is re-read at the
 first use in each checkpoint, so it moves with the partition to another instance.
 """
@@ -53,7 +60,7 @@ def _rows(outcome: Outcome) -> list[tuple[_RowRef, StepResult]]:
 
 
 class Gatekeeper:
-    def __init__(self, processor: Processor, config: GateConfig) -> None:
+    def __init__(self, processor: Processor, config: GateConfig, at_decision: bool = True) -> None:
         self.p = processor
         self.config = config
         self._gates: dict[int, PartitionGate] = {}
@@ -61,6 +68,8 @@ class Gatekeeper:
         # The current record's scored rows: row -> {spec: squared error}, in scoring order.
         self._errors: dict[_RowRef, dict[str, float]] = {}
         self._detected: set[str] = set()  # the specs whose drift monitor fired at the current record
+        # Switch at the decision (module docstring); False with the background drift policy.
+        self.at_decision = at_decision
 
     def _gate(self, partition: int) -> PartitionGate:
         if partition not in self._loaded:
@@ -101,8 +110,12 @@ class Gatekeeper:
             candidate = gate.observe(serving, errors, self.config)
             if gate.looks != looks:  # a look: publish what it saw of each challenger
                 self._publish_looks(gate, candidate, partition, offset, serving)
-            if candidate is not None:
-                self._promote(gate, candidate, partition, offset)
+            if candidate is not None and self._promote(gate, candidate, partition, offset):
+                serving = candidate.spec  # the record's further rows (expiries) pair with it
+
+    def decided(self, partition: int, promotion_id: str) -> bool:
+        """Is this one of the partition gate's own promotions, applied when it decided?"""
+        return promotion_id in self._gate(partition).decided
 
     def applied(self, partition: int, promotion: Promotion, previous: str | None = None) -> None:
         """A promotion took effect in the partition (read back from the log, any origin)."""
@@ -123,7 +136,8 @@ class Gatekeeper:
                                serving=serving, ts=now_ms()):
             self.p.producer.produce(self.p.settings.topics.metrics, key=GATE_KEY, value=look.encode())
 
-    def _promote(self, gate: PartitionGate, candidate: Candidate, partition: int, offset: int) -> None:
+    def _promote(self, gate: PartitionGate, candidate: Candidate, partition: int, offset: int) -> bool:
+        """Write the promotion; True when it took effect at once (module docstring)."""
         d, cfg, version = candidate.decision, self.config, self.p.lineup.version
         evidence = GateEvidence(
             partition=partition, offset=offset, scored=candidate.scored, serving=candidate.serving,
@@ -135,10 +149,16 @@ class Gatekeeper:
         # "gate-..." or "auto-rollback-...": both may be decided at one offset, never twice each.
         promotion = Promotion(version=version, spec=candidate.spec,
                               id=f"{candidate.reason}-{version}-{partition}-{offset}",
-                              by=f"gate@{self.p.instance}", reason=candidate.reason, evidence=evidence)
+                              by=f"gate@{self.p.instance}", reason=candidate.reason, evidence=evidence,
+                              after=offset if self.at_decision else None)
         self.p.producer.produce(self.p.settings.topics.raw, key=CONTROL_KEY_BYTES, value=promotion.encode(),
                                 partition=partition, headers=[(CONTROL_HEADER, b"promote")])
         gate.pending = promotion.id
         what = "gate: promoting" if candidate.reason == "gate" else "gate: rolling back"
         log.info(what, partition=partition, offset=offset, spec=candidate.spec,
                  serving=candidate.serving, why=d.why)
+        if not self.at_decision:
+            return False
+        gate.remember(promotion.id)
+        # The same steps as a control record read back (applied() included): the gate starts over.
+        return self.p.apply_promotion(promotion, partition, offset, candidate.serving) is None

@@ -12,6 +12,12 @@ no spec: in the one ``key`` it names, the background model of ``generation`` bec
 spec's model. A rollback ``--to GENERATION`` has reason ``rollback`` and a ``generation``: in
 every key whose serving model came from a takeover after that generation, the model it
 replaced serves again (kappaml/background.py).
+
+A promotion the processor's gate decided (reason ``gate`` or ``auto-rollback``) carries
+``after``: the offset of its partition at which it was decided. It serves from the record after
+*that* offset, not after its own: the processor switches at once, while the record itself lands
+behind the rows written meanwhile (under exactly-once, behind everything up to the gate's
+commit; with a backlog, behind the whole backlog). The replay follows ``after`` too.
 """
 
 from __future__ import annotations
@@ -80,6 +86,9 @@ class Promotion(Record):
     key: str | None = doc("reason takeover: the model key whose background model takes over", default=None)
     generation: int | None = doc("reason takeover: the background model's generation; reason rollback: "
                                  "roll back takeovers after this generation", default=None)
+    after: int | None = doc("reason gate, auto-rollback: the offset of this partition the processor "
+                            "decided at; the spec serves from the record after it (absent: after "
+                            "this control record)", default=None)
 
     @classmethod
     def from_dict(cls, data: Any) -> Promotion:
@@ -105,9 +114,17 @@ class Promotion(Record):
                                 column="generation", value=generation)
         if reason == TAKEOVER and (key is None or generation is None):
             raise InvalidRecord("takeover control record needs key and generation")
+        after = data.get("after")
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+            raise InvalidRecord("promote control record: after must be an offset (an integer >= 0)",
+                                column="after", value=after)
         return cls(version=version, spec=spec, id=str(data.get("id", "")),
                    ts=ts if isinstance(ts, int) else 0, by=str(data.get("by", "")), reason=reason,
-                   evidence=evidence, key=key, generation=generation)
+                   evidence=evidence, key=key, generation=generation, after=after)
+
+    def effective_after(self, offset: int) -> int:
+        """The offset after which it serves, for this record read at ``offset`` of its partition."""
+        return self.after if self.after is not None and self.after < offset else offset
 
     @classmethod
     def decode(cls, value: bytes | bytearray | memoryview | str | None) -> Promotion:

@@ -59,6 +59,25 @@ def test_promotion_log_tells_who_served_each_offset() -> None:
     assert [(p, o) for p, o, _ in log.problems] == [(0, 10)]
 
 
+def test_a_gate_promotion_serves_from_the_offset_it_was_decided_at() -> None:
+    # The gate decided at offset 40 and switched there; its record landed at 90, behind the rows
+    # written meanwhile. A manual promotion at 60 came in between: it still wins from 61 on.
+    lineup = Lineup(DS, "rls", ("amf", "linear"), version="v1")
+    gate = Promotion("v1", "linear", reason="gate", after=40)
+    log = PromotionLog(lineup, [(0, 90, gate.encode()), (0, 60, Promotion("v1", "amf").encode()),
+                                (0, 95, gate.encode())])  # an at-least-once duplicate of it
+    assert [log.champion_at(0, o) for o in (40, 41, 60, 61, 90, 96)] == [
+        "rls", "linear", "linear", "amf", "amf", "amf"]
+    assert Promotion.decode(gate.encode()).after == 40 and "after" not in Promotion("v1", "amf").to_dict()
+    # An "after" not before the record itself changes nothing: it serves after the record.
+    assert Promotion("v1", "amf", after=500).effective_after(90) == 90
+    for bad in (-1, "3", True):
+        with pytest.raises(InvalidRecord, match="after"):
+            Promotion.decode(b'{"control": "promote", "version": "v1", "spec": "amf", "after": %s}'
+                             % str(bad).lower().encode() if bad != "3" else
+                             b'{"control": "promote", "version": "v1", "spec": "amf", "after": "3"}')
+
+
 def test_a_rollback_is_a_promotion_with_reason_rollback() -> None:
     # The one record `processor rollback --to` and the UI's Rollback button both write.
     cli, ui = rollback_promotion("v1", "rls"), rollback_promotion("v1", "rls", by="ui me@host")

@@ -71,8 +71,8 @@ def _run(kafka: KafkaSettings, topics: Topics, tmp_path: Path, revert: bool) -> 
 
 def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> list[tuple[int, int, str, str]]:
     """Uninterrupted, in-process: both specs per key, one gate per partition with auto-rollback,
-    switching at the control records as the processor does. Its decisions (partition, offset,
-    spec, reason)."""
+    switching where it decides, as the processor does. Its decisions (partition, offset, spec,
+    reason)."""
     raw = sorted(read_all(kafka, topics.raw), key=lambda m: (m[2], m[3]))
     states: dict[tuple[str, str], KeyState] = {}
     gates: dict[int, PartitionGate] = defaultdict(PartitionGate)
@@ -81,8 +81,9 @@ def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> list[tu
     for key, value, partition, offset in raw:
         if key == CONTROL_KEY_BYTES:
             promotion = Promotion.decode(value)
-            previous, serving[partition] = serving[partition], promotion.spec
-            gates[partition].switched(promotion.reason, previous, GATE.auto_rollback)
+            if promotion.after is None:  # by hand; a gate's took effect where it was decided
+                previous, serving[partition] = serving[partition], promotion.spec
+                gates[partition].switched(promotion.reason, previous, GATE.auto_rollback)
             continue
         example = decode(dataset, value)
         errors = {}
@@ -93,7 +94,8 @@ def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> list[tu
         candidate = gates[partition].observe(serving[partition], errors, GATE)
         if candidate is not None:
             decisions.append((partition, offset, candidate.spec, candidate.reason))
-            gates[partition].pending = "written"
+            previous, serving[partition] = serving[partition], candidate.spec
+            gates[partition].switched(candidate.reason, previous, GATE.auto_rollback)
     return decisions
 
 
@@ -104,11 +106,11 @@ def _check(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> dict[tuple
     ref = reference(kafka, topics, dataset)
     assert sorted((p, c.evidence.offset, c.spec, c.reason) for (p, _o), c in controls.items()
                   if c.evidence is not None) == sorted(ref)
-    assert all(c.evidence is not None and c.evidence.offset < o for (_p, o), c in controls.items())
-    # Served: the spec each partition's control records say, switching after each record.
+    assert all(c.evidence is not None and c.evidence.offset == c.after < o for (_p, o), c in controls.items())
+    # Served: the spec each partition's control records say, switching after each decision.
     history = defaultdict(list)
-    for (p, o), c in sorted(controls.items()):
-        history[p].append((o, c.spec))
+    for (p, _o), c in sorted(controls.items()):
+        history[p].append((c.after, c.spec))
     for pred in json_values(read_all(kafka, topics.predictions, expect=N)):
         spec = SERVING
         for o, s in history[pred["partition"]]:
@@ -128,10 +130,10 @@ def test_a_promotion_that_turns_worse_is_rolled_back_through_the_log(kafka_setti
     for p, seq in by_partition.items():
         assert [(c.spec, c.reason) for _o, c in seq] == [
             (CHALLENGER, "gate"), (SERVING, "auto-rollback")], seq
-        (gate_at, _g), (back_at, back) = seq
+        (_o, gate), (back_at, back) = seq
         ev = back.evidence
         assert ev is not None and ev.serving == CHALLENGER and ev.partition == p
-        assert gate_at < ev.offset < back_at and ev.mse_challenger < ev.mse_serving
+        assert gate.after < ev.offset < back_at and ev.mse_challenger < ev.mse_serving
         assert back.id == f"auto-rollback-v1-{p}-{ev.offset}"
     metrics = json_values(read_all(kafka_settings, topics.metrics))
     applied = sorted((m["partition"], m["spec"], m.get("reason"))

@@ -1,5 +1,6 @@
 """--promotion auto against the real broker: the gate promotes after an abrupt change, never
-before it, through a control record in the log; the switch is where that record is read back."""
+before it, through a control record in the log; the switch is at the row it decided at (the
+record's ``after``), not where the record lands."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def shifted(rows: list[dict], dataset: Dataset, start: int) -> list[dict]:
 
 def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset, change: int) -> dict:
     """Uninterrupted, in-process: both specs per key and one gate per partition over the raw log,
-    switching at the control records as the processor does. What the processor must have decided."""
+    switching where it decides, as the processor does. What the processor must have decided."""
     raw = sorted(read_all(kafka, topics.raw), key=lambda m: (m[2], m[3]))
     states: dict[tuple[str, str], KeyState] = {}
     gates: dict[int, PartitionGate] = defaultdict(PartitionGate)
@@ -53,8 +54,9 @@ def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset, change: in
     for key, value, partition, offset in raw:
         if key == CONTROL_KEY_BYTES:
             promotion = Promotion.decode(value)
-            serving[partition] = promotion.spec
-            gates[partition].switched(promotion.reason)
+            if promotion.after is None:  # by hand; a gate's took effect where it was decided
+                serving[partition] = promotion.spec
+                gates[partition].switched(promotion.reason)
             continue
         example = decode(dataset, value)
         errors = {}
@@ -66,7 +68,8 @@ def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset, change: in
         candidate = gates[partition].observe(serving[partition], errors, GATE)
         if candidate is not None:
             decisions[partition].append((offset, candidate.spec))
-            gates[partition].pending = "written"
+            serving[partition] = candidate.spec
+            gates[partition].switched(candidate.reason)
     return {"decisions": dict(decisions), "sq": sq}
 
 
@@ -176,22 +179,22 @@ def check_gate_history(kafka_settings: KafkaSettings, topics: Topics, dataset: D
     assert mse[(CHALLENGER, True)] < mse[(SERVING, True)] and mse[(CHALLENGER, False)] > mse[(SERVING, False)]
 
     # One gate promotion per partition, decided after the change (never before) at the very
-    # offset the uninterrupted reference decides, written after that offset.
+    # offset the uninterrupted reference decides, written after that offset, in effect from it.
     assert {p for p, _o in controls} == {0, 1}, controls
     switch = {}
     for (p, o), promotion in sorted(controls.items()):
         assert p not in switch, f"partition {p}: promoted twice {controls}"
-        switch[p] = o
         ev = promotion.evidence
+        switch[p] = promotion.after
         assert (promotion.reason, promotion.spec, promotion.version) == ("gate", CHALLENGER, "v1")
         assert ev is not None and ev.partition == p and ev.serving == SERVING
-        assert first_shifted[p] <= ev.offset < o
+        assert first_shifted[p] <= ev.offset < o and promotion.after == ev.offset
         assert ref["decisions"][p][0] == (ev.offset, CHALLENGER)
         assert ev.p_value <= ev.alpha and ev.mse_challenger <= (1 - GATE.margin) * ev.mse_serving
         assert ev.pairs >= GATE.min_pairs and ev.wins > ev.n / 2
     assert all(len(d) == 1 for d in ref["decisions"].values()), ref["decisions"]
 
-    # Served by rls up to the control record of its partition, by linear after it.
+    # Served by rls up to the decision in its partition, by linear after it.
     main = json_values(read_all(kafka_settings, topics.predictions, expect=n))
     assert sorted(p["id"] for p in main) == list(range(1, n + 1))
     after = 0
@@ -203,8 +206,8 @@ def check_gate_history(kafka_settings: KafkaSettings, topics: Topics, dataset: D
     metrics = json_values(read_all(kafka_settings, topics.metrics))
     applied = sorted((m["partition"], m["offset"], m["spec"], m.get("reason"), m["evidence"]["offset"])
                      for m in metrics if m["scope"] == "promotion")
-    assert applied == [(p, o, CHALLENGER, "gate", controls[(p, o)].evidence.offset)
-                       for p, o in sorted(switch.items())]
+    assert applied == [(p, c.after, CHALLENGER, "gate", c.evidence.offset)
+                       for (p, _o), c in sorted(controls.items())]
     check_gate_looks(kafka_settings, topics, controls)
 
 
@@ -237,14 +240,15 @@ def check_gate_looks(kafka_settings: KafkaSettings, topics: Topics, controls: di
 @pytest.mark.spark
 def test_the_replay_serves_the_same_spec_at_the_same_offsets(kafka_settings, topics, tmp_path: Path):
     _dataset, toml = _auto_run(kafka_settings, topics, tmp_path)
-    switch = {p: o for _k, _v, p, o in read_all(kafka_settings, topics.raw) if _k == CONTROL_KEY_BYTES}
+    switch = {p: Promotion.decode(v).after for k, v, p, _o in read_all(kafka_settings, topics.raw)
+              if k == CONTROL_KEY_BYTES}
     assert set(switch) == {0, 1}, "the gate promoted in both partitions"
     out = tmp_path / "replay"
     proc = run_cli([*base_args(kafka_settings, topics.prefix, out, str(toml), "v1"),
                     "--challengers", CHALLENGER])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     summary = json.loads((out / "summary.json").read_text())
-    # The replay applies the gate's control records as it applies manual ones: no gate of its own.
+    # The replay applies the gate's control records from their "after": no gate of its own.
     assert summary["serving"]["changes"] == {str(p): [{"offset": o, "spec": CHALLENGER}]
                                              for p, o in sorted(switch.items())}
     replayed = pd.read_parquet(out / summary["predictions"])
