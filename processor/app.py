@@ -115,8 +115,7 @@ class Processor:
         drift = settings.drift
         background = drift is not None and drift.policy == "background"
         # --promotion auto (processor/gatekeeper.py); None: promotions only by hand.
-        self.gatekeeper = (Gatekeeper(self, settings.gate, at_decision=not background)
-                           if settings.promotion == "auto" else None)
+        self.gatekeeper = Gatekeeper(self, settings.gate) if settings.promotion == "auto" else None
         self.backgrounds = Backgrounds(self, drift.gate) if drift is not None and background else None
         self._build()
         self.metrics = ProcessorMetrics(self, pooled) if settings.metrics_port is not None else MetricsOff()

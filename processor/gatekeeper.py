@@ -20,8 +20,7 @@ skipped, and the Spark replay applies it after ``after`` too (kappaml/lineup.py 
 Waiting for the record to come back would serve the spec the gate has just found worse for
 every row written in between: under exactly-once the record is readable only after the
 gate's commit, so about a commit interval of rows (350 at 400 rows/s in bench_adapt), and with
-a backlog the whole backlog. Exception: with ``--drift-policy background`` the replay follows
-the serving spec inline, record by record, so there the switch still waits for the record.
+a backlog the whole backlog.
 The gate's state lives in the partition's store beside the champion and is re-read at the
 first use in each checkpoint, so it moves with the partition to another instance.
 """
@@ -60,7 +59,7 @@ def _rows(outcome: Outcome) -> list[tuple[_RowRef, StepResult]]:
 
 
 class Gatekeeper:
-    def __init__(self, processor: Processor, config: GateConfig, at_decision: bool = True) -> None:
+    def __init__(self, processor: Processor, config: GateConfig) -> None:
         self.p = processor
         self.config = config
         self._gates: dict[int, PartitionGate] = {}
@@ -68,8 +67,6 @@ class Gatekeeper:
         # The current record's scored rows: row -> {spec: squared error}, in scoring order.
         self._errors: dict[_RowRef, dict[str, float]] = {}
         self._detected: set[str] = set()  # the specs whose drift monitor fired at the current record
-        # Switch at the decision (module docstring); False with the background drift policy.
-        self.at_decision = at_decision
 
     def _gate(self, partition: int) -> PartitionGate:
         if partition not in self._loaded:
@@ -150,15 +147,13 @@ class Gatekeeper:
         promotion = Promotion(version=version, spec=candidate.spec,
                               id=f"{candidate.reason}-{version}-{partition}-{offset}",
                               by=f"gate@{self.p.instance}", reason=candidate.reason, evidence=evidence,
-                              after=offset if self.at_decision else None)
+                              after=offset)
         self.p.producer.produce(self.p.settings.topics.raw, key=CONTROL_KEY_BYTES, value=promotion.encode(),
                                 partition=partition, headers=[(CONTROL_HEADER, b"promote")])
         gate.pending = promotion.id
         what = "gate: promoting" if candidate.reason == "gate" else "gate: rolling back"
         log.info(what, partition=partition, offset=offset, spec=candidate.spec,
                  serving=candidate.serving, why=d.why)
-        if not self.at_decision:
-            return False
         gate.remember(promotion.id)
         # The same steps as a control record read back (applied() included): the gate starts over.
         return self.p.apply_promotion(promotion, partition, offset, candidate.serving) is None

@@ -12,14 +12,16 @@ import threading
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from kappaml.lineup import CONTROL_KEY_BYTES
 from kappaml.logging import get_logger
 from spark_batch.offsets import OffsetRange
 from spark_batch.rows import INPUT_COLUMNS, OUTPUT_SCHEMA
 from spark_batch.settings import ReplaySettings
-from spark_batch.stream import StreamRebuild
+from spark_batch.stream import StreamRebuild, decided_switches
 
-__all__ = ["StageProgress", "arrange", "read_raw", "rebuild", "write_output"]
+__all__ = ["StageProgress", "arrange", "control_records", "read_raw", "rebuild", "write_output"]
 
 log = get_logger(__name__)
 
@@ -40,6 +42,19 @@ def read_raw(spark: SparkSession, settings: ReplaySettings, pinned: OffsetRange)
         .load()
         .select(*INPUT_COLUMNS)
     )
+
+
+def control_records(raw: DataFrame) -> list[tuple[int, int, bytes | None]]:
+    """(partition, offset, value) of the range's control records, read before the rebuild.
+
+    Only for drift policy background: its tasks follow the serving spec record by record, and
+    a gate's promotion serves from the offset it was decided at (its ``after``), before the
+    control record itself comes in the stream. One more read of the range by Spark, no Python
+    per record: the filter runs in the JVM.
+    """
+    control = raw.where(F.col("key") == F.lit(CONTROL_KEY_BYTES))
+    rows = control.select("partition", "offset", "value").collect()
+    return [(r["partition"], r["offset"], None if r["value"] is None else bytes(r["value"])) for r in rows]
 
 
 def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tuple[DataFrame, bool]:
@@ -67,7 +82,7 @@ def arrange(raw: DataFrame, settings: ReplaySettings, pinned: OffsetRange) -> tu
 
 
 def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, pinned: OffsetRange,
-            predictions_dir: Path) -> DataFrame:
+            predictions_dir: Path, controls: list[tuple[int, int, bytes | None]] | None = None) -> DataFrame:
     """Stream each task's records through ``apply_record`` (``mapInArrow``), in offset order.
 
     Not ``groupBy(key).applyInPandas``: that pays pyspark's per-group cost (a DataFrame in
@@ -80,7 +95,7 @@ def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, pinne
         lineup=settings.lineup, predictions_dir=str(predictions_dir.resolve()), clustered=clustered,
         end_offsets=dict(pinned.end), rows_total=pinned.span,
         log_level=settings.log_level, log_json=settings.log_json, declared=settings.declared,
-        labels=settings.labels,
+        labels=settings.labels, decided=decided_switches(controls or []),
     )
     return records.mapInArrow(fn.as_udf(), OUTPUT_SCHEMA)
 

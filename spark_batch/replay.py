@@ -96,12 +96,15 @@ def _replay(settings: ReplaySettings, starting: Future, started: float) -> dict:
     try:
         with phases("session"):  # what is left of it: it started with the replay
             spark = starting.result()
-        records, clustered = job.arrange(job.read_raw(spark, settings, pinned), settings, pinned)
+        raw = job.read_raw(spark, settings, pinned)
+        background = lineup.drift is not None and lineup.drift.policy == "background"
+        controls = job.control_records(raw) if background else None
+        records, clustered = job.arrange(raw, settings, pinned)
         log.info("replay starting", records_at_most=pinned.span, partitions=len(pinned.partitions),
                  tasks=settings.shuffle_partitions if clustered else len(pinned.partitions),
                  shuffled=clustered, specs=list(lineup.specs))
         with job.StageProgress(spark), phases("rebuild"):
-            job.write_output(job.rebuild(records, settings, clustered, pinned, written), staging)
+            job.write_output(job.rebuild(records, settings, clustered, pinned, written, controls), staging)
     except BaseException as exc:
         if spark is not None:
             with phases("stop"):

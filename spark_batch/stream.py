@@ -9,7 +9,8 @@ the progress lines.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from kappaml.records.control import TAKEOVER
 from spark_batch.rebuild import KeyReplay
 from spark_batch.rows import OutputRows, PredictionFile, PredictionRows
 
-__all__ = ["StreamRebuild"]
+__all__ = ["StreamRebuild", "decided_switches"]
 
 _PROGRESS_EVERY_S = 5.0
 Slot = tuple[int, bytes | None]  # (Kafka partition, raw key): the processor's unit of state
@@ -53,6 +54,9 @@ class StreamRebuild:
     log_level: str = "INFO"
     log_json: bool | None = None
     declared: frozenset[str] | None = None  # the data set names the log declares (DLQ reasons)
+    # Drift policy background: per partition, the gate's promotions in effect before their
+    # control record, as (after, value) in order (decided_switches).
+    decided: Mapping[int, tuple[tuple[int, bytes], ...]] | None = None
     labels: LabelPolicy = NO_TTL  # --label-ttl / --on-missing-label, the processor's
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -68,6 +72,7 @@ class StreamRebuild:
         # to their key at their offset.
         background = self.lineup.drift is not None and self.lineup.drift.policy == "background"
         history = ServingHistory(self.lineup)
+        early = {p: deque(d) for p, d in (self.decided or {}).items()}
         rollbacks: dict[int, list[GenerationRollback]] = {}  # rollbacks to a generation, per partition
         for batch in batches:
             progress.busy()
@@ -97,6 +102,9 @@ class StreamRebuild:
                                                          self.declared, self.labels)
                 assert current is not None
                 if background:
+                    waiting = early.get(partition)
+                    while waiting and waiting[0][0] < offset:  # decided before this record
+                        history.apply(partition, Promotion.decode(waiting.popleft()[1]))
                     current.step(offset, value, rows, history.champion(partition), rollbacks.get(partition))
                 else:
                     current.step(offset, value, rows)
@@ -144,7 +152,27 @@ def _control(history: ServingHistory, live: dict[Slot, KeyReplay],
         else:
             rollbacks.setdefault(partition, []).append((offset, promotion.spec, promotion.generation))
         return
+    if promotion.effective_after(offset) < offset:
+        return  # a gate's, applied where it was decided (StreamRebuild.decided)
     history.apply(partition, promotion)
+
+
+Decided = dict[int, tuple[tuple[int, bytes], ...]]  # per partition: (after, control record value)
+
+
+def decided_switches(controls: Iterable[tuple[int, int, bytes | None]]) -> Decided:
+    """Per partition, (after, value) of the promotions that serve from before their own record
+    (a gate's, ``Promotion.after``), ordered as PromotionLog orders them."""
+    out: dict[int, list[tuple[int, int, bytes]]] = {}
+    for partition, offset, value in controls:
+        try:
+            promotion = Promotion.decode(value)
+        except InvalidRecord:
+            continue
+        after = promotion.effective_after(offset)
+        if after < offset and value is not None:
+            out.setdefault(partition, []).append((after, offset, value))
+    return {p: tuple((a, v) for a, _o, v in sorted(d, key=lambda r: r[:2])) for p, d in out.items()}
 
 
 class _TaskProgress:

@@ -175,3 +175,15 @@ def test_drift_detections_and_reset_generations_match_the_sequential_rules(fleet
         snap = Snapshot.decode(out[(out.kind == "model") & (out.spec == spec)].snapshot.iloc[0])
         assert snap.extra["generation"] == state.generation == len(ref.drifts)
         assert summaries[spec]["drifts"] == len(ref.drifts)
+
+
+def test_decided_switches_are_the_gate_promotions_before_their_own_record() -> None:
+    from spark_batch.stream import decided_switches  # noqa: PLC0415 - the worker's helper, no Spark
+
+    gate_late = Promotion("v1", "linear", reason="gate", after=70)
+    gate_early, manual = Promotion("v1", "amf", after=20), Promotion("v1", "amf")
+    decided = decided_switches([(0, 90, gate_late.encode()), (0, 40, gate_early.encode()),
+                                (0, 50, manual.encode()), (1, 10, b"{broken"),
+                                (1, 5, Promotion("v1", "amf", after=9).encode())])
+    # Only those in effect before their record, in the order they took effect; the rest inline.
+    assert decided == {0: ((20, gate_early.encode()), (70, gate_late.encode()))}
