@@ -4,16 +4,33 @@
 per look and challenger, for the chart of each challenger's p-value against the look's level.
 ``decisions_frame``: every applied promotion that carries a reason (``gate``, ``rollback``, or
 whatever reason a later kind of decision writes), with the gate's evidence when it has one.
+``applied_text``: what an applied promotion put in place, in words: a spec, or, for the drift
+policy background's takeovers and rollbacks to a generation (which change one key's model, or
+every key's that a takeover changed, not the serving spec), which generation of which models.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from kappaml.background import ANY_SPEC
 from kappaml.records import Comparison, GateLook, PromotionApplied
+from kappaml.records.control import TAKEOVER
 from ui.frames import number
 
-__all__ = ["decisions_frame", "gate_frame", "gate_partitions", "rollback_choice"]
+__all__ = ["applied_text", "decisions_frame", "gate_frame", "gate_partitions", "rollback_choice"]
+
+
+def applied_text(r: PromotionApplied) -> str:
+    """What serves after ``r``: its spec; for a takeover or a rollback to a generation, which
+    generation of which key's model (the record's spec is then not a serving spec: a rollback
+    to a generation of every spec says ``*``)."""
+    if r.generation is None:
+        return r.spec
+    if r.reason == TAKEOVER:
+        return f"{r.spec} generation {r.generation} of key {r.model_key} (background model took over)"
+    specs = "every spec" if r.spec == ANY_SPEC else r.spec
+    return f"generation {r.generation} of {specs} (in each key a later takeover replaced it)"
 
 _GATE_COLUMNS = ["time", "partition", "offset", "look", "serving", "challenger", "pairs", "n", "wins",
                  "win share", "p_value", "alpha", "mse_serving", "mse_challenger", "passed", "promoted",
@@ -58,7 +75,7 @@ def decisions_frame(records: list[PromotionApplied], version: str | None = None)
         ev = r.evidence
         rows.append({
             "time": pd.to_datetime(r.ts, unit="ms", utc=True), "reason": r.reason, "partition": r.partition,
-            "before": r.previous, "after": r.spec, "deciding offset": ev.offset if ev else None,
+            "before": r.previous, "after": applied_text(r), "deciding offset": ev.offset if ev else None,
             "control offset": r.offset, "look": ev.look if ev else None,
             "window (pairs)": ev.pairs if ev else None, "wins": ev.wins if ev else None,
             "n": ev.n if ev else None, "p-value": number(ev.p_value) if ev else None,
