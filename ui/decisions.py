@@ -1,7 +1,9 @@
 """The promotion gate and the decisions taken without an operator -> pandas frames (pure, no Streamlit).
 
 ``gate_frame``: the gate's looks (``gate`` metrics records, kappaml/records/gatelook.py), one row
-per look and challenger, for the chart of each challenger's p-value against the look's level.
+per look and challenger, for the chart of each challenger's p-value against the look's level; a
+background model's looks (drift policy background) are a line of their own, named by its key and
+generation, with their own levels (``series``: ``gate`` for the gate's own looks).
 ``decisions_frame``: every applied promotion that carries a reason (``gate``, ``rollback``, or
 whatever reason a later kind of decision writes), with the gate's evidence when it has one.
 ``applied_text``: what an applied promotion put in place, in words: a spec, or, for the drift
@@ -18,7 +20,8 @@ from kappaml.records import Comparison, GateLook, PromotionApplied
 from kappaml.records.control import TAKEOVER
 from ui.frames import number
 
-__all__ = ["applied_text", "decisions_frame", "gate_frame", "gate_partitions", "rollback_choice"]
+__all__ = ["GATE_SERIES", "applied_text", "decisions_frame", "gate_frame", "gate_partitions", "look_name",
+           "rollback_choice"]
 
 
 def applied_text(r: PromotionApplied) -> str:
@@ -32,9 +35,17 @@ def applied_text(r: PromotionApplied) -> str:
     specs = "every spec" if r.spec == ANY_SPEC else r.spec
     return f"generation {r.generation} of {specs} (in each key a later takeover replaced it)"
 
-_GATE_COLUMNS = ["time", "partition", "offset", "look", "serving", "challenger", "pairs", "n", "wins",
-                 "win share", "p_value", "alpha", "mse_serving", "mse_challenger", "passed", "promoted",
-                 "why", "instance"]
+_GATE_COLUMNS = ["time", "partition", "offset", "look", "serving", "challenger", "series", "pairs", "n",
+                 "wins", "win share", "p_value", "alpha", "mse_serving", "mse_challenger", "passed",
+                 "promoted", "why", "instance"]
+GATE_SERIES = "gate"  # the series of the gate's own looks at the challengers
+
+
+def look_name(r: GateLook) -> str:
+    """The line a look belongs to: the challenger's spec, or the background model it judged."""
+    if r.role is None:
+        return r.spec
+    return f"{r.spec} {r.role}, key {r.model_key}, generation {r.generation}"
 
 
 def gate_partitions(looks: list[GateLook], version: str) -> list[int]:
@@ -46,7 +57,8 @@ def gate_frame(looks: list[GateLook], version: str, partition: int | None = None
     """The looks of ``version`` (of one partition, or all), in offset order per partition."""
     rows = [{
         "time": pd.to_datetime(r.ts, unit="ms", utc=True), "partition": r.partition, "offset": r.offset,
-        "look": r.look, "serving": r.serving, "challenger": r.spec, "pairs": r.pairs, "n": r.n,
+        "look": r.look, "serving": r.serving, "challenger": look_name(r),
+        "series": GATE_SERIES if r.role is None else look_name(r), "pairs": r.pairs, "n": r.n,
         "wins": r.wins, "win share": r.wins / r.n if r.n else None, "p_value": number(r.p_value),
         "alpha": number(r.alpha), "mse_serving": number(r.mse_serving),
         "mse_challenger": number(r.mse_challenger), "passed": r.passed, "promoted": r.promoted,

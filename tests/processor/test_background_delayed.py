@@ -23,8 +23,8 @@ import pytest
 from infra.testing import json_values, produce_records, read_all
 from kappaml.background import background_step, take_over
 from kappaml.dataset import Dataset
-from kappaml.example import FeaturesRecord, LabelRecord
 from kappaml.drift import DriftConfig
+from kappaml.example import FeaturesRecord, LabelRecord
 from kappaml.fingerprint import fingerprint
 from kappaml.kafka import KafkaSettings
 from kappaml.learner import KeyState, apply_record
@@ -32,7 +32,7 @@ from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion
 from kappaml.records import SERVED, decode
 from kappaml.topics import Topics
 from tests.delayed_reference import split_rows
-from tests.processor.test_background_takeover import FLAGS, GATE, KEY, SPEC, changed
+from tests.processor.test_background_takeover import FLAGS, GATE, KEY, SPEC, changed, check_background_looks
 from tests.processor.test_processor import _start, fleet, latest_snapshots
 from tests.spark_batch.test_replay_background import _replay
 
@@ -46,7 +46,8 @@ def _count(kafka: KafkaSettings, topic: str) -> int:
     return len(read_all(kafka, topic, timeout=20))
 
 
-def _feed(kafka: KafkaSettings, topics: Topics, records: list[dict], start: int, stop: int, step: int) -> None:
+def _feed(kafka: KafkaSettings, topics: Topics, records: list[dict], start: int, stop: int,
+          step: int) -> None:
     """Records [start, stop) in chunks, each once the processor has handled the previous ones (one
     main-topic prediction per record: served for features, scored for a label), so a takeover
     record the processor writes lands among the records still to come."""
@@ -86,7 +87,8 @@ def _reference(raw: list, dataset: Dataset) -> dict:
     return {"served": served, "decisions": decisions, "learned": learned_at_takeover, "states": states}
 
 
-def test_a_background_model_learns_only_the_rows_whose_features_it_saw(kafka_settings, topics, tmp_path: Path):
+def test_a_background_model_learns_only_the_rows_whose_features_it_saw(kafka_settings, topics,
+                                                                       tmp_path: Path):
     dataset, rows, toml = fleet(tmp_path, N, seed=11)
     records, dropped = split_rows(dataset, changed(rows, dataset, CHANGE), delay=DELAY)
     assert not dropped and len(records) == 2 * N
@@ -123,7 +125,8 @@ def test_a_background_model_learns_only_the_rows_whose_features_it_saw(kafka_set
     # The background model's own predictions: served for the features after its start, scored for
     # the rows whose features AND label came after it (until the takeover record); the rows
     # pending at its start are not its own, though their labels came while it ran.
-    shadow = [p for p in json_values(read_all(kafka_settings, topics.challengers)) if p["role"] == "background"]
+    challengers = json_values(read_all(kafka_settings, topics.challengers))
+    shadow = [p for p in challengers if p["role"] == "background"]
     assert {(p["key"], p["spec"], p["generation"], p["partition"]) for p in shadow} == {(KEY, SPEC, 1, at_p)}
     bg_served = sorted(p["id"] for p in shadow if p.get("kind") == SERVED)
     bg_scored = sorted(p["id"] for p in shadow if p.get("kind") != SERVED)
@@ -133,9 +136,10 @@ def test_a_background_model_learns_only_the_rows_whose_features_it_saw(kafka_set
     waiting = [i for i, o in features_at.items() if o < started < label_at[i] < at_o]
     assert waiting and not set(waiting) & set(bg_scored), "rows pending at the start are not learned"
     ref = _reference(raw, dataset)
+    ev = takeover.evidence
+    check_background_looks(kafka_settings, topics, at_p, started, ev)
     assert ref["decisions"] == [(at_p, takeover.evidence.offset, KEY, 1)]
     assert ref["learned"] == {KEY: len(expected)}
-    ev = takeover.evidence
     assert ev.scored == sum(label_at[i] <= ev.offset for i in expected), "every row it learned was paired"
 
     # The main topic: every row served once and scored once; served as the reference serves, by

@@ -87,3 +87,31 @@ def test_takeovers_and_rollbacks_to_a_generation_say_which_models_not_a_bare_sta
     assert list(frame["reason"]) == ["rollback", "rollback", "rollback", "takeover"]
     assert "*" not in set(frame["after"]) and set(frame["before"]) == {"rls"}
     assert list(promotions_frame(promotions, "v1")["spec"]) == list(frame["after"])
+
+
+def test_a_background_models_looks_are_a_line_with_levels_of_their_own() -> None:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from ui.charts import gate_chart  # noqa: PLC0415
+
+    def background(offset: int, look: int, wins: int, promoted: bool = False) -> object:
+        # As processor/gatelooks.py background_looks writes them: spec and serving are the key's spec.
+        return replace(gate_look(1, offset, look, wins, spec="rls", promoted=promoted), role="background",
+                       model_key="v0", generation=1)
+
+    looks = [gate_look(1, 100, 1, 55), gate_look(1, 200, 2, 60),
+             background(130, 1, 22), background(135, 2, 27), background(140, 3, 33, promoted=True)]
+    store = LiveStore()
+    for look in looks:  # through JSON and the store, as the page gets them
+        store.add_metrics(metrics_from_dict(json.loads(look.encode())))
+    frame = gate_frame(store.view().gate_looks, "v1", 1)
+    name = "rls background, key v0, generation 1"
+    assert list(zip(frame["offset"], frame["challenger"], frame["series"], frame["look"], strict=True)) == [
+        (100, "linear", "gate", 1), (130, name, name, 1), (135, name, name, 2), (140, name, name, 3),
+        (200, "linear", "gate", 2)]
+    lines, levels, rules = gate_chart(frame).layer
+    assert set(lines.data["challenger"]) == {"linear", name}
+    # Each series its own level line: the gate's looks 1, 2 and the background model's 1, 2, 3.
+    assert sorted(zip(levels.data["series"], levels.data["look"], strict=True)) == [
+        ("gate", 1), ("gate", 2), (name, 1), (name, 2), (name, 3)]
+    assert list(rules.data["challenger"]) == [name] and list(rules.data["offset"]) == [140]
