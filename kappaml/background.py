@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kappaml.gate import Decision, GateConfig, PairedWindow, decide
@@ -50,8 +50,8 @@ from kappaml.gatedrift import look_due
 from kappaml.learner import KeyState, Outcome, StepResult, apply_record
 from kappaml.pending import NO_TTL, DelayedLabels, LabelPolicy
 
-__all__ = ["ANY_SPEC", "BACKGROUND", "PATIENCE", "Background", "BackgroundStep", "GenerationRollback",
-           "apply_rollbacks", "background_step", "take_over"]
+__all__ = ["ANY_SPEC", "BACKGROUND", "PATIENCE", "Background", "BackgroundLook", "BackgroundStep",
+           "GenerationRollback", "apply_rollbacks", "background_step", "take_over"]
 
 BACKGROUND = "background"  # the policy, and the role of the background model's records
 PATIENCE = 10  # gate windows of paired rows a background model gets to take over
@@ -75,6 +75,19 @@ class Background:
 
 
 @dataclass(frozen=True)
+class BackgroundLook:
+    """One gate look at a background model against the main model of its spec (the processor
+    publishes each as a ``gate`` record with role ``background``, as the gate's looks at the
+    challengers: processor/gatelooks.py)."""
+
+    generation: int  # of the background model looked at
+    look: int  # its k-th look since it started
+    paired: int  # rows paired so far (the look came at this one)
+    decision: Decision
+    takeover: bool  # this look decided the takeover
+
+
+@dataclass(frozen=True)
 class BackgroundStep:
     """What the background policy did at one record of one key and spec."""
 
@@ -85,6 +98,7 @@ class BackgroundStep:
     dropped: bool = False  # out of patience: the background model was dropped
     takeover: Decision | None = None  # the gate passed it: write the takeover record
     paired: int = 0
+    looks: tuple[BackgroundLook, ...] = ()  # the gate's looks at it at this record, in order
 
 
 def _results(outcome: Outcome) -> list[StepResult]:
@@ -130,6 +144,7 @@ def background_step(state: KeyState, record: Any, offset: int, main: Outcome, *,
         mine = _sq_errors(main)
         theirs = _sq_errors(outcome)
         takeover = None
+        looks: list[BackgroundLook] = []
         for ref, err in theirs.items():
             own = mine.get(ref)
             if own is None:
@@ -141,25 +156,23 @@ def background_step(state: KeyState, record: Any, offset: int, main: Outcome, *,
                 continue
             bg.looks += 1
             decision = decide(bg.window, gate, bg.looks, need)
-            if decision.promote and takeover is None:
+            if decision.promote:  # the first pass is the takeover: pending stops the looks
                 takeover = decision
                 bg.pending = True
-        step = BackgroundStep(outcome=outcome, generation=bg.state.generation, takeover=takeover,
-                              paired=bg.paired)
-        if not bg.pending and bg.paired >= PATIENCE * gate.window:
+            looks.append(BackgroundLook(bg.state.generation, bg.looks, bg.paired, decision, decision.promote))
+        dropped = not bg.pending and bg.paired >= PATIENCE * gate.window
+        if dropped:
             state.background = None
-            step = BackgroundStep(outcome=outcome, generation=bg.state.generation, dropped=True,
-                                  paired=bg.paired)
+        step = BackgroundStep(outcome=outcome, generation=bg.state.generation, dropped=dropped,
+                              takeover=takeover, paired=bg.paired, looks=tuple(looks))
     detected = any(r.drift is not None for r in _results(main))
     if detected and serving:
         if state.background is not None:
             state.background.ignored += 1
-            step = BackgroundStep(outcome=step.outcome, generation=step.generation, ignored=True,
-                                  takeover=step.takeover, paired=step.paired)
+            step = replace(step, ignored=True)
         else:
             state.background = _start(state, offset, gate)
-            step = BackgroundStep(outcome=step.outcome, generation=state.background.state.generation,
-                                  started=True, dropped=step.dropped, paired=step.paired)
+            step = replace(step, generation=state.background.state.generation, started=True)
     return step
 
 

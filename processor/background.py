@@ -3,7 +3,8 @@
 Per record and spec, after the spec's main model handled it, :meth:`Backgrounds.step` gives
 the background model of the key (if any) its turn, publishes its predictions (challengers
 topic, role ``background``, its own generation) and, when the gate finds it better, writes a
-takeover control record to the key's partition through the application's producer: under
+takeover control record to the key's partition through the application's producer (and every
+gate look at it as a ``gate`` record to the metrics topic, processor/gatelooks.py): under
 exactly-once it commits with the key's state (where ``pending`` is set) and the consumed
 offsets, like the gate's promotions. The switch happens where the record is read back
 (:meth:`Backgrounds.control`), so the Spark replay makes it at the same offset.
@@ -18,8 +19,10 @@ from kappaml.gate import GateConfig
 from kappaml.learner import KeyState, Outcome
 from kappaml.lineup import CONTROL_HEADER, CONTROL_KEY_BYTES, Promotion
 from kappaml.logging import get_logger
-from kappaml.records import GateEvidence
+from kappaml.records import GATE_KEY, GateEvidence
 from kappaml.records.control import TAKEOVER
+from processor.gatelooks import background_looks
+from processor.outputs import now_ms
 
 if TYPE_CHECKING:
     from processor.app import Processor
@@ -86,6 +89,14 @@ class Backgrounds:
         if step.dropped:
             log.info("background model dropped: not better within its patience", key=ks.key, spec=ks.spec,
                      offset=offset, generation=step.generation, paired=step.paired)
+        if step.looks:
+            # Each look as a gate record (metrics topic), through the application's producer like
+            # the takeover record: exactly once, with the key's state and the offsets.
+            metrics = p.settings.topics.metrics
+            for look in background_looks(step.looks, key=ks.key, spec=ks.spec, version=p.lineup.version,
+                                         instance=p.instance, partition=partition, offset=offset,
+                                         ts=now_ms()):
+                p.producer.produce(metrics, key=GATE_KEY, value=look.encode())
         if step.takeover is not None:
             self._write(ks, step.generation, step.paired, step.takeover, partition, offset)
 

@@ -153,10 +153,13 @@ def gate_chart(frame: pd.DataFrame) -> Layered:
                  alt.Tooltip("mse_challenger:Q", format=".4g"), alt.Tooltip("passed:N"),
                  alt.Tooltip("why:N")],
     )
-    levels = alt.Chart(data.drop_duplicates("offset")).mark_line(
+    # One level line per series: the gate's looks share theirs; each background model (drift
+    # policy background) has its own looks, hence its own levels.
+    levels = alt.Chart(data.drop_duplicates(["series", "offset"])).mark_line(
         color="gray", strokeDash=[5, 3], interpolate="step-after").encode(
-        x=x, y=alt.Y("alpha:Q", scale=y),
-        tooltip=[alt.Tooltip("offset:Q"), alt.Tooltip("look:Q"), alt.Tooltip("alpha:Q", format=".3g")])
+        x=x, y=alt.Y("alpha:Q", scale=y), detail="series:N",
+        tooltip=[alt.Tooltip("series:N", title="looks of"), alt.Tooltip("offset:Q"), alt.Tooltip("look:Q"),
+                 alt.Tooltip("alpha:Q", format=".3g")])
     parts = [lines, levels]
     promoted = data[data["promoted"]]
     if not promoted.empty:

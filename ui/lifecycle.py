@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from kappaml.records import Comparison, DriftEvent, OverallMetrics, PromotionApplied
+from ui.decisions import applied_text
 from ui.frames import METRICS, Series, model_labels, number
 from ui.store import OVERALL_KEY
 
@@ -185,7 +186,7 @@ def promotions_frame(records: list[PromotionApplied], version: str | None = None
     """Promotions as the processor applied them (one record per partition), newest first;
     ``reason``: who decided (manual for ``processor promote`` and the UI's Promote button)."""
     rows = [{
-        "time": _time(r.ts), "version": r.version, "spec": r.spec, "previous": r.previous,
+        "time": _time(r.ts), "version": r.version, "spec": applied_text(r), "previous": r.previous,
         "reason": r.reason or "manual",
         "partition": r.partition, "offset": r.offset, "by": r.by, "id": r.id,
     } for r in reversed(records) if version is None or r.version == version]

@@ -111,3 +111,23 @@ def test_a_stale_takeover_changes_nothing_and_the_state_pickles():
     assert again.background.state.generation == state.background.state.generation
     assert not take_over(again, 7) and again.background is not None
     assert take_over(again, state.background.state.generation) and again.background is None
+
+
+def test_each_look_at_a_background_model_is_handed_back_and_the_last_one_decided_the_takeover():
+    state = KeyState.new("a", DATASET, "rls", "v1", drift=DRIFT)
+    looks, takeover = [], None
+    for offset, ex in enumerate(_examples(1600, change=800)):
+        main = apply_record(state, ex, offset)
+        step = background_step(state, ex, offset, main, serving=True, gate=GATE)
+        looks.extend((offset, look) for look in step.looks)
+        if step.takeover is not None:
+            takeover = (offset, step.takeover)
+    assert takeover is not None and looks, "no takeover: nothing to check"
+    # Numbered 1..k since it started, each at a look's cadence, none after the deciding one.
+    assert [look.look for _o, look in looks] == list(range(1, len(looks) + 1))
+    assert all(look.generation == 1 for _o, look in looks)
+    assert all(not look.takeover and not look.decision.promote for _o, look in looks[:-1])
+    offset, last = looks[-1]
+    assert last.takeover and (offset, last.decision) == takeover
+    assert last.paired >= GATE.drift_min_pairs and state.background.looks == len(looks)
+    assert [look.paired for _o, look in looks] == sorted({look.paired for _o, look in looks})

@@ -22,7 +22,7 @@ from kappaml.gate import GateConfig
 from kappaml.kafka import KafkaSettings
 from kappaml.learner import KeyState, apply_record
 from kappaml.lineup import CONTROL_KEY_BYTES, Promotion
-from kappaml.records import decode
+from kappaml.records import GateEvidence, decode
 from kappaml.topics import Topics
 from tests.conftest import REPO
 from tests.processor.test_gatekeeper import _cli, _feed, feed_with_sigkills
@@ -126,10 +126,27 @@ def check_history(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> dic
     shadow = [p for p in json_values(read_all(kafka, topics.challengers)) if p["role"] == "background"]
     assert shadow and {(p["key"], p["spec"], p["generation"]) for p in shadow} == {(KEY, SPEC, 1)}
     assert all(first_changed <= p["offset"] <= at_o for p in shadow)
+    check_background_looks(kafka, topics, at_p, first_changed, ev)
     applied = [m for m in json_values(read_all(kafka, topics.metrics)) if m["scope"] == "promotion"]
     assert [(m["partition"], m["offset"], m["reason"], m["model_key"], m["generation"]) for m in applied] == [
         (at_p, at_o, "takeover", KEY, 1)]
     return ref
+
+
+def check_background_looks(kafka: KafkaSettings, topics: Topics, partition: int, after: int,
+                           ev: GateEvidence) -> None:
+    """The gate's looks at KEY's background model in the metrics topic (no challenger runs: the
+    only gate records): numbered from 1, after ``after``, the last one the takeover's evidence."""
+    looks = sorted((m for m in json_values(read_all(kafka, topics.metrics)) if m["scope"] == "gate"),
+                   key=lambda m: (m["offset"], m["look"]))
+    assert looks and {(m["role"], m["model_key"], m["generation"], m["spec"], m["serving"], m["partition"])
+                      for m in looks} == {("background", KEY, 1, SPEC, SPEC, partition)}
+    assert [m["look"] for m in looks] == list(range(1, len(looks) + 1))
+    assert [m["promoted"] for m in looks] == [False] * (len(looks) - 1) + [True]
+    assert all(after < m["offset"] <= ev.offset for m in looks)
+    last = looks[-1]
+    assert (last["offset"], last["look"], last["scored"], last["wins"], last["n"], last["p_value"]) == (
+        ev.offset, ev.look, ev.scored, ev.wins, ev.n, ev.p_value)
 
 
 def test_a_background_model_takes_over_after_a_change_never_before(kafka_settings, topics, tmp_path: Path):

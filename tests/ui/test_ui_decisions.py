@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from ui_lifecycle_kit import SpecFigures, comparison_record, evidence_of, gate_look, promotion_record
 
+from kappaml.records import PromotionApplied, metrics_from_dict
 from ui.decisions import decisions_frame, gate_frame, gate_partitions, rollback_choice
+from ui.lifecycle import promotions_frame
 from ui.store import LiveStore
 
 
@@ -55,3 +59,59 @@ def test_the_store_keeps_the_gates_looks_apart_and_bounded() -> None:
         store.add_metrics(gate_look(0, offset, offset // 100, 60))
     view = store.view()
     assert [g.offset for g in view.gate_looks] == [200, 300] and not view.metrics
+
+
+def _applied(spec: str, offset: int, ts: int, **extra) -> PromotionApplied:
+    return PromotionApplied(version="v1", spec=spec, previous="rls", partition=1, offset=offset, id=f"p-{ts}",
+                            by="tester@host", requested_ts=ts, ts=ts, reason=extra.pop("reason"), **extra)
+
+
+def test_takeovers_and_rollbacks_to_a_generation_say_which_models_not_a_bare_star() -> None:
+    # As the processor publishes them (processor/app.py _applied), through the store from JSON.
+    store = LiveStore()
+    for record in (
+        _applied("rls", 900, 1, reason="takeover", model_key="v0", generation=1),
+        _applied("*", 1000, 2, reason="rollback", generation=0),  # rollback --to 0
+        _applied("rls", 1100, 3, reason="rollback", generation=2),  # rollback --to 2 --spec rls
+        _applied("linear", 1200, 4, reason="rollback"),  # rollback --to linear: a spec serves
+    ):
+        store.add_metrics(metrics_from_dict(json.loads(record.encode())))
+    promotions = store.view().promotions
+    frame = decisions_frame(promotions, "v1")
+    assert list(frame["after"]) == [
+        "linear",
+        "generation 2 of rls (in each key a later takeover replaced it)",
+        "generation 0 of every spec (in each key a later takeover replaced it)",
+        "rls generation 1 of key v0 (background model took over)",
+    ]
+    assert list(frame["reason"]) == ["rollback", "rollback", "rollback", "takeover"]
+    assert "*" not in set(frame["after"]) and set(frame["before"]) == {"rls"}
+    assert list(promotions_frame(promotions, "v1")["spec"]) == list(frame["after"])
+
+
+def test_a_background_models_looks_are_a_line_with_levels_of_their_own() -> None:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from ui.charts import gate_chart  # noqa: PLC0415
+
+    def background(offset: int, look: int, wins: int, promoted: bool = False) -> object:
+        # As processor/gatelooks.py background_looks writes them: spec and serving are the key's spec.
+        return replace(gate_look(1, offset, look, wins, spec="rls", promoted=promoted), role="background",
+                       model_key="v0", generation=1)
+
+    looks = [gate_look(1, 100, 1, 55), gate_look(1, 200, 2, 60),
+             background(130, 1, 22), background(135, 2, 27), background(140, 3, 33, promoted=True)]
+    store = LiveStore()
+    for look in looks:  # through JSON and the store, as the page gets them
+        store.add_metrics(metrics_from_dict(json.loads(look.encode())))
+    frame = gate_frame(store.view().gate_looks, "v1", 1)
+    name = "rls background, key v0, generation 1"
+    assert list(zip(frame["offset"], frame["challenger"], frame["series"], frame["look"], strict=True)) == [
+        (100, "linear", "gate", 1), (130, name, name, 1), (135, name, name, 2), (140, name, name, 3),
+        (200, "linear", "gate", 2)]
+    lines, levels, rules = gate_chart(frame).layer
+    assert set(lines.data["challenger"]) == {"linear", name}
+    # Each series its own level line: the gate's looks 1, 2 and the background model's 1, 2, 3.
+    assert sorted(zip(levels.data["series"], levels.data["look"], strict=True)) == [
+        ("gate", 1), ("gate", 2), (name, 1), (name, 2), (name, 3)]
+    assert list(rules.data["challenger"]) == [name] and list(rules.data["offset"]) == [140]

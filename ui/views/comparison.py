@@ -108,7 +108,10 @@ def gate_section(looks: list[GateLook], version: str) -> None:
     st.caption("The sign test's p-value of each challenger at every look of the gate in this partition "
                "(lines), against the look's level alpha (dashed; the levels of successive looks sum to "
                "1 - confidence), log scale. A challenger is promoted (red rule) when its p-value falls to "
-               "alpha and its MSE is lower by the margin; after a switch the looks start again.")
+               "alpha and its MSE is lower by the margin; after a switch the looks start again. With "
+               "`--drift-policy background`, each background model (a fresh model of a key's spec started "
+               "by a drift detection, judged against that key's model) is a line of its own, with its own "
+               "levels; its red rule marks the look that decided its takeover.")
     st.altair_chart(gate_chart(frame), width="stretch")
 
 
