@@ -16,7 +16,7 @@ import pytest
 
 from infra.testing import json_values, read_all
 from kappaml.drift import DriftConfig
-from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion
+from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, PromotionLog
 from spark_batch.stream import Decided, StreamRebuild, decided_switches
 from tests.processor.test_background_takeover import GATE, GATE_FLAGS
 from tests.processor.test_gatekeeper import _feed, shifted
@@ -28,8 +28,9 @@ SERVING, CHALLENGER = "rls", "linear"
 N, CHANGE = 1200, 600
 
 
-def _served(raw: list, lineup: Lineup, folder: Path, decided: Decided) -> dict[tuple[int, int], tuple]:
-    """(partition, offset) -> (spec, y_pred) of the replayed champion rows, one task per partition."""
+def _replay(raw: list, lineup: Lineup, folder: Path, decided: Decided) -> tuple[dict, list]:
+    """The replay of the log, one worker task per partition: (partition, offset) -> (spec, y_pred)
+    of the served rows (roles set by PromotionLog, as the driver does) and the background rows."""
     folder.mkdir()
     for partition in sorted({p for _k, _v, p, _o in raw}):
         mine = sorted((m for m in raw if m[2] == partition), key=lambda m: m[3])
@@ -39,8 +40,12 @@ def _served(raw: list, lineup: Lineup, folder: Path, decided: Decided) -> dict[t
         for _out in task(iter([batch])):
             pass
     rows = pd.concat([pd.read_parquet(f) for f in sorted(folder.glob("*.parquet"))])
-    champion = rows[(rows.role == "champion") & (rows.status == "learned")]
-    return {(r.partition, r.offset): (r.spec, r.y_pred) for r in champion.itertuples()}
+    log = PromotionLog(lineup, [(p, o, v) for k, v, p, o in raw if k == CONTROL_KEY_BYTES])
+    learned = rows[(rows.status == "learned") & (rows.role != "background")]
+    served = {(r.partition, r.offset): (r.spec, r.y_pred) for r in learned.itertuples()
+              if log.champion_at(r.partition, r.offset) == r.spec}
+    shadow = rows[rows.role == "background"]
+    return served, sorted(zip(shadow.offset, shadow.spec, shadow.y_pred, shadow.generation, strict=True))
 
 
 def test_the_replay_switches_where_the_gate_decided_with_background_models(kafka_settings, topics, tmp_path):
@@ -67,8 +72,11 @@ def test_the_replay_switches_where_the_gate_decided_with_background_models(kafka
     live = {(p["partition"], p["offset"]): (p["spec"], p["y_pred"])
             for p in json_values(read_all(kafka_settings, topics.predictions, expect=N))}
     assert {live[b][0] for b in between} == {CHALLENGER}
+    live_shadow = sorted((p["offset"], p["spec"], p["y_pred"], p["generation"])
+                         for p in json_values(read_all(kafka_settings, topics.challengers))
+                         if p["role"] == "background")
     lineup = Lineup(dataset, SERVING, (CHALLENGER,), drift=DriftConfig(policy="background", gate=GATE))
-    assert _served(raw, lineup, tmp_path / "replayed", decided_switches(controls)) == live
-    # Without the control records read first, the replay would switch only where they come.
-    late = _served(raw, lineup, tmp_path / "late", {})
-    assert {late[b][0] for b in between} == {SERVING}
+    served, shadow = _replay(raw, lineup, tmp_path / "replayed", decided_switches(controls))
+    assert served == live
+    # The background models too: which spec serves decides whose detection starts one.
+    assert shadow == live_shadow

@@ -10,6 +10,7 @@ from replay_support import fake_messages, fleet_rows, record_message, sequential
 
 from kappaml.dataset import Dataset
 from kappaml.drift import DriftConfig
+from kappaml.gate import GateConfig
 from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, PromotionLog
 from kappaml.models import DEFAULT_SPEC
 from kappaml.snapshot import Snapshot
@@ -187,3 +188,26 @@ def test_decided_switches_are_the_gate_promotions_before_their_own_record() -> N
                                 (1, 5, Promotion("v1", "amf", after=9).encode())])
     # Only those in effect before their record, in the order they took effect; the rest inline.
     assert decided == {0: ((20, gate_early.encode()), (70, gate_late.encode()))}
+
+
+def test_with_background_models_the_replay_switches_where_the_gate_decided(fleet):
+    # One key's world changes at row 400. The gate's promotion of linear was decided at offset
+    # 200 and its record lands at 700: from 201 on linear serves, so linear's detection of the
+    # change starts the background model. Applied where its record lands, rls's would.
+    from spark_batch.stream import decided_switches  # noqa: PLC0415 - the worker's helper, no Spark
+
+    rows = [r for r in fleet_rows(2400, 3) if r["vehicle"] == "veh-002"][:800]
+    for r in rows[400:]:
+        r["fuel"] = r["fuel"] * 1.5 + 20
+    data = [record_message(fleet, i + 1, r) for i, r in enumerate(rows)]
+    gate = Promotion("v1", "linear", reason="gate", after=200)
+    messages = [*data[:700], _control(gate), *data[700:]]
+    drift = DriftConfig(policy="background", gate=GateConfig(window=100, min_pairs=50, every=20))
+    lineup = Lineup(fleet, DEFAULT_SPEC, ("linear",), version="v1", drift=drift)
+
+    def background_specs(**options: object) -> set[str]:
+        out = stream_rebuild(lineup, _frame(messages), batch=100, clustered=False, **options)
+        return set(out[(out.kind == "row") & (out.role == "background")].spec)
+
+    assert background_specs(decided=decided_switches([(0, 700, gate.encode())])) == {"linear"}
+    assert background_specs() == {DEFAULT_SPEC}  # without them: where the record lands
