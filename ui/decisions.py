@@ -68,7 +68,7 @@ def gate_frame(looks: list[GateLook], version: str, partition: int | None = None
     return frame.sort_values(["partition", "offset", "challenger"], kind="stable").reset_index(drop=True)
 
 
-_DECISION_COLUMNS = ["time", "reason", "partition", "before", "after", "deciding offset", "control offset",
+_DECISION_COLUMNS = ["time", "reason", "partition", "before", "after", "deciding offset", "in effect after",
                      "look", "window (pairs)", "wins", "n", "p-value", "alpha", "MSE before", "MSE after",
                      "by", "id"]
 
@@ -88,7 +88,7 @@ def decisions_frame(records: list[PromotionApplied], version: str | None = None)
         rows.append({
             "time": pd.to_datetime(r.ts, unit="ms", utc=True), "reason": r.reason, "partition": r.partition,
             "before": r.previous, "after": applied_text(r), "deciding offset": ev.offset if ev else None,
-            "control offset": r.offset, "look": ev.look if ev else None,
+            "in effect after": r.offset, "look": ev.look if ev else None,
             "window (pairs)": ev.pairs if ev else None, "wins": ev.wins if ev else None,
             "n": ev.n if ev else None, "p-value": number(ev.p_value) if ev else None,
             "alpha": number(ev.alpha) if ev else None,

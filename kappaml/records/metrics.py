@@ -137,7 +137,7 @@ class OverallMetrics(Record):
 
 @record("promotion record")
 class PromotionApplied(Record):
-    """A promotion as one processor applied it to one partition (from the control record on)."""
+    """A promotion as one processor applied it to one partition (from the record after ``offset`` on)."""
 
     scope: Literal["promotion"] = doc("the record's kind", default="promotion")
     key: str = doc(f"always {PROMOTION_KEY}", default=PROMOTION_KEY)
@@ -145,7 +145,8 @@ class PromotionApplied(Record):
     spec: str = doc("the spec now serving the partition")
     previous: str = doc("the spec that served it before")
     partition: int = doc("the raw-topic partition")
-    offset: int = doc("raw-topic offset of the control record")
+    offset: int = doc("raw-topic offset after which it serves: the control record's, or for the gate's "
+                      "own promotions the one it decided at (Promotion.after)")
     id: str = doc("the promotion's id (the same in every partition)")
     by: str = doc("who asked for it (user@host)")
     requested_ts: int = doc("when it was requested (ms since the epoch)")

@@ -37,7 +37,7 @@ def test_decisions_are_the_promotions_with_a_reason_with_the_gates_evidence() ->
     frame = decisions_frame(records, "v1")
     assert list(frame["reason"]) == ["auto-rollback", "rollback", "gate"]  # newest first
     gate = frame.iloc[2]
-    assert (gate["before"], gate["after"], gate["deciding offset"], gate["control offset"]) == (
+    assert (gate["before"], gate["after"], gate["deciding offset"], gate["in effect after"]) == (
         "rls", "linear", 420, 431)
     assert (gate["look"], gate["window (pairs)"], gate["wins"], gate["n"]) == (3, 100, 80, 100)
     assert (gate["p-value"], gate["alpha"]) == (look.p_value, look.alpha)

@@ -58,7 +58,7 @@ def test_the_gate_the_decisions_and_the_rollback_button(
     decisions = at.dataframe[3].value
     assert list(decisions["reason"]) == ["rollback", "gate"]
     gate = decisions.iloc[1]
-    assert (gate["before"], gate["after"], gate["deciding offset"], gate["control offset"]) == (
+    assert (gate["before"], gate["after"], gate["deciding offset"], gate["in effect after"]) == (
         "rls", "linear", 250, 251)
     assert (gate["wins"], gate["n"], gate["look"]) == (80, 100, 3)
 
