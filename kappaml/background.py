@@ -10,6 +10,11 @@ margin, ``--gate-*`` settings): the background model's own :class:`~kappaml.gate
 of (main, background) squared errors, looked at every ``every``-th paired row, in offset order;
 started by a detection, it looks at every ``drift_every``-th paired row from ``drift_min_pairs``
 pairs until it has ``window`` pairs, as the gate after a detection does (kappaml/gatedrift.py).
+A prediction it made before it had learned anything is not paired: its first one, and with
+delayed labels those of the rows whose features came before its first label did. Such cold
+predictions say nothing of the model it becomes, and they stayed in the window until they slid
+out: with labels 30 records late, a clearly better background model took over at its 16th look
+(120 pairs) instead of its first (30).
 
 When it passes, :func:`background_step` says so (``BackgroundStep.takeover``) and marks the
 background model ``pending``: the processor writes a takeover control record (a
@@ -72,6 +77,9 @@ class Background:
     looks: int = 0  # gate looks (with enough pairs)
     pending: bool = False  # a takeover was decided; it waits for its control record
     ignored: int = 0  # detections in the main model while this one ran
+    # Offset of the record it first learned at: what it predicted up to there, it predicted
+    # knowing nothing (a plain default: a Background pickled before this field loads with None).
+    warm_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,14 +149,17 @@ def background_step(state: KeyState, record: Any, offset: int, main: Outcome, *,
     step = BackgroundStep()
     if bg is not None:
         outcome = apply_record(bg.state, record, offset, policy)
+        if bg.warm_from is None and bg.state.learned:
+            bg.warm_from = offset
         mine = _sq_errors(main)
         theirs = _sq_errors(outcome)
         takeover = None
         looks: list[BackgroundLook] = []
         for ref, err in theirs.items():
             own = mine.get(ref)
-            if own is None:
-                continue
+            served_at = offset if ref[1] is None else ref[1]  # with delayed labels: the features'
+            if own is None or bg.warm_from is None or served_at <= bg.warm_from:
+                continue  # a cold prediction says nothing of the model it becomes (module docstring)
             bg.window.add(own, err)
             bg.paired += 1
             need = look_due(gate, bg.paired, bg.paired)  # its pairs all came after the detection

@@ -71,7 +71,9 @@ def test_a_background_model_is_judged_at_the_fast_cadence_after_the_detection_th
     _state, slow = _run(examples, gate=replace(GATE, drift_every=0))
     (started, _k, _g), (decided, kind, _g2) = fast[0], fast[1]
     assert kind == "takeover" and slow[0][0] == started and slow[1][1] == "takeover"
-    paired = decided - started  # it learns from the record after the detection: one pair per record
+    # It learns from the record after the detection, one pair per record but the first (its
+    # prediction there was made knowing nothing: not paired).
+    paired = decided - started - 1
     assert paired >= GATE.drift_min_pairs and paired % GATE.drift_every == 0, fast
     assert slow[1][0] - started >= GATE.min_pairs and decided < slow[1][0], (fast, slow)
 
@@ -131,3 +133,26 @@ def test_each_look_at_a_background_model_is_handed_back_and_the_last_one_decided
     assert last.takeover and (offset, last.decision) == takeover
     assert last.paired >= GATE.drift_min_pairs and state.background.looks == len(looks)
     assert [look.paired for _o, look in looks] == sorted({look.paired for _o, look in looks})
+
+
+def test_with_delayed_labels_its_cold_predictions_are_not_evidence():
+    # Labels come 30 rows after their features. A background model started by the change has
+    # served the rows whose labels were still on their way knowing nothing; paired, those
+    # errors kept it from taking over until they slid out of the window (16th look, 120 pairs).
+    from kappaml.records import FeaturesRecord, LabelRecord  # noqa: PLC0415
+
+    examples, delay = _examples(1600, change=800), 30
+    records: list[FeaturesRecord | LabelRecord] = []
+    for i, ex in enumerate(examples):
+        records.append(FeaturesRecord(id=ex.id, key=ex.key, x=ex.x))
+        if i >= delay:
+            records.append(LabelRecord(id=examples[i - delay].id, key=ex.key, y=examples[i - delay].y))
+    state = KeyState.new("a", DATASET, "rls", "v1", drift=DRIFT)
+    decided = None
+    for offset, record in enumerate(records):
+        main = apply_record(state, record, offset)
+        step = background_step(state, record, offset, main, serving=True, gate=GATE)
+        if step.takeover is not None:
+            decided = next(look for look in step.looks if look.takeover)
+            break
+    assert decided is not None and decided.look <= 2 and decided.paired <= 2 * GATE.drift_min_pairs, decided
