@@ -13,14 +13,17 @@ pairs until it has ``window`` pairs, as the gate after a detection does (kappaml
 A prediction it made before it had learned anything is not paired: its first one, and with
 delayed labels those of the rows whose features came before its first label did. Such cold
 predictions say nothing of the model it becomes, and they stayed in the window until they slid
-out: with labels 30 records late, a clearly better background model took over at its 16th look
-(120 pairs) instead of its first (30).
+out: with labels 30 records late, a clearly better background model took over at its 17th look
+(140 pairs) instead of its first or second.
 
-When it passes, :func:`background_step` says so (``BackgroundStep.takeover``) and marks the
-background model ``pending``: the processor writes a takeover control record (a
-:class:`~kappaml.records.Promotion` with reason ``takeover``, the key and the generation) to the
-key's partition, in the checkpoint's transaction; the switch happens where that record is read
-back (:func:`take_over`), in the processor and in the Spark replay alike. The background model
+When it passes, :func:`background_step` takes over at once (:func:`take_over`), from the next
+record of the key on, and says so (``BackgroundStep.takeover``): the processor and the Spark
+replay both run it on the same records, so both take over at the same one. The processor
+writes a takeover control record (a :class:`~kappaml.records.Promotion` with reason
+``takeover``, the key, the generation and ``after``, the deciding offset) to the key's
+partition, in the checkpoint's transaction, for the log's history (the UI, audits); read back,
+it changes nothing (its background model is gone). Waiting for it would serve the drifted model
+for a commit interval more, and with a backlog for the whole backlog. The background model
 then becomes the spec's model of the key (its generation, a fresh drift monitor); the metrics,
 seen ids and pending predictions carry on, as after a ``reset``. The model it replaced is kept,
 frozen (it learns no more: drift said it is worse, and a learning copy would cost a model's
@@ -75,7 +78,7 @@ class Background:
     window: PairedWindow
     paired: int = 0  # rows scored by both the main and this model
     looks: int = 0  # gate looks (with enough pairs)
-    pending: bool = False  # a takeover was decided; it waits for its control record
+    pending: bool = False  # a takeover was decided (it happens at once: kept for older pickles)
     ignored: int = 0  # detections in the main model while this one ran
     # Offset of the record it first learned at: what it predicted up to there, it predicted
     # knowing nothing (a plain default: a Background pickled before this field loads with None).
@@ -177,6 +180,9 @@ def background_step(state: KeyState, record: Any, offset: int, main: Outcome, *,
         step = BackgroundStep(outcome=outcome, generation=bg.state.generation, dropped=dropped,
                               takeover=takeover, paired=bg.paired, looks=tuple(looks))
     detected = any(r.drift is not None for r in _results(main))
+    if step.takeover is not None:
+        take_over(state, step.generation)
+        return step  # the detection, if any, was of the model just replaced
     if detected and serving:
         if state.background is not None:
             state.background.ignored += 1
@@ -188,8 +194,9 @@ def background_step(state: KeyState, record: Any, offset: int, main: Outcome, *,
 
 
 def take_over(state: KeyState, generation: int) -> bool:
-    """A takeover record was read back: the background model of ``generation`` becomes the
-    spec's model. False (nothing changes) when there is none such (dropped, or taken over)."""
+    """The background model of ``generation`` becomes the spec's model (``background_step`` calls
+    it when the gate passes it). False (nothing changes) when there is none such (dropped, or
+    taken over: a takeover record read back)."""
     bg = state.background
     if bg is None or bg.state.generation != generation:
         return False

@@ -242,7 +242,7 @@ class Processor:
             if self.backgrounds is None or promotion.key is None or promotion.generation is None:
                 return  # written by a processor with the background policy; this one has none
             if self.backgrounds.control(promotion, partition, offset):
-                self._applied(promotion, previous, partition, offset, model_key=promotion.key,
+                self.record_applied(promotion, previous, partition, offset, model_key=promotion.key,
                               generation=promotion.generation)
             return
         if promotion.version == self.lineup.version and promotion.generation is not None:
@@ -251,7 +251,7 @@ class Processor:
                             "keep the model they replaced): ignored", partition=partition, offset=offset)
                 return
             self.backgrounds.rollback(promotion, partition, offset)
-            self._applied(promotion, previous, partition, offset, generation=promotion.generation)
+            self.record_applied(promotion, previous, partition, offset, generation=promotion.generation)
             return
         if promotion.after is not None and promotion.version == self.lineup.version:
             if self.gatekeeper is not None and self.gatekeeper.decided(partition, promotion.id):
@@ -275,10 +275,10 @@ class Processor:
         if self.gatekeeper is not None:
             self.gatekeeper.applied(partition, promotion, previous)
         self.metrics.promoted(promotion.spec)
-        self._applied(promotion, previous, partition, offset)
+        self.record_applied(promotion, previous, partition, offset)
         return None
 
-    def _applied(self, promotion: Promotion, previous: str, partition: int, offset: int,
+    def record_applied(self, promotion: Promotion, previous: str, partition: int, offset: int,
                  **extra: Any) -> None:
         """The ``promotion`` record of a control record applied here (kappaml.metrics)."""
         record = PromotionApplied(version=promotion.version, spec=promotion.spec, previous=previous,

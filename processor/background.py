@@ -6,8 +6,11 @@ topic, role ``background``, its own generation) and, when the gate finds it bett
 takeover control record to the key's partition through the application's producer (and every
 gate look at it as a ``gate`` record to the metrics topic, processor/gatelooks.py): under
 exactly-once it commits with the key's state (where ``pending`` is set) and the consumed
-offsets, like the gate's promotions. The switch happens where the record is read back
-(:meth:`Backgrounds.control`), so the Spark replay makes it at the same offset.
+offsets, like the gate's promotions. The takeover itself happened in ``background_step`` at the
+deciding record (the Spark replay's workers run it too, so they take over at the same one); the
+record is the log's history of it, and reading it back changes nothing
+(:meth:`Backgrounds.control`; a takeover record of an older log, written to be applied where it
+is read, still is).
 """
 
 from __future__ import annotations
@@ -77,8 +80,9 @@ class Backgrounds:
                                policy=p.settings.labels)
         if step.outcome is not None:
             bg = ks.background.state if ks.background is not None else None
-            if bg is not None or step.dropped:
-                # The background KeyState (gone from ks once dropped: its outcome still counts).
+            if bg is not None or step.dropped or step.takeover is not None:
+                # The background KeyState (gone from ks once dropped or taken over: its outcome
+                # at this record still counts; taken over, ks holds its model and generation).
                 p.emitter.outcome(bg or ks, step.outcome, serving=False, key=key, partition=partition,
                                   offset=offset, ts=ts, value=value, role=BACKGROUND)
         if step.started:
@@ -98,25 +102,28 @@ class Backgrounds:
                                          ts=now_ms()):
                 p.producer.produce(metrics, key=GATE_KEY, value=look.encode())
         if step.takeover is not None:
-            self._write(ks, step.generation, step.paired, step.takeover, partition, offset)
+            look = next(each.look for each in step.looks if each.takeover)
+            self._write(ks, step.generation, step.paired, look, step.takeover, partition, offset)
 
-    def _write(self, ks: KeyState, generation: int, paired: int, d: Any, partition: int, offset: int) -> None:
+    def _write(self, ks: KeyState, generation: int, paired: int, look: int, d: Any, partition: int,
+               offset: int) -> None:
         p, cfg, version = self.p, self.gate, self.p.lineup.version
         evidence = GateEvidence(
             partition=partition, offset=offset, scored=paired, serving=ks.spec, pairs=d.pairs, n=d.n,
-            wins=d.wins,
-            p_value=d.p_value, look=ks.background.looks if ks.background else 0, alpha=d.alpha,
+            wins=d.wins, p_value=d.p_value, look=look, alpha=d.alpha,
             mse_serving=d.mse_serving, mse_challenger=d.mse_challenger, confidence=cfg.confidence,
             margin=cfg.margin, window=cfg.window)
         # Named by the decision: a re-run after a crash decides the same at the same offset.
         takeover = Promotion(version=version, spec=ks.spec,
                              id=f"takeover-{version}-{partition}-{offset}-{ks.spec}",
                              by=f"gate@{p.instance}", reason=TAKEOVER, evidence=evidence, key=ks.key,
-                             generation=generation)
+                             generation=generation, after=offset)
         p.producer.produce(p.settings.topics.raw, key=CONTROL_KEY_BYTES, value=takeover.encode(),
                            partition=partition, headers=[(CONTROL_HEADER, b"promote")])
-        log.info("background model better: takeover written", key=ks.key, spec=ks.spec, partition=partition,
-                 offset=offset, generation=generation, why=d.why)
+        log.info("background model better: taken over, takeover written", key=ks.key, spec=ks.spec,
+                 partition=partition, offset=offset, generation=generation, why=d.why)
+        serving = p.champions.champion(partition, p.store_transaction)
+        p.record_applied(takeover, serving, partition, offset, model_key=ks.key, generation=generation)
 
     def control(self, promotion: Promotion, partition: int, offset: int) -> bool:
         """A takeover record read back: the key's background model becomes its spec's model."""
@@ -125,6 +132,8 @@ class Backgrounds:
         self.before(states, partition, offset)  # earlier rollbacks first, in offset order
         ks = states.get(promotion.spec)
         done = ks is not None and take_over(ks, promotion.generation)
-        log.info("takeover" if done else "takeover without its background model: nothing to do",
-                 key=promotion.key, spec=promotion.spec, generation=promotion.generation, partition=partition)
+        if done or promotion.after is None:
+            log.info("takeover" if done else "takeover without its background model: nothing to do",
+                     key=promotion.key, spec=promotion.spec, generation=promotion.generation,
+                     partition=partition)
         return done

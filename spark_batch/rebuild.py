@@ -189,6 +189,8 @@ class KeyReplay:
         assert drift is not None
         step = background_step(state, record, offset, main, serving=serving, gate=drift.gate,
                                policy=self.policy)
+        if step.takeover is not None:  # taken over at once, as in the processor
+            self.takeovers.append({"spec": state.spec, "generation": step.generation, "after": offset})
         outcome = step.outcome
         if outcome is None:
             return
@@ -213,7 +215,9 @@ class KeyReplay:
 
     def take_over(self, spec: str, generation: int, rollbacks: list[GenerationRollback] | None,
                   offset: int) -> bool:
-        """A takeover record of this key, read in offset order (kappaml/background.py)."""
+        """A takeover record of this key, read in offset order (kappaml/background.py): written by
+        processors that took over where the record is read back; the background step now takes
+        over at the deciding record, so for newer logs this finds nothing to do."""
         if rollbacks and self.states is not None:
             for each in self.states.values():  # earlier rollbacks first, in offset order
                 apply_rollbacks(each, rollbacks, offset)

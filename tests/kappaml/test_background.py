@@ -1,5 +1,5 @@
 """Drift policy background (kappaml/background.py): started by a detection of the serving
-model, one at a time, judged by the gate's paired test, taking over where its record is read."""
+model, one at a time, judged by the gate's paired test, taking over at the record that decides."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def _examples(n: int, change: int | None, seed: int = 3) -> list[Example]:
 
 def _run(examples: list[Example], *, serving: bool = True, delay: int = 10, state: KeyState | None = None,
          gate: GateConfig = GATE) -> tuple[KeyState, list[tuple[int, str, int]]]:
-    """The processor's loop in-process; a takeover record is read back ``delay`` records later."""
+    """The processor's loop in-process; a takeover record is read back ``delay`` records later
+    (by then the takeover has happened: reading it changes nothing, "stale")."""
     state = state or KeyState.new("a", DATASET, "rls", "v1", drift=DRIFT)
     events: list[tuple[int, str, int]] = []
     due: list[tuple[int, int]] = []
@@ -55,9 +56,10 @@ def _run(examples: list[Example], *, serving: bool = True, delay: int = 10, stat
 def test_after_an_abrupt_change_a_background_model_takes_over_never_before():
     state, events = _run(_examples(1600, change=800))
     kinds = [(kind, gen) for _o, kind, gen in events if kind != "ignored"]
-    assert kinds[:3] == [("started", 1), ("takeover", 1), ("taken over", 1)], events
-    started, decided, taken = [o for o, kind, _g in events if kind != "ignored"][:3]
-    assert 800 <= started < decided < taken  # offsets are 0-based: offset 800 is row 801
+    assert kinds[:3] == [("started", 1), ("takeover", 1), ("stale", 1)], events
+    started, decided, _read = [o for o, kind, _g in events if kind != "ignored"][:3]
+    assert 800 <= started < decided  # offsets are 0-based: offset 800 is row 801
+    assert state.generation >= 1 and state.former is not None and state.former[0] == 0
     assert state.generation >= 1 and state.latest_generation >= 1
     # The metrics and the seen ids carry on, as after a reset.
     assert state.learned == 1600 and 1600 in state.seen
@@ -107,12 +109,15 @@ def test_a_background_model_that_is_not_better_is_dropped_after_its_patience():
 
 
 def test_a_stale_takeover_changes_nothing_and_the_state_pickles():
-    state, _events = _run(_examples(900, change=800), delay=10_000)  # never read back
-    assert state.background is not None and state.background.pending
+    # A background model running (detection at 800, no takeover yet by 840), pickled.
+    state, events = _run(_examples(840, change=800))
+    assert [kind for _o, kind, _g in events] == ["started"] and state.background is not None
     again = pickle.loads(pickle.dumps(state))
-    assert again.background.state.generation == state.background.state.generation
-    assert not take_over(again, 7) and again.background is not None
-    assert take_over(again, state.background.state.generation) and again.background is None
+    generation = state.background.state.generation
+    assert again.background.state.generation == generation
+    assert not take_over(again, 7) and again.background is not None  # another generation's
+    assert take_over(again, generation) and again.background is None
+    assert not take_over(again, generation)  # read back once more: nothing to do
 
 
 def test_each_look_at_a_background_model_is_handed_back_and_the_last_one_decided_the_takeover():
@@ -131,14 +136,14 @@ def test_each_look_at_a_background_model_is_handed_back_and_the_last_one_decided
     assert all(not look.takeover and not look.decision.promote for _o, look in looks[:-1])
     offset, last = looks[-1]
     assert last.takeover and (offset, last.decision) == takeover
-    assert last.paired >= GATE.drift_min_pairs and state.background.looks == len(looks)
+    assert last.paired >= GATE.drift_min_pairs and state.generation == 1 and state.background is None
     assert [look.paired for _o, look in looks] == sorted({look.paired for _o, look in looks})
 
 
 def test_with_delayed_labels_its_cold_predictions_are_not_evidence():
     # Labels come 30 rows after their features. A background model started by the change has
     # served the rows whose labels were still on their way knowing nothing; paired, those
-    # errors kept it from taking over until they slid out of the window (16th look, 120 pairs).
+    # errors kept it from taking over until they slid out of the window (17th look, 140 pairs).
     from kappaml.records import FeaturesRecord, LabelRecord  # noqa: PLC0415
 
     examples, delay = _examples(1600, change=800), 30

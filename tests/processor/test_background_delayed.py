@@ -69,21 +69,20 @@ def _reference(raw: list, dataset: Dataset) -> dict:
     served: dict[tuple[int, int], tuple[float, int]] = {}
     decisions, learned_at_takeover = [], {}
     for key, value, partition, offset in sorted(raw, key=lambda m: (m[2], m[3])):
-        if key == CONTROL_KEY_BYTES:
+        if key == CONTROL_KEY_BYTES:  # a takeover, read back: it happened where it was decided
             promotion = Promotion.decode(value)
-            ks = states[promotion.key]
-            assert ks.background is not None
-            learned_at_takeover[promotion.key] = ks.background.state.learned
-            assert take_over(ks, promotion.generation)
+            assert not take_over(states[promotion.key], promotion.generation)
             continue
         record = decode(dataset, value)
         ks = states.setdefault(record.key, KeyState.new(record.key, dataset, SPEC, "v1", drift=drift))
         main = apply_record(ks, record, offset)
         if main.served is not None:
             served[(partition, offset)] = (main.served.y_pred, main.served.generation)
+        running = ks.background
         step = background_step(ks, record, offset, main, serving=True, gate=GATE)
         if step.takeover is not None:
             decisions.append((partition, offset, record.key, step.generation))
+            learned_at_takeover[record.key] = running.state.learned
     return {"served": served, "decisions": decisions, "learned": learned_at_takeover, "states": states}
 
 
@@ -109,6 +108,8 @@ def test_a_background_model_learns_only_the_rows_whose_features_it_saw(kafka_set
     assert len(controls) == 1, controls
     (at_p, at_o, takeover), = controls
     assert (takeover.reason, takeover.key, takeover.spec, takeover.generation) == ("takeover", KEY, SPEC, 1)
+    taken = takeover.after  # it took over at the record that decided it
+    assert taken == takeover.evidence.offset < at_o
     # KEY's records in its partition, by offset: which kind, which row.
     mine = {o: decode(dataset, v) for k, v, p, o in raw if k == KEY.encode() and p == at_p}
     features_at = {r.id: o for o, r in mine.items() if isinstance(r, FeaturesRecord)}
@@ -123,17 +124,17 @@ def test_a_background_model_learns_only_the_rows_whose_features_it_saw(kafka_set
     assert all(d["key"] == KEY for d in json_values(read_all(kafka_settings, topics.drift)))
 
     # The background model's own predictions: served for the features after its start, scored for
-    # the rows whose features AND label came after it (until the takeover record); the rows
+    # the rows whose features AND label came after it (until the takeover); the rows
     # pending at its start are not its own, though their labels came while it ran.
     challengers = json_values(read_all(kafka_settings, topics.challengers))
     shadow = [p for p in challengers if p["role"] == "background"]
     assert {(p["key"], p["spec"], p["generation"], p["partition"]) for p in shadow} == {(KEY, SPEC, 1, at_p)}
     bg_served = sorted(p["id"] for p in shadow if p.get("kind") == SERVED)
     bg_scored = sorted(p["id"] for p in shadow if p.get("kind") != SERVED)
-    assert bg_served == sorted(i for i, o in features_at.items() if started < o < at_o)
-    expected = sorted(i for i, o in features_at.items() if started < o and label_at[i] < at_o)
+    assert bg_served == sorted(i for i, o in features_at.items() if started < o <= taken)
+    expected = sorted(i for i, o in features_at.items() if started < o and label_at[i] <= taken)
     assert bg_scored == expected
-    waiting = [i for i, o in features_at.items() if o < started < label_at[i] < at_o]
+    waiting = [i for i, o in features_at.items() if o < started < label_at[i] <= taken]
     assert waiting and not set(waiting) & set(bg_scored), "rows pending at the start are not learned"
     ref = _reference(raw, dataset)
     ev = takeover.evidence
@@ -147,16 +148,16 @@ def test_a_background_model_learns_only_the_rows_whose_features_it_saw(kafka_set
     assert cold and ev.scored == sum(label_at[i] <= ev.offset for i in expected if i not in cold)
 
     # The main topic: every row served once and scored once; served as the reference serves, by
-    # generation 1 in KEY after the takeover record, generation 0 everywhere else.
+    # generation 1 in KEY after the takeover, generation 0 everywhere else.
     main = json_values(read_all(kafka_settings, topics.predictions, expect=2 * N))
     served = [p for p in main if p.get("kind") == SERVED]
     scored = [p for p in main if p.get("kind") != SERVED]
     assert sorted(p["id"] for p in served) == sorted(p["id"] for p in scored) == list(range(1, N + 1))
     for p in served:
-        later = p["key"] == KEY and p["offset"] > at_o
+        later = p["key"] == KEY and p["offset"] > taken
         assert (p["y_pred"], p["generation"]) == ref["served"][(p["partition"], p["offset"])]
         assert p["generation"] == (1 if later else 0) and p["role"] == "champion"
-    assert any(p["key"] == KEY and p["offset"] > at_o for p in served), "no row after the takeover"
+    assert any(p["key"] == KEY and p["offset"] > taken for p in served), "no row after the takeover"
     snaps = latest_snapshots(kafka_settings, topics)
     assert {k: s.fingerprint for k, s in snaps.items()} == {
         k: fingerprint(ks.model) for k, ks in ref["states"].items()}

@@ -1,6 +1,7 @@
 """--drift-policy background against the real broker: after an abrupt change of one key, a
-background model starts on the drift, takes over through a control record in the log (never
-before the change), and the Spark replay makes the same takeover at the same offset."""
+background model starts on the drift and takes over at the record that decides it (never before
+the change), with a takeover record in the log; the Spark replay makes the same takeover at the
+same offset."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def changed(rows: list[dict], dataset: Dataset, start: int) -> list[dict]:
 
 def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> dict:
     """Uninterrupted, in-process over the raw log: one KeyState per key with the background
-    policy, takeovers applied at their control records. What the processor must have done."""
+    policy, taking over where it decides; the takeover records change nothing. What the
+    processor must have done."""
     drift = DriftConfig(policy="background", gate=GATE)
     states: dict[str, KeyState] = {}
     decisions: list[tuple[int, int, str, int]] = []  # (partition, offset, key, generation)
@@ -63,9 +65,9 @@ def reference(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> dict:
             if promotion.reason == "rollback":
                 rollbacks[partition].append((offset, promotion.spec, promotion.generation))
                 continue
-            assert promotion.key is not None
+            assert promotion.key is not None and promotion.after is not None and promotion.after < offset
             apply_rollbacks(states[promotion.key], rollbacks[partition], offset)
-            assert take_over(states[promotion.key], promotion.generation)
+            assert not take_over(states[promotion.key], promotion.generation)  # taken over at "after"
             continue
         example = decode(dataset, value)
         ks = states.setdefault(example.key, KeyState.new(example.key, dataset, SPEC, "v1", drift=drift))
@@ -105,31 +107,31 @@ def check_history(kafka: KafkaSettings, topics: Topics, dataset: Dataset) -> dic
     (at_p, at_o), takeover = next(iter(controls.items()))
     ev = takeover.evidence
     assert (takeover.reason, takeover.spec, takeover.key, takeover.generation) == ("takeover", SPEC, KEY, 1)
-    assert ev is not None and ev.partition == at_p and first_changed < ev.offset < at_o
+    assert ev is not None and ev.partition == at_p and first_changed < ev.offset == takeover.after < at_o
     assert ref["decisions"] == [(at_p, ev.offset, KEY, 1)]
     assert ev.p_value <= ev.alpha and ev.mse_challenger <= (1 - GATE.margin) * ev.mse_serving
 
     # Served: the processor's predictions are the reference's, generation 1 for v0 after the
-    # takeover record, 0 everywhere else.
+    # deciding record, 0 everywhere else.
     main = json_values(read_all(kafka, topics.predictions, expect=N))
     assert sorted(p["id"] for p in main) == list(range(1, N + 1))
     after = 0
     for pred in main:
         slot = (pred["partition"], pred["offset"])
         assert (pred["y_pred"], pred["generation"]) == ref["served"][slot], pred
-        later = pred["key"] == KEY and pred["partition"] == at_p and pred["offset"] > at_o
+        later = pred["key"] == KEY and pred["partition"] == at_p and pred["offset"] > ev.offset
         after += later
         assert pred["generation"] == (1 if later else 0) and pred["role"] == "champion"
     assert after > 0, "no row of v0 came after the takeover: the test saw no switch"
     # The background model's own predictions: challengers topic, role background, generation 1,
-    # between its start and the takeover.
+    # between its start and the takeover (the deciding record).
     shadow = [p for p in json_values(read_all(kafka, topics.challengers)) if p["role"] == "background"]
     assert shadow and {(p["key"], p["spec"], p["generation"]) for p in shadow} == {(KEY, SPEC, 1)}
-    assert all(first_changed <= p["offset"] <= at_o for p in shadow)
+    assert all(first_changed <= p["offset"] <= ev.offset for p in shadow)
     check_background_looks(kafka, topics, at_p, first_changed, ev)
     applied = [m for m in json_values(read_all(kafka, topics.metrics)) if m["scope"] == "promotion"]
     assert [(m["partition"], m["offset"], m["reason"], m["model_key"], m["generation"]) for m in applied] == [
-        (at_p, at_o, "takeover", KEY, 1)]
+        (at_p, ev.offset, "takeover", KEY, 1)]
     return ref
 
 
@@ -170,11 +172,12 @@ def test_the_replay_takes_over_at_the_same_offsets(kafka_settings, topics, tmp_p
                     "--drift-policy", "background", *GATE_FLAGS, "--no-publish"])
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     summary = json.loads((out / "summary.json").read_text())
-    (at_p, at_o), = [(p, o) for k, _v, p, o in read_all(kafka_settings, topics.raw) if k == CONTROL_KEY_BYTES]
+    (at_p, decided), = [(p, Promotion.decode(v).after) for k, v, p, _o in read_all(kafka_settings, topics.raw)
+                        if k == CONTROL_KEY_BYTES]
     keys = {k["key"]: k for k in summary["keys"]}
+    # Taken over at the record that decided it, as in the processor.
     assert keys[KEY]["generation"] == 1 and keys[KEY]["takeovers"] == [
-        {"spec": SPEC, "generation": 1, "after": keys[KEY]["takeovers"][0]["after"]}]
-    assert keys[KEY]["takeovers"][0]["after"] < at_o  # the key's last record before the control record
+        {"spec": SPEC, "generation": 1, "after": decided}]
     live = {k: s.fingerprint for k, s in latest_snapshots(kafka_settings, topics).items()}
     assert {k: v["fingerprint"] for k, v in keys.items()} == live
     assert {k: v.get("background") is not None for k, v in keys.items()} == {
@@ -251,7 +254,7 @@ def test_rollback_to_a_generation_brings_back_the_model_a_takeover_replaced(kafk
     dataset = run_with_rollback_to_generation_0(kafka_settings, topics, tmp_path)
     controls = sorted((p, o, Promotion.decode(v)) for k, v, p, o in read_all(kafka_settings, topics.raw)
                       if k == CONTROL_KEY_BYTES)
-    takeover = [(p, o) for p, o, c in controls if c.reason == "takeover"]
+    takeover = [(p, c.after) for p, o, c in controls if c.reason == "takeover"]
     back_at = {p: o for p, o, c in controls if c.reason == "rollback"}
     assert len(takeover) == 1 and set(back_at) == {0, 1}
     assert all(c.generation == 0 and c.spec == "*" for _p, _o, c in controls if c.reason == "rollback")
@@ -263,7 +266,7 @@ def test_rollback_to_a_generation_brings_back_the_model_a_takeover_replaced(kafk
         assert (pred["y_pred"], pred["generation"]) == ref["served"][(pred["partition"], pred["offset"])]
         if pred["key"] == KEY:
             o = pred["offset"]
-            phase = "before" if o < at_o else "taken over" if o < back_at[at_p] else "rolled back"
+            phase = "before" if o <= at_o else "taken over" if o < back_at[at_p] else "rolled back"
             phases[phase].add(pred["generation"])
     # v0 served generation 0, then the background model (1), then the replaced model (0) again.
     assert phases == {"before": {0}, "taken over": {1}, "rolled back": {0}}
