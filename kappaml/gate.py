@@ -205,7 +205,8 @@ class PartitionGate:
 
     ``observe`` is called once per scored row, in offset order; ``switched`` when a promotion
     (of any origin) is applied in the partition. ``pending``: the id of a promotion this gate
-    wrote and has not read back yet; no other is proposed meanwhile. ``held``: a rollback
+    wrote and that is not applied yet (the processor applies it at once); no other is proposed
+    meanwhile. ``held``: a rollback
     was applied; the gate stays quiet until a manual promotion says otherwise. ``looks``: the
     evaluations with enough pairs since the last switch or restart (the alpha spending).
     ``drifted`` is called when the serving spec's drift monitor fired at a record of the

@@ -126,7 +126,9 @@ class Backgrounds:
         p.record_applied(takeover, serving, partition, offset, model_key=ks.key, generation=generation)
 
     def control(self, promotion: Promotion, partition: int, offset: int) -> bool:
-        """A takeover record read back: the key's background model becomes its spec's model."""
+        """A takeover record read back: nothing to do for one this processor decided (it took over
+        then); for an older log's record, written to act here, the key's background model
+        becomes its spec's model."""
         assert promotion.key is not None and promotion.generation is not None
         states = self.p.cache.get(partition, promotion.key, self.p.store_transaction)
         self.before(states, partition, offset)  # earlier rollbacks first, in offset order

@@ -115,7 +115,8 @@ class Gatekeeper:
         return promotion_id in self._gate(partition).decided
 
     def applied(self, partition: int, promotion: Promotion, previous: str | None = None) -> None:
-        """A promotion took effect in the partition (read back from the log, any origin)."""
+        """A promotion took effect in the partition (the gate's own at its decision, any other
+        where its control record is read)."""
         self._gate(partition).switched(promotion.reason, previous, self.config.auto_rollback)
 
     def checkpoint(self) -> None:
