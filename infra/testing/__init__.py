@@ -21,10 +21,22 @@ from infra.testing.kafka import (
     wait_settled,
 )
 from infra.testing.pipeline import CommittedWatcher, PacedWriter
-from infra.testing.procs import REPO, free_port, free_port_run, kill, running, spawn, start, stop, wait_http
+from infra.testing.procs import (
+    REPO,
+    discard_cluster,
+    free_port,
+    free_port_run,
+    kill,
+    running,
+    spawn,
+    start,
+    stop,
+    wait_http,
+)
 
 __all__ = [
     "COMPACTION_MARKER", "REPO", "CommittedWatcher", "PacedWriter", "compact_now", "consumer_partitions",
+    "discard_cluster",
     "end_offsets", "free_port", "free_port_run", "json_values", "kill", "produce_bytes", "produce_raw",
     "produce_records", "read_all",
     "read_topic", "running", "spawn", "start", "stop", "typed_rows", "wait_http", "wait_settled",

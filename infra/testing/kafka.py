@@ -200,19 +200,35 @@ def compact_now(settings: KafkaSettings, topic: str, timeout: float = 90.0) -> N
     for future in admin.incremental_alter_configs([ConfigResource("topic", topic,
                                                                   incremental_configs=entries)]).values():
         future.result(30)
-    marker = COMPACTION_MARKER + uuid.uuid4().hex.encode()
-    producer = Producer(settings.client_config())
-    partitions = consumer_partitions(settings, topic)
-    deadline = time.monotonic() + timeout
-    written = 0
-    while time.monotonic() < deadline:
-        for p in partitions:
-            for _ in range(2):
-                producer.produce(topic, key=marker, value=b"x", partition=p)
-                written += 1
-        producer.flush(10)
-        time.sleep(2)
-        seen = sum(1 for key, *_ in read_all(settings, topic, timeout=10) if key == marker)
-        if seen < written:
-            return
+    # The log cleaner looks for work every log.cleaner.backoff.ms (15 s by default): every call
+    # waited that out. Shorter while we wait (a dynamic broker setting), then as configured.
+    _cleaner_backoff(admin, "200")
+    try:
+        marker = COMPACTION_MARKER + uuid.uuid4().hex.encode()
+        producer = Producer(settings.client_config())
+        partitions = consumer_partitions(settings, topic)
+        deadline = time.monotonic() + timeout
+        written = 0
+        while time.monotonic() < deadline:
+            for p in partitions:
+                for _ in range(2):
+                    producer.produce(topic, key=marker, value=b"x", partition=p)
+                    written += 1
+            producer.flush(10)
+            time.sleep(0.5)
+            seen = sum(1 for key, *_ in read_all(settings, topic, timeout=10) if key == marker)
+            if seen < written:
+                return
+    finally:
+        _cleaner_backoff(admin, None)
     raise AssertionError(f"{topic} was not compacted within {timeout:.0f} s")
+
+
+def _cleaner_backoff(admin: AdminClient, ms: str | None) -> None:
+    """Set each broker's log.cleaner.backoff.ms (None: back to its static value)."""
+    op = AlterConfigOpType.SET if ms is not None else AlterConfigOpType.DELETE
+    entry = ConfigEntry("log.cleaner.backoff.ms", ms or "", incremental_operation=op)
+    brokers = admin.list_topics(timeout=10).brokers
+    resources = [ConfigResource("broker", str(b), incremental_configs=[entry]) for b in brokers]
+    for future in admin.incremental_alter_configs(resources).values():
+        future.result(30)

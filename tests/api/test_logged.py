@@ -108,13 +108,17 @@ def _log_requests_and_labels(kafka_settings, topics, tmp_path, n: int) -> list[E
             for e in events if e.get("kind") == "label"]
 
 
+@pytest.mark.slow
 def test_the_api_side_of_learning_once_every_labelled_request_is_logged(kafka_settings, topics, tmp_path):
+    """In make test-all: the next test logs the same way (50 requests and their labels) and
+    asserts the same before the processor learns them."""
     examples = _log_requests_and_labels(kafka_settings, topics, tmp_path, 30)
     assert len(examples) == 30 and len({e.id for e in examples}) == 30
 
 
 def test_the_processor_learns_each_logged_request_exactly_once(kafka_settings, topics, tmp_path):
     examples = _log_requests_and_labels(kafka_settings, topics, tmp_path, 50)
+    assert len(examples) == 50 and len({e.id for e in examples}) == 50
     reference = KeyState.new("__all__", DATASET, DEFAULT_SPEC, "v1")
     for offset, example in enumerate(examples):
         learn_step(reference, example, offset)

@@ -7,6 +7,8 @@ of the whole log; both versions' metrics are in the metrics topic, labelled.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from infra.testing import json_values, produce_raw, read_all
@@ -16,7 +18,7 @@ from kappaml.models import DEFAULT_SPEC
 from kappaml.snapshot import Snapshot
 from processor import Processor
 from tests.processor.test_processor import make_settings, reference_states, synthetic_rows
-from tests.spark_batch.replay_support import base_args, run_cli
+from tests.spark_batch.replay_support import base_args, check_replay_metrics, run_cli
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]
 
@@ -33,6 +35,10 @@ def test_replay_then_cut_over_to_a_new_version(kafka_settings, topics, tmp_path)
     proc = run_cli([*base_args(kafka_settings, topics.prefix, tmp_path / "replay", "co2", "v2"),
                     "--model-spec", V2_SPEC])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # What a replay publishes and prints (test_replay_metrics_feed.py, in make test-all, checks
+    # the same on a replay of its own).
+    summary = json.loads((tmp_path / "replay" / "summary.json").read_text())
+    check_replay_metrics(kafka_settings, topics.metrics, proc, summary, "v2", V2_SPEC, 600)
 
     # New rows arrive after the replay; a duplicate of a row learned before the cut, too.
     produce_raw(kafka_settings, topics.raw, dataset, after, start_id=601)

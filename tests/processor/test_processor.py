@@ -140,7 +140,16 @@ def _progress(kafka: KafkaSettings, group: str, topic: str) -> int:
         consumer.close()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_stream_loses_and_repeats_nothing(kafka_settings, topics, tmp_path):
+    """30,000 rows, the processor SIGKILLed three times: the longer variant, in make test-all.
+
+    make test proves the same through real Kafka in tests/chaos/test_chaos.py (the processor
+    SIGKILLed twice mid-stream: no row lost or predicted twice, the live model's fingerprint equal
+    to an undisturbed pass), tests/processor/test_delayed_labels.py::
+    test_sigkill_three_times_mid_stream_keeps_counts_and_fingerprint (three SIGKILLs, fingerprint)
+    and tests/processor/test_restart_gap.py (one committed prediction per row across a SIGKILL).
+    """
     dataset = builtin("co2")
     rows = synthetic_rows(tmp_path, 30_000, seed=11)
     produce_raw(kafka_settings, topics.raw, dataset, rows)

@@ -30,9 +30,15 @@ pytestmark = pytest.mark.kafka
 ROWS = 1500
 
 
+@pytest.mark.slow
 def test_co2_served_once_learned_when_labelled_dropped_ones_expire(
     co2_csv: Path, kafka_settings: KafkaSettings, topics: Topics, tmp_path: Path
 ) -> None:
+    """In make test-all. make test covers its parts through real Kafka: the same chain of real
+    programs with delayed labels in tests/first_hour/test_make_run_delayed_labels.py (every row
+    served, every label sent learned, the dropped ones expired or pending), the raw topic exact in
+    tests/producer/test_ingest_delayed_labels.py, and the model, pending set and predictions equal
+    to a sequential loop in tests/processor/test_delayed_labels.py (the co2 test and the SIGKILLs)."""
     lines = co2_csv.read_text().splitlines()[: ROWS + 1]
     csv = tmp_path / "co2_head.csv"
     csv.write_text("\n".join(lines) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import random
 import subprocess
@@ -260,3 +261,27 @@ def base_args(kafka: KafkaSettings, prefix: str, out: Path, dataset: str, versio
         "--dataset", dataset, "--version", version, "--output-dir", str(out),
         "--spark-conf", "spark.ui.enabled=false",
     ]
+
+
+def check_replay_metrics(kafka: KafkaSettings, metrics_topic: str, proc: subprocess.CompletedProcess[str],
+                         summary: Mapping[str, Any], version: str, spec: str, rows: int) -> None:
+    """A replay of ``rows`` rows of the global co2 model: its metrics in the metrics topic (what the
+    Evaluation page draws), cumulative and rolling, ending on its own figures; its headline printed."""
+    from infra.testing import read_topic
+
+    records = [json.loads(m.value()) for m in read_topic(kafka, metrics_topic)]
+    replay = [r for r in records if r.get("version") == version and r.get("origin") == "replay"]
+    assert replay and all(r["spec"] == spec for r in replay)
+    keys = [r for r in replay if r["scope"] == "key"]
+    overall = [r for r in replay if r["scope"] == "overall"]
+    assert {r["key"] for r in keys} == {"__all__"} and all(r["key"] == "__overall__" for r in overall)
+    assert [r["learned"] for r in keys] == sorted(r["learned"] for r in keys) and keys[-1]["learned"] == rows
+    assert math.isclose(keys[-1]["rmse"], summary["metrics"]["rmse"], rel_tol=1e-9)
+    assert math.isclose(overall[-1]["rmse"], summary["metrics"]["rmse"], rel_tol=1e-9)
+    assert keys[-1]["rolling_rmse"] is not None and keys[-1]["window"] == 500
+    assert summary["metrics_published"] == len(replay)
+    # The end of `python -m spark_batch replay`: its headline figures.
+    rmse = summary["metrics"]["rmse"]
+    assert (f"replay {version} ({spec}): {rows} rows, 1 keys, {rows} learned, 0 duplicates, 0 invalid; "
+            f"RMSE {rmse:.3f}") in proc.stdout, proc.stdout[-2000:]
+    assert "shown on the UI's Evaluation page (origin=replay)" in proc.stdout

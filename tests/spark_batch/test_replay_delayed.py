@@ -146,10 +146,17 @@ def test_per_key_rebuild_equals_the_independent_reference_loop(fleet: Dataset):
 
 @pytest.mark.kafka
 @pytest.mark.spark
+@pytest.mark.slow
 def test_replay_of_a_log_with_delayed_labels_equals_the_core_loop(kafka_settings, topics, tmp_path):
     """Real broker, real spark-submit: a keyed log of mixed kinds on both partitions, a challenger,
     ``--label-ttl 40 --on-missing-label learn=0``: every (partition, key, spec) ends with the
-    state (model, pending set, expiries) of a sequential loop of the core functions."""
+    state (model, pending set, expiries) of a sequential loop of the core functions.
+
+    In make test-all. make test runs a Spark replay with delayed labels through real Kafka in
+    test_replay_equals_the_live_processor_with_delayed_labels[10s-drop] (every prediction, state
+    fingerprint and label figure equal to the live processor's, which equals the core loop in
+    tests/processor/test_delayed_labels.py; the replay's metrics records too), and the row-TTL
+    learn=0 path of the same per-key rebuild in test_per_key_rebuild_of_mixed_kinds_equals_the_core_loop."""
     toml = tmp_path / "fleet.toml"
     toml.write_text(FLEET_TOML)
     dataset = Dataset.from_toml(toml)
@@ -247,6 +254,11 @@ def test_replay_equals_the_live_processor_with_delayed_labels(kafka_settings, to
             k["labels"]["pending"], k["labels"]["expired"], k["labels"]["features_served"])
         assert snaps[(f"{label}@replay", k["key"])].fingerprint == k["fingerprint"]
     assert summary["labels"]["expired"] > 0 and summary["labels"]["pending"] > 0
+    # The replay's series in the metrics topic ends on its delayed-label figures.
+    metrics = json_values(read_all(kafka_settings, topics.metrics))
+    overall = [m for m in metrics if m["scope"] == "overall" and m.get("origin") == "replay"][-1]
+    assert (overall["expired"], overall["pending"], overall["label_ttl"]) == (
+        summary["labels"]["expired"], summary["labels"]["pending"], ttl)
 
     # Every prediction: served (features) and scored (a label, or learned at once), with the role
     # the promotion gave, the model generation, the delay.
