@@ -45,8 +45,12 @@ def goals(case: dict[str, Any]) -> dict[str, tuple[float, float, bool]]:
 
 def _promotions(run: dict[str, Any]) -> str:
     def move(p: dict[str, Any]) -> str:
-        what = "takeover: new " if p.get("reason") == "takeover" else f"{p['serving'] or '?'}→"
-        return f"{what}{p['spec']} at {p['decided'] or 0:,}/{p['after_rows']:,}"
+        landed = p.get("record_rows")
+        record = f" (record after row {landed:,})" if landed is not None and landed != p["after_rows"] else ""
+        if p.get("reason") == "takeover":
+            pairs = p["decided"] or 0
+            return f"takeover: new {p['spec']} after {pairs:,} pairs, at row {p['after_rows']:,}{record}"
+        return f"{p['serving'] or '?'}→{p['spec']} at {p['decided'] or 0:,}/{p['after_rows']:,}{record}"
 
     moves = [move(p) for p in run["promotions"]]
     return "; ".join(moves) or "none"
@@ -107,7 +111,8 @@ def render(res: dict[str, Any]) -> str:
         "",
         f"| scenario | rows | kind | {head} | every spec (best **bold**) | {ratio_head} | goal met? | "
         "promotions, first run of each automatic mode (serving→spec at: decided after row / serves after "
-        "row; takeover: a background model of the spec took over) |",
+        "row, and where its control record landed when later; takeover: a background model of the spec "
+        "took over, after so many paired rows, serving after that row) |",
         "|" + "---|" * (6 + len(modes) + 2 * len(autos)),
     ]
     for case in cases:

@@ -167,8 +167,12 @@ def one_run(kafka: KafkaSettings, dataset: Dataset, rows: list[dict[str, Any]], 
         if k == CONTROL_KEY_BYTES:
             promo = Promotion.decode(v)
             ev = promo.evidence
-            # decided: rows the partition had scored when the gate decided; after_rows: where it took effect.
-            promotions.append({"after_rows": sum(1 for d in data_offsets if d < o), "spec": promo.spec,
+            # decided: rows the partition had scored when the gate decided (a takeover: rows paired);
+            # after_rows: the rows before it took effect (the gate's own: at its decision, ``after``);
+            # record_rows: the rows before its control record landed in the log.
+            took_effect = promo.effective_after(o)
+            promotions.append({"after_rows": sum(1 for d in data_offsets if d <= took_effect),
+                               "record_rows": sum(1 for d in data_offsets if d < o), "spec": promo.spec,
                                "serving": ev.serving if ev else None, "decided": ev.scored if ev else None,
                                "reason": promo.reason})
     latency = sorted(p.processed_ts - p.event_ts for p in served if p.event_ts is not None)
