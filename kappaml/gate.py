@@ -53,8 +53,6 @@ from dataclasses import dataclass, field, replace
 
 from kappaml.gatedrift import fast_phase, look_due, pairs_needed
 
-_DECIDED_KEPT = 8
-
 __all__ = ["Candidate", "Decision", "GateConfig", "PairedWindow", "PartitionGate", "decide",
            "probation_verdict", "sign_test_p"]
 
@@ -222,9 +220,6 @@ class PartitionGate:
     # ``scored`` at the last restart by a drift detection, while its fast phase lasts. A plain
     # default: a gate pickled before this field existed loads with None (no restart).
     drift_at: int | None = None
-    # The ids of the last promotions this gate applied when it decided them (``remember``): read
-    # back from the log, they are not applied again. A tuple default, for the same reason.
-    decided: tuple[str, ...] = ()
 
     def _since_drift(self, config: GateConfig) -> int | None:
         since = None if self.drift_at is None else self.scored - self.drift_at
@@ -282,12 +277,6 @@ class PartitionGate:
         if best is not None and best.spec == self.watch:
             best = replace(best, reason="auto-rollback")  # the former champion, back in its probation
         return best
-
-    def remember(self, promotion_id: str) -> None:
-        """A promotion this gate wrote and applied at once; its record is still on its way back."""
-        if promotion_id not in self.decided:
-            # A few suffice: a record comes back within a commit, and each switch takes a window.
-            self.decided = (*self.decided[-(_DECIDED_KEPT - 1):], promotion_id)
 
     def switched(self, reason: str | None, previous: str | None = None, auto_rollback: bool = False) -> None:
         """A promotion was applied here: the pairs compared the old serving spec; start over.

@@ -243,7 +243,7 @@ class Processor:
                 return  # written by a processor with the background policy; this one has none
             if self.backgrounds.control(promotion, partition, offset):
                 self.record_applied(promotion, previous, partition, offset, model_key=promotion.key,
-                              generation=promotion.generation)
+                                    generation=promotion.generation)
             return
         if promotion.version == self.lineup.version and promotion.generation is not None:
             if self.backgrounds is None:
@@ -254,11 +254,15 @@ class Processor:
             self.record_applied(promotion, previous, partition, offset, generation=promotion.generation)
             return
         if promotion.after is not None and promotion.version == self.lineup.version:
-            if self.gatekeeper is not None and self.gatekeeper.decided(partition, promotion.id):
-                return  # our gate's decision: in effect since the offset it was decided at
-            log.warning("a gate's promotion this processor did not decide: applied from here, later than "
-                        "the replay applies it (after its offset)", partition=partition, offset=offset,
-                        after=promotion.after, id=promotion.id)
+            if self.gatekeeper is not None:
+                # Our gate's decision: it took effect at ``after``. Every record up to there was
+                # handled before this one, and the gate decides the same at the same offset on
+                # any instance and after any crash, so it is in effect here (however many other
+                # decisions came since: with a backlog it is read back after the whole backlog).
+                return
+            log.warning("a gate's promotion read by a processor without --promotion auto: applied from "
+                        "here, later than the replay applies it (after its offset)", partition=partition,
+                        offset=offset, after=promotion.after, id=promotion.id)
         reason = self.apply_promotion(promotion, partition, offset, previous)
         if reason:
             self.send_dead_letter(InvalidRecord(reason), partition, offset, key, value)
@@ -279,7 +283,7 @@ class Processor:
         return None
 
     def record_applied(self, promotion: Promotion, previous: str, partition: int, offset: int,
-                 **extra: Any) -> None:
+                       **extra: Any) -> None:
         """The ``promotion`` record of a control record applied here (kappaml.metrics)."""
         record = PromotionApplied(version=promotion.version, spec=promotion.spec, previous=previous,
                                   partition=partition, offset=offset, id=promotion.id, by=promotion.by,

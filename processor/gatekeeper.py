@@ -15,8 +15,9 @@ record's rows are paired (kappaml/gatedrift.py).
 
 The switch happens here, at once: the promotion record carries the offset it was decided at
 (``after``), and from the next record on the promoted spec serves; read back later from the
-log, the record is recognised as this gate's (its id among the gate's last decisions) and
-skipped, and the Spark replay applies it after ``after`` too (kappaml/lineup.py PromotionLog).
+log, the record is skipped (processor/app.py ``_control``: the gate decides the same at the
+same offset on any instance and after any crash, so it is in effect), and the Spark replay
+applies it after ``after`` too (kappaml/lineup.py PromotionLog).
 Waiting for the record to come back would serve the spec the gate has just found worse for
 every row written in between: under exactly-once the record is readable only after the
 gate's commit, so about a commit interval of rows (350 at 400 rows/s in bench_adapt), and with
@@ -110,10 +111,6 @@ class Gatekeeper:
             if candidate is not None and self._promote(gate, candidate, partition, offset):
                 serving = candidate.spec  # the record's further rows (expiries) pair with it
 
-    def decided(self, partition: int, promotion_id: str) -> bool:
-        """Is this one of the partition gate's own promotions, applied when it decided?"""
-        return promotion_id in self._gate(partition).decided
-
     def applied(self, partition: int, promotion: Promotion, previous: str | None = None) -> None:
         """A promotion took effect in the partition (the gate's own at its decision, any other
         where its control record is read)."""
@@ -155,6 +152,5 @@ class Gatekeeper:
         what = "gate: promoting" if candidate.reason == "gate" else "gate: rolling back"
         log.info(what, partition=partition, offset=offset, spec=candidate.spec,
                  serving=candidate.serving, why=d.why)
-        gate.remember(promotion.id)
         # The same steps as a control record read back (applied() included): the gate starts over.
         return self.p.apply_promotion(promotion, partition, offset, candidate.serving) is None
