@@ -78,10 +78,10 @@ class Background:
     window: PairedWindow
     paired: int = 0  # rows scored by both the main and this model
     looks: int = 0  # gate looks (with enough pairs)
-    pending: bool = False  # a takeover was decided (it happens at once: kept for older pickles)
+    pending: bool = False  # a takeover was decided at this record: no more looks (it takes over)
     ignored: int = 0  # detections in the main model while this one ran
     # Offset of the record it first learned at: what it predicted up to there, it predicted
-    # knowing nothing (a plain default: a Background pickled before this field loads with None).
+    # knowing nothing.
     warm_from: int | None = None
 
 

@@ -111,11 +111,11 @@ class Processor:
         self.gc_pauses = GcPauses()
         self.emitter = Emitter(self)
         self.checkpoints = CheckpointWriter(self)
+        # --promotion auto (processor/gatekeeper.py); None: promotions only by hand.
+        self.gatekeeper = Gatekeeper(self, settings.gate) if settings.promotion == "auto" else None
         # --drift-policy background (processor/background.py); its gate: the --gate-* settings.
         drift = settings.drift
         background = drift is not None and drift.policy == "background"
-        # --promotion auto (processor/gatekeeper.py); None: promotions only by hand.
-        self.gatekeeper = Gatekeeper(self, settings.gate) if settings.promotion == "auto" else None
         self.backgrounds = Backgrounds(self, drift.gate) if drift is not None and background else None
         self._build()
         self.metrics = ProcessorMetrics(self, pooled) if settings.metrics_port is not None else MetricsOff()

@@ -19,7 +19,7 @@ from kappaml.logging import get_logger
 from spark_batch.offsets import OffsetRange
 from spark_batch.rows import INPUT_COLUMNS, OUTPUT_SCHEMA
 from spark_batch.settings import ReplaySettings
-from spark_batch.stream import StreamRebuild, decided_switches
+from spark_batch.stream import StreamRebuild
 
 __all__ = ["StageProgress", "arrange", "control_records", "read_raw", "rebuild", "write_output"]
 
@@ -95,7 +95,7 @@ def rebuild(records: DataFrame, settings: ReplaySettings, clustered: bool, pinne
         lineup=settings.lineup, predictions_dir=str(predictions_dir.resolve()), clustered=clustered,
         end_offsets=dict(pinned.end), rows_total=pinned.span,
         log_level=settings.log_level, log_json=settings.log_json, declared=settings.declared,
-        labels=settings.labels, decided=decided_switches(controls or []),
+        labels=settings.labels, controls=tuple(controls or ()),
     )
     return records.mapInArrow(fn.as_udf(), OUTPUT_SCHEMA)
 

@@ -9,15 +9,14 @@ the progress lines.
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from kappaml.background import GenerationRollback
-from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, ServingHistory
+from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, PromotionLog
 from kappaml.logging import configure_logging, get_logger
 from kappaml.pending import NO_TTL, LabelPolicy
 from kappaml.records import InvalidRecord
@@ -25,7 +24,7 @@ from kappaml.records.control import TAKEOVER
 from spark_batch.rebuild import KeyReplay
 from spark_batch.rows import OutputRows, PredictionFile, PredictionRows
 
-__all__ = ["StreamRebuild", "decided_switches"]
+__all__ = ["StreamRebuild"]
 
 _PROGRESS_EVERY_S = 5.0
 Slot = tuple[int, bytes | None]  # (Kafka partition, raw key): the processor's unit of state
@@ -54,9 +53,10 @@ class StreamRebuild:
     log_level: str = "INFO"
     log_json: bool | None = None
     declared: frozenset[str] | None = None  # the data set names the log declares (DLQ reasons)
-    # Drift policy background: per partition, the gate's promotions in effect before their
-    # control record, as (after, value) in order (decided_switches).
-    decided: Mapping[int, tuple[tuple[int, bytes], ...]] | None = None
+    # Drift policy background: the range's control records (partition, offset, value), read
+    # before the rebuild (job.control_records): who serves a record is PromotionLog's answer,
+    # since a gate's promotion serves from its ``after``, before its own record comes.
+    controls: tuple[tuple[int, int, bytes | None], ...] = ()
     labels: LabelPolicy = NO_TTL  # --label-ttl / --on-missing-label, the processor's
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -68,11 +68,10 @@ class StreamRebuild:
         slot: Slot | None = None
         predictions = PredictionFile(Path(self.predictions_dir))
         # Drift policy background (never clustered then, see job.arrange): who serves each
-        # partition, followed inline as the processor follows it, and the takeovers applied
-        # to their key at their offset.
+        # record, by the processor's rules (PromotionLog), and the takeovers and rollbacks to a
+        # generation applied to their keys in offset order.
         background = self.lineup.drift is not None and self.lineup.drift.policy == "background"
-        history = ServingHistory(self.lineup)
-        early = {p: deque(d) for p, d in (self.decided or {}).items()}
+        promotions = PromotionLog(self.lineup, self.controls) if background else None
         rollbacks: dict[int, list[GenerationRollback]] = {}  # rollbacks to a generation, per partition
         for batch in batches:
             progress.busy()
@@ -83,7 +82,7 @@ class StreamRebuild:
                 if raw == CONTROL_KEY_BYTES:
                     out.control(partition, offset, value)
                     if background:
-                        _control(history, live, rollbacks, partition, offset, value)
+                        _control(self.lineup.version, live, rollbacks, partition, offset, value)
                     continue
                 this = (partition, raw)
                 if this != slot:
@@ -101,11 +100,9 @@ class StreamRebuild:
                         current = live[this] = KeyReplay(raw, partition, self.lineup, self.end_offsets,
                                                          self.declared, self.labels)
                 assert current is not None
-                if background:
-                    waiting = early.get(partition)
-                    while waiting and waiting[0][0] < offset:  # decided before this record
-                        history.apply(partition, Promotion.decode(waiting.popleft()[1]))
-                    current.step(offset, value, rows, history.champion(partition), rollbacks.get(partition))
+                if promotions is not None:
+                    current.step(offset, value, rows, promotions.champion_at(partition, offset),
+                                 rollbacks.get(partition))
                 else:
                     current.step(offset, value, rows)
             predictions.write(rows)
@@ -135,44 +132,22 @@ class StreamRebuild:
         return rebuild_partition
 
 
-def _control(history: ServingHistory, live: dict[Slot, KeyReplay],
-             rollbacks: dict[int, list[GenerationRollback]], partition: int, offset: int,
-             value: bytes | None) -> None:
-    """A control record read in offset order: a promotion, a takeover of one key's model, or a
-    rollback to a generation (applied to each key before its next record, as the processor does)."""
+def _control(version: str, live: dict[Slot, KeyReplay], rollbacks: dict[int, list[GenerationRollback]],
+             partition: int, offset: int, value: bytes | None) -> None:
+    """A control record read in offset order: a takeover of one key's model or a rollback to a
+    generation (applied to each key before its next record, as the processor does). Promotions
+    of a spec are PromotionLog's, read before (StreamRebuild.controls)."""
     try:
         promotion = Promotion.decode(value)
     except InvalidRecord:
         return  # the driver reports it (kappaml.lineup.PromotionLog)
-    if promotion.version == history.lineup.version and promotion.generation is not None:
+    if promotion.version == version and promotion.generation is not None:
         if promotion.reason == TAKEOVER:
             replay = live.get((partition, (promotion.key or "").encode("utf-8")))
             if replay is not None:
                 replay.take_over(promotion.spec, promotion.generation, rollbacks.get(partition), offset)
         else:
             rollbacks.setdefault(partition, []).append((offset, promotion.spec, promotion.generation))
-        return
-    if promotion.effective_after(offset) < offset:
-        return  # a gate's, applied where it was decided (StreamRebuild.decided)
-    history.apply(partition, promotion)
-
-
-Decided = dict[int, tuple[tuple[int, bytes], ...]]  # per partition: (after, control record value)
-
-
-def decided_switches(controls: Iterable[tuple[int, int, bytes | None]]) -> Decided:
-    """Per partition, (after, value) of the promotions that serve from before their own record
-    (a gate's, ``Promotion.after``), ordered as PromotionLog orders them."""
-    out: dict[int, list[tuple[int, int, bytes]]] = {}
-    for partition, offset, value in controls:
-        try:
-            promotion = Promotion.decode(value)
-        except InvalidRecord:
-            continue
-        after = promotion.effective_after(offset)
-        if after < offset and value is not None:
-            out.setdefault(partition, []).append((after, offset, value))
-    return {p: tuple((a, v) for a, _o, v in sorted(d, key=lambda r: r[:2])) for p, d in out.items()}
 
 
 class _TaskProgress:

@@ -17,7 +17,7 @@ import pytest
 from infra.testing import json_values, read_all
 from kappaml.drift import DriftConfig
 from kappaml.lineup import CONTROL_KEY_BYTES, Lineup, Promotion, PromotionLog
-from spark_batch.stream import Decided, StreamRebuild, decided_switches
+from spark_batch.stream import StreamRebuild
 from tests.processor.test_background_takeover import GATE, GATE_FLAGS
 from tests.processor.test_gatekeeper import _feed, shifted
 from tests.processor.test_processor import _start, fleet
@@ -28,7 +28,7 @@ SERVING, CHALLENGER = "rls", "linear"
 N, CHANGE = 1200, 600
 
 
-def _replay(raw: list, lineup: Lineup, folder: Path, decided: Decided) -> tuple[dict, list]:
+def _replay(raw: list, lineup: Lineup, folder: Path, controls: tuple) -> tuple[dict, list]:
     """The replay of the log, one worker task per partition: (partition, offset) -> (spec, y_pred)
     of the served rows (roles set by PromotionLog, as the driver does) and the background rows."""
     folder.mkdir()
@@ -36,7 +36,8 @@ def _replay(raw: list, lineup: Lineup, folder: Path, decided: Decided) -> tuple[
         mine = sorted((m for m in raw if m[2] == partition), key=lambda m: m[3])
         batch = pa.RecordBatch.from_pydict({"key": [m[0] for m in mine], "partition": [partition] * len(mine),
                                             "offset": [m[3] for m in mine], "value": [m[1] for m in mine]})
-        task = StreamRebuild(lineup=lineup, predictions_dir=str(folder), clustered=False, decided=decided)
+        task = StreamRebuild(lineup=lineup, predictions_dir=str(folder), clustered=False,
+                             controls=controls)
         for _out in task(iter([batch])):
             pass
     rows = pd.concat([pd.read_parquet(f) for f in sorted(folder.glob("*.parquet"))])
@@ -76,7 +77,7 @@ def test_the_replay_switches_where_the_gate_decided_with_background_models(kafka
                          for p in json_values(read_all(kafka_settings, topics.challengers))
                          if p["role"] == "background")
     lineup = Lineup(dataset, SERVING, (CHALLENGER,), drift=DriftConfig(policy="background", gate=GATE))
-    served, shadow = _replay(raw, lineup, tmp_path / "replayed", decided_switches(controls))
+    served, shadow = _replay(raw, lineup, tmp_path / "replayed", tuple(controls))
     assert served == live
     # The background models too: which spec serves decides whose detection starts one.
     assert shadow == live_shadow

@@ -178,24 +178,10 @@ def test_drift_detections_and_reset_generations_match_the_sequential_rules(fleet
         assert summaries[spec]["drifts"] == len(ref.drifts)
 
 
-def test_decided_switches_are_the_gate_promotions_before_their_own_record() -> None:
-    from spark_batch.stream import decided_switches  # noqa: PLC0415 - the worker's helper, no Spark
-
-    gate_late = Promotion("v1", "linear", reason="gate", after=70)
-    gate_early, manual = Promotion("v1", "amf", after=20), Promotion("v1", "amf")
-    decided = decided_switches([(0, 90, gate_late.encode()), (0, 40, gate_early.encode()),
-                                (0, 50, manual.encode()), (1, 10, b"{broken"),
-                                (1, 5, Promotion("v1", "amf", after=9).encode())])
-    # Only those in effect before their record, in the order they took effect; the rest inline.
-    assert decided == {0: ((20, gate_early.encode()), (70, gate_late.encode()))}
-
-
 def test_with_background_models_the_replay_switches_where_the_gate_decided(fleet):
     # One key's world changes at row 400. The gate's promotion of linear was decided at offset
     # 200 and its record lands at 700: from 201 on linear serves, so linear's detection of the
-    # change starts the background model. Applied where its record lands, rls's would.
-    from spark_batch.stream import decided_switches  # noqa: PLC0415 - the worker's helper, no Spark
-
+    # change starts the background model. Without the control records read first, rls's would.
     rows = [r for r in fleet_rows(2400, 3) if r["vehicle"] == "veh-002"][:800]
     for r in rows[400:]:
         r["fuel"] = r["fuel"] * 1.5 + 20
@@ -209,5 +195,5 @@ def test_with_background_models_the_replay_switches_where_the_gate_decided(fleet
         out = stream_rebuild(lineup, _frame(messages), batch=100, clustered=False, **options)
         return set(out[(out.kind == "row") & (out.role == "background")].spec)
 
-    assert background_specs(decided=decided_switches([(0, 700, gate.encode())])) == {"linear"}
-    assert background_specs() == {DEFAULT_SPEC}  # without them: where the record lands
+    assert background_specs(controls=((0, 700, gate.encode()),)) == {"linear"}
+    assert background_specs() == {DEFAULT_SPEC}
